@@ -1,0 +1,19 @@
+/**
+ * The development settings `npm start` and the tests give the Worker. They
+ * are not secrets: they only open the local stand-ins, which know them.
+ */
+export const DEV_SECRETS = {
+  SEGMENT_WRITE_KEY: "dev-segment-write-key",
+  VERO_WEBHOOK_TOKEN: "dev-vero-webhook-token",
+  VERO_AUTH_TOKEN: "dev-vero-auth-token",
+  SEGMENT_SHARED_SECRET: "dev-segment-shared-secret",
+} as const;
+
+/** The Worker's settings pointing at stand-ins running at these origins. */
+export function devBindings(segmentOrigin: string, veroOrigin: string) {
+  return {
+    ...DEV_SECRETS,
+    SEGMENT_API_HOST: segmentOrigin,
+    VERO_API_URL: `${veroOrigin}/api/v2`,
+  };
+}

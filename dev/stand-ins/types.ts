@@ -1,0 +1,30 @@
+/** Shapes shared by the stand-in servers (Node) and their client (Node and workerd). */
+
+export interface RecordedCall {
+  service: "segment" | "vero";
+  method: string;
+  path: string;
+  /** The status the stand-in answered. */
+  status: number;
+  /** The parsed JSON body, or the raw text when it did not parse. */
+  body: unknown;
+  /** What the stand-in answered. */
+  response: unknown;
+  at: number;
+}
+
+/**
+ * Makes a tenant's calls fail. With `times`, the next N calls fail; with
+ * `rate`, each call fails with that probability (seeded, so repeatable);
+ * with neither, every call fails until the plan is cleared. `delayMs` slows
+ * every call down, with or without a `status`.
+ */
+export interface FailurePlan {
+  status?: number;
+  times?: number;
+  rate?: number;
+  seed?: number;
+  /** Seconds, sent as `Retry-After` (useful with 429). */
+  retryAfter?: number;
+  delayMs?: number;
+}

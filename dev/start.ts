@@ -1,0 +1,84 @@
+/**
+ * `npm start`: the bridge under `wrangler dev` on http://127.0.0.1:8787,
+ * wired to local stand-ins of Segment and Vero, printing every call they
+ * receive. No account and no credentials needed: nothing leaves this machine.
+ */
+import { spawn } from "node:child_process";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { DEV_SECRETS, devBindings } from "./dev-settings.ts";
+import { formatCall } from "./format-call.ts";
+import type { StandIn } from "./stand-ins/harness.ts";
+import { startSegmentStandIn } from "./stand-ins/segment.ts";
+import { startVeroStandIn } from "./stand-ins/vero.ts";
+
+const BRIDGE_PORT = Number(process.env.PORT ?? 8787);
+const SEGMENT_PORT = Number(process.env.SEGMENT_STAND_IN_PORT ?? 8790);
+const VERO_PORT = Number(process.env.VERO_STAND_IN_PORT ?? 8791);
+
+const print = (line: string) => process.stdout.write(`${line}\n`);
+
+async function listen(start: (port: number) => Promise<StandIn>, port: number): Promise<StandIn> {
+  try {
+    return await start(port);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EADDRINUSE") throw error;
+    print(`port ${port} is taken; the stand-in takes a free one instead`);
+    return start(0);
+  }
+}
+
+const segment = await listen(
+  (port) =>
+    startSegmentStandIn({ tenants: [DEV_SECRETS.SEGMENT_WRITE_KEY], onCall: (call) => print(formatCall(call)) }, port),
+  SEGMENT_PORT,
+);
+const vero = await listen(
+  (port) =>
+    startVeroStandIn({ tenants: [DEV_SECRETS.VERO_AUTH_TOKEN], onCall: (call) => print(formatCall(call)) }, port),
+  VERO_PORT,
+);
+
+const bindings = devBindings(segment.url, vero.url);
+const wranglerBin = join(
+  dirname(createRequire(import.meta.url).resolve("wrangler/package.json")),
+  "bin",
+  "wrangler.js",
+);
+const args = [
+  wranglerBin,
+  "dev",
+  "--ip",
+  "127.0.0.1",
+  "--port",
+  String(BRIDGE_PORT),
+  "--show-interactive-dev-session=false",
+  ...Object.entries(bindings).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
+];
+
+print(`Segment stand-in: ${segment.url}   (write key ${DEV_SECRETS.SEGMENT_WRITE_KEY})`);
+print(`Vero stand-in:    ${vero.url}/api/v2   (auth_token ${DEV_SECRETS.VERO_AUTH_TOKEN})`);
+print(`Bridge:           http://127.0.0.1:${BRIDGE_PORT}   (starting wrangler dev...)`);
+print(`  Vero webhook URL:   http://127.0.0.1:${BRIDGE_PORT}/vero/webhook?token=${DEV_SECRETS.VERO_WEBHOOK_TOKEN}`);
+print(`  Segment shared secret: ${DEV_SECRETS.SEGMENT_SHARED_SECRET}`);
+print("Every call the stand-ins receive is printed below. Ctrl-C stops everything.\n");
+
+const wrangler = spawn(process.execPath, args, {
+  stdio: ["ignore", "inherit", "inherit"],
+  // The sandbox is offline by design: no telemetry, no fetch of Cloudflare's `Request.cf` data.
+  env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" },
+});
+
+let stopping = false;
+async function stop(code: number): Promise<never> {
+  if (!stopping) {
+    stopping = true;
+    if (wrangler.exitCode === null) wrangler.kill("SIGTERM");
+    await Promise.all([segment.close(), vero.close()]);
+  }
+  process.exit(code);
+}
+
+process.on("SIGINT", () => void stop(0));
+process.on("SIGTERM", () => void stop(0));
+wrangler.on("exit", (code) => void stop(code ?? 1));

@@ -1,0 +1,23 @@
+import { Hono } from "hono";
+import { inboundRoutes } from "./inbound/routes.ts";
+import { outboundRoutes } from "./outbound/routes.ts";
+import { type AppEnv, methodNotAllowed, notFound, renderError } from "./shared/http.ts";
+import { settingsFor } from "./shared/settings.ts";
+import { VERSION } from "./shared/version.ts";
+
+export const app = new Hono<AppEnv>()
+  .get("/health", (c) => {
+    const settings = settingsFor(c.env);
+    return c.json({
+      status: "ok",
+      version: VERSION,
+      inbound: settings.inbound.ready,
+      outbound: settings.outbound.ready,
+    });
+  })
+  .all("/health", methodNotAllowed(["GET", "HEAD"]))
+  .route("/vero", inboundRoutes)
+  .route("/", outboundRoutes);
+
+app.onError(renderError);
+app.notFound(notFound);

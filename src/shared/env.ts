@@ -1,0 +1,21 @@
+/**
+ * The Worker's bindings, typed once. Every value is optional because a
+ * deployment may configure only one direction; `settings.ts` decides what is
+ * usable. The queue bindings arrive with the durability work.
+ */
+export interface Env {
+  /** Secret: the write key of the Segment source that receives Vero's events. */
+  SEGMENT_WRITE_KEY?: string;
+  /** Var: Segment's Tracking API origin (EU: https://events.eu1.segmentapis.com). */
+  SEGMENT_API_HOST?: string;
+  /** Secret: the `token` query parameter Vero's webhook URL carries. */
+  VERO_WEBHOOK_TOKEN?: string;
+  /** Secret: Vero's classic auth token, sent as `auth_token`. */
+  VERO_AUTH_TOKEN?: string;
+  /** Secret: Vero's newer tracking API key, sent as `tracking_api_key`. */
+  VERO_TRACKING_API_KEY?: string;
+  /** Var: the base URL of Vero's Track API v2. */
+  VERO_API_URL?: string;
+  /** Secret: shared between Segment's Webhooks destination and the bridge. */
+  SEGMENT_SHARED_SECRET?: string;
+}

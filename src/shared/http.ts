@@ -1,0 +1,92 @@
+import type { Context, MiddlewareHandler } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { HTTPException } from "hono/http-exception";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import type { Env } from "./env.ts";
+import { BridgeError } from "./errors.ts";
+import { describeError, log } from "./log.ts";
+import { describeUnready, type InboundSettings, type OutboundSettings, settingsFor } from "./settings.ts";
+
+export interface AppEnv {
+  Bindings: Env;
+  Variables: {
+    inbound: InboundSettings;
+    outbound: OutboundSettings;
+  };
+}
+
+export type AppContext = Context<AppEnv>;
+
+/** Vero and Segment both send far less; anything larger is a mistake or an attack. */
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+export const limitBody: MiddlewareHandler<AppEnv> = bodyLimit({
+  maxSize: MAX_BODY_BYTES,
+  onError: () => {
+    throw new BridgeError(413, "payload_too_large", `request body is over ${MAX_BODY_BYTES} bytes (1 MiB)`);
+  },
+});
+
+/**
+ * Puts a direction's parsed settings on the context, or answers 503 naming
+ * exactly which settings to set. Runs first, so an unconfigured direction
+ * never reads a body or compares a credential.
+ */
+export function requireDirection(name: "inbound" | "outbound"): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const state = settingsFor(c.env)[name];
+    if (!state.ready) {
+      throw new BridgeError(503, "not_configured", describeUnready(name, state), {
+        details: { missing: state.missing, invalid: state.invalid },
+      });
+    }
+    if (name === "inbound") c.set("inbound", state.settings as InboundSettings);
+    else c.set("outbound", state.settings as OutboundSettings);
+    await next();
+  };
+}
+
+export function errorBody(status: number, code: string, message: string, details?: unknown) {
+  return {
+    ok: false as const,
+    error: details === undefined ? { status, code, message } : { status, code, message, details },
+  };
+}
+
+/** The one error path: every error leaves as JSON, and no stack or secret leaves at all. */
+export function renderError(error: Error, c: Context<AppEnv>): Response {
+  if (error instanceof BridgeError) {
+    if (error.status >= 500)
+      log("warn", "request failed", { route: c.req.path, status: error.status, code: error.code });
+    return c.json(errorBody(error.status, error.code, error.message, error.details), error.status, error.headers);
+  }
+  if (error instanceof HTTPException) {
+    const status = error.status as ContentfulStatusCode;
+    return c.json(errorBody(status, "http_error", error.message || "request failed"), status);
+  }
+  log("error", "unexpected error", { route: c.req.path, error: describeError(error) });
+  return c.json(errorBody(500, "internal_error", "the bridge failed unexpectedly; the error is logged"), 500);
+}
+
+export function notFound(c: Context<AppEnv>): Response {
+  return c.json(errorBody(404, "not_found", `no route for ${c.req.method} ${c.req.path}`), 404);
+}
+
+/** Answers a known path called with a method it does not serve. */
+export function methodNotAllowed(allowed: readonly string[]): MiddlewareHandler<AppEnv> {
+  return async (c) => {
+    throw new BridgeError(
+      405,
+      "method_not_allowed",
+      `${c.req.method} is not allowed on ${c.req.path}; use ${allowed.join(" or ")}`,
+      {
+        headers: { Allow: allowed.join(", ") },
+      },
+    );
+  };
+}
+
+/** For route groups whose issue has not landed yet. */
+export const notImplemented: MiddlewareHandler<AppEnv> = async (c) => {
+  throw new BridgeError(501, "not_implemented", `${c.req.method} ${c.req.path} is not implemented yet`);
+};

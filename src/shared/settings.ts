@@ -1,0 +1,142 @@
+import { z } from "zod";
+import type { Env } from "./env.ts";
+
+export const DEFAULT_SEGMENT_API_HOST = "https://api.segment.io";
+export const DEFAULT_VERO_API_URL = "https://api.getvero.com/api/v2";
+
+export interface InboundSettings {
+  segmentWriteKey: string;
+  /** Origin of Segment's Tracking API, without a trailing slash. */
+  segmentApiHost: string;
+  /** One value, or two during a rotation. */
+  webhookTokens: readonly string[];
+}
+
+export type VeroCredential = { auth_token: string } | { tracking_api_key: string };
+
+export interface OutboundSettings {
+  /** Base of Vero's Track API v2, without a trailing slash. */
+  veroApiUrl: string;
+  veroCredential: VeroCredential;
+  /** One value, or two during a rotation. */
+  sharedSecrets: readonly string[];
+}
+
+/** A direction is either ready to use or says which settings to fix. */
+export type Direction<T> = { ready: true; settings: T } | { ready: false; missing: string[]; invalid: string[] };
+
+export interface Settings {
+  inbound: Direction<InboundSettings>;
+  outbound: Direction<OutboundSettings>;
+}
+
+// Secrets set through the dashboard or `wrangler secret put` often carry a
+// stray newline; an empty value means "not set".
+const present = z
+  .string()
+  .transform((value) => value.trim())
+  .pipe(z.string().min(1));
+
+// A comma separates the old and the new value while a secret is rotated.
+const secretList = present
+  .transform((value) =>
+    value
+      .split(",")
+      .map((part) => part.trim())
+      .filter((part) => part.length > 0),
+  )
+  .pipe(z.array(z.string()).min(1, "holds no value").max(2, "holds more than two values"));
+
+const httpUrl = present
+  .pipe(z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }))
+  .transform((url) => url.replace(/\/+$/, ""));
+
+const inboundSchema = z.object({
+  SEGMENT_WRITE_KEY: present,
+  VERO_WEBHOOK_TOKEN: secretList,
+  SEGMENT_API_HOST: httpUrl.default(DEFAULT_SEGMENT_API_HOST),
+});
+
+const outboundSchema = z.object({
+  SEGMENT_SHARED_SECRET: secretList,
+  VERO_API_URL: httpUrl.default(DEFAULT_VERO_API_URL),
+  VERO_AUTH_TOKEN: present.optional(),
+  VERO_TRACKING_API_KEY: present.optional(),
+});
+
+const isUnset = (value: unknown) => value === undefined || (typeof value === "string" && value.trim() === "");
+
+/** Unset values (also empty strings) are dropped so that defaults apply and "missing" is told apart from "invalid". */
+function definedOnly(env: Env, names: readonly string[]): Record<string, unknown> {
+  const record: Record<string, unknown> = {};
+  for (const name of names) {
+    const value = (env as Record<string, unknown>)[name];
+    if (!isUnset(value)) record[name] = value;
+  }
+  return record;
+}
+
+function direction<S extends z.ZodObject, T>(
+  schema: S,
+  env: Env,
+  build: (parsed: z.output<S>) => T,
+  extraMissing: string[] = [],
+): Direction<T> {
+  const names = Object.keys(schema.shape);
+  const result = schema.safeParse(definedOnly(env, names));
+  if (result.success && extraMissing.length === 0) return { ready: true, settings: build(result.data) };
+  const missing: string[] = [];
+  const invalid: string[] = [];
+  for (const issue of result.error?.issues ?? []) {
+    const name = String(issue.path[0]);
+    if (isUnset((env as Record<string, unknown>)[name])) missing.push(name);
+    else invalid.push(`${name} ${issue.message}`);
+  }
+  return { ready: false, missing: [...new Set([...missing, ...extraMissing])], invalid };
+}
+
+export function parseSettings(env: Env): Settings {
+  return {
+    inbound: direction(inboundSchema, env, (s) => ({
+      segmentWriteKey: s.SEGMENT_WRITE_KEY,
+      segmentApiHost: s.SEGMENT_API_HOST,
+      webhookTokens: s.VERO_WEBHOOK_TOKEN,
+    })),
+    outbound: direction(
+      outboundSchema,
+      env,
+      (s) => ({
+        veroApiUrl: s.VERO_API_URL,
+        // The newer key wins when both are set: it is what Vero issues today.
+        veroCredential: s.VERO_TRACKING_API_KEY
+          ? { tracking_api_key: s.VERO_TRACKING_API_KEY }
+          : { auth_token: s.VERO_AUTH_TOKEN as string },
+        sharedSecrets: s.SEGMENT_SHARED_SECRET,
+      }),
+      isUnset(env.VERO_AUTH_TOKEN) && isUnset(env.VERO_TRACKING_API_KEY)
+        ? ["VERO_AUTH_TOKEN or VERO_TRACKING_API_KEY"]
+        : [],
+    ),
+  };
+}
+
+// Workers hand the same env object to every request of an isolate, so this
+// parses once per isolate; a test that builds its own env gets its own entry.
+const cache = new WeakMap<object, Settings>();
+
+export function settingsFor(env: Env): Settings {
+  let settings = cache.get(env);
+  if (!settings) {
+    settings = parseSettings(env);
+    cache.set(env, settings);
+  }
+  return settings;
+}
+
+/** The sentence a 503 carries: exactly what to set or fix. */
+export function describeUnready(name: "inbound" | "outbound", state: { missing: string[]; invalid: string[] }): string {
+  const parts: string[] = [];
+  if (state.missing.length > 0) parts.push(`set ${state.missing.join(", ")}`);
+  if (state.invalid.length > 0) parts.push(`fix ${state.invalid.join("; ")}`);
+  return `${name} is not configured: ${parts.join("; ")}`;
+}

@@ -1,0 +1,164 @@
+import { describe, expect, it } from "vitest";
+import { hmacSha1Hex } from "../../src/shared/secrets.ts";
+import { basic, callWorker, expectJsonError, isolatedEnv, segment, vero } from "./helpers.ts";
+
+const webhook = JSON.stringify({
+  type: "opened",
+  opened_at: 1435016238,
+  user: { id: 123, email: "steve@getvero.com" },
+});
+const track = JSON.stringify({ type: "track", messageId: "m-1", userId: "u-1", event: "Signed Up" });
+
+/** Proves the request went nowhere: neither stand-in heard from this test's tenants. */
+async function expectNothingSent(writeKey: string, veroToken: string) {
+  expect(await segment.calls(writeKey)).toEqual([]);
+  expect(await vero.calls(veroToken)).toEqual([]);
+}
+
+describe("POST /vero/webhook", () => {
+  it("returns 401 when the token is missing, and sends nothing", async () => {
+    const { env, writeKey, veroToken } = await isolatedEnv();
+    const response = await callWorker(
+      new Request("http://bridge/vero/webhook", { method: "POST", body: webhook }),
+      env,
+    );
+    expect((await expectJsonError(response, 401)).error.message).toMatch(/missing token/);
+    await expectNothingSent(writeKey, veroToken);
+  });
+
+  it("returns 401 when the token is wrong, and sends nothing", async () => {
+    const { env, writeKey, veroToken } = await isolatedEnv();
+    const response = await callWorker(
+      new Request("http://bridge/vero/webhook?token=not-the-token", { method: "POST", body: webhook }),
+      env,
+    );
+    expect((await expectJsonError(response, 401)).error.message).toBe("wrong token");
+    await expectNothingSent(writeKey, veroToken);
+  });
+
+  it("accepts either value of a token under rotation, and no third", async () => {
+    const { env } = await isolatedEnv({ VERO_WEBHOOK_TOKEN: "old-token, new-token" });
+    for (const token of ["old-token", "new-token"]) {
+      const response = await callWorker(
+        new Request(`http://bridge/vero/webhook?token=${token}`, { method: "POST", body: webhook }),
+        env,
+      );
+      expect(response.status).not.toBe(401);
+    }
+    const third = await callWorker(
+      new Request("http://bridge/vero/webhook?token=other", { method: "POST", body: webhook }),
+      env,
+    );
+    await expectJsonError(third, 401);
+  });
+});
+
+describe("POST /segment", () => {
+  const secret = "dev-segment-shared-secret";
+
+  it("returns 401 without a signature or Basic credentials, and sends nothing", async () => {
+    const { env, writeKey, veroToken } = await isolatedEnv();
+    const response = await callWorker(new Request("http://bridge/segment", { method: "POST", body: track }), env);
+    expect((await expectJsonError(response, 401)).error.message).toMatch(/missing X-Signature/);
+    await expectNothingSent(writeKey, veroToken);
+  });
+
+  it("returns 401 when X-Signature is not the body's HMAC, and sends nothing", async () => {
+    const { env, writeKey, veroToken } = await isolatedEnv();
+    const signature = await hmacSha1Hex("another secret", track);
+    const response = await callWorker(
+      new Request("http://bridge/segment", { method: "POST", body: track, headers: { "X-Signature": signature } }),
+      env,
+    );
+    await expectJsonError(response, 401);
+    await expectNothingSent(writeKey, veroToken);
+  });
+
+  it("returns 401 when the signature was made over another body", async () => {
+    const { env } = await isolatedEnv();
+    const signature = await hmacSha1Hex(secret, track);
+    const tampered = track.replace("u-1", "u-2");
+    const response = await callWorker(
+      new Request("http://bridge/segment", { method: "POST", body: tampered, headers: { "X-Signature": signature } }),
+      env,
+    );
+    await expectJsonError(response, 401);
+  });
+
+  it("returns 401 on wrong Basic credentials", async () => {
+    const { env } = await isolatedEnv();
+    const response = await callWorker(
+      new Request("http://bridge/segment", { method: "POST", body: track, headers: { Authorization: basic("nope") } }),
+      env,
+    );
+    await expectJsonError(response, 401);
+  });
+
+  it("lets a correct signature over the raw body through", async () => {
+    const { env } = await isolatedEnv();
+    const signature = await hmacSha1Hex(secret, track);
+    const response = await callWorker(
+      new Request("http://bridge/segment", { method: "POST", body: track, headers: { "X-Signature": signature } }),
+      env,
+    );
+    expect(response.status).not.toBe(401);
+  });
+
+  it("lets an Actions batch through, signed over JSON.stringify(body[0])", async () => {
+    const { env } = await isolatedEnv();
+    const events = [JSON.parse(track), { ...JSON.parse(track), messageId: "m-2" }];
+    const signature = await hmacSha1Hex(secret, JSON.stringify(events[0]));
+    const response = await callWorker(
+      new Request("http://bridge/segment", {
+        method: "POST",
+        body: JSON.stringify(events, null, 2),
+        headers: { "X-Signature": signature },
+      }),
+      env,
+    );
+    expect(response.status).not.toBe(401);
+  });
+
+  it("lets correct Basic credentials through", async () => {
+    const { env } = await isolatedEnv();
+    const response = await callWorker(
+      new Request("http://bridge/segment", { method: "POST", body: track, headers: { Authorization: basic(secret) } }),
+      env,
+    );
+    expect(response.status).not.toBe(401);
+  });
+});
+
+describe("POST /v1/*", () => {
+  for (const call of ["batch", "track", "identify", "group", "alias", "page", "screen"]) {
+    it(`returns 401 on /v1/${call} without credentials, and sends nothing`, async () => {
+      const { env, writeKey, veroToken } = await isolatedEnv();
+      const response = await callWorker(new Request(`http://bridge/v1/${call}`, { method: "POST", body: track }), env);
+      await expectJsonError(response, 401);
+      await expectNothingSent(writeKey, veroToken);
+    });
+  }
+
+  it("returns 401 when the Basic username is not the shared secret", async () => {
+    const { env } = await isolatedEnv();
+    const response = await callWorker(
+      new Request("http://bridge/v1/track", {
+        method: "POST",
+        body: track,
+        headers: { Authorization: basic("wrong") },
+      }),
+      env,
+    );
+    await expectJsonError(response, 401);
+  });
+
+  it("does not accept an X-Signature in place of Basic", async () => {
+    const { env } = await isolatedEnv();
+    const signature = await hmacSha1Hex("dev-segment-shared-secret", track);
+    const response = await callWorker(
+      new Request("http://bridge/v1/track", { method: "POST", body: track, headers: { "X-Signature": signature } }),
+      env,
+    );
+    await expectJsonError(response, 401);
+  });
+});

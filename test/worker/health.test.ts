@@ -1,0 +1,34 @@
+import { describe, expect, it } from "vitest";
+import { DEV_SECRETS } from "../../dev/dev-settings.ts";
+import pkg from "../../package.json";
+import { baseEnv, callWorker } from "./helpers.ts";
+
+describe("GET /health", () => {
+  it("answers 200 with the version and both directions configured", async () => {
+    const response = await callWorker(new Request("http://bridge/health"));
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ status: "ok", version: pkg.version, inbound: true, outbound: true });
+  });
+
+  it("says which directions are configured, with none at all", async () => {
+    const response = await callWorker(new Request("http://bridge/health"), {});
+    expect(await response.json()).toEqual({ status: "ok", version: pkg.version, inbound: false, outbound: false });
+  });
+
+  it("reports inbound alone when only inbound is configured", async () => {
+    const { SEGMENT_SHARED_SECRET: _, ...inboundOnly } = baseEnv;
+    const response = await callWorker(new Request("http://bridge/health"), inboundOnly);
+    expect(await response.json()).toMatchObject({ inbound: true, outbound: false });
+  });
+
+  it("never shows a secret", async () => {
+    const text = await (await callWorker(new Request("http://bridge/health"))).text();
+    for (const secret of Object.values(DEV_SECRETS)) expect(text).not.toContain(secret);
+  });
+
+  it("answers HEAD like GET, without a body", async () => {
+    const response = await callWorker(new Request("http://bridge/health", { method: "HEAD" }));
+    expect(response.status).toBe(200);
+    expect(await response.text()).toBe("");
+  });
+});

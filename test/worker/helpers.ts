@@ -1,0 +1,61 @@
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { inject } from "vitest";
+import { StandInClient } from "../../dev/stand-ins/client.ts";
+import worker from "../../src/index.ts";
+import type { Env } from "../../src/shared/env.ts";
+
+export const segment = new StandInClient(inject("segmentOrigin"));
+export const vero = new StandInClient(inject("veroOrigin"));
+
+/** The bindings from vitest.config.ts: every direction configured, pointing at the stand-ins. */
+export const baseEnv = env as unknown as Env;
+
+/**
+ * Settings of their own for one test: fresh stand-in tenants, so that what
+ * the stand-ins record belongs to this test alone, even in parallel runs.
+ */
+export async function isolatedEnv(
+  overrides: Partial<Env> = {},
+): Promise<{ env: Env; writeKey: string; veroToken: string }> {
+  const [writeKey, veroToken] = await Promise.all([segment.tenant(), vero.tenant()]);
+  return {
+    env: { ...baseEnv, SEGMENT_WRITE_KEY: writeKey, VERO_AUTH_TOKEN: veroToken, ...overrides },
+    writeKey,
+    veroToken,
+  };
+}
+
+/** Calls the Worker's fetch handler as the runtime would, and waits for its background work. */
+export async function callWorker(request: Request, workerEnv: Env = baseEnv): Promise<Response> {
+  const ctx = createExecutionContext();
+  const response = await worker.fetch(request, workerEnv, ctx);
+  await waitOnExecutionContext(ctx);
+  return response;
+}
+
+export const basic = (secret: string) => `Basic ${btoa(`${secret}:`)}`;
+
+export interface ErrorBody {
+  ok: false;
+  error: { status: number; code: string; message: string; details?: unknown };
+}
+
+/** Asserts the shape every error response has, and returns it. */
+export async function expectJsonError(response: Response, status: number): Promise<ErrorBody> {
+  const text = await response.text();
+  if (response.status !== status) throw new Error(`expected ${status}, got ${response.status}: ${text}`);
+  if (!response.headers.get("content-type")?.includes("application/json")) {
+    throw new Error(`expected a JSON error, got content-type ${response.headers.get("content-type")}: ${text}`);
+  }
+  const body = JSON.parse(text) as ErrorBody;
+  if (
+    body.ok !== false ||
+    body.error.status !== status ||
+    typeof body.error.message !== "string" ||
+    body.error.message === ""
+  ) {
+    throw new Error(`error body lacks { ok: false, error: { status, code, message } }: ${text}`);
+  }
+  return body;
+}

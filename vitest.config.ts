@@ -1,0 +1,37 @@
+import { cloudflareTest } from "@cloudflare/vitest-plugin";
+import { defineConfig } from "vitest/config";
+import { devBindings } from "./dev/dev-settings.ts";
+
+export default defineConfig({
+  test: {
+    // The JSON report lets .ci/run print one "N passed, N failed" line.
+    reporters: ["default", ["json", { outputFile: ".vitest/results.json" }]],
+    projects: [
+      {
+        // Tests of the Worker, run inside workerd against the stand-ins.
+        plugins: [
+          cloudflareTest(({ inject }) => ({
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: {
+              bindings: devBindings(inject("segmentOrigin"), inject("veroOrigin")),
+            },
+          })),
+        ],
+        test: {
+          name: "worker",
+          include: ["test/worker/**/*.test.ts"],
+          globalSetup: ["test/global-setup.ts"],
+        },
+      },
+      {
+        // Node-side tests: the stand-ins' own rules, official SDKs against the bridge.
+        test: {
+          name: "node",
+          include: ["test/node/**/*.test.ts"],
+          environment: "node",
+          globalSetup: ["test/global-setup.ts"],
+        },
+      },
+    ],
+  },
+});
