@@ -3,9 +3,7 @@
  * wired to local stand-ins of Segment and Vero, printing every call they
  * receive. No account and no credentials needed: nothing leaves this machine.
  */
-import { spawn } from "node:child_process";
-import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
+import { startBridge } from "./bridge.ts";
 import { DEV_SECRETS, devBindings } from "./dev-settings.ts";
 import { formatCall } from "./format-call.ts";
 import type { StandIn } from "./stand-ins/harness.ts";
@@ -39,46 +37,32 @@ const vero = await listen(
   VERO_PORT,
 );
 
-const bindings = devBindings(segment.url, vero.url);
-const wranglerBin = join(
-  dirname(createRequire(import.meta.url).resolve("wrangler/package.json")),
-  "bin",
-  "wrangler.js",
-);
-const args = [
-  wranglerBin,
-  "dev",
-  "--ip",
-  "127.0.0.1",
-  "--port",
-  String(BRIDGE_PORT),
-  "--show-interactive-dev-session=false",
-  ...Object.entries(bindings).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
-];
-
 print(`Segment stand-in: ${segment.url}   (write key ${DEV_SECRETS.SEGMENT_WRITE_KEY})`);
 print(`Vero stand-in:    ${vero.url}/api/v2   (auth_token ${DEV_SECRETS.VERO_AUTH_TOKEN})`);
 print(`Bridge:           http://127.0.0.1:${BRIDGE_PORT}   (starting wrangler dev...)`);
-print(`  Vero webhook URL:   http://127.0.0.1:${BRIDGE_PORT}/vero/webhook?token=${DEV_SECRETS.VERO_WEBHOOK_TOKEN}`);
-print(`  Segment shared secret: ${DEV_SECRETS.SEGMENT_SHARED_SECRET}`);
-print("Every call the stand-ins receive is printed below. Ctrl-C stops everything.\n");
 
-const wrangler = spawn(process.execPath, args, {
-  stdio: ["ignore", "inherit", "inherit"],
-  // The sandbox is offline by design: no telemetry, no fetch of Cloudflare's `Request.cf` data.
-  env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" },
-});
+const bridge = await startBridge({ vars: devBindings(segment.url, vero.url), port: BRIDGE_PORT }).catch(
+  async (error: unknown) => {
+    print(String(error));
+    await Promise.all([segment.close(), vero.close()]);
+    process.exit(1);
+  },
+);
+
+print(`\nReady on ${bridge.url}`);
+print(`  Vero webhook URL:      ${bridge.url}/vero/webhook?token=${DEV_SECRETS.VERO_WEBHOOK_TOKEN}`);
+print(`  Segment webhook URL:   ${bridge.url}/segment   (shared secret ${DEV_SECRETS.SEGMENT_SHARED_SECRET})`);
+print("Every call the stand-ins receive is printed below. Ctrl-C stops everything.\n");
 
 let stopping = false;
 async function stop(code: number): Promise<never> {
   if (!stopping) {
     stopping = true;
-    if (wrangler.exitCode === null) wrangler.kill("SIGTERM");
-    await Promise.all([segment.close(), vero.close()]);
+    await Promise.all([bridge.stop(), segment.close(), vero.close()]);
   }
   process.exit(code);
 }
 
 process.on("SIGINT", () => void stop(0));
 process.on("SIGTERM", () => void stop(0));
-wrangler.on("exit", (code) => void stop(code ?? 1));
+bridge.process.on("exit", (code) => void stop(code ?? 1));
