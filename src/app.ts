@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import { inboundRoutes } from "./inbound/routes.ts";
 import { outboundRoutes } from "./outbound/routes.ts";
+import { adminRoutes } from "./shared/admin.ts";
 import { type AppEnv, methodNotAllowed, notFound, renderError } from "./shared/http.ts";
 import { settingsFor } from "./shared/settings.ts";
 import { VERSION } from "./shared/version.ts";
@@ -17,7 +18,8 @@ export const app = new Hono<AppEnv>()
   })
   .all("/health", methodNotAllowed(["GET", "HEAD"]))
   .route("/vero", inboundRoutes)
-  .route("/", outboundRoutes);
+  .route("/", outboundRoutes)
+  .route("/admin", adminRoutes);
 
 app.onError(renderError);
 app.notFound(notFound);

@@ -1,7 +1,7 @@
 /**
  * The Worker's bindings, typed once. Every value is optional because a
  * deployment may configure only one direction; `settings.ts` decides what is
- * usable. The queue bindings arrive with the durability work.
+ * usable. Without the queue bindings the routes deliver inline.
  */
 export interface Env {
   /** Secret: the write key of the Segment source that receives Vero's events. */
@@ -18,4 +18,12 @@ export interface Env {
   VERO_API_URL?: string;
   /** Secret: shared between Segment's Webhooks destination and the bridge. */
   SEGMENT_SHARED_SECRET?: string;
+  /** Secret: bearer token of the `/admin` routes (dead letters). */
+  ADMIN_TOKEN?: string;
+  /** Queue of Segment-bound messages (inbound); bound: routes enqueue and answer 202. */
+  SEGMENT_QUEUE?: Queue<unknown>;
+  /** Queue of Vero-bound jobs (outbound); bound: routes enqueue and answer 202. */
+  VERO_QUEUE?: Queue<unknown>;
+  /** Where messages that could not be delivered wait for an operator. */
+  DEAD_LETTERS?: KVNamespace;
 }

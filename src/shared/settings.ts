@@ -25,9 +25,15 @@ export interface OutboundSettings {
 /** A direction is either ready to use or says which settings to fix. */
 export type Direction<T> = { ready: true; settings: T } | { ready: false; missing: string[]; invalid: string[] };
 
+export interface AdminSettings {
+  /** One value, or two during a rotation. */
+  adminTokens: readonly string[];
+}
+
 export interface Settings {
   inbound: Direction<InboundSettings>;
   outbound: Direction<OutboundSettings>;
+  admin: Direction<AdminSettings>;
 }
 
 // Secrets set through the dashboard or `wrangler secret put` often carry a
@@ -62,6 +68,10 @@ const outboundSchema = z.object({
   VERO_API_URL: httpUrl.default(DEFAULT_VERO_API_URL),
   VERO_AUTH_TOKEN: present.optional(),
   VERO_TRACKING_API_KEY: present.optional(),
+});
+
+const adminSchema = z.object({
+  ADMIN_TOKEN: secretList,
 });
 
 const isUnset = (value: unknown) => value === undefined || (typeof value === "string" && value.trim() === "");
@@ -117,6 +127,7 @@ export function parseSettings(env: Env): Settings {
         ? ["VERO_AUTH_TOKEN or VERO_TRACKING_API_KEY"]
         : [],
     ),
+    admin: direction(adminSchema, env, (s) => ({ adminTokens: s.ADMIN_TOKEN })),
   };
 }
 
@@ -134,7 +145,10 @@ export function settingsFor(env: Env): Settings {
 }
 
 /** The sentence a 503 carries: exactly what to set or fix. */
-export function describeUnready(name: "inbound" | "outbound", state: { missing: string[]; invalid: string[] }): string {
+export function describeUnready(
+  name: "inbound" | "outbound" | "admin",
+  state: { missing: string[]; invalid: string[] },
+): string {
   const parts: string[] = [];
   if (state.missing.length > 0) parts.push(`set ${state.missing.join(", ")}`);
   if (state.invalid.length > 0) parts.push(`fix ${state.invalid.join("; ")}`);

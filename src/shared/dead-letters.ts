@@ -1,0 +1,61 @@
+import { z } from "zod";
+
+/**
+ * The dead-letter store: messages that will not be delivered without an
+ * operator, kept in KV with the reason, until they are re-driven or deleted.
+ * Nothing is dropped silently: a permanent failure and an exhausted retry
+ * budget both end here.
+ */
+export const DEAD_LETTER_PREFIX = "dead-letter:";
+
+/** Which queue a dead letter came from, so a re-drive sends it back there. */
+export const deadLetterSource = z.enum(["segment", "vero"]);
+export type DeadLetterSource = z.infer<typeof deadLetterSource>;
+
+export const deadLetterSchema = z.object({
+  id: z.string(),
+  source: deadLetterSource,
+  /** The queue message's body, as it was enqueued. */
+  body: z.unknown(),
+  reason: z.string(),
+  /** Whether the failure was permanent (bad data) or retries ran out (the upstream stayed down). */
+  permanent: z.boolean(),
+  attempts: z.number().int().nonnegative(),
+  failedAt: z.string(),
+});
+export type DeadLetter = z.infer<typeof deadLetterSchema>;
+
+type Summary = Omit<DeadLetter, "body">;
+
+const keyOf = (id: string) => `${DEAD_LETTER_PREFIX}${id}`;
+
+export async function storeDeadLetter(kv: KVNamespace, letter: DeadLetter): Promise<void> {
+  const { body: _body, ...summary } = letter;
+  // The summary rides in the key's metadata so that a listing needs no extra reads.
+  await kv.put(keyOf(letter.id), JSON.stringify(letter), { metadata: summary satisfies Summary });
+}
+
+export async function getDeadLetter(kv: KVNamespace, id: string): Promise<DeadLetter | undefined> {
+  const text = await kv.get(keyOf(id));
+  if (text === null) return undefined;
+  return deadLetterSchema.parse(JSON.parse(text));
+}
+
+export async function deleteDeadLetter(kv: KVNamespace, id: string): Promise<void> {
+  await kv.delete(keyOf(id));
+}
+
+export async function listDeadLetters(
+  kv: KVNamespace,
+  options: { cursor?: string; limit?: number } = {},
+): Promise<{ letters: Summary[]; cursor?: string }> {
+  const page = await kv.list<Summary>({
+    prefix: DEAD_LETTER_PREFIX,
+    cursor: options.cursor,
+    limit: options.limit ?? 100,
+  });
+  const letters = page.keys.map(
+    (key) => key.metadata ?? ({ id: key.name.slice(DEAD_LETTER_PREFIX.length) } as Summary),
+  );
+  return page.list_complete ? { letters } : { letters, cursor: page.cursor };
+}

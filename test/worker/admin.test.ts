@@ -1,0 +1,120 @@
+import { describe, expect, it } from "vitest";
+import { type DeadLetter, getDeadLetter, storeDeadLetter } from "../../src/shared/dead-letters.ts";
+import type { Env } from "../../src/shared/env.ts";
+import { baseEnv, callWorker, expectJsonError } from "./helpers.ts";
+
+const ADMIN = "admin-token";
+
+/** A queue binding that records what is sent: the admin routes only ever `send`. */
+function recordingQueue() {
+  const sent: unknown[] = [];
+  const queue = {
+    send: async (body: unknown) => {
+      sent.push(body);
+    },
+  } as unknown as Queue<unknown>;
+  return { queue, sent };
+}
+
+function letter(id: string, overrides: Partial<DeadLetter> = {}): DeadLetter {
+  return {
+    id,
+    source: "vero",
+    body: { kind: "vero", note: id },
+    reason: "vero answered 400: id is longer than 255 characters",
+    permanent: true,
+    attempts: 1,
+    failedAt: "2026-11-28T12:00:00.000Z",
+    ...overrides,
+  };
+}
+
+/** Its own KV prefix space is not available, so each test uses ids of its own. */
+const adminEnv = (extra: Partial<Env> = {}): Env => ({ ...baseEnv, ADMIN_TOKEN: ADMIN, ...extra });
+const kv = () => baseEnv.DEAD_LETTERS as KVNamespace;
+const get = (path: string, token = ADMIN, method = "GET") =>
+  new Request(`http://bridge/admin${path}`, { method, headers: { Authorization: `Bearer ${token}` } });
+
+describe("/admin/dead-letters", () => {
+  it("returns 503 naming ADMIN_TOKEN when it is not set", async () => {
+    const { ADMIN_TOKEN: _, ...env } = adminEnv();
+    const body = await expectJsonError(await callWorker(get("/dead-letters"), env), 503);
+    expect(body.error.message).toBe("admin is not configured: set ADMIN_TOKEN");
+  });
+
+  it("returns 401 without a bearer token, and lists nothing", async () => {
+    const response = await callWorker(new Request("http://bridge/admin/dead-letters"), adminEnv());
+    expect((await expectJsonError(response, 401)).error.message).toMatch(/Bearer/);
+  });
+
+  it("returns 401 when the bearer token is wrong, and deletes nothing", async () => {
+    await storeDeadLetter(kv(), letter("keep-me"));
+    await expectJsonError(await callWorker(get("/dead-letters/keep-me", "wrong", "DELETE"), adminEnv()), 401);
+    expect(await getDeadLetter(kv(), "keep-me")).toBeDefined();
+  });
+
+  it("accepts both values of a token under rotation", async () => {
+    const env = adminEnv({ ADMIN_TOKEN: "old-admin,new-admin" });
+    for (const token of ["old-admin", "new-admin"]) {
+      expect((await callWorker(get("/dead-letters", token), env)).status).toBe(200);
+    }
+    await expectJsonError(await callWorker(get("/dead-letters", "third"), env), 401);
+  });
+
+  it("lists dead letters with their reason, and shows one with its body", async () => {
+    await storeDeadLetter(kv(), letter("listed-1"));
+    const list = (await (await callWorker(get("/dead-letters"), adminEnv())).json()) as {
+      letters: Omit<DeadLetter, "body">[];
+    };
+    expect(list.letters).toContainEqual({
+      id: "listed-1",
+      source: "vero",
+      reason: "vero answered 400: id is longer than 255 characters",
+      permanent: true,
+      attempts: 1,
+      failedAt: "2026-11-28T12:00:00.000Z",
+    });
+    const one = await callWorker(get("/dead-letters/listed-1"), adminEnv());
+    expect(await one.json()).toEqual({ ok: true, letter: letter("listed-1") });
+  });
+
+  it("returns 404 for an unknown dead letter", async () => {
+    await expectJsonError(await callWorker(get("/dead-letters/nope"), adminEnv()), 404);
+  });
+
+  it("re-drives a dead letter to the queue it came from, then forgets it", async () => {
+    const segment = recordingQueue();
+    const vero = recordingQueue();
+    await storeDeadLetter(kv(), letter("redrive-me", { source: "segment", body: { kind: "segment", n: 1 } }));
+    const response = await callWorker(
+      get("/dead-letters/redrive-me/redrive", ADMIN, "POST"),
+      adminEnv({ SEGMENT_QUEUE: segment.queue, VERO_QUEUE: vero.queue }),
+    );
+    expect(await response.json()).toEqual({ ok: true, redriven: "redrive-me" });
+    expect(segment.sent).toEqual([{ kind: "segment", n: 1 }]);
+    expect(vero.sent).toEqual([]);
+    expect(await getDeadLetter(kv(), "redrive-me")).toBeUndefined();
+  });
+
+  it("keeps the dead letter and answers 503 when its queue is not bound", async () => {
+    await storeDeadLetter(kv(), letter("no-queue"));
+    const { VERO_QUEUE: _, ...env } = adminEnv();
+    const body = await expectJsonError(
+      await callWorker(get("/dead-letters/no-queue/redrive", ADMIN, "POST"), env),
+      503,
+    );
+    expect(body.error.message).toBe("VERO_QUEUE is not bound: cannot re-drive no-queue");
+    expect(await getDeadLetter(kv(), "no-queue")).toBeDefined();
+  });
+
+  it("deletes a dead letter", async () => {
+    await storeDeadLetter(kv(), letter("delete-me"));
+    const response = await callWorker(get("/dead-letters/delete-me", ADMIN, "DELETE"), adminEnv());
+    expect(await response.json()).toEqual({ ok: true, deleted: "delete-me" });
+    expect(await getDeadLetter(kv(), "delete-me")).toBeUndefined();
+  });
+
+  it("returns 400 on a limit out of range", async () => {
+    await expectJsonError(await callWorker(get("/dead-letters?limit=0"), adminEnv()), 400);
+  });
+});
