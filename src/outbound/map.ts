@@ -1,0 +1,177 @@
+/**
+ * One Segment event in, the Vero calls it stands for out, in order: the
+ * behaviour of Segment's own Vero destination (segment-boneyard/integration-vero)
+ * as CONTRACT.md fixes it. Pure: no I/O, no clock (the receipt time comes in),
+ * and no credential (the sender adds it), so a queue consumer can replay it.
+ */
+import { INTEGRATION_NAME } from "../shared/version.ts";
+import type { SegmentEvent, SegmentEventType, SegmentTags } from "./schema.ts";
+
+export interface VeroRequest {
+  method: "POST" | "PUT";
+  /** Under VERO_API_URL, e.g. `/users/track`. */
+  path: string;
+  body: Record<string, unknown>;
+}
+
+export type MappedEvent =
+  | { outcome: "send"; requests: VeroRequest[] }
+  /** Acknowledged without a call: the loop guard, or the event switched Vero off. */
+  | { outcome: "skip"; reason: string }
+  | { outcome: "invalid"; error: string };
+
+export interface MapOptions {
+  /** Stands in for an event without a `timestamp` (see README). */
+  receivedAt: Date;
+}
+
+// Loose on purpose: the same test Segment's Facade applied to decide that a userId "is an email".
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+
+const nonEmpty = (value: unknown): string | undefined => {
+  if (typeof value === "number") return String(value);
+  return typeof value === "string" && value.trim() !== "" ? value : undefined;
+};
+
+const stringField = (record: Record<string, unknown> | null | undefined, key: string): string | undefined => {
+  const value = record?.[key];
+  return typeof value === "string" && value.trim() !== "" ? value : undefined;
+};
+
+/** Drops absent fields instead of sending `null`: Vero treats a present `email: null` as a value. */
+function compact(body: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(body).filter(([, value]) => value !== undefined && value !== null));
+}
+
+const invalid = (error: string): MappedEvent => ({ outcome: "invalid", error });
+
+/** Only identify and group may go by email alone; the message says which is missing. */
+function noUserId(type: SegmentEventType, event: SegmentEvent): string {
+  const email = stringField(event.context?.traits, "email") ?? stringField(event.traits, "email");
+  return email === undefined
+    ? "no userId or email"
+    : `no userId: ${type} needs one (only identify and group may go by email alone)`;
+}
+
+function skipReason(event: SegmentEvent): string | undefined {
+  if (event.context?.integration?.name === INTEGRATION_NAME)
+    return `loop guard: context.integration.name is ${INTEGRATION_NAME} (the event came from Vero through this bridge)`;
+  const vero = event.integrations?.Vero;
+  if (vero?.enabled === false) return "integrations.Vero is false";
+  if (event.integrations?.All === false && vero === undefined)
+    return "integrations.All is false and integrations.Vero is not enabled";
+  return undefined;
+}
+
+function eventTrack(
+  name: string,
+  userId: string,
+  event: SegmentEvent,
+  data: Record<string, unknown>,
+  receivedAt: Date,
+): VeroRequest {
+  // The schema has already refused a timestamp that does not parse.
+  const millis = event.timestamp ? Date.parse(event.timestamp) : receivedAt.getTime();
+  return {
+    method: "POST",
+    path: "/events/track",
+    body: {
+      identity: compact({ id: userId, email: stringField(event.context?.traits, "email") }),
+      event_name: name,
+      data,
+      extras: { created_at: Math.floor(millis / 1000), source: "segment" },
+    },
+  };
+}
+
+/** The tags call that follows the main one, or the reason the tags cannot be sent. */
+function tagsRequest(tags: SegmentTags, userId: string | undefined, email: string | undefined): VeroRequest | string {
+  const target = nonEmpty(tags.id) ?? userId;
+  if (target === undefined && email === undefined)
+    return "integrations.Vero.tags needs an id when the event has no userId or email";
+  const values = tags.values ?? tags.tags;
+  const lists = tags.action ? { [tags.action]: values } : { add: tags.add, remove: tags.remove };
+  return {
+    method: "PUT",
+    path: "/users/tags/edit",
+    body: compact({ ...(target === undefined ? { email } : { id: target }), ...lists }),
+  };
+}
+
+function mainRequests(event: SegmentEvent, userId: string | undefined, receivedAt: Date): VeroRequest[] | string {
+  const traits = event.traits ?? {};
+  const properties = event.properties ?? {};
+  switch (event.type) {
+    case "identify": {
+      const email = stringField(traits, "email") ?? (userId && EMAIL.test(userId) ? userId : undefined);
+      if (userId === undefined && email === undefined) return "no userId or email";
+      const userAgent = event.context?.userAgent;
+      const data = userAgent ? { ...traits, userAgent } : { ...traits };
+      return [{ method: "POST", path: "/users/track", body: compact({ id: userId, email, data }) }];
+    }
+    case "group": {
+      const email = stringField(traits, "email") ?? (userId && EMAIL.test(userId) ? userId : undefined);
+      if (userId === undefined && email === undefined) return "no userId or email";
+      const { email: _email, ...group } = traits;
+      return [{ method: "PUT", path: "/users/edit", body: compact({ id: userId, email, changes: { group } }) }];
+    }
+    case "track": {
+      const name = event.event?.trim();
+      if (!name) return "track needs an event name";
+      const lowered = name.toLowerCase();
+      // Segment's destination matched "unsubscribe" anywhere in the name; "resubscribe" never contains it.
+      const subscription = lowered.includes("unsubscribe")
+        ? "/users/unsubscribe"
+        : lowered.includes("resubscribe")
+          ? "/users/resubscribe"
+          : undefined;
+      if (subscription) {
+        if (properties.id !== undefined && nonEmpty(properties.id) === undefined)
+          return "properties.id must be a non-empty string or a number";
+        const target = nonEmpty(properties.id) ?? userId;
+        if (target === undefined) return noUserId("track", event);
+        return [{ method: "POST", path: subscription, body: { id: target } }];
+      }
+      if (userId === undefined) return noUserId("track", event);
+      return [eventTrack(name, userId, event, { ...properties }, receivedAt)];
+    }
+    case "page":
+    case "screen": {
+      if (userId === undefined) return noUserId(event.type, event);
+      const name = event.type === "page" ? "viewed_page" : "viewed_screen";
+      return [eventTrack(name, userId, event, { ...properties }, receivedAt)];
+    }
+    case "alias": {
+      const previousId = nonEmpty(event.previousId);
+      if (previousId === undefined) return "alias needs a previousId";
+      if (userId === undefined) return "alias needs a userId (the new id)";
+      return [{ method: "PUT", path: "/users/reidentify", body: { id: previousId, new_id: userId } }];
+    }
+    case "delete": {
+      if (userId === undefined) return noUserId("delete", event);
+      return [{ method: "POST", path: "/users/delete", body: { id: userId } }];
+    }
+  }
+}
+
+/**
+ * The Vero calls for one validated event, in the order they must be made:
+ * the main call, then the tags edit (Vero can only tag a user that exists).
+ */
+export function mapSegmentEvent(event: SegmentEvent, { receivedAt }: MapOptions): MappedEvent {
+  const reason = skipReason(event);
+  if (reason) return { outcome: "skip", reason };
+
+  // Segment stringifies numeric ids; so does the bridge, so that 123 and "123" are one Vero user.
+  const userId = nonEmpty(event.userId);
+  const main = mainRequests(event, userId, receivedAt);
+  if (typeof main === "string") return invalid(main);
+
+  const tags = event.integrations?.Vero?.tags;
+  // A deleted user has nothing left to tag.
+  if (!tags || event.type === "delete") return { outcome: "send", requests: main };
+  const email = main[0]?.body.email;
+  const tagEdit = tagsRequest(tags, userId, typeof email === "string" ? email : undefined);
+  if (typeof tagEdit === "string") return invalid(tagEdit);
+  return { outcome: "send", requests: [...main, tagEdit] };
+}

@@ -1,0 +1,181 @@
+/**
+ * Segment's wire format, as its Webhooks destination and its SDKs send it.
+ * The wire names live here and nowhere else. Permissive on fields the bridge
+ * does not use (Segment adds new ones all the time), strict on the ones a
+ * Vero call depends on, so that a bad event is refused before any call.
+ */
+import { z } from "zod";
+
+/** Segment's own limit for one `/v1/batch` request. */
+export const MAX_BATCH_EVENTS = 2500;
+
+export const SEGMENT_EVENT_TYPES = ["identify", "track", "page", "screen", "group", "alias", "delete"] as const;
+export type SegmentEventType = (typeof SEGMENT_EVENT_TYPES)[number];
+
+// Every message is phrased as a predicate so that a problem reads "<path> <message>".
+const id = z.union([z.string(), z.number()], { error: "must be a string or a number" });
+const record = z.record(z.string(), z.unknown(), { error: "must be an object" });
+const stringList = z.custom<string[]>(
+  (value) => Array.isArray(value) && value.every((item) => typeof item === "string"),
+  { error: "must be an array of strings" },
+);
+
+/**
+ * `integrations.Vero.tags`: Segment's documented `{ id?, action, values }`,
+ * or `{ id?, add?, remove? }`. `tags` is accepted in place of `values`
+ * because Segment's own destination read that name.
+ */
+export const tagsSchema = z
+  .strictObject(
+    {
+      id: id.optional(),
+      action: z.enum(["add", "remove"], { error: 'must be "add" or "remove"' }).optional(),
+      values: stringList.optional(),
+      tags: stringList.optional(),
+      add: stringList.optional(),
+      remove: stringList.optional(),
+    },
+    {
+      error: (issue) =>
+        issue.code === "unrecognized_keys"
+          ? `has unknown keys ${issue.keys.join(", ")} (use id, action and values, or add and remove)`
+          : "must be an object",
+    },
+  )
+  .superRefine((tags, ctx) => {
+    const values = tags.values ?? tags.tags;
+    if (tags.action !== undefined) {
+      if (values === undefined)
+        ctx.addIssue({ code: "custom", path: ["values"], message: "must be an array of strings" });
+      if (tags.add !== undefined || tags.remove !== undefined)
+        ctx.addIssue({ code: "custom", path: [], message: "mixes action with add/remove: use one form" });
+    } else if (values !== undefined) {
+      ctx.addIssue({ code: "custom", path: ["action"], message: 'must be "add" or "remove" when values are given' });
+    } else if (tags.add === undefined && tags.remove === undefined) {
+      ctx.addIssue({ code: "custom", path: [], message: "needs action and values, or add and/or remove" });
+    }
+  });
+
+export type SegmentTags = z.output<typeof tagsSchema>;
+
+const integrationsSchema = z.looseObject(
+  {
+    All: z.unknown().optional(),
+    // `true`/`false` switch the Vero destination on or off for this event; an object carries
+    // its options. Booleans become `{ enabled }` here rather than a union, whose failure
+    // would hide which tags field is wrong.
+    Vero: z
+      .preprocess(
+        (value) => (typeof value === "boolean" ? { enabled: value } : value),
+        z.looseObject(
+          { enabled: z.boolean().optional(), tags: tagsSchema.optional() },
+          {
+            error: "must be a boolean or an object",
+          },
+        ),
+      )
+      .optional(),
+  },
+  { error: "must be an object" },
+);
+
+const contextSchema = z.looseObject(
+  {
+    traits: record.nullish(),
+    userAgent: z.string({ error: "must be a string" }).nullish(),
+    integration: z.looseObject({ name: z.unknown().optional() }, { error: "must be an object" }).nullish(),
+  },
+  { error: "must be an object" },
+);
+
+export const segmentEventSchema = z.looseObject({
+  type: z.enum(SEGMENT_EVENT_TYPES, { error: `must be one of ${SEGMENT_EVENT_TYPES.join(", ")}` }),
+  messageId: id.nullish(),
+  userId: id.nullish(),
+  anonymousId: id.nullish(),
+  previousId: id.nullish(),
+  event: z.string({ error: "must be a string" }).nullish(),
+  name: z.string({ error: "must be a string" }).nullish(),
+  timestamp: z
+    .string({ error: "must be an ISO 8601 string" })
+    .refine((value) => !Number.isNaN(Date.parse(value)), { error: "must be an ISO 8601 date" })
+    .nullish(),
+  traits: record.nullish(),
+  properties: record.nullish(),
+  context: contextSchema.nullish(),
+  integrations: integrationsSchema.nullish(),
+});
+
+export type SegmentEvent = z.output<typeof segmentEventSchema>;
+
+export type ParsedEvent = { ok: true; event: SegmentEvent } | { ok: false; error: string };
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const path = issue.path.map(String).join(".");
+  return path ? `${path} ${issue.message}` : issue.message;
+}
+
+/**
+ * Validates one event. `impliedType` is the call a `/v1/<call>` path names,
+ * used when the event does not say its own type.
+ */
+export function parseSegmentEvent(input: unknown, impliedType?: SegmentEventType): ParsedEvent {
+  if (typeof input !== "object" || input === null || Array.isArray(input))
+    return { ok: false, error: "event must be a JSON object" };
+  const withType = impliedType && !("type" in input) ? { ...input, type: impliedType } : input;
+  const result = segmentEventSchema.safeParse(withType);
+  if (result.success) return { ok: true, event: result.data };
+  return { ok: false, error: result.error.issues.map(describeIssue).join("; ") };
+}
+
+/** The messageId a response reports an event by, read even from an event that failed validation. */
+export function messageIdOf(input: unknown): string | null {
+  if (typeof input !== "object" || input === null || !("messageId" in input)) return null;
+  const value = input.messageId;
+  return typeof value === "string" || typeof value === "number" ? String(value) : null;
+}
+
+export type SegmentBody = { ok: true; events: unknown[] } | { ok: false; error: string };
+
+/**
+ * The three shapes a request body takes: one event (classic Webhooks,
+ * `/v1/<call>`), `{ batch: [...] }` (SDKs), or a JSON array (Webhooks
+ * (Actions) batching). A batch's top-level `context` and `integrations`
+ * apply to every event that does not set them, as in Segment's HTTP API.
+ */
+export function parseSegmentBody(raw: string): SegmentBody {
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    return { ok: false, error: "the body is not valid JSON" };
+  }
+  let events: unknown[];
+  if (Array.isArray(json)) {
+    events = json;
+  } else if (typeof json === "object" && json !== null && "batch" in json) {
+    if (!Array.isArray(json.batch)) return { ok: false, error: "batch must be an array of events" };
+    const shared = json as { context?: unknown; integrations?: unknown };
+    events = json.batch.map((event: unknown) => withBatchDefaults(event, shared.context, shared.integrations));
+  } else if (typeof json === "object" && json !== null) {
+    events = [json];
+  } else {
+    return { ok: false, error: "the body must be an event, { batch: [...] } or an array of events" };
+  }
+  if (events.length === 0) return { ok: false, error: "the request holds no events" };
+  if (events.length > MAX_BATCH_EVENTS)
+    return { ok: false, error: `the request holds ${events.length} events; at most ${MAX_BATCH_EVENTS} per batch` };
+  return { ok: true, events };
+}
+
+const isPlainObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
+
+function withBatchDefaults(event: unknown, context: unknown, integrations: unknown): unknown {
+  if (!isPlainObject(event)) return event;
+  const merged: Record<string, unknown> = { ...event };
+  if (isPlainObject(context)) merged.context = { ...context, ...(isPlainObject(event.context) ? event.context : {}) };
+  if (isPlainObject(integrations))
+    merged.integrations = { ...integrations, ...(isPlainObject(event.integrations) ? event.integrations : {}) };
+  return merged;
+}
