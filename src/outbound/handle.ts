@@ -1,0 +1,138 @@
+/**
+ * The inline outbound route: body to events, each event validated, mapped
+ * and delivered on its own, and one answer that tells Segment whether to
+ * retry (503), drop (400) or move on (200).
+ */
+import { BridgeError, badRequest, DeliveryError } from "../shared/errors.ts";
+import type { AppContext } from "../shared/http.ts";
+import { fingerprint, log } from "../shared/log.ts";
+import { mapSegmentEvent, type VeroRequest } from "./map.ts";
+import { messageIdOf, parseSegmentBody, parseSegmentEvent, type SegmentEventType } from "./schema.ts";
+import { sendToVero } from "./vero.ts";
+
+export type EventOutcome = "delivered" | "skipped" | "invalid" | "failed";
+
+export interface EventResult {
+  messageId: string | null;
+  /** Position in the request, for events without a messageId. */
+  index: number;
+  outcome: EventOutcome;
+  /** Why an event was skipped. */
+  reason?: string;
+  /** What is wrong with an invalid event, or what Vero answered. */
+  error?: string;
+  /** For failed events: whether a retry of the request may succeed. */
+  retryable?: boolean;
+}
+
+type Job = { result: EventResult; requests: VeroRequest[] };
+
+// Enough to find a request's events in the logs without writing out a whole batch.
+const LOGGED_MESSAGE_IDS = 50;
+
+export async function handleSegmentRequest(c: AppContext, impliedType?: SegmentEventType): Promise<Response> {
+  const started = Date.now();
+  const route = c.req.path;
+  const body = parseSegmentBody(await c.req.text());
+  if (!body.ok) {
+    log("info", "outbound request refused", { route, status: 400, error: body.error });
+    throw badRequest(body.error);
+  }
+
+  const receivedAt = new Date();
+  const jobs: Job[] = body.events.map((input, index) => {
+    const result: EventResult = { messageId: messageIdOf(input), index, outcome: "invalid" };
+    const parsed = parseSegmentEvent(input, impliedType);
+    if (!parsed.ok) return { result: { ...result, error: parsed.error }, requests: [] };
+    const mapped = mapSegmentEvent(parsed.event, { receivedAt });
+    if (mapped.outcome === "invalid") return { result: { ...result, error: mapped.error }, requests: [] };
+    if (mapped.outcome === "skip")
+      return { result: { ...result, outcome: "skipped", reason: mapped.reason }, requests: [] };
+    return { result: { ...result, outcome: "failed" }, requests: mapped.requests };
+  });
+
+  const retryAfter = await deliver(c, jobs);
+  const results = jobs.map((job) => job.result);
+  const count = (outcome: EventOutcome) => results.filter((result) => result.outcome === outcome).length;
+  const failed = results.filter((result) => result.outcome === "failed");
+  const status = failed.some((result) => result.retryable)
+    ? 503
+    : failed.length > 0 || count("invalid") === results.length
+      ? 400
+      : 200;
+
+  const messageIds = results.map((result) => result.messageId ?? `#${result.index}`);
+  log(status === 200 ? "info" : "warn", "outbound request", {
+    route,
+    status,
+    outcome: status === 200 ? "ok" : status === 503 ? "retry" : "refused",
+    events: results.length,
+    delivered: count("delivered"),
+    skipped: count("skipped"),
+    invalid: count("invalid"),
+    failed: failed.length,
+    messageIds: messageIds.slice(0, LOGGED_MESSAGE_IDS),
+    // Errors may quote an id or an email from the payload.
+    errors: results.flatMap((result) => (result.error ? [redact(result.error)] : [])).slice(0, 5),
+    durationMs: Date.now() - started,
+  });
+
+  if (status === 200) return c.json({ ok: true as const, results }, 200);
+  const details = { results };
+  if (status === 503) {
+    throw new BridgeError(503, "vero_unavailable", `${firstError(failed, true)}; retry later`, {
+      details,
+      headers: retryAfter === undefined ? {} : { "Retry-After": String(retryAfter) },
+    });
+  }
+  if (failed.length > 0) throw new BridgeError(400, "vero_rejected", firstError(failed, false), { details });
+  throw new BridgeError(400, "invalid_event", describeInvalid(results), { details });
+}
+
+/**
+ * Sends each job's requests in arrival order. After the first retryable
+ * failure the rest are not attempted: Segment retries the whole request
+ * anyway, and an unavailable Vero should not take thousands more calls.
+ * Returns the Retry-After Vero asked for, if any.
+ */
+async function deliver(c: AppContext, jobs: Job[]): Promise<number | undefined> {
+  const target = c.get("outbound");
+  let halted: DeliveryError | undefined;
+  for (const job of jobs) {
+    if (job.requests.length === 0) continue;
+    if (halted) {
+      job.result.error = "not sent: an earlier event hit a retryable Vero failure";
+      job.result.retryable = true;
+      continue;
+    }
+    try {
+      await sendToVero(target, job.requests);
+      job.result.outcome = "delivered";
+    } catch (error) {
+      if (!(error instanceof DeliveryError)) throw error;
+      job.result.error = error.message;
+      job.result.retryable = error.retryable;
+      if (error.retryable) halted = error;
+    }
+  }
+  return halted?.retryAfter;
+}
+
+function firstError(failed: EventResult[], retryable: boolean): string {
+  const first = failed.find((result) => result.retryable === retryable);
+  const message = first?.error ?? "Vero did not take the event";
+  return failed.length === 1 ? message : `${failed.length} events failed; first: ${message}`;
+}
+
+function describeInvalid(results: EventResult[]): string {
+  const first = results[0];
+  if (results.length === 1 && first?.error) return first.error;
+  const named = results.map((result) => `${result.messageId ?? `#${result.index}`}: ${result.error}`);
+  return `none of the ${results.length} events is deliverable: ${named.slice(0, 3).join("; ")}${results.length > 3 ? "; ..." : ""}`;
+}
+
+const EMAILS = /[^\s@"'<>(),;:]+@[^\s@"'<>(),;:]+\.[^\s@"'<>(),;:]+/g;
+
+function redact(text: string): string {
+  return text.replace(EMAILS, (email) => fingerprint(email));
+}

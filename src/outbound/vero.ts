@@ -1,0 +1,79 @@
+/**
+ * Sends mapped requests to Vero's Track API v2. Knows nothing of Segment or
+ * of HTTP routes, so the inline routes and a later queue consumer share it:
+ * settings and requests in, success or a DeliveryError out.
+ */
+import { DeliveryError, isRetryableStatus } from "../shared/errors.ts";
+import type { OutboundSettings } from "../shared/settings.ts";
+import type { VeroRequest } from "./map.ts";
+
+export const VERO_TIMEOUT_MS = 10_000;
+
+// Vero's messages are short; a long body is an HTML error page that would drown the response.
+const MAX_MESSAGE_CHARS = 300;
+
+export type VeroTarget = Pick<OutboundSettings, "veroApiUrl" | "veroCredential">;
+
+/**
+ * Makes one event's calls in order and stops at the first failure, so a
+ * tags edit is only made once the call that creates the user succeeded.
+ * Throws a DeliveryError: `retryable` for 429, 5xx, timeouts and network
+ * errors; permanent, with Vero's own message, for any other 4xx.
+ */
+export async function sendToVero(target: VeroTarget, requests: readonly VeroRequest[]): Promise<void> {
+  for (const request of requests) await sendOne(target, request);
+}
+
+async function sendOne(target: VeroTarget, request: VeroRequest): Promise<void> {
+  const call = `${request.method} ${request.path}`;
+  let response: Response;
+  let text: string;
+  try {
+    response = await fetch(`${target.veroApiUrl}${request.path}`, {
+      method: request.method,
+      headers: { "content-type": "application/json", accept: "application/json" },
+      body: JSON.stringify({ ...request.body, ...target.veroCredential }),
+      signal: AbortSignal.timeout(VERO_TIMEOUT_MS),
+    });
+    // Read inside the timeout too: a body that never ends is as bad as no answer.
+    text = await response.text();
+  } catch (error) {
+    const timedOut = error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError");
+    throw new DeliveryError(
+      "vero",
+      timedOut
+        ? `Vero did not answer ${call} within ${VERO_TIMEOUT_MS / 1000} s`
+        : `Vero could not be reached for ${call}: ${error instanceof Error ? error.message : String(error)}`,
+      { retryable: true, cause: error },
+    );
+  }
+  if (response.ok) return;
+
+  const message = veroMessage(text) ?? response.statusText;
+  throw new DeliveryError("vero", `Vero answered ${response.status} to ${call}: ${message}`, {
+    retryable: isRetryableStatus(response.status),
+    status: response.status,
+    retryAfter: retryAfterSeconds(response.headers.get("retry-after")),
+  });
+}
+
+/** Vero answers `{ status, message }`; anything else is quoted, shortened. */
+function veroMessage(text: string): string | undefined {
+  try {
+    const json: unknown = JSON.parse(text);
+    if (typeof json === "object" && json !== null && "message" in json && typeof json.message === "string")
+      return json.message.slice(0, MAX_MESSAGE_CHARS);
+  } catch {
+    // Not JSON: the raw text below is the message.
+  }
+  const trimmed = text.trim();
+  return trimmed === "" ? undefined : trimmed.slice(0, MAX_MESSAGE_CHARS);
+}
+
+function retryAfterSeconds(header: string | null): number | undefined {
+  if (header === null) return undefined;
+  const seconds = Number(header.trim());
+  if (Number.isFinite(seconds) && seconds >= 0) return Math.ceil(seconds);
+  const date = Date.parse(header);
+  return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - Date.now()) / 1000));
+}

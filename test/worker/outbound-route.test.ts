@@ -1,0 +1,494 @@
+/** Segment events through the routes to the Vero stand-in over real HTTP: what Vero receives, what Segment is told. */
+import { describe, expect, it } from "vitest";
+import type { Env } from "../../src/shared/env.ts";
+import { hmacSha1Hex } from "../../src/shared/secrets.ts";
+import alias from "../fixtures/segment/alias.json";
+import group from "../fixtures/segment/group.json";
+import identify from "../fixtures/segment/identify.json";
+import identifyWithTags from "../fixtures/segment/identify_with_tags.json";
+import track from "../fixtures/segment/track.json";
+import unsubscribe from "../fixtures/segment/unsubscribe.json";
+import { basic, callWorker, expectJsonError, isolatedEnv, vero } from "./helpers.ts";
+
+const secret = "dev-segment-shared-secret";
+
+/** POST /segment as Segment's Webhooks destination does: X-Signature over the raw body. */
+async function webhook(env: Env, body: unknown, raw = JSON.stringify(body)): Promise<Response> {
+  const signature = await hmacSha1Hex(secret, raw);
+  return callWorker(
+    new Request("http://bridge/segment", { method: "POST", body: raw, headers: { "X-Signature": signature } }),
+    env,
+  );
+}
+
+/** POST /v1/<call> as an SDK does: Basic with the write key (the shared secret). */
+function api(env: Env, call: string, body: unknown): Promise<Response> {
+  return callWorker(
+    new Request(`http://bridge/v1/${call}`, {
+      method: "POST",
+      body: JSON.stringify(body),
+      headers: { Authorization: basic(secret), "content-type": "application/json" },
+    }),
+    env,
+  );
+}
+
+/** What the stand-in received, as method, path (under /api/v2) and body. */
+async function received(key: string) {
+  return (await vero.calls(key)).map((call) => ({
+    method: call.method,
+    path: call.path.replace(/^\/api\/v2/, ""),
+    body: call.body,
+  }));
+}
+
+async function expectDelivered(response: Response) {
+  const text = await response.text();
+  expect(response.status, text).toBe(200);
+  return JSON.parse(text) as { ok: true; results: { messageId: string | null; outcome: string; error?: string }[] };
+}
+
+describe("each contract row reaches Vero as the exact call", () => {
+  it("identify: POST /users/track with id, email, traits and userAgent, and the auth_token", async () => {
+    const { env, veroToken } = await isolatedEnv();
+    const body = await expectDelivered(await webhook(env, identify));
+    expect(body.results).toEqual([{ messageId: "ex-identify-1", index: 0, outcome: "delivered" }]);
+    expect(await received(veroToken)).toEqual([
+      {
+        method: "POST",
+        path: "/users/track",
+        body: {
+          auth_token: veroToken,
+          id: "324LKJF",
+          email: "jane@example.com",
+          data: {
+            email: "jane@example.com",
+            name: "Jane",
+            plan: "pro",
+            order_completed_last_30days: true,
+            userAgent: "Mozilla/5.0",
+          },
+        },
+      },
+    ]);
+  });
+
+  it("identify whose userId is an email: that email is the email", async () => {
+    const { env, veroToken } = await isolatedEnv();
+    await expectDelivered(await api(env, "identify", { userId: "jane@example.com", traits: { plan: "pro" } }));
+    expect(await received(veroToken)).toEqual([
+      {
+        method: "POST",
+        path: "/users/track",
+        body: { auth_token: veroToken, id: "jane@example.com", email: "jane@example.com", data: { plan: "pro" } },
+      },
+    ]);
+  });
+
+  it("track: POST /events/track with identity, data, created_at and source", async () => {
+    const { env, veroToken } = await isolatedEnv();
+    await expectDelivered(await webhook(env, track));
+    expect(await received(veroToken)).toEqual([
+      {
+        method: "POST",
+        path: "/events/track",
+        body: {
+          auth_token: veroToken,
+          identity: { id: "324LKJF", email: "jane@example.com" },
+          event_name: "Viewed product",
+          data: { product_name: "Red T-shirt", product_url: "http://www.yourdomain.com/products/red-t-shirt" },
+          extras: { created_at: 1717044391, source: "segment" },
+        },
+      },
+    ]);
+  });
+
+  it("track with properties.email but no context.traits.email: the identity has no email, the data keeps it", async () => {
+    const { env, veroToken } = await isolatedEnv();
+    await expectDelivered(
+      await webhook(env, {
+        type: "track",
+        messageId: "m-1",
+        userId: "u-1",
+        event: "Signed Up",
+        timestamp: "2014-01-01T00:00:00.000Z",
+        properties: { email: "jane@example.com" },
+      }),
+    );
+    expect(await received(veroToken)).toEqual([
+      {
+        method: "POST",
+        path: "/events/track",
+        body: {
+          auth_token: veroToken,
+          identity: { id: "u-1" },
+          event_name: "Signed Up",
+          data: { email: "jane@example.com" },
+          extras: { created_at: 1388534400, source: "segment" },
+        },
+      },
+    ]);
+  });
+
+  it("Unsubscribe track: POST /users/unsubscribe for properties.id", async () => {
+    const { env, veroToken } = await isolatedEnv();
+    await expectDelivered(await webhook(env, unsubscribe));
+    expect(await received(veroToken)).toEqual([
+      { method: "POST", path: "/users/unsubscribe", body: { auth_token: veroToken, id: "12345" } },
+    ]);
+  });
+
+  it("Resubscribe track: POST /users/resubscribe for the userId", async () => {
+    const { env, veroToken } = await isolatedEnv();
+    await expectDelivered(await api(env, "track", { userId: "u-1", event: "resubscribe" }));
+    expect(await received(veroToken)).toEqual([
+      { method: "POST", path: "/users/resubscribe", body: { auth_token: veroToken, id: "u-1" } },
+    ]);
+  });
+
+  it("page: a viewed_page event with the properties as data", async () => {
+    const { env, veroToken } = await isolatedEnv();
+    await expectDelivered(
+      await api(env, "page", {
+        userId: "u-1",
+        name: "Pricing",
+        timestamp: "2014-01-01T00:00:00.000Z",
+        properties: { url: "https://example.com/pricing" },
+      }),
+    );
+    expect(await received(veroToken)).toEqual([
+      {
+        method: "POST",
+        path: "/events/track",
+        body: {
+          auth_token: veroToken,
+          identity: { id: "u-1" },
+          event_name: "viewed_page",
+          data: { url: "https://example.com/pricing" },
+          extras: { created_at: 1388534400, source: "segment" },
+        },
+      },
+    ]);
+  });
+
+  it("screen: a viewed_screen event with the properties as data", async () => {
+    const { env, veroToken } = await isolatedEnv();
+    await expectDelivered(
+      await api(env, "screen", {
+        userId: "u-1",
+        name: "Home",
+        timestamp: "2014-01-01T00:00:00.000Z",
+        properties: { variation: "blue" },
+      }),
+    );
+    expect(await received(veroToken)).toEqual([
+      {
+        method: "POST",
+        path: "/events/track",
+        body: {
+          auth_token: veroToken,
+          identity: { id: "u-1" },
+          event_name: "viewed_screen",
+          data: { variation: "blue" },
+          extras: { created_at: 1388534400, source: "segment" },
+        },
+      },
+    ]);
+  });
+
+  it("group: PUT /users/edit with the traits as the user's group", async () => {
+    const { env, veroToken } = await isolatedEnv();
+    await expectDelivered(await webhook(env, group));
+    expect(await received(veroToken)).toEqual([
+      {
+        method: "PUT",
+        path: "/users/edit",
+        body: { auth_token: veroToken, id: "324LKJF", changes: { group: { name: "Acme", plan: "enterprise" } } },
+      },
+    ]);
+  });
+
+  it("alias: PUT /users/reidentify from previousId to userId", async () => {
+    const { env, veroToken } = await isolatedEnv();
+    await expectDelivered(await webhook(env, alias));
+    expect(await received(veroToken)).toEqual([
+      {
+        method: "PUT",
+        path: "/users/reidentify",
+        body: { auth_token: veroToken, id: "jane@example.com", new_id: "8765309" },
+      },
+    ]);
+  });
+
+  it("delete: POST /users/delete for the userId", async () => {
+    const { env, veroToken } = await isolatedEnv();
+    await expectDelivered(await webhook(env, { type: "delete", messageId: "del-1", userId: "u-1" }));
+    expect(await received(veroToken)).toEqual([
+      { method: "POST", path: "/users/delete", body: { auth_token: veroToken, id: "u-1" } },
+    ]);
+  });
+
+  it("sends VERO_TRACKING_API_KEY as tracking_api_key", async () => {
+    const key = await vero.tenant();
+    const { env } = await isolatedEnv({ VERO_TRACKING_API_KEY: key });
+    await expectDelivered(await webhook(env, alias));
+    expect(await received(key)).toEqual([
+      {
+        method: "PUT",
+        path: "/users/reidentify",
+        body: { tracking_api_key: key, id: "jane@example.com", new_id: "8765309" },
+      },
+    ]);
+  });
+});
+
+describe("tags", () => {
+  it("identify with { id, action, values }: the identify, then the tags edit for tags.id", async () => {
+    const { env, veroToken } = await isolatedEnv();
+    await expectDelivered(await webhook(env, identifyWithTags));
+    expect(await received(veroToken)).toEqual([
+      {
+        method: "POST",
+        path: "/users/track",
+        body: { auth_token: veroToken, id: "324LKJF", email: "jane@example.com", data: { email: "jane@example.com" } },
+      },
+      {
+        method: "PUT",
+        path: "/users/tags/edit",
+        body: { auth_token: veroToken, id: "235FAG", add: ["warriors", "giants", "niners"] },
+      },
+    ]);
+  });
+
+  it("track with { add, remove } and no id: the tags edit goes to the userId", async () => {
+    const { env, veroToken } = await isolatedEnv();
+    await expectDelivered(
+      await webhook(env, { ...track, integrations: { Vero: { tags: { add: ["vip"], remove: ["trial"] } } } }),
+    );
+    const calls = await received(veroToken);
+    expect(calls.map((call) => `${call.method} ${call.path}`)).toEqual(["POST /events/track", "PUT /users/tags/edit"]);
+    expect(calls[1]?.body).toEqual({ auth_token: veroToken, id: "324LKJF", add: ["vip"], remove: ["trial"] });
+  });
+
+  it("malformed tags: 400 naming the problem, and no Vero call at all", async () => {
+    const { env, veroToken } = await isolatedEnv();
+    const response = await webhook(env, {
+      ...identify,
+      integrations: { Vero: { tags: { action: "add", values: "warriors" } } },
+    });
+    expect((await expectJsonError(response, 400)).error.message).toBe(
+      "integrations.Vero.tags.values must be an array of strings",
+    );
+    expect(await vero.calls(veroToken)).toEqual([]);
+  });
+
+  it("sends no tags edit when the main call fails", async () => {
+    const { env, veroToken } = await isolatedEnv();
+    await vero.fail(veroToken, { status: 500 });
+    await expectJsonError(await webhook(env, identifyWithTags), 503);
+    expect((await received(veroToken)).map((call) => call.path)).toEqual(["/users/track"]);
+  });
+});
+
+describe("invalid events", () => {
+  it("an event with neither userId nor email: 400 naming it, nothing sent", async () => {
+    const { env, veroToken } = await isolatedEnv();
+    const response = await webhook(env, { type: "track", messageId: "m-1", anonymousId: "a-1", event: "x" });
+    const error = await expectJsonError(response, 400);
+    expect(error.error.message).toBe("no userId or email");
+    expect(error.error.details).toEqual({
+      results: [{ messageId: "m-1", index: 0, outcome: "invalid", error: "no userId or email" }],
+    });
+    expect(await vero.calls(veroToken)).toEqual([]);
+  });
+
+  it("a body that is not JSON: 400", async () => {
+    const { env } = await isolatedEnv();
+    expect((await expectJsonError(await webhook(env, null, "{not json"), 400)).error.message).toBe(
+      "the body is not valid JSON",
+    );
+  });
+});
+
+describe("authentication", () => {
+  it("a bad signature: 401 and nothing sent", async () => {
+    const { env, veroToken } = await isolatedEnv();
+    const raw = JSON.stringify(track);
+    const response = await callWorker(
+      new Request("http://bridge/segment", {
+        method: "POST",
+        body: raw,
+        headers: { "X-Signature": await hmacSha1Hex("not the secret", raw) },
+      }),
+      env,
+    );
+    await expectJsonError(response, 401);
+    expect(await vero.calls(veroToken)).toEqual([]);
+  });
+
+  it("no signature and no Basic: 401 and nothing sent", async () => {
+    const { env, veroToken } = await isolatedEnv();
+    const response = await callWorker(
+      new Request("http://bridge/segment", { method: "POST", body: JSON.stringify(track) }),
+      env,
+    );
+    await expectJsonError(response, 401);
+    expect(await vero.calls(veroToken)).toEqual([]);
+  });
+
+  it("Basic with the shared secret on /segment delivers", async () => {
+    const { env, veroToken } = await isolatedEnv();
+    const response = await callWorker(
+      new Request("http://bridge/segment", {
+        method: "POST",
+        body: JSON.stringify(alias),
+        headers: { Authorization: basic(secret) },
+      }),
+      env,
+    );
+    await expectDelivered(response);
+    expect(await vero.accepted(veroToken)).toHaveLength(1);
+  });
+});
+
+describe("batches", () => {
+  const invalidEvent = { type: "track", messageId: "bad-1", event: "No one" };
+
+  it("a signed JSON array: the valid events delivered, the invalid one reported", async () => {
+    const { env, veroToken } = await isolatedEnv();
+    const events = [track, invalidEvent, alias];
+    // Webhooks (Actions) signs only the first event of a batch.
+    const signature = await hmacSha1Hex(secret, JSON.stringify(events[0]));
+    const response = await callWorker(
+      new Request("http://bridge/segment", {
+        method: "POST",
+        body: JSON.stringify(events),
+        headers: { "X-Signature": signature },
+      }),
+      env,
+    );
+    const body = await expectDelivered(response);
+    expect(body.results).toEqual([
+      { messageId: "ex-track-1", index: 0, outcome: "delivered" },
+      { messageId: "bad-1", index: 1, outcome: "invalid", error: "no userId or email" },
+      { messageId: "ex-alias-1", index: 2, outcome: "delivered" },
+    ]);
+    expect((await received(veroToken)).map((call) => call.path)).toEqual(["/events/track", "/users/reidentify"]);
+  });
+
+  it("{ batch } on /v1/batch: the valid events delivered in order, the invalid one reported", async () => {
+    const { env, veroToken } = await isolatedEnv();
+    const body = await expectDelivered(await api(env, "batch", { batch: [identify, invalidEvent, group] }));
+    expect(body.results.map((result) => [result.messageId, result.outcome])).toEqual([
+      ["ex-identify-1", "delivered"],
+      ["bad-1", "invalid"],
+      ["ex-group-1", "delivered"],
+    ]);
+    expect((await received(veroToken)).map((call) => call.path)).toEqual(["/users/track", "/users/edit"]);
+  });
+
+  it("a batch with nothing deliverable: 400 listing each event", async () => {
+    const { env, veroToken } = await isolatedEnv();
+    const response = await api(env, "batch", { batch: [invalidEvent, { ...invalidEvent, messageId: "bad-2" }] });
+    const error = await expectJsonError(response, 400);
+    expect(error.error.message).toMatch(/none of the 2 events is deliverable/);
+    expect(await vero.calls(veroToken)).toEqual([]);
+  });
+
+  it("a batch over 2,500 events: 400, nothing sent", async () => {
+    const { env, veroToken } = await isolatedEnv();
+    const response = await api(env, "batch", { batch: Array.from({ length: 2501 }, () => alias) });
+    expect((await expectJsonError(response, 400)).error.message).toMatch(/at most 2500/);
+    expect(await vero.calls(veroToken)).toEqual([]);
+  });
+});
+
+describe("the loop guard", () => {
+  it("acknowledges an event that came from this bridge and sends nothing", async () => {
+    const { env, veroToken } = await isolatedEnv();
+    const body = await expectDelivered(
+      await webhook(env, {
+        ...track,
+        context: { integration: { name: "vero-segment-bridge", version: "0.1.0" } },
+        integrations: { Vero: false },
+      }),
+    );
+    expect(body.results[0]).toMatchObject({ messageId: "ex-track-1", outcome: "skipped" });
+    expect(await vero.calls(veroToken)).toEqual([]);
+  });
+});
+
+describe("Vero failures", () => {
+  it("Vero answering 500: 503 so that Segment retries", async () => {
+    const { env, veroToken } = await isolatedEnv();
+    await vero.fail(veroToken, { status: 500 });
+    const error = await expectJsonError(await webhook(env, track), 503);
+    expect(error.error.message).toMatch(/Vero answered 500 to POST \/events\/track/);
+  });
+
+  it("Vero answering 429: 503 with Vero's Retry-After", async () => {
+    const { env, veroToken } = await isolatedEnv();
+    await vero.fail(veroToken, { status: 429, retryAfter: 3 });
+    const response = await webhook(env, track);
+    expect(response.headers.get("Retry-After")).toBe("3");
+    await expectJsonError(response, 503);
+  });
+
+  it("Vero refusing the event: 400 with Vero's message, so that Segment drops it", async () => {
+    const { env, veroToken } = await isolatedEnv();
+    const response = await webhook(env, { ...track, event: "x".repeat(300) });
+    const error = await expectJsonError(response, 400);
+    expect(error.error.code).toBe("vero_rejected");
+    expect(error.error.message).toBe(
+      "Vero answered 400 to POST /events/track: event_name is longer than 255 characters",
+    );
+    expect(await vero.accepted(veroToken)).toEqual([]);
+  });
+
+  it("an injected 400: Vero's message reaches Segment", async () => {
+    const { env, veroToken } = await isolatedEnv();
+    await vero.fail(veroToken, { status: 400, times: 1 });
+    const error = await expectJsonError(await webhook(env, alias), 400);
+    expect(error.error.message).toMatch(/stand-in failure injected \(400\)/);
+  });
+
+  it("a retryable failure stops the batch: later events are reported, not sent", async () => {
+    const { env, veroToken } = await isolatedEnv();
+    await vero.fail(veroToken, { status: 503, times: 1 });
+    const response = await api(env, "batch", { batch: [track, alias] });
+    const error = await expectJsonError(response, 503);
+    expect(error.error.details).toMatchObject({
+      results: [
+        { messageId: "ex-track-1", outcome: "failed", retryable: true },
+        { messageId: "ex-alias-1", outcome: "failed", retryable: true, error: expect.stringMatching(/not sent/) },
+      ],
+    });
+    expect(await vero.calls(veroToken)).toHaveLength(1);
+  });
+
+  it("a permanent failure does not hold back the other events", async () => {
+    const { env, veroToken } = await isolatedEnv();
+    const response = await api(env, "batch", { batch: [{ ...track, event: "x".repeat(300) }, alias] });
+    const error = await expectJsonError(response, 400);
+    expect(error.error.details).toMatchObject({
+      results: [
+        { messageId: "ex-track-1", outcome: "failed", retryable: false },
+        { messageId: "ex-alias-1", outcome: "delivered" },
+      ],
+    });
+    expect((await vero.accepted(veroToken)).map((call) => call.path)).toEqual(["/api/v2/users/reidentify"]);
+  });
+
+  it("a Vero that does not answer within 10 s: 503, retryable", { timeout: 30_000 }, async () => {
+    const { env, veroToken } = await isolatedEnv();
+    await vero.fail(veroToken, { delayMs: 11_000 });
+    const error = await expectJsonError(await webhook(env, track), 503);
+    expect(error.error.message).toMatch(/did not answer POST \/events\/track within 10 s/);
+  });
+
+  it("a Vero that cannot be reached: 503, retryable", async () => {
+    const { env } = await isolatedEnv({ VERO_API_URL: "http://127.0.0.1:9/api/v2" });
+    const error = await expectJsonError(await webhook(env, track), 503);
+    expect(error.error.message).toMatch(/could not be reached/);
+  });
+});
