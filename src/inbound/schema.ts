@@ -1,0 +1,218 @@
+/**
+ * Vero's webhook payloads as they arrive on the wire. Wire field names
+ * (`trigger-event`, `campaign_title`, `_tags`, ...) appear here and nowhere
+ * else; map.ts reads the parsed result.
+ *
+ * Vero documents a handful of samples, and real payloads drift from them
+ * (ids as numbers or strings, renamed campaign keys, fields added by Vero
+ * 2), so every field is optional except `type` and a usable user. Scalars
+ * are accepted in any JSON scalar type and read as text; a field of a type
+ * that cannot mean anything (an object where a name belongs) is refused
+ * with a message naming it, rather than dropped without a word.
+ */
+import { z } from "zod";
+
+/** The email events of CONTRACT.md's table, by their wire `type`. */
+export const VERO_EMAIL_TYPES = [
+  "sent",
+  "delivered",
+  "opened",
+  "clicked",
+  "bounced",
+  "unsubscribed",
+  "complained",
+  "failed",
+  "converted",
+  "resubscribed",
+] as const;
+export type VeroEmailType = (typeof VERO_EMAIL_TYPES)[number];
+
+export const VERO_USER_TYPES = ["user_created", "user_updated"] as const;
+export type VeroUserType = (typeof VERO_USER_TYPES)[number];
+
+const isEmailType = (type: string): type is VeroEmailType => (VERO_EMAIL_TYPES as readonly string[]).includes(type);
+const isUserType = (type: string): type is VeroUserType => (VERO_USER_TYPES as readonly string[]).includes(type);
+
+/** Absent, null and blank all mean "Vero did not say". */
+const blankToUndefined = (value: string | null | undefined) =>
+  value === null || value === undefined || value.trim() === "" ? undefined : value.trim();
+
+const text = z
+  .union([z.string(), z.number(), z.boolean()], { error: "must be a string or a number" })
+  .nullish()
+  .transform((value) => blankToUndefined(value === null || value === undefined ? value : String(value)));
+
+/** Ids arrive as numbers (Vero 1 samples) or strings (API-created users); Segment wants strings. */
+const id = z
+  .union([z.string(), z.number()], { error: "must be a string or a number" })
+  .nullish()
+  .transform((value) => blankToUndefined(value === null || value === undefined ? value : String(value)));
+
+/** `tags` is one comma-separated string in the payloads seen so far; an array is taken as well. */
+const tags = z
+  .union([z.string(), z.array(z.union([z.string(), z.number()]))], {
+    error: "must be a comma-separated string or an array of strings",
+  })
+  .nullish()
+  .transform((value) => {
+    if (value === null || value === undefined) return undefined;
+    const parts = (typeof value === "string" ? value.split(",") : value.map(String))
+      .map((part) => part.trim())
+      .filter((part) => part.length > 0);
+    return parts.length > 0 ? parts : undefined;
+  });
+
+/**
+ * Unix seconds as Vero sends them; a numeric string or an ISO 8601 string
+ * is taken too. Milliseconds are told apart by size (seconds reach 1e12 only
+ * in the year 33658). Output: an ISO 8601 string.
+ */
+const time = z
+  .union([z.number(), z.string()], { error: "must be Unix seconds or an ISO 8601 time" })
+  .nullish()
+  .transform((value, ctx) => {
+    if (value === null || value === undefined || (typeof value === "string" && value.trim() === "")) return undefined;
+    const numeric = typeof value === "number" ? value : /^\s*\d+(\.\d+)?\s*$/.test(value) ? Number(value) : undefined;
+    const ms = numeric === undefined ? Date.parse(value as string) : numeric >= 1e12 ? numeric : numeric * 1000;
+    const date = new Date(ms);
+    if (!Number.isFinite(ms) || Number.isNaN(date.getTime())) {
+      ctx.issues.push({ code: "custom", message: "must be Unix seconds or an ISO 8601 time", input: value });
+      return z.NEVER;
+    }
+    return date.toISOString();
+  });
+
+const user = z.looseObject({ id, email: text });
+
+const campaign = z.looseObject({
+  id,
+  type: text,
+  name: text,
+  campaign_title: text,
+  subject: text,
+  email_subject: text,
+  variation: text,
+  variation_name: text,
+  "trigger-event": text,
+  permalink: text,
+  message_id: text,
+  group: text,
+  channel: text,
+  sent_to: text,
+  tags,
+});
+
+const triggeringEvent = z.looseObject({ name: text, triggered_at: time });
+
+const emailEvent = z.looseObject({
+  type: z.enum(VERO_EMAIL_TYPES),
+  user,
+  campaign: campaign.nullish(),
+  message_id: text,
+  user_agent: text,
+  sender_ip: text,
+  tags,
+  channel: text,
+  sent_to: text,
+  event: triggeringEvent.nullish(),
+  link_url: text,
+  url: text,
+  link: text,
+  bounce_type: text,
+  bounce_code: text,
+  bounce_message: text,
+});
+
+const userEvent = z.looseObject({
+  type: z.enum(VERO_USER_TYPES),
+  user,
+  changes: z.record(z.string(), z.unknown()).nullish(),
+});
+
+export type VeroEmailEvent = z.output<typeof emailEvent> & { occurredAt: string | undefined };
+export type VeroUserEvent = z.output<typeof userEvent> & { occurredAt: string | undefined };
+export type VeroUser = z.output<typeof user>;
+export type VeroCampaign = z.output<typeof campaign>;
+
+export interface Problem {
+  /** One sentence naming what is wrong, for the 400's `message`. */
+  message: string;
+  issues: { path: string; message: string }[];
+}
+
+export type ParsedWebhook =
+  | { kind: "email"; webhook: VeroEmailEvent }
+  | { kind: "user"; webhook: VeroUserEvent }
+  | { kind: "unknown"; type: string }
+  | { kind: "invalid"; problem: Problem };
+
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
+
+const describe = (value: unknown) => (Array.isArray(value) ? "an array" : value === null ? "null" : typeof value);
+
+const invalid = (message: string, issues: Problem["issues"] = []): ParsedWebhook => ({
+  kind: "invalid",
+  problem: { message, issues },
+});
+
+const pathOf = (path: readonly PropertyKey[]) => path.map(String).join(".");
+
+function fromZod(error: z.ZodError): ParsedWebhook {
+  const issues = error.issues.map((issue) => ({ path: pathOf(issue.path), message: issue.message }));
+  const first = issues[0];
+  return invalid(first ? `${first.path || "payload"} ${first.message}` : "payload is not a Vero webhook", issues);
+}
+
+/**
+ * Reads a JSON value as a Vero webhook. The type is settled first, so a
+ * type the bridge does not know is reported as such (and acknowledged by
+ * the route) whatever the rest of its payload looks like.
+ */
+export function parseVeroWebhook(json: unknown): ParsedWebhook {
+  if (!isRecord(json)) return invalid(`body must be a JSON object, got ${describe(json)}`);
+
+  const rawType = json.type;
+  let type: string;
+  if (rawType === undefined || rawType === null || (typeof rawType === "string" && rawType.trim() === "")) {
+    // Some user_updated webhooks carry only `user` and `changes`.
+    if (!isRecord(json.changes)) return invalid("no type: the payload has no `type` (and no `changes`)");
+    type = "user_updated";
+  } else if (typeof rawType !== "string") {
+    return invalid(`type must be a string, got ${describe(rawType)}`);
+  } else {
+    type = rawType.trim();
+  }
+
+  if (!isEmailType(type) && !isUserType(type)) return { kind: "unknown", type };
+
+  if (!isRecord(json.user)) {
+    return invalid(
+      json.user === undefined
+        ? "no user: the payload has no `user`"
+        : `user must be an object, got ${describe(json.user)}`,
+    );
+  }
+
+  const candidate = { ...json, type };
+  const occurred = time.safeParse(json[`${type}_at`]);
+  if (!occurred.success) {
+    return invalid(`${type}_at must be Unix seconds or an ISO 8601 time`, [
+      { path: `${type}_at`, message: "must be Unix seconds or an ISO 8601 time" },
+    ]);
+  }
+
+  const parsed = isEmailType(type) ? emailEvent.safeParse(candidate) : userEvent.safeParse(candidate);
+  if (!parsed.success) return fromZod(parsed.error);
+
+  const { id: userId, email } = parsed.data.user;
+  if (userId === undefined && email === undefined) {
+    return invalid("no user id or email: `user` needs an `id` or an `email`", [
+      { path: "user", message: "needs an id or an email" },
+    ]);
+  }
+
+  return isEmailType(type)
+    ? { kind: "email", webhook: { ...(parsed.data as z.output<typeof emailEvent>), occurredAt: occurred.data } }
+    : { kind: "user", webhook: { ...(parsed.data as z.output<typeof userEvent>), occurredAt: occurred.data } };
+}

@@ -1,0 +1,136 @@
+/**
+ * The HTTP side of the inbound direction: read Vero's body, map it, hand
+ * the message to Segment, and answer in a way Vero acts on correctly
+ * (2xx: done, do not resend; 503: resend later; 400: never resend).
+ */
+import type { Context, MiddlewareHandler } from "hono";
+import { BridgeError, badRequest, DeliveryError } from "../shared/errors.ts";
+import type { AppEnv } from "../shared/http.ts";
+import { describeError, type LogFields, log } from "../shared/log.ts";
+import { mapVeroWebhook } from "./map.ts";
+import { deliverToSegment } from "./segment.ts";
+
+/** What the one log line of a webhook request says beyond route, status and duration. */
+export type WebhookLogFields = Pick<LogFields, string>;
+
+export type InboundEnv = AppEnv & { Variables: AppEnv["Variables"] & { webhookLog: WebhookLogFields } };
+
+/**
+ * Logs one line per webhook request, whatever happened (401s and 503s of
+ * an unconfigured direction included): the handler adds the type, outcome
+ * and messageId it learns; nothing here is an email or a secret.
+ */
+export const webhookRequestLog: MiddlewareHandler<InboundEnv> = async (c, next) => {
+  const started = Date.now();
+  const fields: WebhookLogFields = {};
+  c.set("webhookLog", fields);
+  await next();
+  const status = c.res.status;
+  log(status >= 500 ? "warn" : "info", "vero webhook", {
+    route: "POST /vero/webhook",
+    status,
+    outcome: status < 300 ? (fields.outcome ?? "delivered") : (fields.outcome ?? "refused"),
+    ...fields,
+    durationMs: Date.now() - started,
+  });
+};
+
+/**
+ * The body as JSON, whatever the Content-Type: Vero promises none. A body
+ * that is URL-encoded JSON (`%7B...`) is decoded first; `+` is a space
+ * there, as in any form encoding (a literal plus arrives as `%2B`).
+ */
+export function parseWebhookBody(raw: string): unknown {
+  const text = raw.trim();
+  if (text === "") throw badRequest("empty body: expected a Vero webhook as JSON");
+  const json = /^%(7b|5b)/i.test(text) ? decodeUrlEncoded(text) : text;
+  try {
+    return JSON.parse(json);
+  } catch (error) {
+    throw badRequest(`body is not valid JSON: ${describeError(error).replace(/^SyntaxError: /, "")}`);
+  }
+}
+
+function decodeUrlEncoded(text: string): string {
+  try {
+    return decodeURIComponent(text.replace(/\+/g, " "));
+  } catch {
+    // The URIError says nothing more than this sentence does.
+    throw badRequest("body looks URL-encoded but is not valid percent-encoding");
+  }
+}
+
+/** Segment's refusal of the payload itself: resending it cannot help. */
+const PAYLOAD_REFUSED = new Set([400, 413, 422]);
+
+/** Turns a failed delivery into what Vero should do next. */
+function deliveryFailure(error: DeliveryError): BridgeError {
+  const details = { upstream: "segment", upstreamStatus: error.status ?? null, retryable: error.retryable };
+  if (error.retryable) {
+    return new BridgeError(
+      503,
+      "segment_unavailable",
+      `Segment could not take the event; retry later (${error.message})`,
+      {
+        details,
+        headers: error.retryAfter !== undefined ? { "Retry-After": String(error.retryAfter) } : {},
+        cause: error,
+      },
+    );
+  }
+  if (error.status === undefined || PAYLOAD_REFUSED.has(error.status)) {
+    return new BridgeError(
+      400,
+      "segment_rejected",
+      `Segment refuses this event, so it will never succeed (${error.message})`,
+      {
+        details,
+        cause: error,
+      },
+    );
+  }
+  // 401, 403, 404: the write key or the host is wrong. Not the event's fault, and fixable by the operator,
+  // so Vero is asked to resend rather than told to drop the event.
+  return new BridgeError(
+    503,
+    "segment_refused",
+    `Segment refused the request (${error.message}); check SEGMENT_WRITE_KEY and SEGMENT_API_HOST`,
+    { details, cause: error },
+  );
+}
+
+export async function handleVeroWebhook(c: Context<InboundEnv>): Promise<Response> {
+  const fields = c.get("webhookLog");
+  const json = parseWebhookBody(await c.req.text());
+  const mapped = mapVeroWebhook(json, { receivedAt: new Date() });
+
+  if (mapped.kind === "invalid") {
+    fields.outcome = "invalid";
+    throw badRequest(mapped.problem.message, { issues: mapped.problem.issues });
+  }
+  if (mapped.kind === "ignored") {
+    // Answered 2xx: Vero would otherwise resend a type the bridge will never forward.
+    fields.outcome = "ignored";
+    fields.type = mapped.type;
+    return c.json({ ok: true, ignored: mapped.reason });
+  }
+
+  const { message } = mapped;
+  fields.type = message.type === "track" ? message.event : "identify";
+  fields.messageId = message.messageId;
+  try {
+    await deliverToSegment(c.get("inbound"), [message]);
+  } catch (error) {
+    if (!(error instanceof DeliveryError)) throw error;
+    fields.outcome = error.retryable ? "segment_unavailable" : "segment_refused";
+    fields.upstreamStatus = error.status;
+    fields.error = error.message;
+    throw deliveryFailure(error);
+  }
+  fields.outcome = "delivered";
+  return c.json(
+    message.type === "track"
+      ? { ok: true, messageId: message.messageId, call: "track", event: message.event }
+      : { ok: true, messageId: message.messageId, call: "identify" },
+  );
+}
