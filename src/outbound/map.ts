@@ -25,7 +25,7 @@ export interface MapOptions {
   receivedAt: Date;
 }
 
-// Loose on purpose: the same test Segment's Facade applied to decide that a userId "is an email".
+// Loose on purpose: a userId shaped like `x@y.z` is taken as an email; Vero validates the rest.
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
 const nonEmpty = (value: unknown): string | undefined => {
@@ -162,7 +162,7 @@ export function mapSegmentEvent(event: SegmentEvent, { receivedAt }: MapOptions)
   const reason = skipReason(event);
   if (reason) return { outcome: "skip", reason };
 
-  // Segment stringifies numeric ids; so does the bridge, so that 123 and "123" are one Vero user.
+  // Numeric ids go out as strings, so that 123 and "123" are one Vero user.
   const userId = nonEmpty(event.userId);
   const main = mainRequests(event, userId, receivedAt);
   if (typeof main === "string") return invalid(main);
