@@ -1,0 +1,125 @@
+/** The benchmarks' pure helpers; the benchmarks themselves never run in `npm test`. */
+import { describe, expect, it } from "vitest";
+import { hotspots } from "../../bench/lib/profile.ts";
+import { percentile, summarize } from "../../bench/lib/stats.ts";
+import { lineChartSvg, niceCeiling } from "../../bench/lib/svg.ts";
+import { renderMarkdownTable, renderTable } from "../../bench/lib/table.ts";
+import { bundleComposition } from "../../bench/size.ts";
+
+describe("percentile", () => {
+  const sorted = Float64Array.from({ length: 100 }, (_, i) => i + 1);
+
+  it("takes the nearest rank, so every percentile is a value some request saw", () => {
+    expect(percentile(sorted, 50)).toBe(50);
+    expect(percentile(sorted, 99)).toBe(99);
+    expect(percentile(sorted, 100)).toBe(100);
+    expect(percentile(sorted, 0)).toBe(1);
+    expect(percentile([7], 99)).toBe(7);
+    expect(percentile([1, 2, 3], 50)).toBe(2);
+  });
+
+  it("is NaN, not zero, without samples", () => {
+    expect(percentile([], 50)).toBeNaN();
+    expect(summarize([]).p99).toBeNaN();
+  });
+
+  it("summarizes unsorted samples", () => {
+    expect(summarize([5, 1, 4, 2, 3])).toEqual({ count: 5, mean: 3, p50: 3, p99: 5, max: 5 });
+  });
+});
+
+describe("lineChartSvg", () => {
+  const svg = lineChartSvg({
+    title: "Inbound <events> & more",
+    xLabel: "senders",
+    yLabel: "events/s",
+    xs: [1, 8, 32, 128],
+    series: [
+      { name: "bridge", color: "#2563eb", points: [1, 8, 32, 128].map((x) => ({ x, y: x * 10 })) },
+      {
+        name: "naive",
+        color: "#999999",
+        points: [
+          { x: 1, y: 5 },
+          { x: 8, y: Number.NaN },
+        ],
+      },
+    ],
+  });
+
+  it("is one SVG document with escaped text", () => {
+    expect(svg.startsWith("<svg xmlns=")).toBe(true);
+    expect(svg.trimEnd().endsWith("</svg>")).toBe(true);
+    expect(svg).toContain("Inbound &lt;events&gt; &amp; more");
+    expect(svg).not.toContain("<events>");
+  });
+
+  it("draws a point per measured value and leaves unmeasured ones out", () => {
+    expect(svg.match(/<circle /g)).toHaveLength(5);
+    expect(svg.match(/<path /g)).toHaveLength(1);
+    expect(svg).not.toContain("NaN");
+  });
+
+  it("ends the y axis on a round number", () => {
+    expect(niceCeiling(1280)).toBe(2000);
+    expect(niceCeiling(230)).toBe(250);
+    expect(niceCeiling(0)).toBe(1);
+    expect(svg).toContain(">2000</text>");
+  });
+});
+
+describe("tables", () => {
+  it("right-aligns numbers and left-aligns text", () => {
+    const lines = renderTable(
+      ["name", "n"],
+      [
+        ["a", 1000],
+        ["bb", 5],
+      ],
+    ).split("\n");
+    expect(lines).toEqual(["name      n", "----  -----", "a     1,000", "bb        5"]);
+  });
+
+  it("escapes pipes in Markdown cells", () => {
+    expect(renderMarkdownTable(["a"], [["x|y"]])).toBe("| a |\n|---|\n| x\\|y |");
+  });
+});
+
+describe("bundleComposition", () => {
+  it("sums bytes under esbuild's file markers, per package", () => {
+    const code = [
+      "var x = 1;",
+      "// node_modules/zod/v4/core.js",
+      "aaaa",
+      "// node_modules/@segment/analytics-core/dist/index.js",
+      "bb",
+      "// node_modules/zod/v4/classic.js",
+      "cc",
+      "// src/inbound/map.ts",
+      "d",
+    ].join("\n");
+    const parts = Object.fromEntries(bundleComposition(code).map((part) => [part.source, part.bytes]));
+    expect(parts.zod).toBe(
+      "// node_modules/zod/v4/core.js\naaaa\n".length + "// node_modules/zod/v4/classic.js\ncc\n".length,
+    );
+    expect(parts["@segment/analytics-core"]).toBeGreaterThan(0);
+    expect(parts["src/inbound"]).toBeGreaterThan(0);
+    expect(parts["(wrangler/esbuild runtime)"]).toBe("var x = 1;\n".length);
+  });
+});
+
+describe("hotspots", () => {
+  it("ranks functions by self samples, leaving idle time out", () => {
+    const frame = (functionName: string, url = "") => ({ functionName, url, lineNumber: 0 });
+    const spots = hotspots([
+      { id: 1, callFrame: frame("(idle)"), hitCount: 100 },
+      { id: 2, callFrame: frame("hash", "node:crypto"), hitCount: 3 },
+      { id: 3, callFrame: frame("parse", "node:zod"), hitCount: 1 },
+      { id: 4, callFrame: frame("hash", "node:crypto"), hitCount: 4 },
+    ]);
+    expect(spots).toEqual([
+      { frame: "hash (node:crypto:1)", selfShare: 0.875 },
+      { frame: "parse (node:zod:1)", selfShare: 0.125 },
+    ]);
+  });
+});
