@@ -51,6 +51,15 @@ export function parseWebhookBody(raw: string): unknown {
   }
 }
 
+function decodeUtf8(bytes: ArrayBuffer): string {
+  try {
+    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
+  } catch {
+    // Replacing bad bytes would change the webhook's content (and its messageId) without a word.
+    throw badRequest("body is not valid UTF-8");
+  }
+}
+
 function decodeUrlEncoded(text: string): string {
   try {
     return decodeURIComponent(text.replace(/\+/g, " "));
@@ -101,7 +110,8 @@ function deliveryFailure(error: DeliveryError): BridgeError {
 
 export async function handleVeroWebhook(c: Context<InboundEnv>): Promise<Response> {
   const fields = c.get("webhookLog");
-  const json = parseWebhookBody(await c.req.text());
+  // Bytes, not c.req.text(): the Content-Type may say anything (workerd warns when text() meets a form type).
+  const json = parseWebhookBody(decodeUtf8(await c.req.arrayBuffer()));
   const mapped = mapVeroWebhook(json, { receivedAt: new Date() });
 
   if (mapped.kind === "invalid") {
@@ -122,10 +132,11 @@ export async function handleVeroWebhook(c: Context<InboundEnv>): Promise<Respons
     await deliverToSegment(c.get("inbound"), [message]);
   } catch (error) {
     if (!(error instanceof DeliveryError)) throw error;
-    fields.outcome = error.retryable ? "segment_unavailable" : "segment_refused";
+    const failure = deliveryFailure(error);
+    fields.outcome = failure.code;
     fields.upstreamStatus = error.status;
     fields.error = error.message;
-    throw deliveryFailure(error);
+    throw failure;
   }
   fields.outcome = "delivered";
   return c.json(
