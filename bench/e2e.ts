@@ -13,8 +13,10 @@ import { type RecordedCall, StandInClient, segmentMessages } from "../dev/stand-
 import { startSegmentStandIn } from "../dev/stand-ins/segment.ts";
 import { startVeroStandIn } from "../dev/stand-ins/vero.ts";
 import { segmentFixtures, veroFixtures } from "./fixtures.ts";
+import { type CpuShare, cpuMeter } from "./lib/cpu.ts";
 import { type BenchRequest, type LoadResult, runLoad } from "./lib/load.ts";
 import { round } from "./lib/stats.ts";
+import { profileWorker, type WorkerProfile } from "./lib/worker-profile.ts";
 
 const ROOT = join(import.meta.dirname, "..");
 const NAIVE_CONFIG = join(ROOT, "dev", "naive-forwarder", "wrangler.toml");
@@ -39,6 +41,19 @@ export interface PointResult {
   upstreamRequestsPerEvent: number;
   /** Whether every acknowledged event reached the stand-in before the settle timeout. */
   delivered: boolean;
+  cpu: CpuShare;
+}
+
+/** A point run again under the isolate's CPU profiler: how busy the Worker was, and on what. */
+export interface ProfiledPoint {
+  target: "bridge" | "naive";
+  direction: "inbound" | "outbound";
+  concurrency: number;
+  /** Under the profiler, so a little below the unprofiled figure. */
+  eventsPerSecond: number;
+  isolateBusyShare: number;
+  isolateCpuMsPerEvent: number;
+  hotspots: WorkerProfile["hotspots"];
 }
 
 export interface BurstResult {
@@ -63,6 +78,7 @@ export interface EndToEnd {
   concurrencies: number[];
   points: PointResult[];
   bursts: BurstResult[];
+  profiles: ProfiledPoint[];
   queueBound: boolean;
 }
 
@@ -191,18 +207,20 @@ export async function measureEndToEnd(options: {
 
     const inboundPoint = async (target: "bridge" | "naive", concurrency: number): Promise<PointResult> => {
       await clearAll();
+      const meter = cpuMeter();
       const load = await runLoad({
         origin: origins[target],
         concurrency,
         durationMs: options.durationMs,
         request: requests[target],
       });
+      const cpu = meter();
       const settled = await settle(segmentClient, segmentKey[target], {
         done: (calls) => segmentMessages(calls).length >= load.ok,
         quietMs: 500,
         timeoutMs: settleTimeoutMs,
       });
-      return point(target, "inbound", load, settled);
+      return point(target, "inbound", load, settled, cpu);
     };
 
     const point = (
@@ -210,6 +228,7 @@ export async function measureEndToEnd(options: {
       direction: "inbound" | "outbound",
       load: LoadResult,
       settled: Settled,
+      cpu: CpuShare,
     ): PointResult => ({
       target,
       direction,
@@ -224,6 +243,7 @@ export async function measureEndToEnd(options: {
       upstreamRequests: settled.calls.length,
       upstreamRequestsPerEvent: round(settled.calls.length / Math.max(1, load.ok), 3),
       delivered: settled.complete,
+      cpu,
     });
 
     // Warm-up, not recorded: JIT, connection pools, wrangler's first-request work.
@@ -246,17 +266,19 @@ export async function measureEndToEnd(options: {
 
     const outboundConcurrency = options.concurrencies.includes(32) ? 32 : (options.concurrencies.at(-1) ?? 32);
     await clearAll();
+    const outboundMeter = cpuMeter();
     const outboundLoad = await runLoad({
       origin: bridge.url,
       concurrency: outboundConcurrency,
       durationMs: options.durationMs,
       request: requests.outbound,
     });
+    const outboundCpu = outboundMeter();
     const outboundSettled = await settle(veroClient, DEV_SECRETS.VERO_AUTH_TOKEN, {
       quietMs: withQueue ? 6000 : 500,
       timeoutMs: settleTimeoutMs,
     });
-    const outbound = point("bridge", "outbound", outboundLoad, outboundSettled);
+    const outbound = point("bridge", "outbound", outboundLoad, outboundSettled, outboundCpu);
     points.push(outbound);
     options.log(
       `  outbound bridge c=${String(outboundConcurrency).padStart(3)}: ${outbound.eventsPerSecond} events/s, p50 ${outbound.p50Ms} ms, p99 ${outbound.p99Ms} ms${outbound.failed ? `, ${outbound.failed} failed` : ""}`,
@@ -302,11 +324,37 @@ export async function measureEndToEnd(options: {
       );
     }
 
+    const profiles: ProfiledPoint[] = [];
+    const profiled = [
+      { target: "naive", direction: "inbound", request: requests.naive },
+      { target: "bridge", direction: "inbound", request: requests.bridge },
+      { target: "bridge", direction: "outbound", request: requests.outbound },
+    ] as const;
+    for (const { target, direction, request } of profiled) {
+      const { result, profile } = await profileWorker(target === "bridge" ? bridge : naive, () =>
+        runLoad({ origin: origins[target], concurrency: outboundConcurrency, durationMs: options.durationMs, request }),
+      );
+      profiles.push({
+        target,
+        direction,
+        concurrency: outboundConcurrency,
+        eventsPerSecond: round(result.eventsPerSecond, 1),
+        isolateBusyShare: profile.busyShare,
+        isolateCpuMsPerEvent: round(profile.busyMs / Math.max(1, result.ok), 2),
+        hotspots: profile.hotspots,
+      });
+      options.log(
+        `  profile  ${target.padEnd(6)} ${direction}: isolate busy ${Math.round(profile.busyShare * 100)}%, ${round(profile.busyMs / Math.max(1, result.ok), 2)} ms CPU/event`,
+      );
+    }
+    await clearAll();
+
     return {
       durationMsPerPoint: options.durationMs,
       concurrencies: options.concurrencies,
       points,
       bursts,
+      profiles,
       queueBound: withQueue,
     };
   } finally {

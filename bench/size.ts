@@ -5,8 +5,9 @@
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
@@ -121,7 +122,8 @@ export async function compatibilityOf(config: string): Promise<{ date: string; f
   return { date, flags };
 }
 
-const WORKERD_BIN = join(process.cwd(), "node_modules", "workerd", "bin", "workerd");
+/** The workerd wrangler itself runs (it may pin another version than the top-level one). */
+const WORKERD_BIN = join(dirname(createRequire(WRANGLER_BIN).resolve("workerd/package.json")), "bin", "workerd");
 
 async function workerdTimeToFirstResponse(configFile: string): Promise<number> {
   const port = await freePort();
