@@ -15,6 +15,14 @@ export type WebhookLogFields = Pick<LogFields, string>;
 
 export type InboundEnv = AppEnv & { Variables: AppEnv["Variables"] & { webhookLog: WebhookLogFields } };
 
+/** For requests refused before the handler learnt anything (auth, size, settings, an unreadable body). */
+const OUTCOME_BY_STATUS: Record<number, string> = {
+  400: "invalid",
+  401: "unauthorized",
+  413: "too_large",
+  503: "not_configured",
+};
+
 /**
  * Logs one line per webhook request, whatever happened (401s and 503s of
  * an unconfigured direction included): the handler adds the type, outcome
@@ -29,7 +37,7 @@ export const webhookRequestLog: MiddlewareHandler<InboundEnv> = async (c, next) 
   log(status >= 500 ? "warn" : "info", "vero webhook", {
     route: "POST /vero/webhook",
     status,
-    outcome: status < 300 ? (fields.outcome ?? "delivered") : (fields.outcome ?? "refused"),
+    outcome: fields.outcome ?? OUTCOME_BY_STATUS[status] ?? "failed",
     ...fields,
     durationMs: Date.now() - started,
   });
