@@ -40,6 +40,17 @@ async function dryRun(config: string, outdir: string, extra: string[] = []): Pro
   return join(outdir, entry);
 }
 
+function sourceOf(marker: string): string {
+  const packaged = marker.lastIndexOf("node_modules/");
+  if (packaged !== -1) {
+    const [scope, name] = marker.slice(packaged + "node_modules/".length).split("/");
+    return scope?.startsWith("@") ? `${scope}/${name}` : (scope ?? marker);
+  }
+  const parts = marker.replace(/^(\.\.?\/)+/, "").split("/");
+  // src/inbound/map.ts counts as src/inbound; a file directly under src/ as src.
+  return parts.length > 2 ? `${parts[0]}/${parts[1]}` : (parts[0] ?? marker);
+}
+
 /**
  * esbuild (which wrangler runs) marks where each input file starts with a
  * `// node_modules/pkg/...` or `// src/...` comment: summing the lines under
@@ -49,16 +60,9 @@ export function bundleComposition(code: string): { source: string; bytes: number
   const totals = new Map<string, number>();
   let current = "(wrangler/esbuild runtime)";
   for (const line of code.split("\n")) {
-    const marker = line.match(/^\/\/ ((?:node_modules|src|dev)\/\S+)$/)?.[1];
-    if (marker) {
-      const parts = marker.split("/");
-      current =
-        parts[0] === "node_modules"
-          ? parts[1]?.startsWith("@")
-            ? `${parts[1]}/${parts[2]}`
-            : (parts[1] ?? marker)
-          : `${parts[0]}/${parts[1]?.endsWith(".ts") ? "" : (parts[1] ?? "")}`.replace(/\/$/, "");
-    }
+    // Markers are paths relative to the project, but a symlinked node_modules shows as `../../elsewhere/node_modules/...`.
+    const marker = line.match(/^\/\/ (\S+\.(?:[cm]?[jt]s|json))$/)?.[1];
+    if (marker) current = sourceOf(marker);
     totals.set(current, (totals.get(current) ?? 0) + Buffer.byteLength(line) + 1);
   }
   const total = Buffer.byteLength(code);

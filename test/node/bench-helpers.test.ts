@@ -106,6 +106,11 @@ describe("bundleComposition", () => {
     expect(parts["src/inbound"]).toBeGreaterThan(0);
     expect(parts["(wrangler/esbuild runtime)"]).toBe("var x = 1;\n".length);
   });
+
+  it("finds the package behind a symlinked node_modules", () => {
+    const code = "// ../../elsewhere/node_modules/zod/v4/core.js\nx\n// src/index.ts\ny";
+    expect(bundleComposition(code).map((part) => part.source)).toEqual(["zod", "src"]);
+  });
 });
 
 describe("hotspots", () => {
