@@ -1,6 +1,32 @@
 import { app } from "./app.ts";
+import { consumeSegmentBatch } from "./inbound/consumer.ts";
+import { consumeVeroBatch } from "./outbound/consumer.ts";
 import type { Env } from "./shared/env.ts";
+import { log } from "./shared/log.ts";
+import { consumeDeadLetterQueue, QUEUE_NAMES } from "./shared/queue.ts";
+
+/** Each queue in wrangler.toml has its consumer here. */
+async function queue(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+  switch (batch.queue) {
+    case QUEUE_NAMES.segment:
+      return consumeSegmentBatch(batch, env);
+    case QUEUE_NAMES.vero:
+      return consumeVeroBatch(batch, env);
+    case QUEUE_NAMES.segmentDeadLetters:
+      return consumeDeadLetterQueue(batch, "segment", env.DEAD_LETTERS);
+    case QUEUE_NAMES.veroDeadLetters:
+      return consumeDeadLetterQueue(batch, "vero", env.DEAD_LETTERS);
+    default:
+      // A queue wired to this Worker by mistake: its messages are kept (retried) for whoever fixes the wiring.
+      log("error", "no consumer for this queue; retrying its batch", {
+        queue: batch.queue,
+        messages: batch.messages.length,
+      });
+      batch.retryAll();
+  }
+}
 
 export default {
   fetch: app.fetch,
+  queue,
 } satisfies ExportedHandler<Env>;

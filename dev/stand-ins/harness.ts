@@ -49,7 +49,7 @@ export interface StandIn {
 
 interface Tenant {
   calls: RecordedCall[];
-  failure?: FailurePlan & { used: number; rng: () => number };
+  failure?: FailurePlan & { used: number; passed: number; rng: () => number };
 }
 
 /** mulberry32: a tiny seeded PRNG so "fail 30%" is repeatable. */
@@ -111,7 +111,7 @@ export async function startStandIn(options: StandInOptions, port = 0): Promise<S
     }
     if (parts[3] === "failure" && req.method === "PUT") {
       const plan = body as FailurePlan;
-      tenant.failure = { ...plan, used: 0, rng: seeded(plan.seed ?? 1) };
+      tenant.failure = { ...plan, used: 0, passed: 0, rng: seeded(plan.seed ?? 1) };
       return send(res, 200, { ok: true });
     }
     if (parts[3] === "failure" && req.method === "DELETE") {
@@ -124,14 +124,24 @@ export async function startStandIn(options: StandInOptions, port = 0): Promise<S
   /** Decides whether the tenant's failure plan fails this call, and counts it. */
   function injectedFailure(tenant: Tenant): { status: number; retryAfter?: number } | undefined {
     const plan = tenant.failure;
-    if (!plan?.status) return undefined;
+    if (!plan?.status && !plan?.statuses?.length) return undefined;
+    if (plan.after !== undefined && plan.passed < plan.after) {
+      plan.passed += 1;
+      return undefined;
+    }
+    const pick = (): number => {
+      const choices = plan.statuses ?? [];
+      return choices.length > 0
+        ? (choices[Math.floor(plan.rng() * choices.length)] as number)
+        : (plan.status as number);
+    };
     if (plan.times !== undefined) {
       if (plan.used >= plan.times) return undefined;
       plan.used += 1;
-      return { status: plan.status, retryAfter: plan.retryAfter };
+      return { status: pick(), retryAfter: plan.retryAfter };
     }
     if (plan.rate !== undefined && plan.rng() >= plan.rate) return undefined;
-    return { status: plan.status, retryAfter: plan.retryAfter };
+    return { status: pick(), retryAfter: plan.retryAfter };
   }
 
   async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {

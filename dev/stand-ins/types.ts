@@ -16,11 +16,17 @@ export interface RecordedCall {
 /**
  * Makes a tenant's calls fail. With `times`, the next N calls fail; with
  * `rate`, each call fails with that probability (seeded, so repeatable);
- * with neither, every call fails until the plan is cleared. `delayMs` slows
- * every call down, with or without a `status`.
+ * with neither, every call fails until the plan is cleared. `after` lets
+ * that many calls through first. `statuses` fails with one of several
+ * statuses, picked by the same seeded generator. `delayMs` slows every call
+ * down, with or without a `status`.
  */
 export interface FailurePlan {
   status?: number;
+  /** Instead of `status`: each failure picks one of these (seeded). */
+  statuses?: number[];
+  /** Calls that succeed before the plan starts failing. */
+  after?: number;
   times?: number;
   rate?: number;
   seed?: number;

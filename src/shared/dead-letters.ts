@@ -27,12 +27,17 @@ export type DeadLetter = z.infer<typeof deadLetterSchema>;
 
 type Summary = Omit<DeadLetter, "body">;
 
+const MAX_SUMMARY_REASON = 500;
+
 const keyOf = (id: string) => `${DEAD_LETTER_PREFIX}${id}`;
 
 export async function storeDeadLetter(kv: KVNamespace, letter: DeadLetter): Promise<void> {
   const { body: _body, ...summary } = letter;
-  // The summary rides in the key's metadata so that a listing needs no extra reads.
-  await kv.put(keyOf(letter.id), JSON.stringify(letter), { metadata: summary satisfies Summary });
+  // The summary rides in the key's metadata so that a listing needs no extra reads. KV caps metadata
+  // at 1024 bytes, so a long reason is shortened there; the letter itself keeps it whole.
+  const reason =
+    summary.reason.length > MAX_SUMMARY_REASON ? `${summary.reason.slice(0, MAX_SUMMARY_REASON)}...` : summary.reason;
+  await kv.put(keyOf(letter.id), JSON.stringify(letter), { metadata: { ...summary, reason } satisfies Summary });
 }
 
 export async function getDeadLetter(kv: KVNamespace, id: string): Promise<DeadLetter | undefined> {

@@ -24,6 +24,8 @@ export interface Env {
   SEGMENT_QUEUE?: Queue<unknown>;
   /** Queue of Vero-bound jobs (outbound); bound: routes enqueue and answer 202. */
   VERO_QUEUE?: Queue<unknown>;
+  /** Var: the queue consumers' first retry delay in seconds (default 5), doubling per attempt. */
+  QUEUE_RETRY_BASE_SECONDS?: string;
   /** Where messages that could not be delivered wait for an operator. */
   DEAD_LETTERS?: KVNamespace;
 }

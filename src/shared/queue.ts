@@ -1,32 +1,49 @@
+import { z } from "zod";
 import { type DeadLetterSource, storeDeadLetter } from "./dead-letters.ts";
+import type { Env } from "./env.ts";
 import { describeError, log } from "./log.ts";
+import { MAX_RETRIES } from "./queue-names.ts";
 
 /**
- * What the queue consumers share: the queues' names, the retry policy, and
- * the one place where a message's fate (ack, retry, dead letter) is decided.
- * Kept in step with wrangler.toml by test/node/wrangler-config.test.ts.
+ * What the queue consumers share: the retry policy, and the one place where
+ * a message's fate (ack, retry, dead letter) is decided.
  */
-export const QUEUE_NAMES = {
-  segment: "vero-segment-bridge-segment",
-  vero: "vero-segment-bridge-vero",
-  segmentDeadLetters: "vero-segment-bridge-segment-dlq",
-  veroDeadLetters: "vero-segment-bridge-vero-dlq",
-} as const;
+export { MAX_RETRIES, QUEUE_NAMES } from "./queue-names.ts";
 
-/** wrangler.toml's `max_retries`: a message is delivered at most this many times plus one. */
-export const MAX_RETRIES = 24;
-
-const BASE_DELAY_SECONDS = 5;
+export const BASE_DELAY_SECONDS = 5;
 const MAX_DELAY_SECONDS = 300;
 
 /**
  * Exponential backoff by `msg.attempts` (1 on first delivery): 5 s, 10 s, 20 s,
  * ... capped at 5 minutes, so 24 retries span about 1 h 40 min of outage.
  * A Retry-After from the upstream lengthens the wait, never shortens it.
+ * `baseSeconds` is QUEUE_RETRY_BASE_SECONDS; tests shrink it to run outages in seconds.
  */
-export function backoffSeconds(attempts: number, retryAfter?: number): number {
-  const exponential = Math.min(MAX_DELAY_SECONDS, BASE_DELAY_SECONDS * 2 ** Math.max(0, attempts - 1));
+export function backoffSeconds(attempts: number, retryAfter?: number, baseSeconds = BASE_DELAY_SECONDS): number {
+  const exponential = Math.min(MAX_DELAY_SECONDS, baseSeconds * 2 ** Math.max(0, attempts - 1));
   return Math.min(MAX_DELAY_SECONDS, Math.max(exponential, Math.ceil(retryAfter ?? 0)));
+}
+
+const retryBaseSchema = z.coerce.number().int().min(0).max(MAX_DELAY_SECONDS);
+
+/**
+ * QUEUE_RETRY_BASE_SECONDS, validated. A consumer has no response to put a
+ * 503 in, so an invalid value is logged and the default applies: a typo must
+ * not stop delivery, nor turn backoff into a hot loop.
+ */
+export function retryBaseSeconds(env: Pick<Env, "QUEUE_RETRY_BASE_SECONDS">): number {
+  const raw = env.QUEUE_RETRY_BASE_SECONDS;
+  if (raw === undefined || String(raw).trim() === "") return BASE_DELAY_SECONDS;
+  const parsed = retryBaseSchema.safeParse(String(raw).trim());
+  if (parsed.success) return parsed.data;
+  log("error", "QUEUE_RETRY_BASE_SECONDS is not a whole number of seconds from 0 to 300; using 5", {});
+  return BASE_DELAY_SECONDS;
+}
+
+/** Short enough for a log line and a dead letter's summary. */
+export function describeIssues(error: z.ZodError): string {
+  const issues = error.issues.slice(0, 3).map((issue) => `${issue.path.join(".") || "body"}: ${issue.message}`);
+  return `${issues.join("; ")}${error.issues.length > 3 ? `; and ${error.issues.length - 3} more` : ""}`;
 }
 
 /** How one message's delivery ended. */
@@ -47,15 +64,16 @@ export type Outcome =
 export async function settle(
   message: Message<unknown>,
   outcome: Outcome,
-  context: { source: DeadLetterSource; deadLetters: KVNamespace | undefined },
+  context: { source: DeadLetterSource; deadLetters: KVNamespace | undefined; retryBaseSeconds?: number },
 ): Promise<void> {
+  const base = context.retryBaseSeconds ?? BASE_DELAY_SECONDS;
   if (outcome.ok) {
     message.ack();
     return;
   }
   const lastAttempt = message.attempts > MAX_RETRIES;
   if (outcome.retryable && !lastAttempt) {
-    const delaySeconds = backoffSeconds(message.attempts, outcome.retryAfter);
+    const delaySeconds = backoffSeconds(message.attempts, outcome.retryAfter, base);
     log("warn", "delivery failed, will retry", {
       queue: context.source,
       id: message.id,
@@ -86,7 +104,7 @@ export async function settle(
       id: message.id,
       error: describeError(error),
     });
-    message.retry({ delaySeconds: backoffSeconds(message.attempts) });
+    message.retry({ delaySeconds: backoffSeconds(message.attempts, undefined, base) });
     return;
   }
   log("error", "delivery failed for good, dead-lettered", {

@@ -206,6 +206,25 @@ describe("failure switches", () => {
     expect(failures).toBeLessThan(45);
   });
 
+  it("fails a seeded fraction with several statuses, and lets the first `after` calls through", async () => {
+    const key = await segment.tenant();
+    await segment.fail(key, { statuses: [500, 429], rate: 0.3, seed: 7, after: 2 });
+    const statuses: number[] = [];
+    for (let i = 0; i < 100; i++) {
+      const { status } = await post(
+        `${segmentOrigin}/v1/track`,
+        { type: "track", userId: "u", event: "e" },
+        { authorization: basic(key) },
+      );
+      statuses.push(status);
+    }
+    expect(statuses.slice(0, 2)).toEqual([200, 200]);
+    const failures = statuses.filter((status) => status !== 200);
+    expect(failures.length).toBeGreaterThan(15);
+    expect(failures.length).toBeLessThan(45);
+    expect(new Set(failures)).toEqual(new Set([500, 429]));
+  });
+
   it("holds its answer back by `delayMs`, so a client timeout trips", async () => {
     const key = await vero.tenant();
     await vero.fail(key, { delayMs: 2000 });

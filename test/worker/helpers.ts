@@ -14,13 +14,17 @@ export const baseEnv = env as unknown as Env;
 /**
  * Settings of their own for one test: fresh stand-in tenants, so that what
  * the stand-ins record belongs to this test alone, even in parallel runs.
+ * Without the queue bindings (inline mode) unless `queued` asks for them.
  */
 export async function isolatedEnv(
   overrides: Partial<Env> = {},
+  { queued = false }: { queued?: boolean } = {},
 ): Promise<{ env: Env; writeKey: string; veroToken: string }> {
   const [writeKey, veroToken] = await Promise.all([segment.tenant(), vero.tenant()]);
+  const { SEGMENT_QUEUE, VERO_QUEUE, ...inline } = baseEnv;
+  const bindings: Env = queued ? { ...inline, SEGMENT_QUEUE, VERO_QUEUE } : inline;
   return {
-    env: { ...baseEnv, SEGMENT_WRITE_KEY: writeKey, VERO_AUTH_TOKEN: veroToken, ...overrides },
+    env: { ...bindings, SEGMENT_WRITE_KEY: writeKey, VERO_AUTH_TOKEN: veroToken, ...overrides },
     writeKey,
     veroToken,
   };

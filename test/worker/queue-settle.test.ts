@@ -1,7 +1,14 @@
 import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
 import { getDeadLetter } from "../../src/shared/dead-letters.ts";
-import { backoffSeconds, consumeDeadLetterQueue, MAX_RETRIES, type Outcome, settle } from "../../src/shared/queue.ts";
+import {
+  backoffSeconds,
+  consumeDeadLetterQueue,
+  MAX_RETRIES,
+  type Outcome,
+  retryBaseSeconds,
+  settle,
+} from "../../src/shared/queue.ts";
 import { baseEnv } from "./helpers.ts";
 
 const kv = () => baseEnv.DEAD_LETTERS as KVNamespace;
@@ -35,6 +42,16 @@ describe("backoff", () => {
     expect([1, 2, 3, 4, 5, 6, 7, 20].map((attempts) => backoffSeconds(attempts))).toEqual([
       5, 10, 20, 40, 80, 160, 300, 300,
     ]);
+  });
+
+  it("starts from QUEUE_RETRY_BASE_SECONDS when set, and from 5 s when it is unset or invalid", () => {
+    expect([1, 2, 3].map((attempts) => backoffSeconds(attempts, undefined, 1))).toEqual([1, 2, 4]);
+    expect(backoffSeconds(4, undefined, 0)).toBe(0);
+    expect(retryBaseSeconds({ QUEUE_RETRY_BASE_SECONDS: " 2 " })).toBe(2);
+    expect(retryBaseSeconds({ QUEUE_RETRY_BASE_SECONDS: "0" })).toBe(0);
+    for (const value of [undefined, "", "soon", "-1", "1.5", "301"]) {
+      expect(retryBaseSeconds({ QUEUE_RETRY_BASE_SECONDS: value })).toBe(5);
+    }
   });
 
   it("waits at least as long as Retry-After asks, within the cap", () => {

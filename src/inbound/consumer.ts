@@ -1,0 +1,164 @@
+/**
+ * The Segment queue's consumer: a whole batch of Segment-bound messages goes
+ * to Segment in one go (analytics-node posts it as one /v1/batch request,
+ * split only past 480 KB), and each queue message is then settled from its
+ * own outcome. Retries are the queue's, with backoff: analytics-node makes
+ * one attempt per invocation.
+ */
+import type { Env } from "../shared/env.ts";
+import { DeliveryError } from "../shared/errors.ts";
+import { log } from "../shared/log.ts";
+import { describeIssues, type Outcome, retryBaseSeconds, settle } from "../shared/queue.ts";
+import { describeUnready, type InboundSettings, settingsFor } from "../shared/settings.ts";
+import { MAX_SEGMENT_MESSAGE_BYTES, messageBytes, segmentJobSchema } from "./job.ts";
+import type { SegmentMessage } from "./map.ts";
+import { type SendOptions, type SendOutcome, sendToSegment } from "./segment.ts";
+
+/**
+ * A consumer invocation may run for minutes and nobody waits on it, so the
+ * timeouts are generous; a failed request is not retried here but by the
+ * queue, whose backoff outlasts a rate limit or an outage far better.
+ */
+export const CONSUMER_SEND_OPTIONS: Required<SendOptions> = {
+  maxRetries: 0,
+  httpRequestTimeoutMs: 15_000,
+  deadlineMs: 60_000,
+  maxRateLimitSeconds: 0,
+};
+
+/** 401/403/404 mean a wrong write key or host: the operator can fix it, so the messages wait. */
+const SETTING_PROBLEM = new Set([401, 403, 404]);
+
+function outcomeOf(sent: SendOutcome | undefined): Outcome {
+  // sendToSegment reports every message; should one be missing, it is not known to be delivered.
+  if (!sent) return { ok: false, retryable: true, reason: "no outcome reported for this message" };
+  if (sent.ok) return { ok: true };
+  const { error } = sent;
+  if (error.retryable) return { ok: false, retryable: true, reason: error.message, retryAfter: error.retryAfter };
+  if (error.status !== undefined && SETTING_PROBLEM.has(error.status)) {
+    return {
+      ok: false,
+      retryable: true,
+      reason: `${error.message}; check SEGMENT_WRITE_KEY and SEGMENT_API_HOST`,
+    };
+  }
+  return { ok: false, retryable: false, reason: error.message };
+}
+
+/**
+ * Bytes per /v1/batch request, under Segment's 500 KB with room for the
+ * batch envelope and what analytics-node adds to each message. Counted here
+ * because analytics-node's own size check does not count bytes (it counts
+ * fragments of the URI-encoded JSON), so it would let a large batch through.
+ */
+const MAX_REQUEST_BYTES = 450 * 1024;
+const PER_MESSAGE_OVERHEAD_BYTES = 512;
+
+/** Splits messages into requests Segment accepts; a message alone over 32 KB is not sent at all. */
+function chunk(messages: SegmentMessage[]): { chunks: SegmentMessage[][]; oversized: SegmentMessage[] } {
+  const chunks: SegmentMessage[][] = [];
+  const oversized: SegmentMessage[] = [];
+  let current: SegmentMessage[] = [];
+  let bytes = 0;
+  for (const message of messages) {
+    const size = messageBytes(message);
+    if (size > MAX_SEGMENT_MESSAGE_BYTES) {
+      oversized.push(message);
+      continue;
+    }
+    if (current.length > 0 && bytes + size + PER_MESSAGE_OVERHEAD_BYTES > MAX_REQUEST_BYTES) {
+      chunks.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(message);
+    bytes += size + PER_MESSAGE_OVERHEAD_BYTES;
+  }
+  if (current.length > 0) chunks.push(current);
+  return { chunks, oversized };
+}
+
+function refusedForGood(sent: SendOutcome): boolean {
+  const outcome = outcomeOf(sent);
+  return !outcome.ok && !outcome.retryable;
+}
+
+/** Every message's outcome, by messageId. */
+async function deliver(settings: InboundSettings, messages: SegmentMessage[]): Promise<Map<string, SendOutcome>> {
+  const byId = new Map<string, SendOutcome>();
+  const { chunks, oversized } = chunk(messages);
+  for (const message of oversized) {
+    byId.set(message.messageId, {
+      messageId: message.messageId,
+      ok: false,
+      error: new DeliveryError("segment", `the event is over Segment's 32 KB (${messageBytes(message)} bytes)`, {
+        retryable: false,
+      }),
+    });
+  }
+  const results = await Promise.all(chunks.map((part) => sendToSegment(settings, part, CONSUMER_SEND_OPTIONS)));
+  for (const [index, outcomes] of results.entries()) {
+    const part = chunks[index] ?? [];
+    // Segment refuses a whole batch for one bad event; each is then sent alone, so its neighbours are not
+    // dead-lettered with it. Rare (the route refuses what Segment would), so the extra requests are affordable.
+    if (part.length > 1 && outcomes.some(refusedForGood)) {
+      for (const message of part) {
+        const [alone] = await sendToSegment(settings, [message], CONSUMER_SEND_OPTIONS);
+        if (alone) byId.set(message.messageId, alone);
+      }
+      continue;
+    }
+    for (const outcome of outcomes) byId.set(outcome.messageId, outcome);
+  }
+  return byId;
+}
+
+export async function consumeSegmentBatch(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+  const context = {
+    source: "segment" as const,
+    deadLetters: env.DEAD_LETTERS,
+    retryBaseSeconds: retryBaseSeconds(env),
+  };
+  const valid: { queued: Message<unknown>; message: SegmentMessage }[] = [];
+  for (const queued of batch.messages) {
+    const parsed = segmentJobSchema.safeParse(queued.body);
+    if (parsed.success) valid.push({ queued, message: parsed.data.message });
+    else {
+      // No retry can make a malformed body deliverable; the dead letter keeps it for a look.
+      await settle(
+        queued,
+        { ok: false, retryable: false, reason: `malformed Segment queue message: ${describeIssues(parsed.error)}` },
+        context,
+      );
+    }
+  }
+  if (valid.length === 0) return;
+
+  const inbound = settingsFor(env).inbound;
+  if (!inbound.ready) {
+    const reason = describeUnready("inbound", inbound);
+    log("error", "segment consumer cannot deliver", { queue: batch.queue, messages: valid.length, reason });
+    for (const { queued } of valid) await settle(queued, { ok: false, retryable: true, reason }, context);
+    return;
+  }
+
+  // The same webhook enqueued twice (Vero resending) is one message to Segment, sent once.
+  const unique = new Map<string, SegmentMessage>();
+  for (const { message } of valid) if (!unique.has(message.messageId)) unique.set(message.messageId, message);
+  const byId = await deliver(inbound.settings, [...unique.values()]);
+
+  let failed = 0;
+  for (const { queued, message } of valid) {
+    const outcome = outcomeOf(byId.get(message.messageId));
+    if (!outcome.ok) failed++;
+    await settle(queued, outcome, context);
+  }
+  log(failed === 0 ? "info" : "warn", "segment batch", {
+    queue: batch.queue,
+    messages: batch.messages.length,
+    sent: unique.size,
+    delivered: valid.length - failed,
+    failed,
+    malformed: batch.messages.length - valid.length,
+  });
+}

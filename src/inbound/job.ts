@@ -1,0 +1,60 @@
+/**
+ * What the Segment queue carries: one mapped Segment message per queue
+ * message, versioned so that a later format can tell old messages apart
+ * (messages wait in the queue and in the dead-letter store across deploys).
+ * The consumer re-validates every body: a queue body is untrusted input too
+ * (a re-drive from an older version, a message sent by hand).
+ */
+import { z } from "zod";
+import type { SegmentMessage } from "./map.ts";
+
+const context = z.object({
+  integration: z.object({ name: z.string(), version: z.string() }),
+  traits: z.object({ email: z.string() }).optional(),
+  userAgent: z.string().optional(),
+});
+
+const base = {
+  messageId: z.string().min(1),
+  timestamp: z.string().min(1),
+  context,
+  integrations: z.object({ Vero: z.literal(false) }),
+};
+
+const identity = z.union([
+  z.object({ userId: z.string().min(1), anonymousId: z.undefined().optional() }),
+  z.object({ anonymousId: z.string().min(1), userId: z.undefined().optional() }),
+]);
+
+const track = z
+  .object({
+    ...base,
+    type: z.literal("track"),
+    event: z.string().min(1),
+    properties: z.record(z.string(), z.union([z.string(), z.array(z.string())])),
+  })
+  .and(identity);
+
+const identify = z
+  .object({ ...base, type: z.literal("identify"), traits: z.record(z.string(), z.unknown()) })
+  .and(identity);
+
+export const segmentJobSchema = z.object({
+  v: z.literal(1),
+  kind: z.literal("segment"),
+  message: z.union([track, identify]) satisfies z.ZodType<SegmentMessage>,
+});
+
+export type SegmentJob = z.infer<typeof segmentJobSchema>;
+
+export const segmentJob = (message: SegmentMessage): SegmentJob => ({ v: 1, kind: "segment", message });
+
+/**
+ * Segment refuses an event over 32 KB, measured with what analytics-node
+ * adds (context.library, _metadata, the type); this keeps 1 KB for those.
+ * Such an event can never be delivered, so the route refuses it up front.
+ */
+export const MAX_SEGMENT_MESSAGE_BYTES = 32 * 1024 - 1024;
+
+export const messageBytes = (message: SegmentMessage): number =>
+  new TextEncoder().encode(JSON.stringify(message)).byteLength;

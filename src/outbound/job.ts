@@ -1,0 +1,68 @@
+/**
+ * What the Vero queue carries: one job per Segment event, the event's Vero
+ * calls in the order they must be made. Versioned, and re-validated by the
+ * consumer (a queue body is untrusted input too). `user` is the ordering
+ * key: jobs with the same key run one after another, in batch order.
+ */
+import { z } from "zod";
+import type { VeroRequest } from "./map.ts";
+import type { SegmentEvent } from "./schema.ts";
+
+/** The only calls the bridge makes; a body naming another path is malformed. */
+export const VERO_CALLS = [
+  "POST /users/track",
+  "PUT /users/edit",
+  "PUT /users/tags/edit",
+  "POST /users/unsubscribe",
+  "POST /users/resubscribe",
+  "POST /users/delete",
+  "PUT /users/reidentify",
+  "POST /events/track",
+] as const;
+
+const veroRequestSchema = z
+  .object({
+    method: z.enum(["POST", "PUT"]),
+    path: z.string(),
+    body: z.record(z.string(), z.unknown()),
+  })
+  .refine((request) => (VERO_CALLS as readonly string[]).includes(`${request.method} ${request.path}`), {
+    error: "is not a Vero call the bridge makes",
+  }) satisfies z.ZodType<VeroRequest>;
+
+export const veroJobSchema = z.object({
+  v: z.literal(1),
+  kind: z.literal("vero"),
+  /** The Segment event's messageId (or `#<index>` when it had none); kept by continuations. */
+  messageId: z.string().min(1),
+  user: z.string().min(1),
+  requests: z.array(veroRequestSchema).min(1),
+  /** How many of the event's calls earlier jobs already made: a continuation's first call. */
+  step: z.number().int().nonnegative().optional(),
+});
+
+export type VeroJob = z.infer<typeof veroJobSchema>;
+
+const idOf = (value: unknown): string | undefined => {
+  if (typeof value === "number") return String(value);
+  return typeof value === "string" && value.trim() !== "" ? value : undefined;
+};
+
+/**
+ * The user whose calls must stay in order. An alias is ordered with the id
+ * it renames (the events before it carry that id); otherwise the userId,
+ * then the email (identify and group may go by email alone), then an
+ * unsubscribe's `properties.id`.
+ */
+export function orderingKey(event: SegmentEvent, fallback: string): string {
+  if (event.type === "alias") return idOf(event.previousId) ?? idOf(event.userId) ?? fallback;
+  const email = event.traits?.email ?? event.context?.traits?.email;
+  return idOf(event.userId) ?? idOf(email) ?? idOf(event.properties?.id) ?? fallback;
+}
+
+/** Cloudflare Queues' limits: 128 KB per message, 100 messages and 256 KB per sendBatch. */
+export const MAX_JOB_BYTES = 127 * 1024;
+export const MAX_SEND_BATCH_MESSAGES = 100;
+export const MAX_SEND_BATCH_BYTES = 255 * 1024;
+
+export const jobBytes = (job: VeroJob): number => new TextEncoder().encode(JSON.stringify(job)).byteLength;

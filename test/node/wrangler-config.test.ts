@@ -1,0 +1,61 @@
+/** wrangler.toml, read as wrangler reads it, agrees with the queue names and retry budget the code relies on. */
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { unstable_readConfig } from "wrangler";
+import { MAX_RETRIES, QUEUE_NAMES } from "../../src/shared/queue-names.ts";
+
+const config = unstable_readConfig({ config: fileURLToPath(new URL("../../wrangler.toml", import.meta.url)) });
+interface Consumer {
+  queue: string;
+  max_batch_size?: number;
+  max_batch_timeout?: number;
+  max_retries?: number;
+  retry_delay?: number;
+  dead_letter_queue?: string;
+}
+const consumers: Consumer[] = config.queues.consumers ?? [];
+const consumer = (queue: string) => consumers.find((entry) => entry.queue === queue);
+
+describe("wrangler.toml", () => {
+  it("binds the two producer queues the routes enqueue to", () => {
+    expect(config.queues.producers).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ binding: "SEGMENT_QUEUE", queue: QUEUE_NAMES.segment }),
+        expect.objectContaining({ binding: "VERO_QUEUE", queue: QUEUE_NAMES.vero }),
+      ]),
+    );
+  });
+
+  it("consumes all four queues, and nothing else", () => {
+    expect(consumers.map((entry) => entry.queue).sort()).toEqual(Object.values(QUEUE_NAMES).sort());
+  });
+
+  it("gives the main queues the retry budget and dead-letter queues the code expects", () => {
+    expect(consumer(QUEUE_NAMES.segment)).toMatchObject({
+      max_retries: MAX_RETRIES,
+      dead_letter_queue: QUEUE_NAMES.segmentDeadLetters,
+      max_batch_size: 100,
+    });
+    expect(consumer(QUEUE_NAMES.vero)).toMatchObject({
+      max_retries: MAX_RETRIES,
+      dead_letter_queue: QUEUE_NAMES.veroDeadLetters,
+    });
+  });
+
+  it("sets every consumer setting explicitly (local defaults differ from production's)", () => {
+    for (const entry of consumers) {
+      expect(entry, entry.queue).toMatchObject({
+        max_batch_size: expect.any(Number),
+        max_batch_timeout: expect.any(Number),
+        max_retries: expect.any(Number),
+        retry_delay: expect.any(Number),
+      });
+    }
+  });
+
+  it("binds the dead-letter store", () => {
+    expect(config.kv_namespaces).toEqual(
+      expect.arrayContaining([expect.objectContaining({ binding: "DEAD_LETTERS" })]),
+    );
+  });
+});

@@ -1,0 +1,202 @@
+/**
+ * The Vero queue's consumer: worker.queue on batches made with
+ * createMessageBatch, real HTTP to the Vero stand-in (a fresh tenant per
+ * test, failures switched on per tenant).
+ */
+import { describe, expect, it } from "vitest";
+import { DEV_SECRETS } from "../../dev/dev-settings.ts";
+import type { RecordedCall } from "../../dev/stand-ins/client.ts";
+import type { VeroJob } from "../../src/outbound/job.ts";
+import { getDeadLetter } from "../../src/shared/dead-letters.ts";
+import { QUEUE_NAMES } from "../../src/shared/queue.ts";
+import { isolatedEnv, vero } from "./helpers.ts";
+import { runBatch } from "./queue-helpers.ts";
+
+const kv = (env: { DEAD_LETTERS?: KVNamespace }) => env.DEAD_LETTERS as KVNamespace;
+const unique = (prefix: string) => `${prefix}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
+
+function trackJob(user: string, name: string, messageId = unique("m")): VeroJob {
+  return {
+    v: 1,
+    kind: "vero",
+    messageId,
+    user,
+    requests: [
+      {
+        method: "POST",
+        path: "/events/track",
+        body: { identity: { id: user }, event_name: name, data: {}, extras: { created_at: 1, source: "segment" } },
+      },
+    ],
+  };
+}
+
+function identifyWithTags(user: string, messageId = unique("m")): VeroJob {
+  return {
+    v: 1,
+    kind: "vero",
+    messageId,
+    user,
+    requests: [
+      { method: "POST", path: "/users/track", body: { id: user, email: `${user}@example.com`, data: {} } },
+      { method: "PUT", path: "/users/tags/edit", body: { id: user, add: ["vip"] } },
+    ],
+  };
+}
+
+/** What Vero was asked, in order: "METHOD /path who what" with the credential left out. */
+const summary = (calls: RecordedCall[]) =>
+  calls.map((call) => {
+    const body = call.body as { id?: string; identity?: { id?: string }; event_name?: string };
+    return `${call.status} ${call.path.replace("/api/v2", "")} ${body.id ?? body.identity?.id}${body.event_name ? ` ${body.event_name}` : ""}`;
+  });
+
+describe("the Vero queue consumer", () => {
+  it("runs each job's calls in order, keeps each user's jobs in batch order, and acks them", async () => {
+    const { env, veroToken } = await isolatedEnv();
+    const jobs = [
+      identifyWithTags("ann"),
+      trackJob("bob", "b1"),
+      trackJob("ann", "a1"),
+      trackJob("bob", "b2"),
+      trackJob("ann", "a2"),
+    ];
+    const fate = await runBatch(
+      QUEUE_NAMES.vero,
+      jobs.map((job, index) => ({ id: `j${index}`, body: job })),
+      env,
+    );
+    expect(fate).toEqual({ acked: ["j0", "j1", "j2", "j3", "j4"], retried: {} });
+    const calls = summary(await vero.calls(veroToken));
+    expect(calls.filter((call) => call.includes(" ann"))).toEqual([
+      "200 /users/track ann",
+      "200 /users/tags/edit ann",
+      "200 /events/track ann a1",
+      "200 /events/track ann a2",
+    ]);
+    expect(calls.filter((call) => call.includes(" bob"))).toEqual([
+      "200 /events/track bob b1",
+      "200 /events/track bob b2",
+    ]);
+  });
+
+  it("retries a failed job with growing delays, and holds the same user's later jobs back behind it", async () => {
+    const { env, veroToken } = await isolatedEnv();
+    await vero.fail(veroToken, { status: 500, times: 1 });
+    const fate = await runBatch(
+      QUEUE_NAMES.vero,
+      [
+        { id: "fails", body: trackJob("cy", "c1"), attempts: 3 },
+        { id: "behind", body: trackJob("cy", "c2"), attempts: 1 },
+      ],
+      env,
+    );
+    // 5 s doubled per attempt: the third attempt waits 20 s, and the job behind it at least as long.
+    expect(fate).toEqual({ acked: [], retried: { fails: 20, behind: 20 } });
+    expect(summary(await vero.calls(veroToken))).toEqual(["500 /events/track cy c1"]);
+  });
+
+  it("lets other users' jobs go on while one user's job is retried", async () => {
+    const { env, veroToken } = await isolatedEnv();
+    await vero.fail(veroToken, { status: 429, times: 1, retryAfter: 30 });
+    const fate = await runBatch(QUEUE_NAMES.vero, [{ id: "limited", body: trackJob("dee", "d1") }], env);
+    expect(fate.retried).toEqual({ limited: 30 });
+    const next = await runBatch(
+      QUEUE_NAMES.vero,
+      [
+        { id: "d-again", body: trackJob("dee", "d1"), attempts: 2 },
+        { id: "e", body: trackJob("eve", "e1") },
+      ],
+      env,
+    );
+    expect(next).toEqual({ acked: ["d-again", "e"], retried: {} });
+  });
+
+  it("dead-letters a job Vero refuses for good, with Vero's reason, and goes on with the user's next job", async () => {
+    const { env, veroToken } = await isolatedEnv();
+    await vero.fail(veroToken, { status: 400, times: 1 });
+    const refused = trackJob("fay", "f1");
+    const fate = await runBatch(
+      QUEUE_NAMES.vero,
+      [
+        { id: "refused-1", body: refused },
+        { id: "next-1", body: trackJob("fay", "f2") },
+      ],
+      env,
+    );
+    expect(fate).toEqual({ acked: ["next-1", "refused-1"], retried: {} });
+    expect(summary(await vero.calls(veroToken))).toEqual(["400 /events/track fay f1", "200 /events/track fay f2"]);
+    expect(await getDeadLetter(kv(env), "refused-1")).toMatchObject({
+      source: "vero",
+      permanent: true,
+      body: refused,
+      reason: expect.stringMatching(/^Vero answered 400 to POST \/events\/track/),
+    });
+  });
+
+  it("after a partial success, acks the job and continues only with the calls left, so nothing is sent twice", async () => {
+    const { env, veroToken } = await isolatedEnv({ QUEUE_RETRY_BASE_SECONDS: "0" }, { queued: true });
+    // The identify goes through, the tags edit fails once.
+    await vero.fail(veroToken, { status: 503, times: 1, after: 1 });
+    const user = unique("gil");
+    const job = identifyWithTags(user);
+    const fate = await runBatch(QUEUE_NAMES.vero, [{ id: "partial", body: job }], env);
+    expect(fate).toEqual({ acked: ["partial"], retried: {} });
+    expect(summary(await vero.calls(veroToken))).toEqual([`200 /users/track ${user}`, `503 /users/tags/edit ${user}`]);
+    // The continuation runs in the Worker's own consumer, with the Worker's configured (development) credential.
+    const calls = await vero.waitFor(
+      DEV_SECRETS.VERO_AUTH_TOKEN,
+      (all) => summary(all).includes(`200 /users/tags/edit ${user}`),
+      { timeoutMs: 20_000 },
+    );
+    expect(summary(calls).filter((call) => call.includes(user))).toEqual([`200 /users/tags/edit ${user}`]);
+  });
+
+  it("takes a 404 to a repeated delete as done, but not to a first one", async () => {
+    const deleteJob = (user: string): VeroJob => ({
+      v: 1,
+      kind: "vero",
+      messageId: unique("del"),
+      user,
+      requests: [{ method: "POST", path: "/users/delete", body: { id: user } }],
+    });
+    const { env, veroToken } = await isolatedEnv();
+    await vero.fail(veroToken, { status: 404, times: 2 });
+    const fate = await runBatch(
+      QUEUE_NAMES.vero,
+      [
+        { id: "del-again", body: deleteJob("hal"), attempts: 2 },
+        { id: "del-first", body: deleteJob("ivy"), attempts: 1 },
+      ],
+      env,
+    );
+    expect(fate.acked).toEqual(["del-again", "del-first"]);
+    expect(await getDeadLetter(kv(env), "del-again")).toBeUndefined();
+    expect(await getDeadLetter(kv(env), "del-first")).toMatchObject({ permanent: true });
+  });
+
+  it("dead-letters a malformed job without calling Vero", async () => {
+    const { env, veroToken } = await isolatedEnv();
+    const fate = await runBatch(
+      QUEUE_NAMES.vero,
+      [
+        {
+          id: "odd",
+          body: { v: 1, kind: "vero", messageId: "x", user: "u", requests: [{ method: "GET", path: "/" }] },
+        },
+      ],
+      env,
+    );
+    expect(fate.acked).toEqual(["odd"]);
+    expect(await vero.calls(veroToken)).toEqual([]);
+    expect(await getDeadLetter(kv(env), "odd")).toMatchObject({
+      reason: expect.stringMatching(/^malformed Vero queue message/),
+    });
+  });
+
+  it("keeps jobs (retries) while outbound is not configured", async () => {
+    const { env } = await isolatedEnv({ VERO_AUTH_TOKEN: "", VERO_TRACKING_API_KEY: "" });
+    const fate = await runBatch(QUEUE_NAMES.vero, [{ id: "waits", body: trackJob("jo", "j1") }], env);
+    expect(fate).toEqual({ acked: [], retried: { waits: 5 } });
+  });
+});
