@@ -9,6 +9,12 @@ export default async function setup(project: TestProject) {
   const vero = await startVeroStandIn({ tenants: [DEV_SECRETS.VERO_AUTH_TOKEN] });
   project.provide("segmentOrigin", segment.url);
   project.provide("veroOrigin", vero.url);
+  // workerd cannot see the shell's environment: the fuzz suites' replay settings travel this way.
+  project.provide("fuzz", {
+    seed: process.env.FUZZ_SEED ?? "",
+    path: process.env.FUZZ_PATH ?? "",
+    runs: process.env.FUZZ_RUNS ?? "",
+  });
   return async () => {
     await Promise.all([segment.close(), vero.close()]);
   };

@@ -11,6 +11,7 @@
  * with a message naming it, rather than dropped without a word.
  */
 import { z } from "zod";
+import { exceedsDepth, MAX_JSON_DEPTH } from "../shared/json.ts";
 
 /** The email events of CONTRACT.md's table, by their wire `type`. */
 export const VERO_EMAIL_TYPES = [
@@ -185,6 +186,9 @@ export function parseVeroWebhook(json: unknown): ParsedWebhook {
   }
 
   if (!isEmailType(type) && !isUserType(type)) return { kind: "unknown", type };
+  // Before anything walks the payload: the messageId's canonical form recurses through all of it.
+  // (An unknown type is acknowledged whatever its shape; nothing walks it.)
+  if (exceedsDepth(json)) return invalid(`payload nests objects or arrays deeper than ${MAX_JSON_DEPTH} levels`);
 
   if (!isRecord(json.user)) {
     return invalid(

@@ -45,6 +45,20 @@ function compact(body: Record<string, unknown>): Record<string, unknown> {
 
 const invalid = (error: string): MappedEvent => ({ outcome: "invalid", error });
 
+/** Vero refuses ids, emails and event names longer than this. */
+export const VERO_MAX_FIELD_LENGTH = 255;
+
+/**
+ * The first of `fields` (source name and the value about to be sent) that
+ * Vero would refuse for its length. Caught here, the 400 names the event's
+ * own field and no call is made; from Vero it would name Vero's field, after
+ * the main call of the event may already have succeeded.
+ */
+function overLong(...fields: [name: string, value: string | undefined][]): string | undefined {
+  const found = fields.find(([, value]) => value !== undefined && value.length > VERO_MAX_FIELD_LENGTH);
+  return found && `${found[0]} is longer than ${VERO_MAX_FIELD_LENGTH} characters (Vero's limit)`;
+}
+
 /** Only identify and group may go by email alone; the message says which is missing. */
 function noUserId(type: SegmentEventType, event: SegmentEvent): string {
   const email = stringField(event.context?.traits, "email") ?? stringField(event.traits, "email");
@@ -52,6 +66,8 @@ function noUserId(type: SegmentEventType, event: SegmentEvent): string {
     ? "no userId or email"
     : `no userId: ${type} needs one (only identify and group may go by email alone)`;
 }
+
+const contextEmail = (event: SegmentEvent) => stringField(event.context?.traits, "email");
 
 function skipReason(event: SegmentEvent): string | undefined {
   if (event.context?.integration?.name === INTEGRATION_NAME)
@@ -76,7 +92,7 @@ function eventTrack(
     method: "POST",
     path: "/events/track",
     body: {
-      identity: compact({ id: userId, email: stringField(event.context?.traits, "email") }),
+      identity: compact({ id: userId, email: contextEmail(event) }),
       event_name: name,
       data,
       extras: { created_at: Math.floor(millis / 1000), source: "segment" },
@@ -89,6 +105,8 @@ function tagsRequest(tags: SegmentTags, userId: string | undefined, email: strin
   const target = nonEmpty(tags.id) ?? userId;
   if (target === undefined && email === undefined)
     return "integrations.Vero.tags needs an id when the event has no userId or email";
+  const tooLong = overLong(["integrations.Vero.tags.id", nonEmpty(tags.id)]);
+  if (tooLong) return tooLong;
   const values = tags.values ?? tags.tags;
   const lists = tags.action ? { [tags.action]: values } : { add: tags.add, remove: tags.remove };
   return {
@@ -105,6 +123,8 @@ function mainRequests(event: SegmentEvent, userId: string | undefined, receivedA
     case "identify": {
       const email = stringField(traits, "email") ?? (userId && EMAIL.test(userId) ? userId : undefined);
       if (userId === undefined && email === undefined) return "no userId or email";
+      const tooLong = overLong(["userId", userId], ["traits.email", email]);
+      if (tooLong) return tooLong;
       const userAgent = event.context?.userAgent;
       const data = userAgent ? { ...traits, userAgent } : { ...traits };
       return [{ method: "POST", path: "/users/track", body: compact({ id: userId, email, data }) }];
@@ -112,6 +132,8 @@ function mainRequests(event: SegmentEvent, userId: string | undefined, receivedA
     case "group": {
       const email = stringField(traits, "email") ?? (userId && EMAIL.test(userId) ? userId : undefined);
       if (userId === undefined && email === undefined) return "no userId or email";
+      const tooLong = overLong(["userId", userId], ["traits.email", email]);
+      if (tooLong) return tooLong;
       const { email: _email, ...group } = traits;
       return [{ method: "PUT", path: "/users/edit", body: compact({ id: userId, email, changes: { group } }) }];
     }
@@ -130,14 +152,20 @@ function mainRequests(event: SegmentEvent, userId: string | undefined, receivedA
           return "properties.id must be a non-empty string or a number";
         const target = nonEmpty(properties.id) ?? userId;
         if (target === undefined) return noUserId("track", event);
+        const tooLong = overLong([nonEmpty(properties.id) === undefined ? "userId" : "properties.id", target]);
+        if (tooLong) return tooLong;
         return [{ method: "POST", path: subscription, body: { id: target } }];
       }
       if (userId === undefined) return noUserId("track", event);
+      const tooLong = overLong(["userId", userId], ["event", name], ["context.traits.email", contextEmail(event)]);
+      if (tooLong) return tooLong;
       return [eventTrack(name, userId, event, { ...properties }, receivedAt)];
     }
     case "page":
     case "screen": {
       if (userId === undefined) return noUserId(event.type, event);
+      const tooLong = overLong(["userId", userId], ["context.traits.email", contextEmail(event)]);
+      if (tooLong) return tooLong;
       const name = event.type === "page" ? "viewed_page" : "viewed_screen";
       return [eventTrack(name, userId, event, { ...properties }, receivedAt)];
     }
@@ -145,10 +173,14 @@ function mainRequests(event: SegmentEvent, userId: string | undefined, receivedA
       const previousId = nonEmpty(event.previousId);
       if (previousId === undefined) return "alias needs a previousId";
       if (userId === undefined) return "alias needs a userId (the new id)";
+      const tooLong = overLong(["previousId", previousId], ["userId", userId]);
+      if (tooLong) return tooLong;
       return [{ method: "PUT", path: "/users/reidentify", body: { id: previousId, new_id: userId } }];
     }
     case "delete": {
       if (userId === undefined) return noUserId("delete", event);
+      const tooLong = overLong(["userId", userId]);
+      if (tooLong) return tooLong;
       return [{ method: "POST", path: "/users/delete", body: { id: userId } }];
     }
   }

@@ -5,6 +5,7 @@
  * Vero call depends on, so that a bad event is refused before any call.
  */
 import { z } from "zod";
+import { exceedsDepth, MAX_JSON_DEPTH } from "../shared/json.ts";
 
 /** Segment's own limit for one `/v1/batch` request. */
 export const MAX_BATCH_EVENTS = 2500;
@@ -122,6 +123,9 @@ function describeIssue(issue: z.core.$ZodIssue): string {
 export function parseSegmentEvent(input: unknown, impliedType?: SegmentEventType): ParsedEvent {
   if (typeof input !== "object" || input === null || Array.isArray(input))
     return { ok: false, error: "event must be a JSON object" };
+  // Checked per event, so that one odd event does not cost its batch neighbours their delivery.
+  if (exceedsDepth(input))
+    return { ok: false, error: `event nests objects or arrays deeper than ${MAX_JSON_DEPTH} levels` };
   const withType = impliedType && !("type" in input) ? { ...input, type: impliedType } : input;
   const result = segmentEventSchema.safeParse(withType);
   if (result.success) return { ok: true, event: result.data };

@@ -5,5 +5,7 @@ declare module "vitest" {
   export interface ProvidedContext {
     segmentOrigin: string;
     veroOrigin: string;
+    /** FUZZ_SEED, FUZZ_PATH and FUZZ_RUNS from the shell ("" when unset), for test/worker/fuzz.ts. */
+    fuzz: { seed: string; path: string; runs: string };
   }
 }

@@ -436,13 +436,20 @@ describe("Vero failures", () => {
 
   it("Vero refusing the event: 400 with Vero's message, so that Segment drops it", async () => {
     const { env, veroToken } = await isolatedEnv();
-    const response = await webhook(env, { ...track, event: "x".repeat(300) });
+    await vero.fail(veroToken, { status: 422, times: 1 });
+    const response = await webhook(env, track);
     const error = await expectJsonError(response, 400);
     expect(error.error.code).toBe("vero_rejected");
-    expect(error.error.message).toBe(
-      "Vero answered 400 to POST /events/track: event_name is longer than 255 characters",
-    );
+    expect(error.error.message).toMatch(/^Vero answered 422 to POST \/events\/track: /);
     expect(await vero.accepted(veroToken)).toEqual([]);
+  });
+
+  it("what Vero would refuse for its length is refused before the call, naming the event's field", async () => {
+    const { env, veroToken } = await isolatedEnv();
+    const error = await expectJsonError(await webhook(env, { ...track, event: "x".repeat(300) }), 400);
+    expect(error.error.code).toBe("invalid_event");
+    expect(error.error.message).toBe("event is longer than 255 characters (Vero's limit)");
+    expect(await vero.calls(veroToken)).toEqual([]);
   });
 
   it("an injected 400: Vero's message reaches Segment", async () => {
@@ -468,7 +475,8 @@ describe("Vero failures", () => {
 
   it("a permanent failure does not hold back the other events", async () => {
     const { env, veroToken } = await isolatedEnv();
-    const response = await api(env, "batch", { batch: [{ ...track, event: "x".repeat(300) }, alias] });
+    await vero.fail(veroToken, { status: 400, times: 1 });
+    const response = await api(env, "batch", { batch: [track, alias] });
     const error = await expectJsonError(response, 400);
     expect(error.error.details).toMatchObject({
       results: [

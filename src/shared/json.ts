@@ -1,0 +1,28 @@
+/**
+ * Limits on the shape of untrusted JSON. JSON.parse itself copes with any
+ * nesting a 1 MiB body can hold, but what follows it (JSON.stringify,
+ * structuredClone, the canonical form behind inbound messageIds) recurses,
+ * and a stack overflow there would be a 500 for Vero or a retryable 503 for
+ * Segment, retried for hours. No real Vero or Segment payload nests anywhere
+ * near this deep.
+ */
+export const MAX_JSON_DEPTH = 32;
+
+/**
+ * Whether `value` nests more than `limit` objects or arrays inside one
+ * another (a flat object is depth 1). Iterative, so that measuring a hostile
+ * value cannot overflow the stack it protects, and it stops at the first
+ * branch over the limit.
+ */
+export function exceedsDepth(value: unknown, limit: number = MAX_JSON_DEPTH): boolean {
+  const stack: [unknown, number][] = [[value, 1]];
+  for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
+    const [node, depth] = next;
+    if (typeof node !== "object" || node === null) continue;
+    if (depth > limit) return true;
+    for (const child of Array.isArray(node) ? node : Object.values(node)) {
+      if (typeof child === "object" && child !== null) stack.push([child, depth + 1]);
+    }
+  }
+  return false;
+}
