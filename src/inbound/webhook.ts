@@ -4,9 +4,11 @@
  * (2xx: done, do not resend; 503: resend later; 400: never resend).
  */
 import type { Context, MiddlewareHandler } from "hono";
+import { queueFor } from "../shared/enqueue.ts";
 import { BridgeError, badRequest, DeliveryError } from "../shared/errors.ts";
 import type { AppEnv } from "../shared/http.ts";
 import { describeError, type LogFields, log } from "../shared/log.ts";
+import { enqueueWebhook } from "./enqueue.ts";
 import { mapVeroWebhook } from "./map.ts";
 import { deliverToSegment } from "./segment.ts";
 
@@ -118,6 +120,8 @@ function deliveryFailure(error: DeliveryError): BridgeError {
 
 export async function handleVeroWebhook(c: Context<InboundEnv>): Promise<Response> {
   const fields = c.get("webhookLog");
+  // Before the body is read: queue mode without its dead-letter store is a 503 naming the binding.
+  const queue = queueFor(c.env, "SEGMENT_QUEUE");
   // Bytes, not c.req.text(): the Content-Type may say anything (workerd warns when text() meets a form type).
   const json = parseWebhookBody(decodeUtf8(await c.req.arrayBuffer()));
   const mapped = mapVeroWebhook(json, { receivedAt: new Date() });
@@ -136,6 +140,7 @@ export async function handleVeroWebhook(c: Context<InboundEnv>): Promise<Respons
   const { message } = mapped;
   fields.type = message.type === "track" ? message.event : "identify";
   fields.messageId = message.messageId;
+  if (queue) return enqueueWebhook(c, queue, message);
   try {
     await deliverToSegment(c.get("inbound"), [message]);
   } catch (error) {

@@ -3,14 +3,17 @@
  * and delivered on its own, and one answer that tells Segment whether to
  * retry (503), drop (400) or move on (200).
  */
+import { enqueueFailed, queueFor } from "../shared/enqueue.ts";
 import { BridgeError, badRequest, DeliveryError } from "../shared/errors.ts";
 import type { AppContext } from "../shared/http.ts";
 import { fingerprint, log } from "../shared/log.ts";
+import { enqueueJobs } from "./enqueue.ts";
+import { orderingKey } from "./job.ts";
 import { mapSegmentEvent, type VeroRequest } from "./map.ts";
 import { messageIdOf, parseSegmentBody, parseSegmentEvent, type SegmentEventType } from "./schema.ts";
 import { sendToVero } from "./vero.ts";
 
-export type EventOutcome = "delivered" | "skipped" | "invalid" | "failed";
+export type EventOutcome = "delivered" | "queued" | "skipped" | "invalid" | "failed";
 
 export interface EventResult {
   messageId: string | null;
@@ -25,7 +28,8 @@ export interface EventResult {
   retryable?: boolean;
 }
 
-type Job = { result: EventResult; requests: VeroRequest[] };
+/** `user` orders the event's job among the same user's in queue mode. */
+export type Job = { result: EventResult; requests: VeroRequest[]; user: string };
 
 // Enough to find a request's events in the logs without writing out a whole batch.
 const LOGGED_MESSAGE_IDS = 50;
@@ -33,6 +37,8 @@ const LOGGED_MESSAGE_IDS = 50;
 export async function handleSegmentRequest(c: AppContext, impliedType?: SegmentEventType): Promise<Response> {
   const started = Date.now();
   const route = c.req.path;
+  // Before the body is read: queue mode without its dead-letter store is a 503 naming the binding.
+  const queue = queueFor(c.env, "VERO_QUEUE");
   const body = parseSegmentBody(await c.req.text());
   if (!body.ok) {
     log("info", "outbound request refused", { route, status: 400, error: body.error });
@@ -42,16 +48,18 @@ export async function handleSegmentRequest(c: AppContext, impliedType?: SegmentE
   const receivedAt = new Date();
   const jobs: Job[] = body.events.map((input, index) => {
     const result: EventResult = { messageId: messageIdOf(input), index, outcome: "invalid" };
+    const fallbackUser = `#${index}`;
     const parsed = parseSegmentEvent(input, impliedType);
-    if (!parsed.ok) return { result: { ...result, error: parsed.error }, requests: [] };
+    if (!parsed.ok) return { result: { ...result, error: parsed.error }, requests: [], user: fallbackUser };
     const mapped = mapSegmentEvent(parsed.event, { receivedAt });
-    if (mapped.outcome === "invalid") return { result: { ...result, error: mapped.error }, requests: [] };
+    const user = orderingKey(parsed.event, fallbackUser);
+    if (mapped.outcome === "invalid") return { result: { ...result, error: mapped.error }, requests: [], user };
     if (mapped.outcome === "skip")
-      return { result: { ...result, outcome: "skipped", reason: mapped.reason }, requests: [] };
-    return { result: { ...result, outcome: "failed" }, requests: mapped.requests };
+      return { result: { ...result, outcome: "skipped", reason: mapped.reason }, requests: [], user };
+    return { result: { ...result, outcome: "failed" }, requests: mapped.requests, user };
   });
 
-  const retryAfter = await deliver(c, jobs);
+  const retryAfter = queue ? await enqueueJobs(queue, jobs) : await deliver(c, jobs);
   const results = jobs.map((job) => job.result);
   const count = (outcome: EventOutcome) => results.filter((result) => result.outcome === outcome).length;
   const failed = results.filter((result) => result.outcome === "failed");
@@ -59,15 +67,19 @@ export async function handleSegmentRequest(c: AppContext, impliedType?: SegmentE
     ? 503
     : failed.length > 0 || count("invalid") === results.length
       ? 400
-      : 200;
+      : count("queued") > 0
+        ? 202
+        : 200;
 
   const messageIds = results.map((result) => result.messageId ?? `#${result.index}`);
-  log(status === 200 ? "info" : "warn", "outbound request", {
+  const ok = status === 200 || status === 202;
+  log(ok ? "info" : "warn", "outbound request", {
     route,
     status,
-    outcome: status === 200 ? "ok" : status === 503 ? "retry" : "refused",
+    outcome: ok ? "ok" : status === 503 ? "retry" : "refused",
     events: results.length,
     delivered: count("delivered"),
+    queued: count("queued"),
     skipped: count("skipped"),
     invalid: count("invalid"),
     failed: failed.length,
@@ -77,8 +89,9 @@ export async function handleSegmentRequest(c: AppContext, impliedType?: SegmentE
     durationMs: Date.now() - started,
   });
 
-  if (status === 200) return c.json({ ok: true as const, results }, 200);
+  if (ok) return c.json({ ok: true as const, results }, status);
   const details = { results };
+  if (status === 503 && queue) throw enqueueFailed(firstError(failed, true), details);
   if (status === 503) {
     throw new BridgeError(503, "vero_unavailable", `${firstError(failed, true)}; retry later`, {
       details,

@@ -150,7 +150,7 @@ describe("the Vero queue consumer", () => {
       { timeoutMs: 20_000 },
     );
     expect(summary(calls).filter((call) => call.includes(user))).toEqual([`200 /users/tags/edit ${user}`]);
-  });
+  }, 30_000);
 
   it("takes a 404 to a repeated delete as done, but not to a first one", async () => {
     const deleteJob = (user: string): VeroJob => ({

@@ -1,0 +1,68 @@
+/**
+ * Queue mode of the outbound routes: one job per deliverable event, sent to
+ * the Vero queue in as few sendBatch calls as Cloudflare's limits allow.
+ * The consumer does the delivering; the route only reports what it queued.
+ */
+import { describeError } from "../shared/log.ts";
+import type { Job } from "./handle.ts";
+import { jobBytes, MAX_JOB_BYTES, MAX_SEND_BATCH_BYTES, MAX_SEND_BATCH_MESSAGES, type VeroJob } from "./job.ts";
+
+/**
+ * Enqueues the jobs of `jobs` that have requests, in order, and records each
+ * one's outcome in its result: `queued`, `invalid` (a job over a queue
+ * message's 128 KB), or `failed` and retryable when the queue refused it.
+ * Always undefined: the queue has no Retry-After to pass on.
+ */
+export async function enqueueJobs(queue: Queue<unknown>, jobs: Job[]): Promise<undefined> {
+  const chunks: { job: Job; body: VeroJob; bytes: number }[][] = [];
+  let current: { job: Job; body: VeroJob; bytes: number }[] = [];
+  let currentBytes = 0;
+  for (const job of jobs) {
+    if (job.requests.length === 0) continue;
+    const body: VeroJob = {
+      v: 1,
+      kind: "vero",
+      // An event without a messageId is named by its position, for the logs and dead letters.
+      messageId: job.result.messageId ?? `#${job.result.index}`,
+      user: job.user,
+      requests: job.requests,
+    };
+    const bytes = jobBytes(body);
+    if (bytes > MAX_JOB_BYTES) {
+      job.result.outcome = "invalid";
+      job.result.error = `the event's Vero calls are ${bytes} bytes, over a queue message's 128 KB`;
+      continue;
+    }
+    if (
+      current.length > 0 &&
+      (current.length >= MAX_SEND_BATCH_MESSAGES || currentBytes + bytes > MAX_SEND_BATCH_BYTES)
+    ) {
+      chunks.push(current);
+      current = [];
+      currentBytes = 0;
+    }
+    current.push({ job, body, bytes });
+    currentBytes += bytes;
+  }
+  if (current.length > 0) chunks.push(current);
+
+  let failure: unknown;
+  for (const chunk of chunks) {
+    if (failure === undefined) {
+      try {
+        await queue.sendBatch(chunk.map(({ body }) => ({ body, contentType: "json" as const })));
+        for (const { job } of chunk) job.result.outcome = "queued";
+        continue;
+      } catch (error) {
+        failure = error;
+      }
+    }
+    // Nothing holds these events: the request is answered 503 and Segment sends it again.
+    for (const { job } of chunk) {
+      job.result.outcome = "failed";
+      job.result.retryable = true;
+      job.result.error = `not queued: ${describeError(failure)}`;
+    }
+  }
+  return undefined;
+}
