@@ -7,6 +7,7 @@ export const DEV_SECRETS = {
   VERO_WEBHOOK_TOKEN: "dev-vero-webhook-token",
   VERO_AUTH_TOKEN: "dev-vero-auth-token",
   SEGMENT_SHARED_SECRET: "dev-segment-shared-secret",
+  ADMIN_TOKEN: "dev-admin-token",
 } as const;
 
 /** The Worker's settings pointing at stand-ins running at these origins. */

@@ -52,6 +52,10 @@ const bridge = await startBridge({ vars: devBindings(segment.url, vero.url), por
 print(`\nReady on ${bridge.url}`);
 print(`  Vero webhook URL:      ${bridge.url}/vero/webhook?token=${DEV_SECRETS.VERO_WEBHOOK_TOKEN}`);
 print(`  Segment webhook URL:   ${bridge.url}/segment   (shared secret ${DEV_SECRETS.SEGMENT_SHARED_SECRET})`);
+print(`  Dead letters:          ${bridge.url}/admin/dead-letters   (Authorization: Bearer ${DEV_SECRETS.ADMIN_TOKEN})`);
+print(
+  "Both directions are queued (wrangler.toml binds the queues): routes answer 202, delivery follows within seconds.",
+);
 print("Every call the stand-ins receive is printed below. Ctrl-C stops everything.\n");
 
 let stopping = false;

@@ -177,6 +177,9 @@ export async function consumeVeroBatch(batch: MessageBatch<unknown>, env: Env): 
     groups.set(parsed.data.user, group);
   }
   if (groups.size === 0) return;
+  // A retried job comes back behind newer ones; the enqueue time puts it back in front (the sort is stable).
+  const enqueuedAt = ({ queued, job }: Pending) => job.at ?? queued.timestamp.getTime();
+  for (const group of groups.values()) group.sort((a, b) => enqueuedAt(a) - enqueuedAt(b));
 
   const outbound = settingsFor(env).outbound;
   if (!outbound.ready) {

@@ -14,6 +14,7 @@ import { jobBytes, MAX_JOB_BYTES, MAX_SEND_BATCH_BYTES, MAX_SEND_BATCH_MESSAGES,
  * Always undefined: the queue has no Retry-After to pass on.
  */
 export async function enqueueJobs(queue: Queue<unknown>, jobs: Job[]): Promise<undefined> {
+  const at = Date.now();
   const chunks: { job: Job; body: VeroJob; bytes: number }[][] = [];
   let current: { job: Job; body: VeroJob; bytes: number }[] = [];
   let currentBytes = 0;
@@ -26,6 +27,7 @@ export async function enqueueJobs(queue: Queue<unknown>, jobs: Job[]): Promise<u
       messageId: job.result.messageId ?? `#${job.result.index}`,
       user: job.user,
       requests: job.requests,
+      at,
     };
     const bytes = jobBytes(body);
     if (bytes > MAX_JOB_BYTES) {

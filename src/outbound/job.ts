@@ -39,6 +39,8 @@ export const veroJobSchema = z.object({
   requests: z.array(veroRequestSchema).min(1),
   /** How many of the event's calls earlier jobs already made: a continuation's first call. */
   step: z.number().int().nonnegative().optional(),
+  /** When the route enqueued the event (ms); kept by continuations, so retried jobs sort back into place. */
+  at: z.number().int().nonnegative().optional(),
 });
 
 export type VeroJob = z.infer<typeof veroJobSchema>;

@@ -12,6 +12,7 @@ interface Consumer {
   max_retries?: number;
   retry_delay?: number;
   dead_letter_queue?: string;
+  max_concurrency?: number;
 }
 const consumers: Consumer[] = config.queues.consumers ?? [];
 const consumer = (queue: string) => consumers.find((entry) => entry.queue === queue);
@@ -39,6 +40,8 @@ describe("wrangler.toml", () => {
     expect(consumer(QUEUE_NAMES.vero)).toMatchObject({
       max_retries: MAX_RETRIES,
       dead_letter_queue: QUEUE_NAMES.veroDeadLetters,
+      // Per-user order across batches needs batches one at a time.
+      max_concurrency: 1,
     });
   });
 

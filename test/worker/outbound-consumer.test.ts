@@ -80,6 +80,20 @@ describe("the Vero queue consumer", () => {
     ]);
   });
 
+  it("puts a retried job back in front of the same user's newer jobs, by the time the route enqueued them", async () => {
+    const { env, veroToken } = await isolatedEnv();
+    const fate = await runBatch(
+      QUEUE_NAMES.vero,
+      [
+        { id: "newer", body: { ...trackJob("kim", "k2"), at: 2_000 } },
+        { id: "retried-older", body: { ...trackJob("kim", "k1"), at: 1_000 }, attempts: 3 },
+      ],
+      env,
+    );
+    expect(fate.acked).toEqual(["newer", "retried-older"]);
+    expect(summary(await vero.calls(veroToken))).toEqual(["200 /events/track kim k1", "200 /events/track kim k2"]);
+  });
+
   it("retries a failed job with growing delays, and holds the same user's later jobs back behind it", async () => {
     const { env, veroToken } = await isolatedEnv();
     await vero.fail(veroToken, { status: 500, times: 1 });
