@@ -15,7 +15,7 @@ const MAX_DELAY_SECONDS = 300;
 
 /**
  * Exponential backoff by `msg.attempts` (1 on first delivery): 5 s, 10 s, 20 s,
- * ... capped at 5 minutes, so 24 retries span about 1 h 40 min of outage.
+ * ... capped at 5 minutes, so 24 retries span about 1 h 35 min of outage.
  * A Retry-After from the upstream lengthens the wait, never shortens it.
  * `baseSeconds` is QUEUE_RETRY_BASE_SECONDS; tests shrink it to run outages in seconds.
  */
