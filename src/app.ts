@@ -2,11 +2,12 @@ import { Hono } from "hono";
 import { inboundRoutes } from "./inbound/routes.ts";
 import { outboundRoutes } from "./outbound/routes.ts";
 import { adminRoutes } from "./shared/admin.ts";
-import { type AppEnv, methodNotAllowed, notFound, renderError } from "./shared/http.ts";
+import { type AppEnv, methodNotAllowed, notFound, refusalLog, renderError } from "./shared/http.ts";
 import { settingsFor } from "./shared/settings.ts";
 import { VERSION } from "./shared/version.ts";
 
 export const app = new Hono<AppEnv>()
+  .use("*", refusalLog)
   .get("/health", (c) => {
     const settings = settingsFor(c.env);
     return c.json({

@@ -12,6 +12,7 @@
  */
 import { Analytics } from "@segment/analytics-node";
 import { DeliveryError, isRetryableStatus } from "../shared/errors.ts";
+import { describeError, log } from "../shared/log.ts";
 import type { InboundSettings } from "../shared/settings.ts";
 import type { SegmentMessage } from "./map.ts";
 
@@ -83,6 +84,62 @@ function toDeliveryError(reason: unknown, lastRetryAfter: number | undefined): D
   return new DeliveryError("segment", `Segment could not be reached: ${message}`, { retryable: true, cause: reason });
 }
 
+// Enough to find an attempt's messages in the logs without writing out a whole batch.
+const LOGGED_MESSAGE_IDS = 50;
+
+/** The messageIds a batch request carries, read back from the body analytics-node built. */
+function batchMessageIds(body: unknown): string[] {
+  if (typeof body !== "string") return [];
+  try {
+    const parsed: unknown = JSON.parse(body);
+    const batch = typeof parsed === "object" && parsed !== null && "batch" in parsed ? parsed.batch : undefined;
+    if (!Array.isArray(batch)) return [];
+    return batch.flatMap((message: unknown) =>
+      typeof message === "object" && message !== null && "messageId" in message && typeof message.messageId === "string"
+        ? [message.messageId]
+        : [],
+    );
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * One log line per HTTP attempt analytics-node makes (its retries each get
+ * one): path, Segment's status, duration, and which messages rode in it.
+ * Never the body or the Authorization header, which carries the write key.
+ */
+async function loggedAttempt(url: string, body: unknown, send: () => Promise<Response>): Promise<Response> {
+  const started = Date.now();
+  const messageIds = batchMessageIds(body);
+  const fields = {
+    upstream: "segment",
+    call: `POST ${new URL(url).pathname}`,
+    events: messageIds.length,
+    messageIds: messageIds.slice(0, LOGGED_MESSAGE_IDS),
+  };
+  try {
+    const response = await send();
+    const outcome = response.ok ? "delivered" : isRetryableStatus(response.status) ? "retryable" : "refused";
+    log(response.ok ? "info" : "warn", "segment call", {
+      ...fields,
+      outcome,
+      status: response.status,
+      durationMs: Date.now() - started,
+    });
+    return response;
+  } catch (error) {
+    log("warn", "segment call", {
+      ...fields,
+      outcome: "retryable",
+      status: null,
+      error: describeError(error),
+      durationMs: Date.now() - started,
+    });
+    throw error;
+  }
+}
+
 function dispatch(client: Analytics, original: SegmentMessage): void {
   // analytics-node writes into the objects it is given (context.library, _metadata); the caller's message stays as it was.
   const message = structuredClone(original);
@@ -123,7 +180,10 @@ export async function sendToSegment(
     flushInterval: deadlineMs,
     maxRateLimitDuration: maxRateLimitSeconds,
     maxTotalBackoffDuration: Math.ceil(deadlineMs / 1000),
-    httpClient: (url, init) => fetch(url, { ...init, signal: AbortSignal.any([init.signal, deadline.signal]) }),
+    httpClient: (url, init) =>
+      loggedAttempt(url, init.body, () =>
+        fetch(url, { ...init, signal: AbortSignal.any([init.signal, deadline.signal]) }),
+      ),
   });
 
   let lastRetryAfter: number | undefined;

@@ -4,6 +4,7 @@
  * settings and requests in, success or a DeliveryError out.
  */
 import { DeliveryError, isRetryableStatus } from "../shared/errors.ts";
+import { describeError, log } from "../shared/log.ts";
 import type { OutboundSettings } from "../shared/settings.ts";
 import type { VeroRequest } from "./map.ts";
 
@@ -24,8 +25,40 @@ export async function sendToVero(target: VeroTarget, requests: readonly VeroRequ
   for (const request of requests) await sendOne(target, request);
 }
 
+/**
+ * One call, and one log line for it whatever its outcome: which call,
+ * Vero's status, how long it took and whether a retry may help. Never the
+ * body, which holds the credential and the user's email.
+ */
 async function sendOne(target: VeroTarget, request: VeroRequest): Promise<void> {
   const call = `${request.method} ${request.path}`;
+  const started = Date.now();
+  try {
+    const status = await callVero(target, request, call);
+    log("info", "vero call", {
+      upstream: "vero",
+      call,
+      outcome: "delivered",
+      status,
+      durationMs: Date.now() - started,
+    });
+  } catch (error) {
+    log("warn", "vero call", {
+      upstream: "vero",
+      call,
+      outcome: error instanceof DeliveryError ? (error.retryable ? "retryable" : "refused") : "failed",
+      status: error instanceof DeliveryError ? (error.status ?? null) : null,
+      retryable: error instanceof DeliveryError ? error.retryable : undefined,
+      // Vero's message may quote the user's email: log() fingerprints it.
+      error: describeError(error),
+      durationMs: Date.now() - started,
+    });
+    throw error;
+  }
+}
+
+/** Resolves with Vero's (2xx) status; any failure is a DeliveryError. */
+async function callVero(target: VeroTarget, request: VeroRequest, call: string): Promise<number> {
   let response: Response;
   let text: string;
   try {
@@ -47,7 +80,7 @@ async function sendOne(target: VeroTarget, request: VeroRequest): Promise<void> 
       { retryable: true, cause: error },
     );
   }
-  if (response.ok) return;
+  if (response.ok) return response.status;
 
   const message = veroMessage(text) ?? response.statusText;
   throw new DeliveryError("vero", `Vero answered ${response.status} to ${call}: ${message}`, {

@@ -68,6 +68,37 @@ export function renderError(error: Error, c: Context<AppEnv>): Response {
   return c.json(errorBody(500, "internal_error", "the bridge failed unexpectedly; the error is logged"), 500);
 }
 
+/** What a request is refused with before any route handler reads it; handlers log their own outcomes. */
+const REFUSED_BEFORE_HANDLER = new Set([
+  "unauthorized",
+  "payload_too_large",
+  "not_configured",
+  "method_not_allowed",
+  "not_found",
+]);
+
+/**
+ * The log line of a request that never reached a handler: a wrong
+ * credential, a body over the limit, an unconfigured direction, an unknown
+ * path or method. Without it, a caller hammering the bridge with a bad
+ * secret would leave no trace. The path is logged, never the query (Vero's
+ * token rides there) or a header.
+ */
+export const refusalLog: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const started = Date.now();
+  await next();
+  // This route logs every one of its requests itself, refusals included.
+  if (c.req.method === "POST" && c.req.path === "/vero/webhook") return;
+  const code = c.error instanceof BridgeError ? c.error.code : c.res.status === 404 ? "not_found" : undefined;
+  if (code === undefined || !REFUSED_BEFORE_HANDLER.has(code)) return;
+  log("info", "request refused", {
+    route: `${c.req.method} ${c.req.path}`,
+    status: c.res.status,
+    outcome: code,
+    durationMs: Date.now() - started,
+  });
+};
+
 export function notFound(c: Context<AppEnv>): Response {
   return c.json(errorBody(404, "not_found", `no route for ${c.req.method} ${c.req.path}`), 404);
 }

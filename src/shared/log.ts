@@ -9,8 +9,36 @@ export interface LogFields {
   [field: string]: string | number | boolean | null | undefined | readonly (string | number)[];
 }
 
+/** Longer strings are cut: a field quoting a payload (an unknown Vero type, a messageId) could be a megabyte. */
+const MAX_FIELD_CHARS = 300;
+
+// Anything shaped like local@domain, deliberately loose: a missed email is a leak, a false hit only a fingerprint.
+const EMAILS = /[^\s@"'<>(),;:[\]{}]+@[^\s@"'<>(),;:[\]{}]+/g;
+
+/** Replaces every email-like part of `text` with its fingerprint. */
+export function redactEmails(text: string): string {
+  return text.replace(EMAILS, (email) => fingerprint(email));
+}
+
+function safeValue(value: string): string {
+  const redacted = redactEmails(value);
+  return redacted.length > MAX_FIELD_CHARS ? `${redacted.slice(0, MAX_FIELD_CHARS)}...` : redacted;
+}
+
+/**
+ * Writes one JSON line. Every string value passes through `redactEmails`
+ * and is shortened: the last line of defence should a caller log a value
+ * that came from a payload. Field names are the caller's own constants.
+ */
 export function log(level: LogLevel, msg: string, fields: LogFields = {}): void {
-  const line = JSON.stringify({ level, msg, ...fields });
+  const safe: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(fields)) {
+    if (typeof value === "string") safe[name] = safeValue(value);
+    else if (Array.isArray(value))
+      safe[name] = value.map((item: string | number) => (typeof item === "string" ? safeValue(item) : item));
+    else safe[name] = value;
+  }
+  const line = JSON.stringify({ level, msg, ...safe });
   if (level === "error") console.error(line);
   else if (level === "warn") console.warn(line);
   else console.log(line);
