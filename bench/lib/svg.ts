@@ -92,7 +92,8 @@ export function lineChartSvg(options: ChartOptions): string {
         `<circle cx="${fmt(xAt(point.x))}" cy="${fmt(yAt(point.y))}" r="4" fill="${series.color}"><title>${escapeXml(`${series.name}: ${Math.round(point.y)} events/s at ${point.x}`)}</title></circle>`,
       );
     const legendX = margin.left + index * 200;
-    const legendY = height - 16;
+    // Below the axis label, which sits 40 px under the plot.
+    const legendY = height - 4;
     parts.push(
       `<rect x="${legendX}" y="${legendY - 9}" width="14" height="4" fill="${series.color}"/>`,
       `<text x="${legendX + 20}" y="${legendY - 7}" dominant-baseline="middle">${escapeXml(series.name)}</text>`,
