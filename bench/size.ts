@@ -21,8 +21,11 @@ export interface BundleMeasurement {
   config: string;
   bytes: number;
   gzipBytes: number;
-  /** The same Worker bundled with `--minify`: what the one-line config change would give. */
-  minifiedGzipBytes: number;
+  /**
+   * The same Worker bundled with `--no-minify`, whatever wrangler.toml says: what minifying is
+   * worth, and the bundle the composition is read from (minified code has no path markers).
+   */
+  unminifiedGzipBytes: number;
   /** Bytes of the (unminified) bundle per package or source folder, from esbuild's `// path` markers. */
   composition: { source: string; bytes: number; share: number }[];
   /** Kept for the cold-start measurement; removed by `dispose`. */
@@ -73,18 +76,18 @@ export function bundleComposition(code: string): { source: string; bytes: number
 
 export async function measureBundle(config: string): Promise<BundleMeasurement> {
   const outdir = await mkdtemp(join(tmpdir(), "bench-bundle-"));
-  const minOutdir = await mkdtemp(join(tmpdir(), "bench-bundle-min-"));
-  const [file, minFile] = await Promise.all([dryRun(config, outdir), dryRun(config, minOutdir, ["--minify"])]);
+  const plainOutdir = await mkdtemp(join(tmpdir(), "bench-bundle-plain-"));
+  const [file, plainFile] = await Promise.all([dryRun(config, outdir), dryRun(config, plainOutdir, ["--no-minify"])]);
   const code = await readFile(file);
-  const minified = await readFile(minFile);
-  await rm(minOutdir, { recursive: true, force: true });
+  const plain = await readFile(plainFile);
+  await rm(plainOutdir, { recursive: true, force: true });
   return {
     config,
     bytes: (await stat(file)).size,
     // Default zlib level, as wrangler's own "gzip:" figure.
     gzipBytes: gzipSync(code).length,
-    minifiedGzipBytes: gzipSync(minified).length,
-    composition: bundleComposition(code.toString("utf8")),
+    unminifiedGzipBytes: gzipSync(plain).length,
+    composition: bundleComposition(plain.toString("utf8")),
     file,
     dispose: () => rm(outdir, { recursive: true, force: true }),
   };

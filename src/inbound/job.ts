@@ -5,44 +5,49 @@
  * The consumer re-validates every body: a queue body is untrusted input too
  * (a re-drive from an older version, a message sent by hand).
  */
-import { z } from "zod";
+import * as z from "zod/mini";
+import "../shared/zod.ts";
 import type { SegmentMessage } from "./map.ts";
+
+const nonEmpty = z.string().check(z.minLength(1));
 
 const context = z.object({
   integration: z.object({ name: z.string(), version: z.string() }),
-  traits: z.object({ email: z.string() }).optional(),
-  userAgent: z.string().optional(),
+  traits: z.optional(z.object({ email: z.string() })),
+  userAgent: z.optional(z.string()),
 });
 
 const base = {
-  messageId: z.string().min(1),
-  timestamp: z.string().min(1),
+  messageId: nonEmpty,
+  timestamp: nonEmpty,
   context,
   integrations: z.object({ Vero: z.literal(false) }),
 };
 
 const identity = z.union([
-  z.object({ userId: z.string().min(1), anonymousId: z.undefined().optional() }),
-  z.object({ anonymousId: z.string().min(1), userId: z.undefined().optional() }),
+  z.object({ userId: nonEmpty, anonymousId: z.optional(z.undefined()) }),
+  z.object({ anonymousId: nonEmpty, userId: z.optional(z.undefined()) }),
 ]);
 
-const track = z
-  .object({
+const track = z.intersection(
+  z.object({
     ...base,
     type: z.literal("track"),
-    event: z.string().min(1),
+    event: nonEmpty,
     properties: z.record(z.string(), z.union([z.string(), z.array(z.string())])),
-  })
-  .and(identity);
+  }),
+  identity,
+);
 
-const identify = z
-  .object({ ...base, type: z.literal("identify"), traits: z.record(z.string(), z.unknown()) })
-  .and(identity);
+const identify = z.intersection(
+  z.object({ ...base, type: z.literal("identify"), traits: z.record(z.string(), z.unknown()) }),
+  identity,
+);
 
 export const segmentJobSchema = z.object({
   v: z.literal(1),
   kind: z.literal("segment"),
-  message: z.union([track, identify]) satisfies z.ZodType<SegmentMessage>,
+  message: z.union([track, identify]) satisfies z.ZodMiniType<SegmentMessage>,
 });
 
 export type SegmentJob = z.infer<typeof segmentJobSchema>;

@@ -10,8 +10,10 @@
  * that cannot mean anything (an object where a name belongs) is refused
  * with a message naming it, rather than dropped without a word.
  */
-import { z } from "zod";
+
+import * as z from "zod/mini";
 import { exceedsDepth, MAX_JSON_DEPTH } from "../shared/json.ts";
+import { mapped } from "../shared/zod.ts";
 
 /** The email events of CONTRACT.md's table, by their wire `type`. */
 export const VERO_EMAIL_TYPES = [
@@ -38,40 +40,40 @@ const isUserType = (type: string): type is VeroUserType => (VERO_USER_TYPES as r
 const blankToUndefined = (value: string | null | undefined) =>
   value === null || value === undefined || value.trim() === "" ? undefined : value.trim();
 
-const text = z
-  .union([z.string(), z.number(), z.boolean()], { error: "must be a string or a number" })
-  .nullish()
-  .transform((value) => blankToUndefined(value === null || value === undefined ? value : String(value)));
+const text = mapped(
+  z.nullish(z.union([z.string(), z.number(), z.boolean()], { error: "must be a string or a number" })),
+  (value) => blankToUndefined(value === null || value === undefined ? value : String(value)),
+);
 
 /** Ids arrive as numbers (Vero 1 samples) or strings (API-created users); Segment wants strings. */
-const id = z
-  .union([z.string(), z.number()], { error: "must be a string or a number" })
-  .nullish()
-  .transform((value) => blankToUndefined(value === null || value === undefined ? value : String(value)));
+const id = mapped(z.nullish(z.union([z.string(), z.number()], { error: "must be a string or a number" })), (value) =>
+  blankToUndefined(value === null || value === undefined ? value : String(value)),
+);
 
 /** `tags` is one comma-separated string in the payloads seen so far; an array is taken as well. */
-const tags = z
-  .union([z.string(), z.array(z.union([z.string(), z.number()]))], {
-    error: "must be a comma-separated string or an array of strings",
-  })
-  .nullish()
-  .transform((value) => {
+const tags = mapped(
+  z.nullish(
+    z.union([z.string(), z.array(z.union([z.string(), z.number()]))], {
+      error: "must be a comma-separated string or an array of strings",
+    }),
+  ),
+  (value) => {
     if (value === null || value === undefined) return undefined;
     const parts = (typeof value === "string" ? value.split(",") : value.map(String))
       .map((part) => part.trim())
       .filter((part) => part.length > 0);
     return parts.length > 0 ? parts : undefined;
-  });
+  },
+);
 
 /**
  * Unix seconds as Vero sends them; a numeric string or an ISO 8601 string
  * is taken too. Milliseconds are told apart by size (seconds reach 1e12 only
  * in the year 33658). Output: an ISO 8601 string.
  */
-const time = z
-  .union([z.number(), z.string()], { error: "must be Unix seconds or an ISO 8601 time" })
-  .nullish()
-  .transform((value, ctx) => {
+const time = mapped(
+  z.nullish(z.union([z.number(), z.string()], { error: "must be Unix seconds or an ISO 8601 time" })),
+  (value, ctx) => {
     if (value === null || value === undefined || (typeof value === "string" && value.trim() === "")) return undefined;
     const numeric = typeof value === "number" ? value : /^\s*\d+(\.\d+)?\s*$/.test(value) ? Number(value) : undefined;
     const ms = numeric === undefined ? Date.parse(value as string) : numeric >= 1e12 ? numeric : numeric * 1000;
@@ -81,7 +83,8 @@ const time = z
       return z.NEVER;
     }
     return date.toISOString();
-  });
+  },
+);
 
 const user = z.looseObject({ id, email: text });
 
@@ -108,14 +111,14 @@ const triggeringEvent = z.looseObject({ name: text, triggered_at: time });
 const emailEvent = z.looseObject({
   type: z.enum(VERO_EMAIL_TYPES),
   user,
-  campaign: campaign.nullish(),
+  campaign: z.nullish(campaign),
   message_id: text,
   user_agent: text,
   sender_ip: text,
   tags,
   channel: text,
   sent_to: text,
-  event: triggeringEvent.nullish(),
+  event: z.nullish(triggeringEvent),
   link_url: text,
   url: text,
   link: text,
@@ -127,7 +130,7 @@ const emailEvent = z.looseObject({
 const userEvent = z.looseObject({
   type: z.enum(VERO_USER_TYPES),
   user,
-  changes: z.record(z.string(), z.unknown()).nullish(),
+  changes: z.nullish(z.record(z.string(), z.unknown())),
 });
 
 export type VeroEmailEvent = z.output<typeof emailEvent> & { occurredAt: string | undefined };
@@ -159,7 +162,7 @@ const invalid = (message: string, issues: Problem["issues"] = []): ParsedWebhook
 
 const pathOf = (path: readonly PropertyKey[]) => path.map(String).join(".");
 
-function fromZod(error: z.ZodError): ParsedWebhook {
+function fromZod(error: z.core.$ZodError): ParsedWebhook {
   const issues = error.issues.map((issue) => ({ path: pathOf(issue.path), message: issue.message }));
   const first = issues[0];
   return invalid(first ? `${first.path || "payload"} ${first.message}` : "payload is not a Vero webhook", issues);

@@ -4,8 +4,10 @@
  * consumer (a queue body is untrusted input too). `user` is the ordering
  * key: jobs with the same key run one after another, in batch order.
  */
-import { z } from "zod";
+
+import * as z from "zod/mini";
 import type { VeroRequest } from "./map.ts";
+import "../shared/zod.ts";
 import type { SegmentEvent } from "./schema.ts";
 
 /** The only calls the bridge makes; a body naming another path is malformed. */
@@ -26,21 +28,23 @@ const veroRequestSchema = z
     path: z.string(),
     body: z.record(z.string(), z.unknown()),
   })
-  .refine((request) => (VERO_CALLS as readonly string[]).includes(`${request.method} ${request.path}`), {
-    error: "is not a Vero call the bridge makes",
-  }) satisfies z.ZodType<VeroRequest>;
+  .check(
+    z.refine((request) => (VERO_CALLS as readonly string[]).includes(`${request.method} ${request.path}`), {
+      error: "is not a Vero call the bridge makes",
+    }),
+  ) satisfies z.ZodMiniType<VeroRequest>;
 
 export const veroJobSchema = z.object({
   v: z.literal(1),
   kind: z.literal("vero"),
   /** The Segment event's messageId (or `#<index>` when it had none); kept by continuations. */
-  messageId: z.string().min(1),
-  user: z.string().min(1),
-  requests: z.array(veroRequestSchema).min(1),
+  messageId: z.string().check(z.minLength(1)),
+  user: z.string().check(z.minLength(1)),
+  requests: z.array(veroRequestSchema).check(z.minLength(1)),
   /** How many of the event's calls earlier jobs already made: a continuation's first call. */
-  step: z.number().int().nonnegative().optional(),
+  step: z.optional(z.int().check(z.nonnegative())),
   /** When the route enqueued the event (ms); kept by continuations, so retried jobs sort back into place. */
-  at: z.number().int().nonnegative().optional(),
+  at: z.optional(z.int().check(z.nonnegative())),
 });
 
 export type VeroJob = z.infer<typeof veroJobSchema>;

@@ -4,8 +4,10 @@
  * does not use (Segment adds new ones all the time), strict on the ones a
  * Vero call depends on, so that a bad event is refused before any call.
  */
-import { z } from "zod";
+
+import * as z from "zod/mini";
 import { exceedsDepth, MAX_JSON_DEPTH } from "../shared/json.ts";
+import "../shared/zod.ts";
 
 /** Segment's own limit for one `/v1/batch` request. */
 export const MAX_BATCH_EVENTS = 2500;
@@ -29,12 +31,12 @@ const stringList = z.custom<string[]>(
 export const tagsSchema = z
   .strictObject(
     {
-      id: id.optional(),
-      action: z.enum(["add", "remove"], { error: 'must be "add" or "remove"' }).optional(),
-      values: stringList.optional(),
-      tags: stringList.optional(),
-      add: stringList.optional(),
-      remove: stringList.optional(),
+      id: z.optional(id),
+      action: z.optional(z.enum(["add", "remove"], { error: 'must be "add" or "remove"' })),
+      values: z.optional(stringList),
+      tags: z.optional(stringList),
+      add: z.optional(stringList),
+      remove: z.optional(stringList),
     },
     {
       error: (issue) =>
@@ -43,68 +45,69 @@ export const tagsSchema = z
           : "must be an object",
     },
   )
-  .superRefine((tags, ctx) => {
-    const values = tags.values ?? tags.tags;
-    if (tags.action !== undefined) {
-      if (values === undefined)
-        ctx.addIssue({ code: "custom", path: ["values"], message: "must be an array of strings" });
-      if (tags.add !== undefined || tags.remove !== undefined)
-        ctx.addIssue({ code: "custom", path: [], message: "mixes action with add/remove: use one form" });
-    } else if (values !== undefined) {
-      ctx.addIssue({ code: "custom", path: ["action"], message: 'must be "add" or "remove" when values are given' });
-    } else if (tags.add === undefined && tags.remove === undefined) {
-      ctx.addIssue({ code: "custom", path: [], message: "needs action and values, or add and/or remove" });
-    }
-  });
+  .check(
+    z.superRefine((tags, ctx) => {
+      const values = tags.values ?? tags.tags;
+      if (tags.action !== undefined) {
+        if (values === undefined)
+          ctx.addIssue({ code: "custom", path: ["values"], message: "must be an array of strings" });
+        if (tags.add !== undefined || tags.remove !== undefined)
+          ctx.addIssue({ code: "custom", path: [], message: "mixes action with add/remove: use one form" });
+      } else if (values !== undefined) {
+        ctx.addIssue({ code: "custom", path: ["action"], message: 'must be "add" or "remove" when values are given' });
+      } else if (tags.add === undefined && tags.remove === undefined) {
+        ctx.addIssue({ code: "custom", path: [], message: "needs action and values, or add and/or remove" });
+      }
+    }),
+  );
 
 export type SegmentTags = z.output<typeof tagsSchema>;
 
 const integrationsSchema = z.looseObject(
   {
-    All: z.unknown().optional(),
+    All: z.optional(z.unknown()),
     // `true`/`false` switch the Vero destination on or off for this event; an object carries
     // its options. Booleans become `{ enabled }` here rather than a union, whose failure
     // would hide which tags field is wrong.
-    Vero: z
-      .preprocess(
-        (value) => (typeof value === "boolean" ? { enabled: value } : value),
+    Vero: z.optional(
+      z.pipe(
+        z.transform((value: unknown) => (typeof value === "boolean" ? { enabled: value } : value)),
         z.looseObject(
-          { enabled: z.boolean().optional(), tags: tagsSchema.optional() },
-          {
-            error: "must be a boolean or an object",
-          },
+          { enabled: z.optional(z.boolean()), tags: z.optional(tagsSchema) },
+          { error: "must be a boolean or an object" },
         ),
-      )
-      .optional(),
+      ),
+    ),
   },
   { error: "must be an object" },
 );
 
 const contextSchema = z.looseObject(
   {
-    traits: record.nullish(),
-    userAgent: z.string({ error: "must be a string" }).nullish(),
-    integration: z.looseObject({ name: z.unknown().optional() }, { error: "must be an object" }).nullish(),
+    traits: z.nullish(record),
+    userAgent: z.nullish(z.string({ error: "must be a string" })),
+    integration: z.nullish(z.looseObject({ name: z.optional(z.unknown()) }, { error: "must be an object" })),
   },
   { error: "must be an object" },
 );
 
 export const segmentEventSchema = z.looseObject({
   type: z.enum(SEGMENT_EVENT_TYPES, { error: `must be one of ${SEGMENT_EVENT_TYPES.join(", ")}` }),
-  messageId: id.nullish(),
-  userId: id.nullish(),
-  anonymousId: id.nullish(),
-  previousId: id.nullish(),
-  event: z.string({ error: "must be a string" }).nullish(),
-  name: z.string({ error: "must be a string" }).nullish(),
-  timestamp: z
-    .string({ error: "must be an ISO 8601 string" })
-    .refine((value) => !Number.isNaN(Date.parse(value)), { error: "must be an ISO 8601 date" })
-    .nullish(),
-  traits: record.nullish(),
-  properties: record.nullish(),
-  context: contextSchema.nullish(),
-  integrations: integrationsSchema.nullish(),
+  messageId: z.nullish(id),
+  userId: z.nullish(id),
+  anonymousId: z.nullish(id),
+  previousId: z.nullish(id),
+  event: z.nullish(z.string({ error: "must be a string" })),
+  name: z.nullish(z.string({ error: "must be a string" })),
+  timestamp: z.nullish(
+    z
+      .string({ error: "must be an ISO 8601 string" })
+      .check(z.refine((value) => !Number.isNaN(Date.parse(value)), { error: "must be an ISO 8601 date" })),
+  ),
+  traits: z.nullish(record),
+  properties: z.nullish(record),
+  context: z.nullish(contextSchema),
+  integrations: z.nullish(integrationsSchema),
 });
 
 export type SegmentEvent = z.output<typeof segmentEventSchema>;

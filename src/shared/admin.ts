@@ -1,5 +1,5 @@
 import { Hono, type MiddlewareHandler } from "hono";
-import { z } from "zod";
+import * as z from "zod/mini";
 import { type DeadLetter, deleteDeadLetter, getDeadLetter, listDeadLetters } from "./dead-letters.ts";
 import type { Env } from "./env.ts";
 import { BridgeError, unauthorized } from "./errors.ts";
@@ -7,6 +7,7 @@ import { type AppEnv, methodNotAllowed } from "./http.ts";
 import { log } from "./log.ts";
 import { matchesAnySecret } from "./secrets.ts";
 import { describeUnready, settingsFor } from "./settings.ts";
+import "./zod.ts";
 
 /** The admin routes need the token and the store; without either they say which is missing. */
 const requireAdmin: MiddlewareHandler<AppEnv> = async (c, next) => {
@@ -48,8 +49,8 @@ async function redrive(env: Env, letter: DeadLetter): Promise<void> {
 }
 
 const listQuery = z.object({
-  cursor: z.string().optional(),
-  limit: z.coerce.number().int().min(1).max(1000).optional(),
+  cursor: z.optional(z.string()),
+  limit: z.optional(z.pipe(z.coerce.number(), z.int().check(z.minimum(1), z.maximum(1000)))),
 });
 
 function parseListQuery(query: Record<string, string>) {

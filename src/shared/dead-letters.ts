@@ -1,4 +1,5 @@
-import { z } from "zod";
+import * as z from "zod/mini";
+import "./zod.ts";
 
 /**
  * The dead-letter store: messages that will not be delivered without an
@@ -20,7 +21,7 @@ export const deadLetterSchema = z.object({
   reason: z.string(),
   /** Whether the failure was permanent (bad data) or retries ran out (the upstream stayed down). */
   permanent: z.boolean(),
-  attempts: z.number().int().nonnegative(),
+  attempts: z.int().check(z.nonnegative()),
   failedAt: z.string(),
 });
 export type DeadLetter = z.infer<typeof deadLetterSchema>;

@@ -1,8 +1,9 @@
-import { z } from "zod";
+import * as z from "zod/mini";
 import { type DeadLetterSource, storeDeadLetter } from "./dead-letters.ts";
 import type { Env } from "./env.ts";
 import { describeError, log } from "./log.ts";
 import { MAX_RETRIES } from "./queue-names.ts";
+import "./zod.ts";
 
 /**
  * What the queue consumers share: the retry policy, and the one place where
@@ -24,7 +25,7 @@ export function backoffSeconds(attempts: number, retryAfter?: number, baseSecond
   return Math.min(MAX_DELAY_SECONDS, Math.max(exponential, Math.ceil(retryAfter ?? 0)));
 }
 
-const retryBaseSchema = z.coerce.number().int().min(0).max(MAX_DELAY_SECONDS);
+const retryBaseSchema = z.pipe(z.coerce.number(), z.int().check(z.minimum(0), z.maximum(MAX_DELAY_SECONDS)));
 
 /**
  * QUEUE_RETRY_BASE_SECONDS, validated. A consumer has no response to put a
@@ -41,7 +42,7 @@ export function retryBaseSeconds(env: Pick<Env, "QUEUE_RETRY_BASE_SECONDS">): nu
 }
 
 /** Short enough for a log line and a dead letter's summary. */
-export function describeIssues(error: z.ZodError): string {
+export function describeIssues(error: z.core.$ZodError): string {
   const issues = error.issues.slice(0, 3).map((issue) => `${issue.path.join(".") || "body"}: ${issue.message}`);
   return `${issues.join("; ")}${error.issues.length > 3 ? `; and ${error.issues.length - 3} more` : ""}`;
 }

@@ -1,5 +1,6 @@
-import { z } from "zod";
+import * as z from "zod/mini";
 import type { Env } from "./env.ts";
+import { mapped } from "./zod.ts";
 
 export const DEFAULT_SEGMENT_API_HOST = "https://api.segment.io";
 export const DEFAULT_VERO_API_URL = "https://api.getvero.com/api/v2";
@@ -38,36 +39,37 @@ export interface Settings {
 
 // Secrets set through the dashboard or `wrangler secret put` often carry a
 // stray newline; an empty value means "not set".
-const present = z
-  .string()
-  .transform((value) => value.trim())
-  .pipe(z.string().min(1));
+const present = z.pipe(
+  mapped(z.string(), (value) => value.trim()),
+  z.string().check(z.minLength(1)),
+);
 
 // A comma separates the old and the new value while a secret is rotated.
-const secretList = present
-  .transform((value) =>
+const secretList = z.pipe(
+  mapped(present, (value) =>
     value
       .split(",")
       .map((part) => part.trim())
       .filter((part) => part.length > 0),
-  )
-  .pipe(z.array(z.string()).min(1, "holds no value").max(2, "holds more than two values"));
+  ),
+  z.array(z.string()).check(z.minLength(1, "holds no value"), z.maxLength(2, "holds more than two values")),
+);
 
-const httpUrl = present
-  .pipe(z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }))
-  .transform((url) => url.replace(/\/+$/, ""));
+const httpUrl = mapped(z.pipe(present, z.url({ protocol: /^https?$/, error: "must be an http(s) URL" })), (url) =>
+  url.replace(/\/+$/, ""),
+);
 
 const inboundSchema = z.object({
   SEGMENT_WRITE_KEY: present,
   VERO_WEBHOOK_TOKEN: secretList,
-  SEGMENT_API_HOST: httpUrl.default(DEFAULT_SEGMENT_API_HOST),
+  SEGMENT_API_HOST: z._default(httpUrl, DEFAULT_SEGMENT_API_HOST),
 });
 
 const outboundSchema = z.object({
   SEGMENT_SHARED_SECRET: secretList,
-  VERO_API_URL: httpUrl.default(DEFAULT_VERO_API_URL),
-  VERO_AUTH_TOKEN: present.optional(),
-  VERO_TRACKING_API_KEY: present.optional(),
+  VERO_API_URL: z._default(httpUrl, DEFAULT_VERO_API_URL),
+  VERO_AUTH_TOKEN: z.optional(present),
+  VERO_TRACKING_API_KEY: z.optional(present),
 });
 
 const adminSchema = z.object({
@@ -86,7 +88,7 @@ function definedOnly(env: Env, names: readonly string[]): Record<string, unknown
   return record;
 }
 
-function direction<S extends z.ZodObject, T>(
+function direction<S extends z.ZodMiniObject, T>(
   schema: S,
   env: Env,
   build: (parsed: z.output<S>) => T,
