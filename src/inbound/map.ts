@@ -85,37 +85,35 @@ function contextOf(user: VeroUser, userAgent?: string): SegmentContext {
   return context;
 }
 
-/** Drops the properties Vero did not send: Segment's Email spec wants each only when present. */
-function compact(record: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
-  for (const [key, value] of Object.entries(record)) if (value !== undefined) out[key] = value;
-  return out;
+/** Sets a property only when Vero sent the underlying field: Segment's Email spec wants each only when present. */
+function put(properties: Record<string, string | string[]>, name: string, value: string | string[] | undefined): void {
+  if (value !== undefined) properties[name] = value;
 }
 
 function emailProperties(webhook: VeroEmailEvent): Record<string, string | string[]> {
   const campaign = webhook.campaign ?? undefined;
-  return compact({
-    email_id: webhook.message_id ?? campaign?.message_id,
-    email_subject: campaign?.subject ?? campaign?.email_subject,
-    campaign_id: campaign?.id,
-    campaign_name: campaign?.name ?? campaign?.campaign_title,
-    campaign_type: campaign?.type,
-    campaign_variation: campaign?.variation ?? campaign?.variation_name,
-    campaign_permalink: campaign?.permalink,
-    campaign_trigger_event: campaign?.["trigger-event"],
-    campaign_tags: campaign?.tags ?? webhook.tags,
-    campaign_group: campaign?.group,
-    channel: campaign?.channel ?? webhook.channel,
-    link_url: webhook.link_url ?? webhook.url ?? webhook.link,
-    bounce_type: webhook.bounce_type,
-    bounce_code: webhook.bounce_code,
-    bounce_message: webhook.bounce_message,
-    event_name: webhook.event?.name,
-    // Beyond the contract's list: Vero sends them, the operator may want them, and dropping them loses data.
-    event_triggered_at: webhook.event?.triggered_at,
-    sent_to: campaign?.sent_to ?? webhook.sent_to,
-    sender_ip: webhook.sender_ip,
-  });
+  const properties: Record<string, string | string[]> = {};
+  put(properties, "email_id", webhook.message_id ?? campaign?.message_id);
+  put(properties, "email_subject", campaign?.subject ?? campaign?.email_subject);
+  put(properties, "campaign_id", campaign?.id);
+  put(properties, "campaign_name", campaign?.name ?? campaign?.campaign_title);
+  put(properties, "campaign_type", campaign?.type);
+  put(properties, "campaign_variation", campaign?.variation ?? campaign?.variation_name);
+  put(properties, "campaign_permalink", campaign?.permalink);
+  put(properties, "campaign_trigger_event", campaign?.["trigger-event"]);
+  put(properties, "campaign_tags", campaign?.tags ?? webhook.tags);
+  put(properties, "campaign_group", campaign?.group);
+  put(properties, "channel", campaign?.channel ?? webhook.channel);
+  put(properties, "link_url", webhook.link_url ?? webhook.url ?? webhook.link);
+  put(properties, "bounce_type", webhook.bounce_type);
+  put(properties, "bounce_code", webhook.bounce_code);
+  put(properties, "bounce_message", webhook.bounce_message);
+  put(properties, "event_name", webhook.event?.name);
+  // Beyond the contract's list: Vero sends them, the operator may want them, and dropping them loses data.
+  put(properties, "event_triggered_at", webhook.event?.triggered_at);
+  put(properties, "sent_to", campaign?.sent_to ?? webhook.sent_to);
+  put(properties, "sender_ip", webhook.sender_ip);
+  return properties;
 }
 
 /** The user's attributes, except `id` (which is the userId); and for updates the changes, `_tags` as `tags`. */

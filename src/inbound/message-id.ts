@@ -1,93 +1,278 @@
 /**
  * Segment de-duplicates on `messageId`, so a webhook Vero delivers twice
  * must carry the same id both times, and two different webhooks never the
- * same. The id is a SHA-256 of the webhook's whole JSON content in a
- * canonical form (object keys sorted), so key order and URL-encoding do not
- * change it. SHA-256 is written out here because crypto.subtle is
- * asynchronous and the mapping is meant to stay a plain synchronous function.
+ * same. The id is a 128-bit hash of the webhook's whole JSON content in a
+ * canonical form (object keys sorted), so key order, whitespace and
+ * URL-encoding do not change it.
+ *
+ * The hash is MurmurHash3 x86_128 (seed 0) of the canonical form's UTF-8
+ * bytes, not a cryptographic one: it runs on every webhook, synchronously
+ * (crypto.subtle is asynchronous and the mapper is a plain function), and a
+ * SHA-256 written in JavaScript was most of the mapping's time. Why 128
+ * non-cryptographic bits are enough:
+ * - The canonical form is injective (different JSON values give different
+ *   strings), so a shared id needs a hash collision.
+ * - Murmur3's output is well distributed on non-adversarial input (it
+ *   passes SMHasher), so collisions follow the birthday bound: among n
+ *   webhooks, about n² / 2^129. A trillion (2^40) webhooks give a chance
+ *   of about 2^-49 that any two share an id; Segment only de-duplicates
+ *   within its own window, far fewer.
+ * - Crafting a collision on purpose is feasible for Murmur3, but only for
+ *   whoever holds VERO_WEBHOOK_TOKEN, and it could only make Segment drop
+ *   one event that the same sender could as well have left out.
+ * Earlier builds used SHA-256 (64 hex digits, where these have 32), so a
+ * webhook Vero retried across that upgrade gets a new id and may reach
+ * Segment twice (README, messageId).
  */
+
+/**
+ * The canonical form is written straight into a byte buffer as UTF-8, and
+ * hashed there: no strings are built per key and value, and the hash reads
+ * bytes without encoding a string first. Reused between calls: the mapper is
+ * synchronous, so no two calls share it at once.
+ */
+let bytes = new Uint8Array(4096);
+let length = 0;
 
 /** JSON with object keys sorted at every depth; arrays keep their order. */
 export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
-  if (value !== null && typeof value === "object") {
-    const record = value as Record<string, unknown>;
-    const entries = Object.keys(record)
-      .filter((key) => record[key] !== undefined)
-      .sort()
-      .map((key) => `${JSON.stringify(key)}:${canonicalJson(record[key])}`);
-    return `{${entries.join(",")}}`;
-  }
-  // Top-level undefined cannot come out of JSON.parse; render it as null rather than crash.
-  return JSON.stringify(value) ?? "null";
+  writeCanonical(value);
+  return decoder.decode(bytes.subarray(0, length));
 }
 
-const K = new Uint32Array([
-  0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98,
-  0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786,
-  0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8,
-  0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13,
-  0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819,
-  0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a,
-  0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
-  0xc67178f2,
-]);
+const decoder = new TextDecoder();
 
-const rotr = (x: number, n: number) => (x >>> n) | (x << (32 - n));
-
-/** SHA-256 (FIPS 180-4) of the UTF-8 bytes of `input`, as lowercase hex. */
-export function sha256Hex(input: string): string {
-  const bytes = new TextEncoder().encode(input);
-  const bitLength = bytes.length * 8;
-  // Message, 0x80, zero padding, then the 64-bit big-endian length: a multiple of 64 bytes.
-  const padded = new Uint8Array(Math.ceil((bytes.length + 9) / 64) * 64);
-  padded.set(bytes);
-  padded[bytes.length] = 0x80;
-  const view = new DataView(padded.buffer);
-  view.setUint32(padded.length - 8, Math.floor(bitLength / 2 ** 32));
-  view.setUint32(padded.length - 4, bitLength >>> 0);
-
-  const h = new Uint32Array([
-    0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
-  ]);
-  const w = new Uint32Array(64);
-  for (let offset = 0; offset < padded.length; offset += 64) {
-    for (let i = 0; i < 16; i++) w[i] = view.getUint32(offset + i * 4);
-    for (let i = 16; i < 64; i++) {
-      const w15 = w[i - 15] as number;
-      const w2 = w[i - 2] as number;
-      const s0 = rotr(w15, 7) ^ rotr(w15, 18) ^ (w15 >>> 3);
-      const s1 = rotr(w2, 17) ^ rotr(w2, 19) ^ (w2 >>> 10);
-      w[i] = ((w[i - 16] as number) + s0 + (w[i - 7] as number) + s1) >>> 0;
-    }
-    let [a, b, c, d, e, f, g, hh] = h as unknown as [number, number, number, number, number, number, number, number];
-    for (let i = 0; i < 64; i++) {
-      const s1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25);
-      const ch = (e & f) ^ (~e & g);
-      const t1 = (hh + s1 + ch + (K[i] as number) + (w[i] as number)) >>> 0;
-      const s0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22);
-      const maj = (a & b) ^ (a & c) ^ (b & c);
-      const t2 = (s0 + maj) >>> 0;
-      hh = g;
-      g = f;
-      f = e;
-      e = (d + t1) >>> 0;
-      d = c;
-      c = b;
-      b = a;
-      a = (t1 + t2) >>> 0;
-    }
-    h[0] = (h[0] as number) + a;
-    h[1] = (h[1] as number) + b;
-    h[2] = (h[2] as number) + c;
-    h[3] = (h[3] as number) + d;
-    h[4] = (h[4] as number) + e;
-    h[5] = (h[5] as number) + f;
-    h[6] = (h[6] as number) + g;
-    h[7] = (h[7] as number) + hh;
-  }
-  return Array.from(h, (word) => word.toString(16).padStart(8, "0")).join("");
+function writeCanonical(value: unknown): void {
+  length = 0;
+  write(value);
 }
 
-/** The messageId of a webhook: `vero-` and the SHA-256 of its canonical JSON. */
-export const veroMessageId = (webhook: unknown): string => `vero-${sha256Hex(canonicalJson(webhook))}`;
+function write(value: unknown): void {
+  if (typeof value === "string") {
+    writeString(value);
+    return;
+  }
+  if (typeof value !== "object" || value === null) {
+    // Top-level undefined cannot come out of JSON.parse; render it as null rather than crash.
+    writeAscii(JSON.stringify(value) ?? "null");
+    return;
+  }
+  if (Array.isArray(value)) {
+    writeByte(0x5b); // [
+    for (let i = 0; i < value.length; i++) {
+      if (i > 0) writeByte(0x2c); // ,
+      // JSON.stringify writes a hole or an undefined item as null; so does this.
+      const item: unknown = value[i];
+      if (item === undefined) writeAscii("null");
+      else write(item);
+    }
+    writeByte(0x5d); // ]
+    return;
+  }
+  const record = value as Record<string, unknown>;
+  const keys = sortedKeys(record);
+  writeByte(0x7b); // {
+  let first = true;
+  for (const key of keys) {
+    const item = record[key];
+    if (item === undefined) continue;
+    if (!first) writeByte(0x2c); // ,
+    first = false;
+    writeString(key);
+    writeByte(0x3a); // :
+    write(item);
+  }
+  writeByte(0x7d); // }
+}
+
+/**
+ * Object.keys, sorted as Array#sort sorts strings (by UTF-16 code units, as `<` compares them).
+ * Webhook objects have a handful of keys, where an insertion sort beats the generic sort's
+ * comparator calls; a large object takes the generic sort.
+ */
+function sortedKeys(record: Record<string, unknown>): string[] {
+  const keys = Object.keys(record);
+  if (keys.length > 32) return keys.sort();
+  for (let i = 1; i < keys.length; i++) {
+    const key = keys[i] as string;
+    let j = i - 1;
+    for (; j >= 0 && (keys[j] as string) > key; j--) keys[j + 1] = keys[j] as string;
+    keys[j + 1] = key;
+  }
+  return keys;
+}
+
+function reserve(extra: number): void {
+  if (length + extra <= bytes.length) return;
+  const grown = new Uint8Array(Math.max(bytes.length * 2, length + extra));
+  grown.set(bytes.subarray(0, length));
+  bytes = grown;
+}
+
+function writeByte(byte: number): void {
+  reserve(1);
+  bytes[length++] = byte;
+}
+
+/** Text known to be ASCII without anything to escape: numbers, true, false, null. */
+function writeAscii(text: string): void {
+  reserve(text.length);
+  for (let i = 0; i < text.length; i++) bytes[length++] = text.charCodeAt(i);
+}
+
+/**
+ * A string as JSON.stringify writes it, in UTF-8. Most strings need no
+ * escaping and are encoded here; one that does (a quote, a backslash, a
+ * control character, a lone surrogate) is rewritten from JSON.stringify.
+ */
+function writeString(text: string): void {
+  const start = length;
+  // Quotes, and at most 3 UTF-8 bytes per UTF-16 code unit.
+  reserve(text.length * 3 + 2);
+  bytes[length++] = 0x22;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) {
+      if (c < 0x20 || c === 0x22 || c === 0x5c) {
+        rewriteEscaped(start, text);
+        return;
+      }
+      bytes[length++] = c;
+    } else if (c < 0x800) {
+      bytes[length++] = 0xc0 | (c >> 6);
+      bytes[length++] = 0x80 | (c & 0x3f);
+    } else if (c < 0xd800 || c > 0xdfff) {
+      bytes[length++] = 0xe0 | (c >> 12);
+      bytes[length++] = 0x80 | ((c >> 6) & 0x3f);
+      bytes[length++] = 0x80 | (c & 0x3f);
+    } else {
+      const low = c <= 0xdbff ? text.charCodeAt(i + 1) : Number.NaN;
+      // A lone surrogate: JSON.stringify escapes it.
+      if (!(low >= 0xdc00 && low <= 0xdfff)) {
+        rewriteEscaped(start, text);
+        return;
+      }
+      const point = 0x10000 + ((c - 0xd800) << 10) + (low - 0xdc00);
+      bytes[length++] = 0xf0 | (point >> 18);
+      bytes[length++] = 0x80 | ((point >> 12) & 0x3f);
+      bytes[length++] = 0x80 | ((point >> 6) & 0x3f);
+      bytes[length++] = 0x80 | (point & 0x3f);
+      i++;
+    }
+  }
+  bytes[length++] = 0x22;
+}
+
+function rewriteEscaped(start: number, text: string): void {
+  length = start;
+  // JSON.stringify's output has only ASCII escapes and well-formed text: the encoder writes it as is.
+  const json = JSON.stringify(text);
+  reserve(json.length * 3);
+  length += encoder.encodeInto(json, bytes.subarray(length)).written;
+}
+
+const encoder = new TextEncoder();
+
+/** MurmurHash3 x86_128 (seed 0) of the UTF-8 bytes of `input`, as 32 lowercase hex digits (h1 h2 h3 h4). */
+export function murmur3Hex(input: string): string {
+  const encoded = encoder.encode(input);
+  return murmur3(encoded, encoded.length);
+}
+
+function murmur3(data: Uint8Array, size: number): string {
+  let h1 = 0;
+  let h2 = 0;
+  let h3 = 0;
+  let h4 = 0;
+  const blocksEnd = size - (size & 15);
+  for (let i = 0; i < blocksEnd; i += 16) {
+    let k1 = word(data, i);
+    let k2 = word(data, i + 4);
+    let k3 = word(data, i + 8);
+    let k4 = word(data, i + 12);
+
+    k1 = Math.imul(rotl(Math.imul(k1, C1), 15), C2);
+    h1 ^= k1;
+    h1 = (Math.imul(rotl(h1, 19) + h2, 5) + 0x561ccd1b) | 0;
+    k2 = Math.imul(rotl(Math.imul(k2, C2), 16), C3);
+    h2 ^= k2;
+    h2 = (Math.imul(rotl(h2, 17) + h3, 5) + 0x0bcaa747) | 0;
+    k3 = Math.imul(rotl(Math.imul(k3, C3), 17), C4);
+    h3 ^= k3;
+    h3 = (Math.imul(rotl(h3, 15) + h4, 5) + 0x96cd1c35) | 0;
+    k4 = Math.imul(rotl(Math.imul(k4, C4), 18), C1);
+    h4 ^= k4;
+    h4 = (Math.imul(rotl(h4, 13) + h1, 5) + 0x32ac3b17) | 0;
+  }
+
+  // The last 0-15 data, little-endian into k1..k4; only the words they reach are mixed in.
+  const tail = size & 15;
+  if (tail > 0) {
+    let k1 = 0;
+    let k2 = 0;
+    let k3 = 0;
+    let k4 = 0;
+    for (let j = tail - 1; j >= 0; j--) {
+      const byte = data[blocksEnd + j] as number;
+      if (j >= 12) k4 |= byte << ((j - 12) * 8);
+      else if (j >= 8) k3 |= byte << ((j - 8) * 8);
+      else if (j >= 4) k2 |= byte << ((j - 4) * 8);
+      else k1 |= byte << (j * 8);
+    }
+    if (tail > 12) h4 ^= Math.imul(rotl(Math.imul(k4, C4), 18), C1);
+    if (tail > 8) h3 ^= Math.imul(rotl(Math.imul(k3, C3), 17), C4);
+    if (tail > 4) h2 ^= Math.imul(rotl(Math.imul(k2, C2), 16), C3);
+    h1 ^= Math.imul(rotl(Math.imul(k1, C1), 15), C2);
+  }
+
+  h1 ^= size;
+  h2 ^= size;
+  h3 ^= size;
+  h4 ^= size;
+  h1 = (h1 + h2 + h3 + h4) | 0;
+  h2 = (h2 + h1) | 0;
+  h3 = (h3 + h1) | 0;
+  h4 = (h4 + h1) | 0;
+  h1 = fmix(h1);
+  h2 = fmix(h2);
+  h3 = fmix(h3);
+  h4 = fmix(h4);
+  h1 = (h1 + h2 + h3 + h4) | 0;
+  h2 = (h2 + h1) | 0;
+  h3 = (h3 + h1) | 0;
+  h4 = (h4 + h1) | 0;
+  return hex(h1) + hex(h2) + hex(h3) + hex(h4);
+}
+
+const C1 = 0x239b961b;
+const C2 = 0xab0e9789 | 0;
+const C3 = 0x38b34ae5;
+const C4 = 0xa1e38b93 | 0;
+
+const rotl = (x: number, n: number): number => (x << n) | (x >>> (32 - n));
+
+const word = (bytes: Uint8Array, i: number): number =>
+  (bytes[i] as number) |
+  ((bytes[i + 1] as number) << 8) |
+  ((bytes[i + 2] as number) << 16) |
+  ((bytes[i + 3] as number) << 24);
+
+function fmix(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return h ^ (h >>> 16);
+}
+
+const HEX_BYTES = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, "0"));
+
+// Four table look-ups: Number#toString(16) and padStart were a sixth of the id's time.
+const hex = (h: number): string =>
+  `${HEX_BYTES[h >>> 24]}${HEX_BYTES[(h >>> 16) & 0xff]}${HEX_BYTES[(h >>> 8) & 0xff]}${HEX_BYTES[h & 0xff]}`;
+
+/** The messageId of a webhook: `vero-` and the MurmurHash3 x86_128 of its canonical JSON. */
+export function veroMessageId(webhook: unknown): string {
+  writeCanonical(webhook);
+  return `vero-${murmur3(bytes, length)}`;
+}

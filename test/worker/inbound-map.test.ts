@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { mapVeroWebhook } from "../../src/inbound/map.ts";
-import { canonicalJson, sha256Hex, veroMessageId } from "../../src/inbound/message-id.ts";
+import { canonicalJson, murmur3Hex, veroMessageId } from "../../src/inbound/message-id.ts";
 import clicked from "../fixtures/vero/clicked.json";
 import unsubscribed from "../fixtures/vero/unsubscribed.json";
 import { IDENTIFY_CASES, TRACK_CASES } from "./inbound-cases.ts";
@@ -203,23 +203,51 @@ describe("messageId", () => {
     expect(new Set(ids).size).toBe(variants.length);
   });
 
-  it("is vero- and the SHA-256 of the canonical JSON", async () => {
-    const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(canonicalJson(clicked)));
-    const hex = Array.from(new Uint8Array(digest), (byte) => byte.toString(16).padStart(2, "0")).join("");
-    expect(veroMessageId(clicked)).toBe(`vero-${hex}`);
+  it("is vero- and the MurmurHash3 x86_128 of the canonical JSON", () => {
+    expect(veroMessageId(clicked)).toBe(`vero-${murmur3Hex(canonicalJson(clicked))}`);
+    // Pinned: a change of format or hash changes every id, and with it Segment's de-duplication across a deploy.
+    expect(veroMessageId(clicked)).toBe("vero-7e5437a358da4ea92d92fce6729b73df");
   });
 
   it("canonical JSON sorts keys at every depth and keeps array order", () => {
     expect(canonicalJson({ b: [3, { z: 1, a: 2 }], a: "x" })).toBe('{"a":"x","b":[3,{"a":2,"z":1}]}');
   });
 
-  it("sha256Hex agrees with crypto.subtle at every padding boundary and on non-ASCII text", async () => {
-    const inputs = ["", "abc", "ü€😀 Ünïcødé"];
-    for (const length of [55, 56, 63, 64, 65, 119, 120, 1000]) inputs.push("x".repeat(length));
-    for (const input of inputs) {
-      const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(input));
-      const hex = Array.from(new Uint8Array(digest), (byte) => byte.toString(16).padStart(2, "0")).join("");
-      expect(sha256Hex(input), `length ${input.length}`).toBe(hex);
-    }
+  it("canonical JSON is JSON.stringify's text: escapes, non-ASCII, numbers, undefined dropped or null", () => {
+    const value = {
+      text: 'quote " backslash \\ tab \t nul \u0000 é € 😀 lone \ud800 \udc00',
+      numbers: [0, -0, 1.5, 1e21, -2e-7, 123456789012],
+      flags: [true, false, null],
+      holes: [undefined, 1],
+      skipped: undefined,
+    };
+    const { skipped: _skipped, ...kept } = value;
+    // An array replacer makes JSON.stringify write the keys in that (sorted) order.
+    expect(canonicalJson(value)).toBe(JSON.stringify(kept, ["flags", "holes", "numbers", "text"]));
+    expect(canonicalJson("top")).toBe('"top"');
+    expect(canonicalJson(42)).toBe("42");
+    expect(canonicalJson(undefined)).toBe("null");
+  });
+
+  it("murmur3Hex matches published MurmurHash3 x86_128 vectors (seed 0, UTF-8) at every tail length", () => {
+    // h1 h2 h3 h4, each as 8 hex digits.
+    const vectors: [string, string][] = [
+      ["", "00000000000000000000000000000000"],
+      ["H", "f69feb5df45637a0f45637a0f45637a0"],
+      ["Hello", "2360ae465e6336c6ad45b3f4ad45b3f4"],
+      ["Hello Wor", "107e2665706ff8b8eb00bf34e910bf63"],
+      ["Hello World!", "6bee9883eb1be4f59dfb7172ae3fbea9"],
+      ["Hello World! Hello Wor", "5e0bfa86a6c2fe4b16a426fc9c59806a"],
+      ["Hello World! Hello World! Hello ", "4855a598c76f875e7760fe307dcc7b58"],
+      ["メロス", "dcfa2df52a3c5ab9d74d6d304e537d23"],
+      ["メロスは激怒し", "30bdbe4addaf117141b3bc1736790341"],
+    ];
+    for (const [input, hex] of vectors) expect(murmur3Hex(input), JSON.stringify(input)).toBe(hex);
+  });
+
+  it("hashes a webhook larger than the reused buffer", () => {
+    const large = { ...clicked, campaign: { ...clicked.campaign, name: "é".repeat(10_000) } };
+    expect(veroMessageId(large)).toBe(`vero-${murmur3Hex(canonicalJson(large))}`);
+    expect(veroMessageId(clicked)).toBe(`vero-${murmur3Hex(canonicalJson(clicked))}`);
   });
 });
