@@ -17,7 +17,9 @@ const EMAILS = /[^\s@"'<>(),;:[\]{}]+@[^\s@"'<>(),;:[\]{}]+/g;
 
 /** Replaces every email-like part of `text` with its fingerprint. */
 export function redactEmails(text: string): string {
-  return text.replace(EMAILS, (email) => fingerprint(email));
+  // Every value of every line passes here, and the pattern backtracks over each position of a text
+  // without '@' (a 50-messageId line took 70 µs); most values (routes, outcomes, ids) have none.
+  return text.includes("@") ? text.replace(EMAILS, (email) => fingerprint(email)) : text;
 }
 
 function safeValue(value: string): string {
@@ -31,18 +33,21 @@ function safeValue(value: string): string {
  * that came from a payload. Field names are the caller's own constants.
  */
 export function log(level: LogLevel, msg: string, fields: LogFields = {}): void {
-  const safe: Record<string, unknown> = {};
-  for (const [name, value] of Object.entries(fields)) {
-    if (typeof value === "string") safe[name] = safeValue(value);
-    else if (Array.isArray(value))
-      safe[name] = value.map((item: string | number) => (typeof item === "string" ? safeValue(item) : item));
-    else safe[name] = value;
+  // Built in one object: a field named level or msg overrides as a spread would.
+  const line: Record<string, unknown> = { level, msg };
+  for (const name in fields) {
+    const value = fields[name];
+    if (typeof value === "string") line[name] = safeValue(value);
+    else if (Array.isArray(value)) line[name] = value.map(safeItem);
+    else line[name] = value;
   }
-  const line = JSON.stringify({ level, msg, ...safe });
-  if (level === "error") console.error(line);
-  else if (level === "warn") console.warn(line);
-  else console.log(line);
+  const text = JSON.stringify(line);
+  if (level === "error") console.error(text);
+  else if (level === "warn") console.warn(text);
+  else console.log(text);
 }
+
+const safeItem = (item: string | number) => (typeof item === "string" ? safeValue(item) : item);
 
 /**
  * A short, stable stand-in for a value that must not be logged in clear
@@ -50,13 +55,19 @@ export function log(level: LogLevel, msg: string, fields: LogFields = {}): void 
  * fingerprint, so log lines can still be correlated.
  */
 export function fingerprint(value: string): string {
-  // FNV-1a, 64 bit: synchronous (crypto.subtle is not) and enough to correlate log lines.
-  let hash = 0xcbf29ce484222325n;
+  // FNV-1a, 64 bit, over UTF-16 code units: synchronous (crypto.subtle is not) and enough to
+  // correlate log lines. Kept in two 32-bit halves, as BigInt arithmetic cost far more.
+  // The prime is 2^40 + 0x1b3: h * prime = h * 0x1b3 + (h << 40), whose high half gets lo << 8.
+  let hi = 0xcbf29ce4;
+  let lo = 0x84222325;
   for (let i = 0; i < value.length; i++) {
-    hash ^= BigInt(value.charCodeAt(i));
-    hash = (hash * 0x100000001b3n) & 0xffffffffffffffffn;
+    lo ^= value.charCodeAt(i);
+    const low = (lo >>> 0) * 0x1b3;
+    const carry = Math.floor(low / 0x100000000);
+    hi = (Math.imul(hi, 0x1b3) + carry + (lo << 8)) >>> 0;
+    lo = low >>> 0;
   }
-  return `fp:${hash.toString(16).padStart(16, "0")}`;
+  return `fp:${hi.toString(16).padStart(8, "0")}${lo.toString(16).padStart(8, "0")}`;
 }
 
 /** Renders an error for a log line without its stack, which may quote payloads. */

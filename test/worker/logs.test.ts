@@ -8,6 +8,7 @@
  */
 import { describe, expect, it } from "vitest";
 import type { Env } from "../../src/shared/env.ts";
+import { fingerprint, redactEmails } from "../../src/shared/log.ts";
 import { hmacSha1Hex } from "../../src/shared/secrets.ts";
 import { capturingLogs } from "./fuzz.ts";
 import { callWorker, isolatedEnv, segment, vero } from "./helpers.ts";
@@ -191,4 +192,20 @@ describe("the logs of a full run", () => {
     expect(byMsg("request refused").map((line) => line.status)).toEqual([401, 401, 401, 401, 401, 404, 405]);
     expect(all).toContain("fp:");
   }, 60_000);
+});
+
+describe("fingerprint and redactEmails", () => {
+  it("fingerprint is 64-bit FNV-1a (the published vectors), so fingerprints stay comparable across versions", () => {
+    expect(fingerprint("")).toBe("fp:cbf29ce484222325");
+    expect(fingerprint("a")).toBe("fp:af63dc4c8601ec8c");
+    expect(fingerprint("foobar")).toBe("fp:85944171f73967e8");
+  });
+
+  it("replaces each email-like part and leaves text without '@' as it is", () => {
+    expect(redactEmails("to jane@example.com and x@y")).toBe(
+      `to ${fingerprint("jane@example.com")} and ${fingerprint("x@y")}`,
+    );
+    const plain = "vero-7e5437a358da4ea92d92fce6729b73df";
+    expect(redactEmails(plain)).toBe(plain);
+  });
 });
