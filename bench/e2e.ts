@@ -167,7 +167,9 @@ export async function measureEndToEnd(options: {
   try {
     options.log("starting the bridge and the naive forwarder under wrangler dev...");
     const [bridge, naive] = await Promise.all([
-      startBridge({ vars: devBindings(segment.url, vero.url), stdio: "ignore" }),
+      // Unminified (wrangler.toml minifies what is deployed): the same code, but the isolate
+      // profile below names functions instead of minified letters.
+      startBridge({ vars: devBindings(segment.url, vero.url), stdio: "ignore", args: ["--minify", "false"] }),
       startBridge({
         config: NAIVE_CONFIG,
         vars: { SEGMENT_API_HOST: segment.url, SEGMENT_WRITE_KEY: NAIVE_WRITE_KEY },

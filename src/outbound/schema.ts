@@ -16,8 +16,22 @@ export const SEGMENT_EVENT_TYPES = ["identify", "track", "page", "screen", "grou
 export type SegmentEventType = (typeof SEGMENT_EVENT_TYPES)[number];
 
 // Every message is phrased as a predicate so that a problem reads "<path> <message>".
-const id = z.union([z.string(), z.number()], { error: "must be a string or a number" });
-const record = z.record(z.string(), z.unknown(), { error: "must be an object" });
+// One check each rather than a union and a record: every event runs them several times, and a union
+// builds a result per option, a record a payload per key (a third of the parse's time, measured).
+const id = z.custom<string | number>(
+  (value) => typeof value === "string" || (typeof value === "number" && Number.isFinite(value)),
+  { error: "must be a string or a number" },
+);
+
+/** As zod's record of unknown values: a plain object, copied without a `__proto__` key. */
+const record = z.pipe(
+  z.custom<Record<string, unknown>>((value) => z.core.util.isPlainObject(value), { error: "must be an object" }),
+  z.transform((value: Record<string, unknown>) => {
+    const copy: Record<string, unknown> = {};
+    for (const key of Object.keys(value)) if (key !== "__proto__") copy[key] = value[key];
+    return copy;
+  }),
+);
 const stringList = z.custom<string[]>(
   (value) => Array.isArray(value) && value.every((item) => typeof item === "string"),
   { error: "must be an array of strings" },

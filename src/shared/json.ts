@@ -15,13 +15,19 @@ export const MAX_JSON_DEPTH = 32;
  * branch over the limit.
  */
 export function exceedsDepth(value: unknown, limit: number = MAX_JSON_DEPTH): boolean {
-  const stack: [unknown, number][] = [[value, 1]];
-  for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
-    const [node, depth] = next;
+  // Two parallel stacks rather than one of [node, depth] pairs: no allocation per node.
+  const nodes: unknown[] = [value];
+  const depths: number[] = [1];
+  while (nodes.length > 0) {
+    const node = nodes.pop();
+    const depth = depths.pop() as number;
     if (typeof node !== "object" || node === null) continue;
     if (depth > limit) return true;
     for (const child of Array.isArray(node) ? node : Object.values(node)) {
-      if (typeof child === "object" && child !== null) stack.push([child, depth + 1]);
+      if (typeof child === "object" && child !== null) {
+        nodes.push(child);
+        depths.push(depth + 1);
+      }
     }
   }
   return false;
