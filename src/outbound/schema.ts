@@ -23,9 +23,22 @@ const id = z.custom<string | number>(
   { error: "must be a string or a number" },
 );
 
+/**
+ * What zod's record accepts as an object (its util.isPlainObject, written out: reaching it through
+ * `z.core` would make the bundler keep all of zod's core namespace, locales included).
+ */
+function isRecordLikeZod(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
+  const ctor: unknown = (value as { constructor?: unknown }).constructor;
+  if (typeof ctor !== "function") return true;
+  const prototype: unknown = ctor.prototype;
+  if (typeof prototype !== "object" || prototype === null || Array.isArray(prototype)) return false;
+  return Object.hasOwn(prototype, "isPrototypeOf");
+}
+
 /** As zod's record of unknown values: a plain object, copied without a `__proto__` key. */
 const record = z.pipe(
-  z.custom<Record<string, unknown>>((value) => z.core.util.isPlainObject(value), { error: "must be an object" }),
+  z.custom<Record<string, unknown>>(isRecordLikeZod, { error: "must be an object" }),
   z.transform((value: Record<string, unknown>) => {
     const copy: Record<string, unknown> = {};
     for (const key of Object.keys(value)) if (key !== "__proto__") copy[key] = value[key];
