@@ -7,10 +7,11 @@
  */
 import type { Env } from "../shared/env.ts";
 import { DeliveryError } from "../shared/errors.ts";
+import { jsonBytes } from "../shared/json.ts";
 import { log } from "../shared/log.ts";
 import { describeIssues, type Outcome, retryBaseSeconds, settle } from "../shared/queue.ts";
 import { describeUnready, type InboundSettings, settingsFor } from "../shared/settings.ts";
-import { MAX_SEGMENT_MESSAGE_BYTES, messageBytes, segmentJobSchema } from "./job.ts";
+import { MAX_SEGMENT_MESSAGE_BYTES, segmentJobSchema } from "./job.ts";
 import type { SegmentMessage } from "./map.ts";
 import { type SendOptions, type SendOutcome, sendToSegment } from "./segment.ts";
 
@@ -55,15 +56,18 @@ const MAX_REQUEST_BYTES = 450 * 1024;
 const PER_MESSAGE_OVERHEAD_BYTES = 512;
 
 /** Splits messages into requests Segment accepts; a message alone over 32 KB is not sent at all. */
-function chunk(messages: SegmentMessage[]): { chunks: SegmentMessage[][]; oversized: SegmentMessage[] } {
+function chunk(messages: SegmentMessage[]): {
+  chunks: SegmentMessage[][];
+  oversized: { message: SegmentMessage; size: number }[];
+} {
   const chunks: SegmentMessage[][] = [];
-  const oversized: SegmentMessage[] = [];
+  const oversized: { message: SegmentMessage; size: number }[] = [];
   let current: SegmentMessage[] = [];
   let bytes = 0;
   for (const message of messages) {
-    const size = messageBytes(message);
+    const size = jsonBytes(message);
     if (size > MAX_SEGMENT_MESSAGE_BYTES) {
-      oversized.push(message);
+      oversized.push({ message, size });
       continue;
     }
     if (current.length > 0 && bytes + size + PER_MESSAGE_OVERHEAD_BYTES > MAX_REQUEST_BYTES) {
@@ -87,11 +91,11 @@ function refusedForGood(sent: SendOutcome): boolean {
 async function deliver(settings: InboundSettings, messages: SegmentMessage[]): Promise<Map<string, SendOutcome>> {
   const byId = new Map<string, SendOutcome>();
   const { chunks, oversized } = chunk(messages);
-  for (const message of oversized) {
+  for (const { message, size } of oversized) {
     byId.set(message.messageId, {
       messageId: message.messageId,
       ok: false,
-      error: new DeliveryError("segment", `the event is over Segment's 32 KB (${messageBytes(message)} bytes)`, {
+      error: new DeliveryError("segment", `the event is over Segment's 32 KB (${size} bytes)`, {
         retryable: false,
       }),
     });

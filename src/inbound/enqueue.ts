@@ -2,7 +2,8 @@
 import type { Context } from "hono";
 import { enqueueFailed } from "../shared/enqueue.ts";
 import { BridgeError } from "../shared/errors.ts";
-import { MAX_SEGMENT_MESSAGE_BYTES, messageBytes, segmentJob } from "./job.ts";
+import { jsonBytes } from "../shared/json.ts";
+import { MAX_SEGMENT_MESSAGE_BYTES, segmentJob } from "./job.ts";
 import type { SegmentMessage } from "./map.ts";
 import type { InboundEnv } from "./webhook.ts";
 
@@ -12,7 +13,7 @@ export async function enqueueWebhook(
   message: SegmentMessage,
 ): Promise<Response> {
   const fields = c.get("webhookLog");
-  const bytes = messageBytes(message);
+  const bytes = jsonBytes(message);
   if (bytes > MAX_SEGMENT_MESSAGE_BYTES) {
     // Accepting it would only move the refusal to the dead-letter store; Vero should hear it now.
     fields.outcome = "segment_rejected";

@@ -60,6 +60,3 @@ export const segmentJob = (message: SegmentMessage): SegmentJob => ({ v: 1, kind
  * Such an event can never be delivered, so the route refuses it up front.
  */
 export const MAX_SEGMENT_MESSAGE_BYTES = 32 * 1024 - 1024;
-
-export const messageBytes = (message: SegmentMessage): number =>
-  new TextEncoder().encode(JSON.stringify(message)).byteLength;

@@ -34,6 +34,7 @@ export const webhookRequestLog: MiddlewareHandler<InboundEnv> = async (c, next) 
   const started = Date.now();
   const fields: WebhookLogFields = {};
   c.set("webhookLog", fields);
+  c.set("requestLogged", true);
   await next();
   const status = c.res.status;
   log(status >= 500 ? "warn" : "info", "vero webhook", {

@@ -3,17 +3,18 @@
  * the Vero queue in as few sendBatch calls as Cloudflare's limits allow.
  * The consumer does the delivering; the route only reports what it queued.
  */
+
+import { jsonBytes } from "../shared/json.ts";
 import { describeError } from "../shared/log.ts";
 import type { Job } from "./handle.ts";
-import { jobBytes, MAX_JOB_BYTES, MAX_SEND_BATCH_BYTES, MAX_SEND_BATCH_MESSAGES, type VeroJob } from "./job.ts";
+import { MAX_JOB_BYTES, MAX_SEND_BATCH_BYTES, MAX_SEND_BATCH_MESSAGES, type VeroJob } from "./job.ts";
 
 /**
  * Enqueues the jobs of `jobs` that have requests, in order, and records each
  * one's outcome in its result: `queued`, `invalid` (a job over a queue
  * message's 128 KB), or `failed` and retryable when the queue refused it.
- * Always undefined: the queue has no Retry-After to pass on.
  */
-export async function enqueueJobs(queue: Queue<unknown>, jobs: Job[]): Promise<undefined> {
+export async function enqueueJobs(queue: Queue<unknown>, jobs: Job[]): Promise<void> {
   const at = Date.now();
   const chunks: { job: Job; body: VeroJob; bytes: number }[][] = [];
   let current: { job: Job; body: VeroJob; bytes: number }[] = [];
@@ -29,7 +30,7 @@ export async function enqueueJobs(queue: Queue<unknown>, jobs: Job[]): Promise<u
       requests: job.requests,
       at,
     };
-    const bytes = jobBytes(body);
+    const bytes = jsonBytes(body);
     if (bytes > MAX_JOB_BYTES) {
       job.result.outcome = "invalid";
       job.result.error = `the event's Vero calls are ${bytes} bytes, over a queue message's 128 KB`;
@@ -66,5 +67,4 @@ export async function enqueueJobs(queue: Queue<unknown>, jobs: Job[]): Promise<u
       job.result.error = `not queued: ${describeError(failure)}`;
     }
   }
-  return undefined;
 }

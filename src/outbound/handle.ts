@@ -6,7 +6,7 @@
 import { enqueueFailed, queueFor } from "../shared/enqueue.ts";
 import { BridgeError, badRequest, DeliveryError } from "../shared/errors.ts";
 import type { AppContext } from "../shared/http.ts";
-import { fingerprint, log } from "../shared/log.ts";
+import { log } from "../shared/log.ts";
 import { enqueueJobs } from "./enqueue.ts";
 import { orderingKey } from "./job.ts";
 import { mapSegmentEvent, type VeroRequest } from "./map.ts";
@@ -59,7 +59,9 @@ export async function handleSegmentRequest(c: AppContext, impliedType?: SegmentE
     return { result: { ...result, outcome: "failed" }, requests: mapped.requests, user };
   });
 
-  const retryAfter = queue ? await enqueueJobs(queue, jobs) : await deliver(c, jobs);
+  let retryAfter: number | undefined;
+  if (queue) await enqueueJobs(queue, jobs);
+  else retryAfter = await deliver(c, jobs);
   const results = jobs.map((job) => job.result);
   const count = (outcome: EventOutcome) => results.filter((result) => result.outcome === outcome).length;
   const failed = results.filter((result) => result.outcome === "failed");
@@ -84,8 +86,8 @@ export async function handleSegmentRequest(c: AppContext, impliedType?: SegmentE
     invalid: count("invalid"),
     failed: failed.length,
     messageIds: messageIds.slice(0, LOGGED_MESSAGE_IDS),
-    // Errors may quote an id or an email from the payload.
-    errors: results.flatMap((result) => (result.error ? [redact(result.error)] : [])).slice(0, 5),
+    // Errors may quote an email from the payload: log() fingerprints it.
+    errors: results.flatMap((result) => (result.error ? [result.error] : [])).slice(0, 5),
     durationMs: Date.now() - started,
   });
 
@@ -142,11 +144,4 @@ function describeInvalid(results: EventResult[]): string {
   if (results.length === 1 && first?.error) return first.error;
   const named = results.map((result) => `${result.messageId ?? `#${result.index}`}: ${result.error}`);
   return `none of the ${results.length} events is deliverable: ${named.slice(0, 3).join("; ")}${results.length > 3 ? "; ..." : ""}`;
-}
-
-const EMAILS = /[^\s@"'<>(),;:]+@[^\s@"'<>(),;:]+\.[^\s@"'<>(),;:]+/g;
-
-function redact(text: string): string {
-  // The pattern backtracks over every position of a text without '@'; most texts have none.
-  return text.includes("@") ? text.replace(EMAILS, (email) => fingerprint(email)) : text;
 }

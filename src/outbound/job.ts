@@ -70,5 +70,3 @@ export function orderingKey(event: SegmentEvent, fallback: string): string {
 export const MAX_JOB_BYTES = 127 * 1024;
 export const MAX_SEND_BATCH_MESSAGES = 100;
 export const MAX_SEND_BATCH_BYTES = 255 * 1024;
-
-export const jobBytes = (job: VeroJob): number => new TextEncoder().encode(JSON.stringify(job)).byteLength;

@@ -3,19 +3,17 @@ import * as z from "zod/mini";
 import { type DeadLetter, deleteDeadLetter, getDeadLetter, listDeadLetters } from "./dead-letters.ts";
 import type { Env } from "./env.ts";
 import { BridgeError, unauthorized } from "./errors.ts";
-import { type AppEnv, methodNotAllowed } from "./http.ts";
+import { type AppEnv, methodNotAllowed, notConfigured } from "./http.ts";
 import { log } from "./log.ts";
 import { matchesAnySecret } from "./secrets.ts";
-import { describeUnready, settingsFor } from "./settings.ts";
+import { settingsFor } from "./settings.ts";
 import "./zod.ts";
 
 /** The admin routes need the token and the store; without either they say which is missing. */
 const requireAdmin: MiddlewareHandler<AppEnv> = async (c, next) => {
   const state = settingsFor(c.env).admin;
   if (!state.ready) {
-    throw new BridgeError(503, "not_configured", describeUnready("admin", state), {
-      details: { missing: state.missing, invalid: state.invalid },
-    });
+    throw notConfigured("admin", state);
   }
   const match = c.req.header("Authorization")?.match(/^Bearer\s+(\S+)\s*$/i);
   if (!match?.[1]) throw unauthorized("missing Authorization: Bearer <ADMIN_TOKEN>");

@@ -12,6 +12,8 @@ export interface AppEnv {
   Variables: {
     inbound: InboundSettings;
     outbound: OutboundSettings;
+    /** Set by a route that writes its own line for every request, refusals included. */
+    requestLogged?: true;
   };
 }
 
@@ -35,15 +37,21 @@ export const limitBody: MiddlewareHandler<AppEnv> = bodyLimit({
 export function requireDirection(name: "inbound" | "outbound"): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const state = settingsFor(c.env)[name];
-    if (!state.ready) {
-      throw new BridgeError(503, "not_configured", describeUnready(name, state), {
-        details: { missing: state.missing, invalid: state.invalid },
-      });
-    }
+    if (!state.ready) throw notConfigured(name, state);
     if (name === "inbound") c.set("inbound", state.settings as InboundSettings);
     else c.set("outbound", state.settings as OutboundSettings);
     await next();
   };
+}
+
+/** The 503 of a part of the bridge whose settings are missing or invalid, naming them. */
+export function notConfigured(
+  name: "inbound" | "outbound" | "admin",
+  state: { missing: string[]; invalid: string[] },
+): BridgeError {
+  return new BridgeError(503, "not_configured", describeUnready(name, state), {
+    details: { missing: state.missing, invalid: state.invalid },
+  });
 }
 
 export function errorBody(status: number, code: string, message: string, details?: unknown) {
@@ -87,8 +95,7 @@ const REFUSED_BEFORE_HANDLER = new Set([
 export const refusalLog: MiddlewareHandler<AppEnv> = async (c, next) => {
   const started = Date.now();
   await next();
-  // This route logs every one of its requests itself, refusals included.
-  if (c.req.method === "POST" && c.req.path === "/vero/webhook") return;
+  if (c.get("requestLogged")) return;
   const code = c.error instanceof BridgeError ? c.error.code : c.res.status === 404 ? "not_found" : undefined;
   if (code === undefined || !REFUSED_BEFORE_HANDLER.has(code)) return;
   log("info", "request refused", {
@@ -116,8 +123,3 @@ export function methodNotAllowed(allowed: readonly string[]): MiddlewareHandler<
     );
   };
 }
-
-/** For route groups whose issue has not landed yet. */
-export const notImplemented: MiddlewareHandler<AppEnv> = async (c) => {
-  throw new BridgeError(501, "not_implemented", `${c.req.method} ${c.req.path} is not implemented yet`);
-};

@@ -8,6 +8,11 @@
  */
 export const MAX_JSON_DEPTH = 32;
 
+const encoder = new TextEncoder();
+
+/** Size of `value` as JSON in UTF-8, the measure Segment's and Cloudflare Queues' limits use. */
+export const jsonBytes = (value: unknown): number => encoder.encode(JSON.stringify(value)).byteLength;
+
 /**
  * Whether `value` nests more than `limit` objects or arrays inside one
  * another (a flat object is depth 1). Iterative, so that measuring a hostile
