@@ -137,41 +137,33 @@ function userTraits(webhook: VeroUserEvent): Record<string, unknown> {
  */
 export function mapVeroWebhook(json: unknown, options: MapOptions): MappedWebhook {
   const parsed = parseVeroWebhook(json);
-  switch (parsed.kind) {
-    case "invalid":
-      return parsed;
-    case "unknown":
-      return { kind: "ignored", type: parsed.type, reason: `Vero type "${parsed.type}" is not forwarded to Segment` };
-    case "email": {
-      const { webhook } = parsed;
-      return {
-        kind: "message",
-        message: {
-          type: "track",
-          event: EMAIL_EVENT_NAMES[webhook.type],
-          ...identityOf(webhook.user),
-          properties: emailProperties(webhook),
-          timestamp: webhook.occurredAt ?? options.receivedAt.toISOString(),
-          context: contextOf(webhook.user, webhook.user_agent),
-          integrations: { Vero: false },
-          messageId: veroMessageId(json),
-        },
-      };
-    }
-    case "user": {
-      const { webhook } = parsed;
-      return {
-        kind: "message",
-        message: {
-          type: "identify",
-          ...identityOf(webhook.user),
-          traits: userTraits(webhook),
-          timestamp: webhook.occurredAt ?? options.receivedAt.toISOString(),
-          context: contextOf(webhook.user),
-          integrations: { Vero: false },
-          messageId: veroMessageId(json),
-        },
-      };
-    }
+  if (parsed.kind === "invalid") return parsed;
+  if (parsed.kind === "unknown")
+    return { kind: "ignored", type: parsed.type, reason: `Vero type "${parsed.type}" is not forwarded to Segment` };
+
+  const { webhook } = parsed;
+  // What every message carries, whichever call it is.
+  const common = {
+    ...identityOf(webhook.user),
+    timestamp: webhook.occurredAt ?? options.receivedAt.toISOString(),
+    integrations: { Vero: false } as const,
+    messageId: veroMessageId(json),
+  };
+  if (parsed.kind === "email") {
+    const email = parsed.webhook;
+    return {
+      kind: "message",
+      message: {
+        ...common,
+        type: "track",
+        event: EMAIL_EVENT_NAMES[email.type],
+        properties: emailProperties(email),
+        context: contextOf(email.user, email.user_agent),
+      },
+    };
   }
+  return {
+    kind: "message",
+    message: { ...common, type: "identify", traits: userTraits(parsed.webhook), context: contextOf(webhook.user) },
+  };
 }

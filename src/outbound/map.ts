@@ -122,26 +122,37 @@ function tagsRequest(tags: SegmentTags, userId: string | undefined, email: strin
   };
 }
 
+/**
+ * Identify and group may go by email alone: `traits.email`, else a userId
+ * shaped like an email. The email to send, or why the event cannot go.
+ */
+function userEmail(
+  traits: Record<string, unknown>,
+  userId: string | undefined,
+): { value: string | undefined } | string {
+  const value = stringField(traits, "email") ?? (userId && EMAIL.test(userId) ? userId : undefined);
+  if (userId === undefined && value === undefined) return "no userId or email";
+  return overLong(["userId", userId], ["traits.email", value]) ?? { value };
+}
+
 function mainRequests(event: SegmentEvent, userId: string | undefined, receivedAt: Date): VeroRequest[] | string {
   const traits = event.traits ?? {};
   const properties = event.properties ?? {};
   switch (event.type) {
     case "identify": {
-      const email = stringField(traits, "email") ?? (userId && EMAIL.test(userId) ? userId : undefined);
-      if (userId === undefined && email === undefined) return "no userId or email";
-      const tooLong = overLong(["userId", userId], ["traits.email", email]);
-      if (tooLong) return tooLong;
+      const email = userEmail(traits, userId);
+      if (typeof email !== "object") return email;
       const userAgent = event.context?.userAgent;
       const data = userAgent ? { ...traits, userAgent } : { ...traits };
-      return [{ method: "POST", path: "/users/track", body: compact({ id: userId, email, data }) }];
+      return [{ method: "POST", path: "/users/track", body: compact({ id: userId, email: email.value, data }) }];
     }
     case "group": {
-      const email = stringField(traits, "email") ?? (userId && EMAIL.test(userId) ? userId : undefined);
-      if (userId === undefined && email === undefined) return "no userId or email";
-      const tooLong = overLong(["userId", userId], ["traits.email", email]);
-      if (tooLong) return tooLong;
+      const email = userEmail(traits, userId);
+      if (typeof email !== "object") return email;
       const { email: _email, ...group } = traits;
-      return [{ method: "PUT", path: "/users/edit", body: compact({ id: userId, email, changes: { group } }) }];
+      return [
+        { method: "PUT", path: "/users/edit", body: compact({ id: userId, email: email.value, changes: { group } }) },
+      ];
     }
     case "track": {
       const name = event.event?.trim();
