@@ -22,7 +22,7 @@
  *   one event that the same sender could as well have left out.
  * Earlier builds used SHA-256 (64 hex digits, where these have 32), so a
  * webhook Vero retried across that upgrade gets a new id and may reach
- * Segment twice (README, messageId).
+ * Segment twice (see docs/inbound.md).
  */
 
 /**

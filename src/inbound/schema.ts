@@ -15,7 +15,7 @@ import * as z from "zod/mini";
 import { exceedsDepth, MAX_JSON_DEPTH } from "../shared/json.ts";
 import "../shared/zod.ts";
 
-/** The email events of CONTRACT.md's table, by their wire `type`. */
+/** The email events of docs/inbound.md's event table, by their wire `type`. */
 export const VERO_EMAIL_TYPES = [
   "sent",
   "delivered",

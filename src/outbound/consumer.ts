@@ -108,7 +108,7 @@ async function runGroup(
         if (error.retryable) blockedBy = { messageId: job.messageId, delaySeconds };
         continue;
       }
-      // Without the continuation the whole job is retried, its first calls included (see README).
+      // Without the continuation the whole job is retried, its first calls included (see docs/durability.md).
       tally.retried++;
       await settleOne(queued, {
         ok: false,

@@ -1,7 +1,7 @@
 /**
  * One Segment event in, the Vero calls it stands for out, in order: the
  * behaviour of Segment's own Vero destination (segment-boneyard/integration-vero)
- * as CONTRACT.md fixes it. Pure: no I/O, no clock (the receipt time comes in),
+ * as docs/reference.md documents it. Pure: no I/O, no clock (the receipt time comes in),
  * and no credential (the sender adds it), so a queue consumer can replay it.
  */
 import { INTEGRATION_NAME } from "../shared/version.ts";
@@ -21,7 +21,7 @@ export type MappedEvent =
   | { outcome: "invalid"; error: string };
 
 export interface MapOptions {
-  /** Stands in for an event without a `timestamp` (see README). */
+  /** Stands in for an event without a `timestamp` (see docs/outbound.md). */
   receivedAt: Date;
 }
 

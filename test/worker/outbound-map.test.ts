@@ -1,4 +1,4 @@
-/** The pure mapping: one Segment event in, the exact Vero requests out (CONTRACT.md, "Outbound"). */
+/** The pure mapping: one Segment event in, the exact Vero requests out (docs/outbound.md). */
 import { describe, expect, it } from "vitest";
 import { type MappedEvent, mapSegmentEvent } from "../../src/outbound/map.ts";
 import { parseSegmentBody, parseSegmentEvent, type SegmentEventType } from "../../src/outbound/schema.ts";

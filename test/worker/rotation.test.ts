@@ -1,7 +1,7 @@
 /**
  * Secret rotation without downtime: while a secret holds "old,new" both
  * values are accepted and any third is refused; before and after, only the
- * one value set. Walks the README's rotation steps for each secret.
+ * one value set. Walks the rotation steps of docs/security.md for each secret.
  */
 import { describe, expect, it } from "vitest";
 import type { Env } from "../../src/shared/env.ts";
