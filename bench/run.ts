@@ -569,11 +569,12 @@ await writeFile(join(OUT, "results.json"), `${JSON.stringify(results, null, 2)}\
 
 /** The chart's lines: each sweep, inbound in blue, outbound in orange, the naive forwarders in grey. */
 const CHART: { worker: WorkerName; direction: Direction; color: string; dash?: string }[] = [
+  // In the legend's two columns: inbound on the left, outbound on the right.
   { worker: "bridge", direction: "inbound", color: "#2563eb" },
-  { worker: "bridgeFullLog", direction: "inbound", color: "#93c5fd", dash: "6 4" },
-  { worker: "naive", direction: "inbound", color: "#6b7280" },
   { worker: "bridge", direction: "outbound", color: "#ea580c" },
+  { worker: "bridgeFullLog", direction: "inbound", color: "#93c5fd", dash: "6 4" },
   { worker: "bridgeFullLog", direction: "outbound", color: "#fdba74", dash: "6 4" },
+  { worker: "naive", direction: "inbound", color: "#6b7280" },
   { worker: "naive", direction: "outbound", color: "#6b7280", dash: "2 3" },
 ];
 
