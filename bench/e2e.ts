@@ -1,10 +1,12 @@
 /**
- * End to end under `wrangler dev`: the bridge and the naive forwarder run side
- * by side against the same in-process stand-ins, and are measured alternately
- * in the same run, so their ratio survives this machine's noise.
+ * End to end under `wrangler dev`: the bridge (at the default log sample
+ * rate, at rate 1, and without its ledger when one is bound) and the naive
+ * forwarders run side by side against the same in-process stand-ins, each
+ * with its own tenants, and are measured alternately in the same run, so
+ * their ratios survive this machine's noise.
  */
 import { createHmac } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { type RunningBridge, startBridge } from "../dev/bridge.ts";
@@ -15,19 +17,58 @@ import { startVeroStandIn } from "../dev/stand-ins/vero.ts";
 import { segmentFixtures, veroFixtures } from "./fixtures.ts";
 import { type CpuShare, cpuMeter } from "./lib/cpu.ts";
 import { type BenchRequest, type LoadResult, runLoad } from "./lib/load.ts";
+import { functionOf } from "./lib/profile.ts";
 import { round } from "./lib/stats.ts";
+import { hasTables, relocated, withoutTables } from "./lib/worker-config.ts";
+import { type FieldStats, fieldStats, logLine } from "./lib/worker-log.ts";
 import { profileWorker, type WorkerProfile } from "./lib/worker-profile.ts";
 
 const ROOT = join(import.meta.dirname, "..");
+const BRIDGE_CONFIG = join(ROOT, "wrangler.toml");
 const NAIVE_CONFIG = join(ROOT, "dev", "naive-forwarder", "wrangler.toml");
-/** Its own Segment tenant, so its calls are never counted as the bridge's. */
-const NAIVE_WRITE_KEY = "bench-naive-forwarder-write-key";
+const OUT = join(import.meta.dirname, ".out");
 /** Distinct bodies per fixture: every webhook gets its own user and time, so its own messageId. */
 const VARIANTS = 400;
 
+export type Direction = "inbound" | "outbound";
+export type WorkerName = "bridge" | "bridgeFullLog" | "bridgeNoLedger" | "naive";
+
+export const WORKER_LABELS: Record<WorkerName, string> = {
+  bridge: "bridge",
+  bridgeFullLog: "bridge, LOG_SAMPLE_RATE=1",
+  bridgeNoLedger: "bridge, no ledger",
+  naive: "naive forwarder",
+};
+
+/**
+ * The bridge's functions that validate and map a payload: their inclusive
+ * time in the isolate profile is what mapping costs per event. esbuild may
+ * suffix a name with a digit when two modules share it.
+ */
+export const MAPPING_FUNCTIONS = [
+  "mapVeroWebhook",
+  "parseVeroWebhook",
+  "veroMessageId",
+  "parseSegmentEvent",
+  "mapSegmentEvent",
+] as const;
+const mappingFrame = new RegExp(`^(${MAPPING_FUNCTIONS.join("|")})\\d*$`);
+
+/** A frame that writes log lines: the logger (however a change names it) or the console underneath. */
+export const isLogFrame = (functionName: string) => /^(console\b.*|log\d*|log[A-Z_]\w*|\w+Log\d*)$/.test(functionName);
+
+/** How many self-time frames the report shows, and judges `log` against. */
+export const TOP_FRAMES = 5;
+
+export interface Sweep {
+  worker: WorkerName;
+  direction: Direction;
+  concurrencies: number[];
+}
+
 export interface PointResult {
-  target: "bridge" | "naive";
-  direction: "inbound" | "outbound";
+  worker: WorkerName;
+  direction: Direction;
   concurrency: number;
   eventsPerSecond: number;
   p50Ms: number;
@@ -44,20 +85,30 @@ export interface PointResult {
   cpu: CpuShare;
 }
 
+/** Inbound acknowledgement latency while the Segment stand-in answers after `segmentDelayMs`. */
+export interface LatencyPoint extends PointResult {
+  segmentDelayMs: number;
+}
+
 /** A point run again under the isolate's CPU profiler: how busy the Worker was, and on what. */
 export interface ProfiledPoint {
-  target: "bridge" | "naive";
-  direction: "inbound" | "outbound";
+  worker: WorkerName;
+  direction: Direction;
   concurrency: number;
-  /** Under the profiler, so a little below the unprofiled figure. */
+  /** Under the profiler, so below the unprofiled figure. */
   eventsPerSecond: number;
   isolateBusyShare: number;
   isolateCpuMsPerEvent: number;
   hotspots: WorkerProfile["hotspots"];
+  /** Inclusive time of MAPPING_FUNCTIONS over the isolate's busy time; null for the naive forwarder or when no frame matched. */
+  mappingShare: number | null;
+  mappingCpuMsPerEvent: number | null;
+  /** Log-writing frames among the TOP_FRAMES by self time. */
+  logFramesInTop: string[];
 }
 
 export interface BurstResult {
-  target: "bridge" | "naive";
+  worker: "bridge" | "naive";
   events: number;
   concurrency: number;
   ok: number;
@@ -73,13 +124,38 @@ export interface BurstResult {
   queueBound: boolean;
 }
 
+export interface LedgerResult {
+  /** Whether wrangler.toml declares a D1 database. */
+  bound: boolean;
+  /** `vero batch` lines the bridge (default config) wrote over the whole run. */
+  batches: number;
+  /** D1 reads and writes per consumer batch, from the lines that carry `ledgerQueries`. */
+  queriesPerBatch?: FieldStats;
+  messagesPerBatch?: FieldStats;
+}
+
 export interface EndToEnd {
   durationMsPerPoint: number;
-  concurrencies: number[];
+  sweeps: Sweep[];
   points: PointResult[];
+  latency: LatencyPoint[];
   bursts: BurstResult[];
   profiles: ProfiledPoint[];
   queueBound: boolean;
+  ledger: LedgerResult;
+  /** Sweeps left out, and why (e.g. no ledger to remove). */
+  skipped: string[];
+}
+
+export interface EndToEndOptions {
+  sweeps: Sweep[];
+  durationMs: number;
+  burstEvents: number;
+  /** Senders and Segment's answer delay for the latency point. */
+  latency: { concurrency: number; segmentDelayMs: number };
+  /** Senders of the profiled points. */
+  profileConcurrency: number;
+  log: (line: string) => void;
 }
 
 function hmacHex(body: string): string {
@@ -102,20 +178,20 @@ async function veroBodies(): Promise<string[]> {
   return bodies;
 }
 
-async function segmentBodies(): Promise<{ body: string; signature: string }[]> {
+/**
+ * Segment events signed as Segment signs them, each with a messageId never
+ * sent before in this run: with a ledger bound, a repeated messageId would be
+ * skipped rather than delivered, and the bridge would be measured doing less.
+ */
+async function segmentEvents(): Promise<() => { body: string; signature: string }> {
   const fixtures = await segmentFixtures();
-  const bodies: { body: string; signature: string }[] = [];
-  for (let i = 0; i < VARIANTS; i += 1)
-    for (const { name, payload } of fixtures) {
-      const body = JSON.stringify({ ...payload, messageId: `bench-${name}-${i}` });
-      bodies.push({ body, signature: hmacHex(body) });
-    }
-  return bodies;
-}
-
-/** Whether the bridge's wrangler.toml binds a queue producer (the durability work). */
-async function queueBound(): Promise<boolean> {
-  return /^\s*\[\[queues\.producers\]\]/m.test(await readFile(join(ROOT, "wrangler.toml"), "utf8"));
+  let sequence = 0;
+  return () => {
+    const { name, payload } = fixtures[sequence % fixtures.length] as (typeof fixtures)[number];
+    const body = JSON.stringify({ ...payload, messageId: `bench-${name}-${sequence}` });
+    sequence += 1;
+    return { body, signature: hmacHex(body) };
+  };
 }
 
 interface Settled {
@@ -152,87 +228,132 @@ async function settle(
   }
 }
 
-export async function measureEndToEnd(options: {
-  concurrencies: number[];
-  durationMs: number;
-  burstEvents: number;
-  log: (line: string) => void;
-}): Promise<EndToEnd> {
-  const segment = await startSegmentStandIn({ tenants: [DEV_SECRETS.SEGMENT_WRITE_KEY, NAIVE_WRITE_KEY] });
-  const vero = await startVeroStandIn({ tenants: [DEV_SECRETS.VERO_AUTH_TOKEN] });
+/** A copy of wrangler.toml without its D1 database, in bench/.out/; undefined when none is declared. */
+async function configWithoutLedger(toml: string): Promise<string | undefined> {
+  if (!hasTables(toml, "d1_databases")) return undefined;
+  await mkdir(OUT, { recursive: true });
+  const path = join(OUT, "wrangler.no-ledger.toml");
+  await writeFile(path, relocated(withoutTables(toml, "d1_databases"), BRIDGE_CONFIG, OUT));
+  return path;
+}
+
+const isBridge = (worker: WorkerName) => worker !== "naive";
+
+export async function measureEndToEnd(options: EndToEndOptions): Promise<EndToEnd> {
+  const toml = await readFile(BRIDGE_CONFIG, "utf8");
+  const withQueue = hasTables(toml, "queues.producers");
+  const noLedgerConfig = await configWithoutLedger(toml);
+  const skipped: string[] = [];
+  const sweeps = options.sweeps.filter((sweep) => {
+    if (sweep.worker !== "bridgeNoLedger" || noLedgerConfig) return true;
+    skipped.push(`${WORKER_LABELS.bridgeNoLedger} ${sweep.direction}: wrangler.toml declares no [[d1_databases]]`);
+    return false;
+  });
+  const workers = [...new Set<WorkerName>(["bridge", "naive", ...sweeps.map((sweep) => sweep.worker)])];
+
+  // Every Worker its own Segment and Vero tenant, so no point ever counts another's calls.
+  const keys = Object.fromEntries(
+    workers.map((worker) => [worker, { segment: `bench-${worker}-segment`, vero: `bench-${worker}-vero` }]),
+  ) as Record<WorkerName, { segment: string; vero: string }>;
+  const segment = await startSegmentStandIn({ tenants: workers.map((worker) => keys[worker].segment) });
+  const vero = await startVeroStandIn({ tenants: workers.map((worker) => keys[worker].vero) });
   const segmentClient = new StandInClient(segment.url);
   const veroClient = new StandInClient(vero.url);
-  const withQueue = await queueBound();
-  const running: RunningBridge[] = [];
+  const batchLines: Record<string, unknown>[] = [];
+  const running = new Map<WorkerName, RunningBridge>();
   try {
-    options.log("starting the bridge and the naive forwarder under wrangler dev...");
-    const [bridge, naive] = await Promise.all([
-      // Unminified (wrangler.toml minifies what is deployed): the same code, but the isolate
-      // profile below names functions instead of minified letters.
-      startBridge({ vars: devBindings(segment.url, vero.url), stdio: "ignore", args: ["--minify", "false"] }),
-      startBridge({
-        config: NAIVE_CONFIG,
-        vars: { SEGMENT_API_HOST: segment.url, SEGMENT_WRITE_KEY: NAIVE_WRITE_KEY },
-        stdio: "ignore",
-        readyPath: "/",
-      }),
-    ]);
-    running.push(bridge, naive);
+    options.log(`starting ${workers.map((worker) => WORKER_LABELS[worker]).join(", ")} under wrangler dev...`);
+    const start = (worker: WorkerName): Promise<RunningBridge> => {
+      if (worker === "naive")
+        return startBridge({
+          config: NAIVE_CONFIG,
+          vars: {
+            SEGMENT_API_HOST: segment.url,
+            SEGMENT_WRITE_KEY: keys.naive.segment,
+            VERO_API_URL: `${vero.url}/api/v2`,
+            VERO_AUTH_TOKEN: keys.naive.vero,
+          },
+          stdio: "ignore",
+          readyPath: "/",
+        });
+      return startBridge({
+        config: worker === "bridgeNoLedger" ? noLedgerConfig : BRIDGE_CONFIG,
+        vars: {
+          ...devBindings(segment.url, vero.url),
+          SEGMENT_WRITE_KEY: keys[worker].segment,
+          VERO_AUTH_TOKEN: keys[worker].vero,
+          // The default instance leaves the rate to the code's default, which is what is judged.
+          ...(worker === "bridgeFullLog" ? { LOG_SAMPLE_RATE: "1" } : {}),
+        },
+        // Every bridge pipes its output alike, so that writing it costs each the same.
+        stdio: "pipe",
+        onLine:
+          worker === "bridge"
+            ? (line) => {
+                const summary = logLine(line, "vero batch");
+                if (summary) batchLines.push(summary);
+              }
+            : undefined,
+        // Unminified (wrangler.toml minifies what is deployed): the same code, but the isolate
+        // profile names functions instead of minified letters.
+        args: ["--minify", "false"],
+      });
+    };
+    const started = await Promise.allSettled(workers.map(start));
+    started.forEach((result, index) => {
+      if (result.status === "fulfilled") running.set(workers[index] as WorkerName, result.value);
+    });
+    const failedStart = started.find((result) => result.status === "rejected");
+    if (failedStart) throw failedStart.reason;
+    const instance = (worker: WorkerName) => running.get(worker) as RunningBridge;
 
     const vBodies = await veroBodies();
-    const sBodies = await segmentBodies();
+    const nextSegmentEvent = await segmentEvents();
     const json = { "content-type": "application/json" };
     const inboundPath = `/vero/webhook?token=${DEV_SECRETS.VERO_WEBHOOK_TOKEN}`;
-    const requests = {
-      bridge: (i: number): BenchRequest => ({
-        path: inboundPath,
-        body: vBodies[i % vBodies.length] as string,
-        headers: json,
-      }),
-      naive: (i: number): BenchRequest => ({ path: "/", body: vBodies[i % vBodies.length] as string, headers: json }),
-      outbound: (i: number): BenchRequest => {
-        const { body, signature } = sBodies[i % sBodies.length] as { body: string; signature: string };
-        return { path: "/segment", body, headers: { ...json, "x-signature": signature } };
-      },
-    };
-    const origins = { bridge: bridge.url, naive: naive.url };
-    const segmentKey = { bridge: DEV_SECRETS.SEGMENT_WRITE_KEY, naive: NAIVE_WRITE_KEY };
+    const request =
+      (worker: WorkerName, direction: Direction) =>
+      (i: number): BenchRequest => {
+        if (direction === "outbound") {
+          const { body, signature } = nextSegmentEvent();
+          return { path: "/segment", body, headers: { ...json, "x-signature": signature } };
+        }
+        return {
+          path: worker === "naive" ? "/" : inboundPath,
+          body: vBodies[i % vBodies.length] as string,
+          headers: json,
+        };
+      };
     // A queue's consumer waits for its batch timeout; inline delivery is done when the answer is.
     const settleTimeoutMs = withQueue ? 30_000 : 10_000;
 
-    const clearAll = () =>
-      Promise.all([
-        segmentClient.clear(segmentKey.bridge),
-        segmentClient.clear(segmentKey.naive),
-        veroClient.clear(DEV_SECRETS.VERO_AUTH_TOKEN),
-      ]);
+    /** Until the stand-in holds what the Worker acknowledged (outbound through a queue: until its calls stop). */
+    const settleFor = (worker: WorkerName, direction: Direction, acknowledged: number) =>
+      direction === "inbound"
+        ? settle(segmentClient, keys[worker].segment, {
+            done: (calls) => segmentMessages(calls).length >= acknowledged,
+            quietMs: 500,
+            timeoutMs: settleTimeoutMs,
+          })
+        : settle(veroClient, keys[worker].vero, {
+            // One Vero call per event for the naive forwarder; the bridge's count varies by event.
+            done: worker === "naive" || !withQueue ? (calls) => calls.length >= acknowledged : undefined,
+            // The Vero consumer's batch timeout is 2 s: no call for longer means the queue is empty.
+            quietMs: 3000,
+            timeoutMs: settleTimeoutMs,
+          });
 
-    const inboundPoint = async (target: "bridge" | "naive", concurrency: number): Promise<PointResult> => {
-      await clearAll();
-      const meter = cpuMeter();
-      const load = await runLoad({
-        origin: origins[target],
-        concurrency,
-        durationMs: options.durationMs,
-        request: requests[target],
-      });
-      const cpu = meter();
-      const settled = await settle(segmentClient, segmentKey[target], {
-        done: (calls) => segmentMessages(calls).length >= load.ok,
-        quietMs: 500,
-        timeoutMs: settleTimeoutMs,
-      });
-      return point(target, "inbound", load, settled, cpu);
-    };
+    const clear = (worker: WorkerName) =>
+      Promise.all([segmentClient.clear(keys[worker].segment), veroClient.clear(keys[worker].vero)]);
 
-    const point = (
-      target: "bridge" | "naive",
-      direction: "inbound" | "outbound",
+    const toPoint = (
+      worker: WorkerName,
+      direction: Direction,
       load: LoadResult,
       settled: Settled,
       cpu: CpuShare,
     ): PointResult => ({
-      target,
+      worker,
       direction,
       concurrency: load.concurrency,
       eventsPerSecond: round(load.eventsPerSecond, 1),
@@ -248,66 +369,84 @@ export async function measureEndToEnd(options: {
       cpu,
     });
 
-    // Warm-up, not recorded: JIT, connection pools, wrangler's first-request work.
-    for (const target of ["naive", "bridge"] as const)
-      await runLoad({ origin: origins[target], concurrency: 8, durationMs: 1000, request: requests[target] });
-    await runLoad({ origin: bridge.url, concurrency: 8, durationMs: 1000, request: requests.outbound });
+    const measurePoint = async (worker: WorkerName, direction: Direction, concurrency: number) => {
+      await clear(worker);
+      const meter = cpuMeter();
+      const load = await runLoad({
+        origin: instance(worker).url,
+        concurrency,
+        durationMs: options.durationMs,
+        request: request(worker, direction),
+      });
+      const cpu = meter();
+      return toPoint(worker, direction, load, await settleFor(worker, direction, load.ok), cpu);
+    };
+    const describe = (p: PointResult) =>
+      `${p.direction.padEnd(8)} ${WORKER_LABELS[p.worker].padEnd(26)} c=${String(p.concurrency).padStart(3)}: ${p.eventsPerSecond} events/s, p50 ${p.p50Ms} ms, p99 ${p.p99Ms} ms${p.failed ? `, ${p.failed} failed (${p.firstFailure ?? ""})` : ""}`;
+
+    // Warm-up, not recorded: JIT, connection pools, wrangler's first-request work; then let the queues drain.
+    const used = [...new Set(sweeps.map((sweep) => `${sweep.worker} ${sweep.direction}`))].map(
+      (pair) => pair.split(" ") as [WorkerName, Direction],
+    );
+    for (const [worker, direction] of used)
+      await runLoad({
+        origin: instance(worker).url,
+        concurrency: 8,
+        durationMs: 1000,
+        request: request(worker, direction),
+      });
+    await Promise.all(
+      workers
+        .filter(isBridge)
+        .map((worker) => settle(veroClient, keys[worker].vero, { quietMs: 3000, timeoutMs: settleTimeoutMs })),
+    );
 
     const points: PointResult[] = [];
-    for (const [index, concurrency] of options.concurrencies.entries()) {
-      // Alternating who goes first, so a drift in machine load does not always favour the same side.
-      const order = index % 2 === 0 ? (["naive", "bridge"] as const) : (["bridge", "naive"] as const);
-      for (const target of order) {
-        const result = await inboundPoint(target, concurrency);
-        points.push(result);
-        options.log(
-          `  inbound  ${target.padEnd(6)} c=${String(concurrency).padStart(3)}: ${result.eventsPerSecond} events/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms${result.failed ? `, ${result.failed} failed` : ""}`,
-        );
+    for (const direction of ["inbound", "outbound"] as const) {
+      const inDirection = sweeps.filter((sweep) => sweep.direction === direction);
+      const concurrencies = [...new Set(inDirection.flatMap((sweep) => sweep.concurrencies))].sort((a, b) => a - b);
+      for (const [index, concurrency] of concurrencies.entries()) {
+        const here = inDirection.filter((sweep) => sweep.concurrencies.includes(concurrency)).map((s) => s.worker);
+        // Alternating who goes first, so a drift in machine load does not always favour the same side.
+        for (const worker of index % 2 === 0 ? here : here.reverse()) {
+          const result = await measurePoint(worker, direction, concurrency);
+          points.push(result);
+          options.log(`  ${describe(result)}`);
+        }
       }
     }
 
-    const outboundConcurrency = options.concurrencies.includes(32) ? 32 : (options.concurrencies.at(-1) ?? 32);
-    await clearAll();
-    const outboundMeter = cpuMeter();
-    const outboundLoad = await runLoad({
-      origin: bridge.url,
-      concurrency: outboundConcurrency,
-      durationMs: options.durationMs,
-      request: requests.outbound,
-    });
-    const outboundCpu = outboundMeter();
-    const outboundSettled = await settle(veroClient, DEV_SECRETS.VERO_AUTH_TOKEN, {
-      quietMs: withQueue ? 6000 : 500,
-      timeoutMs: settleTimeoutMs,
-    });
-    const outbound = point("bridge", "outbound", outboundLoad, outboundSettled, outboundCpu);
-    points.push(outbound);
-    options.log(
-      `  outbound bridge c=${String(outboundConcurrency).padStart(3)}: ${outbound.eventsPerSecond} events/s, p50 ${outbound.p50Ms} ms, p99 ${outbound.p99Ms} ms${outbound.failed ? `, ${outbound.failed} failed` : ""}`,
-    );
+    // A distant Segment: does the bridge's acknowledgement wait for it? (The naive forwarder's must.)
+    const latency: LatencyPoint[] = [];
+    for (const worker of ["naive", "bridge"] as const) {
+      await segmentClient.fail(keys[worker].segment, { delayMs: options.latency.segmentDelayMs });
+      try {
+        const result = await measurePoint(worker, "inbound", options.latency.concurrency);
+        latency.push({ ...result, segmentDelayMs: options.latency.segmentDelayMs });
+        options.log(`  latency, Segment answering after ${options.latency.segmentDelayMs} ms: ${describe(result)}`);
+      } finally {
+        await segmentClient.heal(keys[worker].segment);
+      }
+    }
 
     const bursts: BurstResult[] = [];
-    for (const target of ["naive", "bridge"] as const) {
-      await clearAll();
-      const started = performance.now();
+    for (const worker of ["naive", "bridge"] as const) {
+      await clear(worker);
+      const startedAt = performance.now();
       const load = await runLoad({
-        origin: origins[target],
+        origin: instance(worker).url,
         concurrency: 32,
         total: options.burstEvents,
-        request: requests[target],
+        request: request(worker, "inbound"),
       });
-      const lastAck = started + load.elapsedMs;
-      const settled = await settle(segmentClient, segmentKey[target], {
-        done: (calls) => segmentMessages(calls).length >= load.ok,
-        quietMs: 500,
-        timeoutMs: settleTimeoutMs,
-      });
+      const lastAck = startedAt + load.elapsedMs;
+      const settled = await settleFor(worker, "inbound", load.ok);
       const messages = segmentMessages(settled.calls).length;
       // The stand-in stamps each call with Date.now(); map the last one onto this clock.
       const lastCallWall = settled.calls.length > 0 ? Math.max(...settled.calls.map((call) => call.at)) : Date.now();
       const lastDelivery = performance.now() - (Date.now() - lastCallWall);
       const burst: BurstResult = {
-        target,
+        worker,
         events: options.burstEvents,
         concurrency: 32,
         ok: load.ok,
@@ -316,51 +455,74 @@ export async function measureEndToEnd(options: {
         segmentMessages: messages,
         segmentRequestsPerEvent: round(settled.calls.length / Math.max(1, load.ok), 3),
         drainMs: round(Math.max(0, lastDelivery - lastAck), 0),
-        deliveredEventsPerSecond: round(messages / ((Math.max(lastDelivery, lastAck) - started) / 1000), 1),
+        deliveredEventsPerSecond: round(messages / ((Math.max(lastDelivery, lastAck) - startedAt) / 1000), 1),
         complete: settled.complete,
-        queueBound: target === "bridge" && withQueue,
+        queueBound: worker === "bridge" && withQueue,
       };
       bursts.push(burst);
       options.log(
-        `  burst    ${target.padEnd(6)} ${burst.ok}/${burst.events} acked, ${burst.segmentRequests} Segment requests (${burst.segmentRequestsPerEvent}/event), drained ${burst.drainMs} ms after the last ack${burst.complete ? "" : " (INCOMPLETE: timed out)"}`,
+        `  burst    ${worker.padEnd(6)} ${burst.ok}/${burst.events} acked, ${burst.segmentRequests} Segment requests (${burst.segmentRequestsPerEvent}/event), drained ${burst.drainMs} ms after the last ack${burst.complete ? "" : " (INCOMPLETE: timed out)"}`,
       );
     }
 
     const profiles: ProfiledPoint[] = [];
-    const profiled = [
-      { target: "naive", direction: "inbound", request: requests.naive },
-      { target: "bridge", direction: "inbound", request: requests.bridge },
-      { target: "bridge", direction: "outbound", request: requests.outbound },
-    ] as const;
-    for (const { target, direction, request } of profiled) {
-      const { result, profile } = await profileWorker(target === "bridge" ? bridge : naive, () =>
-        runLoad({ origin: origins[target], concurrency: outboundConcurrency, durationMs: options.durationMs, request }),
-      );
-      profiles.push({
-        target,
-        direction,
-        concurrency: outboundConcurrency,
-        eventsPerSecond: round(result.eventsPerSecond, 1),
-        isolateBusyShare: profile.busyShare,
-        isolateCpuMsPerEvent: round(profile.busyMs / Math.max(1, result.ok), 2),
-        hotspots: profile.hotspots,
-      });
-      options.log(
-        `  profile  ${target.padEnd(6)} ${direction}: isolate busy ${Math.round(profile.busyShare * 100)}%, ${round(profile.busyMs / Math.max(1, result.ok), 2)} ms CPU/event`,
-      );
-    }
-    await clearAll();
+    for (const direction of ["inbound", "outbound"] as const)
+      for (const worker of ["bridge", "naive"] as const) {
+        await clear(worker);
+        const { result, profile } = await profileWorker(
+          instance(worker),
+          () =>
+            runLoad({
+              origin: instance(worker).url,
+              concurrency: options.profileConcurrency,
+              durationMs: options.durationMs,
+              request: request(worker, direction),
+            }),
+          { inclusiveOf: isBridge(worker) ? (name) => mappingFrame.test(name) : undefined },
+        );
+        // Not measured, but the next profile must not share the isolate with this one's queue backlog.
+        await settleFor(worker, direction, result.ok);
+        const cpuMsPerEvent = profile.busyMs / Math.max(1, result.ok);
+        const mappingShare = profile.inclusiveShare ?? null;
+        const profiled: ProfiledPoint = {
+          worker,
+          direction,
+          concurrency: options.profileConcurrency,
+          eventsPerSecond: round(result.eventsPerSecond, 1),
+          isolateBusyShare: profile.busyShare,
+          isolateCpuMsPerEvent: round(cpuMsPerEvent, 2),
+          hotspots: profile.hotspots,
+          mappingShare,
+          mappingCpuMsPerEvent: mappingShare === null ? null : round(mappingShare * cpuMsPerEvent, 3),
+          logFramesInTop: profile.hotspots
+            .slice(0, TOP_FRAMES)
+            .map((spot) => spot.frame)
+            .filter((frame) => isLogFrame(functionOf(frame))),
+        };
+        profiles.push(profiled);
+        options.log(
+          `  profile  ${WORKER_LABELS[worker]} ${direction}: isolate busy ${Math.round(profile.busyShare * 100)}%, ${profiled.isolateCpuMsPerEvent} ms CPU/event${mappingShare === null ? "" : `, mapping ${Math.round(mappingShare * 1000) / 10}%`}`,
+        );
+      }
 
     return {
       durationMsPerPoint: options.durationMs,
-      concurrencies: options.concurrencies,
+      sweeps,
       points,
+      latency,
       bursts,
       profiles,
       queueBound: withQueue,
+      ledger: {
+        bound: noLedgerConfig !== undefined,
+        batches: batchLines.length,
+        queriesPerBatch: fieldStats(batchLines, "ledgerQueries"),
+        messagesPerBatch: fieldStats(batchLines, "messages"),
+      },
+      skipped,
     };
   } finally {
-    await Promise.all(running.map((instance) => instance.stop()));
+    await Promise.all([...running.values()].map((worker) => worker.stop()));
     await Promise.all([segment.close(), vero.close()]);
   }
 }

@@ -9,6 +9,7 @@ import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { createInterface } from "node:readline";
 
 export interface BridgeOptions {
   /** Bindings given with `--var` (development values only: they show in `ps`). */
@@ -17,8 +18,10 @@ export interface BridgeOptions {
   port?: number;
   /** Defaults to the project's wrangler.toml. */
   config?: string;
-  /** Where the child's output goes; defaults to this process's stdout/stderr. */
-  stdio?: "inherit" | "ignore";
+  /** Where the child's output goes; defaults to this process's stdout/stderr. "pipe" hands it to `onLine`. */
+  stdio?: "inherit" | "ignore" | "pipe";
+  /** With `stdio: "pipe"`: each line the child writes, stdout and stderr alike (the Worker's logs among them). */
+  onLine?: (line: string) => void;
   /** How long to wait for `GET /health` (or `readyPath`) to answer. */
   readyTimeoutMs?: number;
   readyPath?: string;
@@ -76,6 +79,8 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
     // Offline by design: no telemetry, no fetch of Cloudflare's `Request.cf` data.
     env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" },
   });
+  for (const stream of [child.stdout, child.stderr])
+    if (stream) createInterface({ input: stream }).on("line", (line) => options.onLine?.(line));
   const url = `http://127.0.0.1:${port}`;
 
   const stop = async () => {

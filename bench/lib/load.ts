@@ -22,7 +22,7 @@ export interface LoadOptions {
   durationMs?: number;
   /** ...or until this many requests have been sent, whichever is given. */
   total?: number;
-  /** The i-th request (i counts across all senders), built ahead of time so the generator stays cheap. */
+  /** The i-th request (i counts across all senders); keep it cheap, it runs on the load generator's clock. */
   request: (i: number) => BenchRequest;
 }
 

@@ -19,6 +19,7 @@ export interface CpuNode {
   id: number;
   callFrame: { functionName: string; url: string; lineNumber: number };
   hitCount?: number;
+  children?: number[];
 }
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -45,6 +46,40 @@ export function hotspots(nodes: readonly CpuNode[], top = 8): Hotspot[] {
     .slice(0, top)
     .map(([frame, hits]) => ({ frame, selfShare: all === 0 ? 0 : Math.round((hits / all) * 1000) / 1000 }));
 }
+
+/**
+ * Inclusive (total) time under the functions `matches` accepts, over the busy
+ * samples (all but idle): a sample counts once however many matching frames
+ * its stack holds, so a mapper calling a parser calling a hash is not counted
+ * three times. Undefined when no frame matched at all (a renamed function
+ * must read as "not measured", not as 0 %).
+ */
+export function inclusiveShare(
+  nodes: readonly CpuNode[],
+  matches: (functionName: string) => boolean,
+): number | undefined {
+  const parent = new Map<number, CpuNode>();
+  for (const node of nodes) for (const child of node.children ?? []) parent.set(child, node);
+  let busy = 0;
+  let under = 0;
+  let matched = false;
+  for (const node of nodes) {
+    if (matches(node.callFrame.functionName)) matched = true;
+    const hits = node.hitCount ?? 0;
+    if (hits === 0 || node.callFrame.functionName === "(idle)") continue;
+    busy += hits;
+    for (let at: CpuNode | undefined = node; at; at = parent.get(at.id))
+      if (matches(at.callFrame.functionName)) {
+        under += hits;
+        break;
+      }
+  }
+  if (!matched) return undefined;
+  return busy === 0 ? 0 : Math.round((under / busy) * 1000) / 1000;
+}
+
+/** The function name of a hotspot's frame (`name (file:line)`). */
+export const functionOf = (frame: string) => frame.replace(/ \(.*\)$/, "");
 
 export async function profileLoop(fn: () => void, durationMs: number): Promise<Hotspot[]> {
   const session = new Session();

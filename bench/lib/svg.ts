@@ -6,6 +6,8 @@
 export interface Series {
   name: string;
   color: string;
+  /** An SVG stroke-dasharray, e.g. "6 4", to tell apart lines of one colour. */
+  dash?: string;
   /** y per x; a missing or non-finite y leaves a gap rather than a made-up point. */
   points: readonly { x: number; y: number }[];
 }
@@ -19,7 +21,9 @@ export interface ChartOptions {
   xs: readonly number[];
   series: readonly Series[];
   width?: number;
+  /** Of the plot area with its axes; the legend adds a row per `legendColumns` series below it. */
   height?: number;
+  legendColumns?: number;
 }
 
 const escapeXml = (value: string) =>
@@ -35,8 +39,10 @@ export function niceCeiling(value: number): number {
 
 export function lineChartSvg(options: ChartOptions): string {
   const width = options.width ?? 640;
-  const height = options.height ?? 400;
-  const margin = { top: 56, right: 24, bottom: 72, left: 72 };
+  const columns = options.legendColumns ?? 3;
+  const legendRows = Math.ceil(options.series.length / columns);
+  const height = (options.height ?? 400) + (legendRows - 1) * 18;
+  const margin = { top: 56, right: 24, bottom: 54 + legendRows * 18, left: 72 };
   const plotWidth = width - margin.left - margin.right;
   const plotHeight = height - margin.top - margin.bottom;
   const finite = options.series.flatMap((series) => series.points.map((point) => point.y)).filter(Number.isFinite);
@@ -82,20 +88,21 @@ export function lineChartSvg(options: ChartOptions): string {
   );
 
   options.series.forEach((series, index) => {
+    const dash = series.dash ? ` stroke-dasharray="${escapeXml(series.dash)}"` : "";
     const points = series.points.filter((point) => Number.isFinite(point.y) && options.xs.includes(point.x));
     if (points.length > 1) {
       const path = points.map((point, i) => `${i === 0 ? "M" : "L"}${fmt(xAt(point.x))},${fmt(yAt(point.y))}`);
-      parts.push(`<path d="${path.join(" ")}" fill="none" stroke="${series.color}" stroke-width="2.5"/>`);
+      parts.push(`<path d="${path.join(" ")}" fill="none" stroke="${series.color}" stroke-width="2.5"${dash}/>`);
     }
     for (const point of points)
       parts.push(
         `<circle cx="${fmt(xAt(point.x))}" cy="${fmt(yAt(point.y))}" r="4" fill="${series.color}"><title>${escapeXml(`${series.name}: ${Math.round(point.y)} events/s at ${point.x}`)}</title></circle>`,
       );
-    const legendX = margin.left + index * 200;
+    const legendX = margin.left + (index % columns) * ((width - margin.left - margin.right) / columns);
     // Below the axis label, which sits 40 px under the plot.
-    const legendY = height - 4;
+    const legendY = margin.top + plotHeight + 62 + Math.floor(index / columns) * 18;
     parts.push(
-      `<rect x="${legendX}" y="${legendY - 9}" width="14" height="4" fill="${series.color}"/>`,
+      `<line x1="${legendX}" y1="${legendY - 7}" x2="${legendX + 16}" y2="${legendY - 7}" stroke="${series.color}" stroke-width="2.5"${dash}/>`,
       `<text x="${legendX + 20}" y="${legendY - 7}" dominant-baseline="middle">${escapeXml(series.name)}</text>`,
     );
   });

@@ -6,7 +6,7 @@
  */
 import { WebSocket } from "undici";
 import type { RunningBridge } from "../../dev/bridge.ts";
-import { type CpuNode, type Hotspot, hotspots } from "./profile.ts";
+import { type CpuNode, type Hotspot, hotspots, inclusiveShare } from "./profile.ts";
 
 export interface WorkerProfile {
   /** Samples in which the isolate ran JavaScript or GC (not idle), over all samples. */
@@ -15,6 +15,8 @@ export interface WorkerProfile {
   /** busyShare x wall time: the isolate's CPU time over the window. */
   busyMs: number;
   hotspots: Hotspot[];
+  /** Inclusive share of the busy samples under the functions `options.inclusiveOf` accepts (see inclusiveShare). */
+  inclusiveShare?: number;
 }
 
 interface CdpProfile {
@@ -35,6 +37,7 @@ function inspectorPort(bridge: RunningBridge): string {
 export async function profileWorker<T>(
   bridge: RunningBridge,
   during: () => Promise<T>,
+  options: { inclusiveOf?: (functionName: string) => boolean } = {},
 ): Promise<{ result: T; profile: WorkerProfile }> {
   const targets = (await (await fetch(`http://127.0.0.1:${inspectorPort(bridge)}/json`)).json()) as {
     webSocketDebuggerUrl?: string;
@@ -83,6 +86,7 @@ export async function profileWorker<T>(
         wallMs: Math.round(wallMs),
         busyMs: Math.round(busyShare * wallMs),
         hotspots: hotspots(profile.nodes, 10),
+        inclusiveShare: options.inclusiveOf ? inclusiveShare(profile.nodes, options.inclusiveOf) : undefined,
       },
     };
   } finally {

@@ -1,9 +1,12 @@
 /** The benchmarks' pure helpers; the benchmarks themselves never run in `npm test`. */
 import { describe, expect, it } from "vitest";
-import { hotspots } from "../../bench/lib/profile.ts";
+import { isLogFrame } from "../../bench/e2e.ts";
+import { functionOf, hotspots, inclusiveShare } from "../../bench/lib/profile.ts";
 import { percentile, summarize } from "../../bench/lib/stats.ts";
 import { lineChartSvg, niceCeiling } from "../../bench/lib/svg.ts";
 import { renderMarkdownTable, renderTable } from "../../bench/lib/table.ts";
+import { hasTables, relocated, withoutTables } from "../../bench/lib/worker-config.ts";
+import { fieldStats, logLine } from "../../bench/lib/worker-log.ts";
 import { bundleComposition } from "../../bench/size.ts";
 
 describe("percentile", () => {
@@ -58,6 +61,26 @@ describe("lineChartSvg", () => {
     expect(svg.match(/<circle /g)).toHaveLength(5);
     expect(svg.match(/<path /g)).toHaveLength(1);
     expect(svg).not.toContain("NaN");
+  });
+
+  it("dashes a series that asks for it, in the line and in its legend, and gives the legend a row per columns", () => {
+    const series = (name: string, dash?: string) => ({
+      name,
+      color: "#000000",
+      dash,
+      points: [1, 8].map((x) => ({ x, y: x })),
+    });
+    const chart = lineChartSvg({
+      title: "t",
+      xLabel: "x",
+      yLabel: "y",
+      xs: [1, 8],
+      legendColumns: 2,
+      series: [series("a"), series("b", "6 4"), series("c")],
+    });
+    expect(chart.match(/stroke-dasharray="6 4"/g)).toHaveLength(2);
+    expect(chart).toContain('height="418"');
+    expect(svg).toContain('height="400"');
   });
 
   it("ends the y axis on a round number", () => {
@@ -126,5 +149,93 @@ describe("hotspots", () => {
       { frame: "hash (node:crypto:1)", selfShare: 0.875 },
       { frame: "parse (node:zod:1)", selfShare: 0.125 },
     ]);
+  });
+});
+
+describe("inclusiveShare", () => {
+  const frame = (functionName: string) => ({ functionName, url: "index.js", lineNumber: 0 });
+  // root -> handle -> mapVeroWebhook -> parseVeroWebhook; root -> log; idle beside.
+  const nodes = [
+    { id: 1, callFrame: frame("(root)"), hitCount: 0, children: [2, 5, 6] },
+    { id: 2, callFrame: frame("handle"), hitCount: 10, children: [3] },
+    { id: 3, callFrame: frame("mapVeroWebhook"), hitCount: 5, children: [4] },
+    { id: 4, callFrame: frame("parseVeroWebhook"), hitCount: 15 },
+    { id: 5, callFrame: frame("log"), hitCount: 70 },
+    { id: 6, callFrame: frame("(idle)"), hitCount: 900 },
+  ];
+  const mapping = (name: string) => name === "mapVeroWebhook" || name === "parseVeroWebhook";
+
+  it("counts every sample under a matching frame once, over the busy samples only", () => {
+    expect(inclusiveShare(nodes, mapping)).toBe(0.2);
+  });
+
+  it("is undefined, not zero, when no frame matches (a renamed function is not measured)", () => {
+    expect(inclusiveShare(nodes, (name) => name === "mapSegmentEvent")).toBeUndefined();
+  });
+
+  it("names a hotspot's function without its location", () => {
+    expect(functionOf("log (index.js:1999)")).toBe("log");
+    expect(functionOf("(garbage collector)")).toBe("(garbage collector)");
+  });
+});
+
+describe("isLogFrame", () => {
+  it("recognises the logger and the console, however a change names the logger", () => {
+    for (const name of ["log", "log2", "console.log", "logSampled", "writeLog"]) expect(isLogFrame(name)).toBe(true);
+  });
+
+  it("leaves other frames alone", () => {
+    for (const name of ["fetch", "mapVeroWebhook", "catalog", "(garbage collector)", "dialogue"])
+      expect(isLogFrame(name)).toBe(false);
+  });
+});
+
+describe("wrangler.toml helpers", () => {
+  const toml = [
+    'name = "x"',
+    'main = "src/index.ts"',
+    "",
+    "[[d1_databases]]",
+    'binding = "LEDGER"',
+    'migrations_dir = "migrations"',
+    "",
+    "# Durable delivery.",
+    "[[queues.producers]]",
+    'binding = "SEGMENT_QUEUE"',
+  ].join("\n");
+
+  it("finds a table by its header", () => {
+    expect(hasTables(toml, "d1_databases")).toBe(true);
+    expect(hasTables(toml, "queues.producers")).toBe(true);
+    expect(hasTables(toml, "queues.consumers")).toBe(false);
+  });
+
+  it("removes a table up to the next header and keeps the rest", () => {
+    const stripped = withoutTables(toml, "d1_databases");
+    expect(hasTables(stripped, "d1_databases")).toBe(false);
+    expect(stripped).not.toContain("LEDGER");
+    expect(stripped).toContain('binding = "SEGMENT_QUEUE"');
+    expect(stripped).toContain('main = "src/index.ts"');
+  });
+
+  it("points main at the same entry from the copy's folder", () => {
+    expect(relocated(toml, "/repo/wrangler.toml", "/repo/bench/.out")).toContain('main = "../../src/index.ts"');
+  });
+});
+
+describe("worker log lines", () => {
+  it("reads a JSON log line out of wrangler's output, and only with the message asked for", () => {
+    const line = '{"level":"info","msg":"vero batch","messages":25,"ledgerQueries":2}';
+    expect(logLine(line, "vero batch")).toEqual({ level: "info", msg: "vero batch", messages: 25, ledgerQueries: 2 });
+    expect(logLine(`[wrangler:info] ${line}`, "vero batch")?.messages).toBe(25);
+    expect(logLine(line, "vero call")).toBeUndefined();
+    expect(logLine('{"msg":"vero batch"', "vero batch")).toBeUndefined();
+    expect(logLine('QUEUE "vero batch" 25/25', "vero batch")).toBeUndefined();
+  });
+
+  it("summarises a numeric field over the lines that carry it", () => {
+    const lines = [{ ledgerQueries: 2 }, { ledgerQueries: 1 }, { other: 3 }, { ledgerQueries: "2" }];
+    expect(fieldStats(lines, "ledgerQueries")).toEqual({ lines: 2, mean: 1.5, max: 2 });
+    expect(fieldStats(lines, "absent")).toBeUndefined();
   });
 });
