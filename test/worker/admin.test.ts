@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { type DeadLetter, getDeadLetter, storeDeadLetter } from "../../src/shared/dead-letters.ts";
+import { type DeadLetter, getDeadLetter, storeDeadLetters } from "../../src/shared/dead-letters.ts";
 import type { Env } from "../../src/shared/env.ts";
 import { baseEnv, callWorker, expectJsonError } from "./helpers.ts";
 
@@ -29,9 +29,10 @@ function letter(id: string, overrides: Partial<DeadLetter> = {}): DeadLetter {
   };
 }
 
-/** Its own KV prefix space is not available, so each test uses ids of its own. */
+/** The tests share one database, so each uses ids (and reasons, to filter on) of its own. */
 const adminEnv = (extra: Partial<Env> = {}): Env => ({ ...baseEnv, ADMIN_TOKEN: ADMIN, ...extra });
-const kv = () => baseEnv.DEAD_LETTERS as KVNamespace;
+const ledger = () => baseEnv.LEDGER as D1Database;
+const store = (...letters: DeadLetter[]) => storeDeadLetters(ledger(), letters);
 const get = (path: string, token = ADMIN, method = "GET") =>
   new Request(`http://bridge/admin${path}`, { method, headers: { Authorization: `Bearer ${token}` } });
 
@@ -48,9 +49,9 @@ describe("/admin/dead-letters", () => {
   });
 
   it("returns 401 when the bearer token is wrong, and deletes nothing", async () => {
-    await storeDeadLetter(kv(), letter("keep-me"));
+    await store(letter("keep-me"));
     await expectJsonError(await callWorker(get("/dead-letters/keep-me", "wrong", "DELETE"), adminEnv()), 401);
-    expect(await getDeadLetter(kv(), "keep-me")).toBeDefined();
+    expect(await getDeadLetter(ledger(), "keep-me")).toBeDefined();
   });
 
   it("accepts both values of a token under rotation", async () => {
@@ -62,7 +63,7 @@ describe("/admin/dead-letters", () => {
   });
 
   it("lists dead letters with their reason, and shows one with its body", async () => {
-    await storeDeadLetter(kv(), letter("listed-1"));
+    await store(letter("listed-1"));
     const list = (await (await callWorker(get("/dead-letters"), adminEnv())).json()) as {
       letters: Omit<DeadLetter, "body">[];
     };
@@ -85,7 +86,7 @@ describe("/admin/dead-letters", () => {
   it("re-drives a dead letter to the queue it came from, then forgets it", async () => {
     const segment = recordingQueue();
     const vero = recordingQueue();
-    await storeDeadLetter(kv(), letter("redrive-me", { source: "segment", body: { kind: "segment", n: 1 } }));
+    await store(letter("redrive-me", { source: "segment", body: { kind: "segment", n: 1 } }));
     const response = await callWorker(
       get("/dead-letters/redrive-me/redrive", ADMIN, "POST"),
       adminEnv({ SEGMENT_QUEUE: segment.queue, VERO_QUEUE: vero.queue }),
@@ -93,25 +94,25 @@ describe("/admin/dead-letters", () => {
     expect(await response.json()).toEqual({ ok: true, redriven: "redrive-me" });
     expect(segment.sent).toEqual([{ kind: "segment", n: 1 }]);
     expect(vero.sent).toEqual([]);
-    expect(await getDeadLetter(kv(), "redrive-me")).toBeUndefined();
+    expect(await getDeadLetter(ledger(), "redrive-me")).toBeUndefined();
   });
 
   it("keeps the dead letter and answers 503 when its queue is not bound", async () => {
-    await storeDeadLetter(kv(), letter("no-queue"));
+    await store(letter("no-queue"));
     const { VERO_QUEUE: _, ...env } = adminEnv();
     const body = await expectJsonError(
       await callWorker(get("/dead-letters/no-queue/redrive", ADMIN, "POST"), env),
       503,
     );
     expect(body.error.message).toBe("VERO_QUEUE is not bound: cannot re-drive no-queue");
-    expect(await getDeadLetter(kv(), "no-queue")).toBeDefined();
+    expect(await getDeadLetter(ledger(), "no-queue")).toBeDefined();
   });
 
   it("deletes a dead letter", async () => {
-    await storeDeadLetter(kv(), letter("delete-me"));
+    await store(letter("delete-me"));
     const response = await callWorker(get("/dead-letters/delete-me", ADMIN, "DELETE"), adminEnv());
     expect(await response.json()).toEqual({ ok: true, deleted: "delete-me" });
-    expect(await getDeadLetter(kv(), "delete-me")).toBeUndefined();
+    expect(await getDeadLetter(ledger(), "delete-me")).toBeUndefined();
   });
 
   it("returns 400 on a limit out of range", async () => {

@@ -111,7 +111,12 @@ describe("settling a message", () => {
   });
 
   it("retries rather than acks when the dead letter cannot be stored (no LEDGER bound)", async () => {
-    const result = await settleOne("no-ledger", 1, { ok: false, retryable: false, reason: "bad" }, { withoutStore: true });
+    const result = await settleOne(
+      "no-ledger",
+      1,
+      { ok: false, retryable: false, reason: "bad" },
+      { withoutStore: true },
+    );
     expect(result.explicitAcks).toEqual([]);
     expect(result.retryMessages).toEqual([{ msgId: "no-ledger", delaySeconds: 5 }]);
   });
