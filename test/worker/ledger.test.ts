@@ -7,7 +7,6 @@
  */
 import { createScheduledController } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import type { RecordedCall } from "../../dev/stand-ins/client.ts";
 import worker from "../../src/index.ts";
 import type { VeroJob } from "../../src/outbound/job.ts";
 import type { Env } from "../../src/shared/env.ts";
@@ -16,10 +15,9 @@ import { QUEUE_NAMES } from "../../src/shared/queue.ts";
 import { hmacSha1Hex } from "../../src/shared/secrets.ts";
 import { capturingLogs } from "./fuzz.ts";
 import { basic, callWorker, isolatedEnv, vero } from "./helpers.ts";
-import { runBatch } from "./queue-helpers.ts";
+import { runBatch, summary, trackJob, unique } from "./queue-helpers.ts";
 
 const SECRET = "dev-segment-shared-secret";
-const unique = (prefix: string) => `${prefix}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
 
 async function postSegment(env: Env, body: unknown): Promise<Response> {
   const raw = JSON.stringify(body);
@@ -55,6 +53,29 @@ function capturingQueue() {
   return { queue, sent };
 }
 
+/** The acceptance scenario's sends: three times to /segment, once to /v1/track, then inside a /v1/batch with `fresh`. */
+async function sendAgainAndAgain(env: Env, again: object, fresh: object, status: number): Promise<Response> {
+  for (let i = 0; i < 3; i++) expect((await postSegment(env, again)).status).toBe(status);
+  expect((await postApi(env, "track", again)).status).toBe(status);
+  const batch = await postApi(env, "batch", { batch: [again, fresh] });
+  expect(batch.status).toBe(status);
+  return batch;
+}
+
+/** Re-drives one dead letter through the admin route, and returns what it sent to the Vero queue. */
+async function redrive(env: Env, id: string): Promise<unknown> {
+  const { queue, sent } = capturingQueue();
+  const response = await callWorker(
+    new Request(`http://bridge/admin/dead-letters/${id}/redrive`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${env.ADMIN_TOKEN}` },
+    }),
+    { ...env, VERO_QUEUE: queue },
+  );
+  expect(await response.json()).toEqual({ ok: true, redriven: id });
+  return sent[0];
+}
+
 const trackEvent = (messageId: string, userId: string, event = "Signed Up") => ({
   type: "track",
   messageId,
@@ -64,33 +85,10 @@ const trackEvent = (messageId: string, userId: string, event = "Signed Up") => (
   timestamp: "2026-11-28T12:00:00.000Z",
 });
 
-/** What Vero was asked: "status /path who event" with the credential left out. */
-const summary = (calls: RecordedCall[]) =>
-  calls.map((call) => {
-    const body = call.body as { id?: string; identity?: { id?: string }; event_name?: string };
-    return `${call.status} ${call.path.replace("/api/v2", "")} ${body.id ?? body.identity?.id}${body.event_name ? ` ${body.event_name}` : ""}`;
-  });
-
 function trackWithTags(user: string, messageId = unique("m")): VeroJob {
-  return {
-    v: 1,
-    kind: "vero",
-    messageId,
-    user,
-    requests: [
-      {
-        method: "POST",
-        path: "/events/track",
-        body: {
-          identity: { id: user },
-          event_name: "Upgraded",
-          data: {},
-          extras: { created_at: 1, source: "segment" },
-        },
-      },
-      { method: "PUT", path: "/users/tags/edit", body: { id: user, add: ["pro"] } },
-    ],
-  };
+  const job = trackJob(user, "Upgraded", messageId);
+  const tags = { method: "PUT" as const, path: "/users/tags/edit", body: { id: user, add: ["pro"] } };
+  return { ...job, requests: [...job.requests, tags] };
 }
 
 describe("the same event sent again reaches Vero once", () => {
@@ -101,9 +99,7 @@ describe("the same event sent again reaches Vero once", () => {
     const user = unique("ann");
     const again = trackEvent(unique("again"), user);
     const fresh = trackEvent(unique("fresh"), user, "Upgraded");
-    for (let i = 0; i < 3; i++) expect((await postSegment(queued, again)).status).toBe(202);
-    expect((await postApi(queued, "track", again)).status).toBe(202);
-    expect((await postApi(queued, "batch", { batch: [again, fresh] })).status).toBe(202);
+    await sendAgainAndAgain(queued, again, fresh, 202);
     expect(sent).toHaveLength(6);
 
     // The three /segment copies in one batch, the rest in the next: within a batch and across batches.
@@ -130,9 +126,7 @@ describe("the same event sent again reaches Vero once", () => {
     const user = unique("bo");
     const again = trackEvent(unique("again"), user);
     const fresh = trackEvent(unique("fresh"), user, "Upgraded");
-    for (let i = 0; i < 3; i++) expect((await postSegment(env, again)).status).toBe(200);
-    expect((await postApi(env, "track", again)).status).toBe(200);
-    const batch = await postApi(env, "batch", { batch: [again, fresh] });
+    const batch = await sendAgainAndAgain(env, again, fresh, 200);
     expect(await batch.json()).toMatchObject({
       results: [
         { messageId: again.messageId, outcome: "delivered" },
@@ -201,16 +195,8 @@ describe("a job resumes after its recorded calls", () => {
       acked: [id],
       retried: {},
     });
-    const { queue, sent } = capturingQueue();
-    const redrive = await callWorker(
-      new Request(`http://bridge/admin/dead-letters/${id}/redrive`, {
-        method: "POST",
-        headers: { Authorization: `Bearer ${env.ADMIN_TOKEN}` },
-      }),
-      { ...env, VERO_QUEUE: queue },
-    );
-    expect(await redrive.json()).toEqual({ ok: true, redriven: id });
-    expect(await runBatch(QUEUE_NAMES.vero, [{ id: `${id}-again`, body: sent[0] }], env)).toMatchObject({
+    const body = await redrive(env, id);
+    expect(await runBatch(QUEUE_NAMES.vero, [{ id: `${id}-again`, body }], env)).toMatchObject({
       acked: [`${id}-again`],
     });
     expect(summary(await vero.calls(veroToken))).toEqual([
@@ -235,16 +221,8 @@ describe("a job resumes after its recorded calls", () => {
         failedAt: new Date().toISOString(),
       },
     ]);
-    const { queue, sent } = capturingQueue();
-    const redrive = await callWorker(
-      new Request(`http://bridge/admin/dead-letters/${id}/redrive`, {
-        method: "POST",
-        headers: { Authorization: `Bearer ${env.ADMIN_TOKEN}` },
-      }),
-      { ...env, VERO_QUEUE: queue },
-    );
-    expect(redrive.status).toBe(200);
-    await runBatch(QUEUE_NAMES.vero, [{ id: `${id}-again`, body: sent[0] }], env);
+    const body = await redrive(env, id);
+    await runBatch(QUEUE_NAMES.vero, [{ id: `${id}-again`, body }], env);
     expect(summary(await vero.calls(veroToken))).toEqual([
       `200 /events/track ${user} Upgraded`,
       `200 /users/tags/edit ${user}`,

@@ -5,51 +5,24 @@
  */
 import { describe, expect, it } from "vitest";
 import { DEV_SECRETS } from "../../dev/dev-settings.ts";
-import type { RecordedCall } from "../../dev/stand-ins/client.ts";
 import type { VeroJob } from "../../src/outbound/job.ts";
 import { getDeadLetter } from "../../src/shared/dead-letters.ts";
 import { QUEUE_NAMES } from "../../src/shared/queue.ts";
 import { isolatedEnv, vero } from "./helpers.ts";
-import { runBatch } from "./queue-helpers.ts";
+import { runBatch, summary, trackJob, unique, veroJob } from "./queue-helpers.ts";
 
 const ledger = (env: { LEDGER?: D1Database }) => env.LEDGER as D1Database;
-const unique = (prefix: string) => `${prefix}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
-
-function trackJob(user: string, name: string, messageId = unique("m")): VeroJob {
-  return {
-    v: 1,
-    kind: "vero",
-    messageId,
-    user,
-    requests: [
-      {
-        method: "POST",
-        path: "/events/track",
-        body: { identity: { id: user }, event_name: name, data: {}, extras: { created_at: 1, source: "segment" } },
-      },
-    ],
-  };
-}
 
 function identifyWithTags(user: string, messageId = unique("m")): VeroJob {
-  return {
-    v: 1,
-    kind: "vero",
-    messageId,
+  return veroJob(
     user,
-    requests: [
+    [
       { method: "POST", path: "/users/track", body: { id: user, email: `${user}@example.com`, data: {} } },
       { method: "PUT", path: "/users/tags/edit", body: { id: user, add: ["vip"] } },
     ],
-  };
+    messageId,
+  );
 }
-
-/** What Vero was asked, in order: "METHOD /path who what" with the credential left out. */
-const summary = (calls: RecordedCall[]) =>
-  calls.map((call) => {
-    const body = call.body as { id?: string; identity?: { id?: string }; event_name?: string };
-    return `${call.status} ${call.path.replace("/api/v2", "")} ${body.id ?? body.identity?.id}${body.event_name ? ` ${body.event_name}` : ""}`;
-  });
 
 describe("the Vero queue consumer", () => {
   it("runs each job's calls in order, keeps each user's jobs in batch order, and acks them", async () => {
