@@ -1,4 +1,4 @@
-import { cloudflareTest } from "@cloudflare/vitest-plugin";
+import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 import { devBindings } from "./dev/dev-settings.ts";
 
@@ -10,10 +10,14 @@ export default defineConfig({
       {
         // Tests of the Worker, run inside workerd against the stand-ins.
         plugins: [
-          cloudflareTest(({ inject }) => ({
+          cloudflareTest(async ({ inject }) => ({
             wrangler: { configPath: "./wrangler.toml" },
             miniflare: {
-              bindings: devBindings(inject("segmentOrigin"), inject("veroOrigin")),
+              bindings: {
+                ...devBindings(inject("segmentOrigin"), inject("veroOrigin")),
+                // The ledger's schema, applied by test/worker/apply-migrations.ts before any test runs.
+                TEST_MIGRATIONS: await readD1Migrations("./migrations"),
+              },
             },
           })),
         ],
@@ -21,6 +25,7 @@ export default defineConfig({
           name: "worker",
           include: ["test/worker/**/*.test.ts"],
           globalSetup: ["test/global-setup.ts"],
+          setupFiles: ["test/worker/apply-migrations.ts"],
         },
       },
       {

@@ -3,13 +3,14 @@
  * process, for Node-side code that needs a real HTTP endpoint: the sandbox,
  * end-to-end tests with official SDKs, and the benchmarks.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
+import { promisify } from "node:util";
 
 export interface BridgeOptions {
   /** Bindings given with `--var` (development values only: they show in `ps`). */
@@ -27,6 +28,12 @@ export interface BridgeOptions {
   readyPath?: string;
   /** Extra `wrangler dev` arguments. */
   args?: string[];
+  /**
+   * Applies the D1 migrations (the LEDGER binding's schema, migrations/) to the
+   * instance's local state before it starts. Defaults to true with the
+   * project's wrangler.toml, false with another config.
+   */
+  migrate?: boolean;
 }
 
 export interface RunningBridge {
@@ -40,6 +47,26 @@ export const WRANGLER_BIN = join(
   "bin",
   "wrangler.js",
 );
+
+// Offline by design: no telemetry, no fetch of Cloudflare's `Request.cf` data.
+const WRANGLER_ENV = { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" };
+
+/**
+ * `wrangler d1 migrations apply LEDGER --local` into `state`, the directory
+ * `wrangler dev --persist-to` then reads: a fresh clone needs no manual step.
+ */
+async function applyMigrations(state: string, config?: string): Promise<void> {
+  const args = [WRANGLER_BIN, "d1", "migrations", "apply", "LEDGER", "--local", "--persist-to", state];
+  if (config) args.push("--config", config);
+  try {
+    // CI=true: answer wrangler's "apply these migrations?" prompt without a terminal.
+    await promisify(execFile)(process.execPath, args, { env: { ...WRANGLER_ENV, CI: "true" } });
+  } catch (error) {
+    const { stdout = "", stderr = "" } = error as { stdout?: string; stderr?: string };
+    await rm(state, { recursive: true, force: true });
+    throw new Error(`wrangler d1 migrations apply failed:\n${stdout}${stderr}`);
+  }
+}
 
 /** wrangler dev wants a concrete port; ask the kernel for a free one. */
 export function freePort(): Promise<number> {
@@ -56,8 +83,9 @@ export function freePort(): Promise<number> {
 export async function startBridge(options: BridgeOptions): Promise<RunningBridge> {
   const port = options.port ?? (await freePort());
   const inspectorPort = await freePort();
-  // Each instance keeps its local state (queues, KV) apart from the others.
+  // Each instance keeps its local state (queues, D1) apart from the others.
   const state = await mkdtemp(join(tmpdir(), "bridge-state-"));
+  if (options.migrate ?? options.config === undefined) await applyMigrations(state, options.config);
   const args = [
     WRANGLER_BIN,
     "dev",
@@ -76,8 +104,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
   ];
   const child = spawn(process.execPath, args, {
     stdio: ["ignore", options.stdio ?? "inherit", options.stdio ?? "inherit"],
-    // Offline by design: no telemetry, no fetch of Cloudflare's `Request.cf` data.
-    env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" },
+    env: WRANGLER_ENV,
   });
   for (const stream of [child.stdout, child.stderr])
     if (stream) createInterface({ input: stream }).on("line", (line) => options.onLine?.(line));

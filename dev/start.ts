@@ -53,6 +53,8 @@ print(`\nReady on ${bridge.url}`);
 print(`  Vero webhook URL:      ${bridge.url}/vero/webhook?token=${DEV_SECRETS.VERO_WEBHOOK_TOKEN}`);
 print(`  Segment webhook URL:   ${bridge.url}/segment   (shared secret ${DEV_SECRETS.SEGMENT_SHARED_SECRET})`);
 print(`  Dead letters:          ${bridge.url}/admin/dead-letters   (Authorization: Bearer ${DEV_SECRETS.ADMIN_TOKEN})`);
+print(`  Hourly counters:       ${bridge.url}/admin/counters?since=<ISO time>   (same token)`);
+print("The ledger (local D1, migrations applied at start) skips Vero calls already made for a messageId.");
 print(
   "Both directions are queued (wrangler.toml binds the queues): routes answer 202, delivery follows within seconds.",
 );

@@ -15,6 +15,8 @@ export const app = new Hono<AppEnv>()
       version: VERSION,
       inbound: settings.inbound.ready,
       outbound: settings.outbound.ready,
+      // Whether re-sent events are recognised (the LEDGER binding): without it Vero may receive them twice.
+      dedup: c.env.LEDGER !== undefined,
     });
   })
   .all("/health", methodNotAllowed(["GET", "HEAD"]))

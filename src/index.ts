@@ -2,6 +2,7 @@ import { app } from "./app.ts";
 import { consumeSegmentBatch } from "./inbound/consumer.ts";
 import { consumeVeroBatch } from "./outbound/consumer.ts";
 import type { Env } from "./shared/env.ts";
+import { pruneLedger, retentionDays } from "./shared/ledger.ts";
 import { log } from "./shared/log.ts";
 import { consumeDeadLetterQueue, QUEUE_NAMES } from "./shared/queue.ts";
 
@@ -13,9 +14,9 @@ async function queue(batch: MessageBatch<unknown>, env: Env): Promise<void> {
     case QUEUE_NAMES.vero:
       return consumeVeroBatch(batch, env);
     case QUEUE_NAMES.segmentDeadLetters:
-      return consumeDeadLetterQueue(batch, "segment", env.DEAD_LETTERS);
+      return consumeDeadLetterQueue(batch, "segment", env.LEDGER);
     case QUEUE_NAMES.veroDeadLetters:
-      return consumeDeadLetterQueue(batch, "vero", env.DEAD_LETTERS);
+      return consumeDeadLetterQueue(batch, "vero", env.LEDGER);
     default:
       // A queue wired to this Worker by mistake: its messages are kept (retried) for whoever fixes the wiring.
       log("error", "no consumer for this queue; retrying its batch", {
@@ -26,7 +27,16 @@ async function queue(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   }
 }
 
+/** The Cron Trigger in wrangler.toml: the ledger forgets recorded calls and counters past their retention. */
+async function scheduled(_controller: ScheduledController, env: Env): Promise<void> {
+  if (!env.LEDGER) return;
+  const days = retentionDays(env);
+  const pruned = await pruneLedger(env.LEDGER, days);
+  log("info", "ledger pruned", { retentionDays: days, ...pruned });
+}
+
 export default {
   fetch: app.fetch,
   queue,
+  scheduled,
 } satisfies ExportedHandler<Env>;

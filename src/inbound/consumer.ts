@@ -8,8 +8,9 @@
 import type { Env } from "../shared/env.ts";
 import { DeliveryError } from "../shared/errors.ts";
 import { jsonBytes } from "../shared/json.ts";
+import { Counters } from "../shared/ledger.ts";
 import { log } from "../shared/log.ts";
-import { describeIssues, type Outcome, retryBaseSeconds, settle } from "../shared/queue.ts";
+import { describeIssues, type Outcome, retryBaseSeconds, Settlement } from "../shared/queue.ts";
 import { describeUnready, type InboundSettings, settingsFor } from "../shared/settings.ts";
 import { MAX_SEGMENT_MESSAGE_BYTES, segmentJobSchema } from "./job.ts";
 import type { SegmentMessage } from "./map.ts";
@@ -118,31 +119,35 @@ async function deliver(settings: InboundSettings, messages: SegmentMessage[]): P
 }
 
 export async function consumeSegmentBatch(batch: MessageBatch<unknown>, env: Env): Promise<void> {
-  const context = {
-    source: "segment" as const,
-    deadLetters: env.DEAD_LETTERS,
-    retryBaseSeconds: retryBaseSeconds(env),
-  };
+  const settlement = new Settlement("segment", retryBaseSeconds(env));
+  const counters = new Counters();
+  // Counters and dead letters are written once per batch, whatever way it ends.
+  const flush = () => settlement.flush(env.LEDGER, env.LEDGER ? [counters.statement(env.LEDGER)] : []);
   const valid: { queued: Message<unknown>; message: SegmentMessage }[] = [];
   for (const queued of batch.messages) {
     const parsed = segmentJobSchema.safeParse(queued.body);
     if (parsed.success) valid.push({ queued, message: parsed.data.message });
     else {
       // No retry can make a malformed body deliverable; the dead letter keeps it for a look.
-      await settle(
-        queued,
-        { ok: false, retryable: false, reason: `malformed Segment queue message: ${describeIssues(parsed.error)}` },
-        context,
-      );
+      settlement.settle(queued, {
+        ok: false,
+        retryable: false,
+        reason: `malformed Segment queue message: ${describeIssues(parsed.error)}`,
+      });
+      counters.add("inbound", "(malformed)", "dead_lettered");
     }
   }
-  if (valid.length === 0) return;
+  if (valid.length === 0) {
+    await flush();
+    return;
+  }
 
   const inbound = settingsFor(env).inbound;
   if (!inbound.ready) {
     const reason = describeUnready("inbound", inbound);
     log("error", "segment consumer cannot deliver", { queue: batch.queue, messages: valid.length, reason });
-    for (const { queued } of valid) await settle(queued, { ok: false, retryable: true, reason }, context);
+    for (const { queued } of valid) settlement.settle(queued, { ok: false, retryable: true, reason });
+    await flush();
     return;
   }
 
@@ -155,8 +160,14 @@ export async function consumeSegmentBatch(batch: MessageBatch<unknown>, env: Env
   for (const { queued, message } of valid) {
     const outcome = outcomeOf(byId.get(message.messageId));
     if (!outcome.ok) failed++;
-    await settle(queued, outcome, context);
+    const fate = settlement.settle(queued, outcome);
+    counters.add(
+      "inbound",
+      message.type === "track" ? message.event : message.type,
+      fate === "acked" ? "delivered" : fate,
+    );
   }
+  await flush();
   log(failed === 0 ? "info" : "warn", "segment batch", {
     queue: batch.queue,
     messages: batch.messages.length,

@@ -9,24 +9,33 @@
  * do not overtake it. A permanent failure is dead-lettered and the user's
  * later jobs go on: they do not depend on a call Vero refuses.
  *
- * A job that failed after some of its calls succeeded is acked, and what is
- * left of it continues as a new job (same messageId, `step` = calls done):
- * a retry of the whole job would repeat its events/track, which Vero would
- * record twice.
+ * With the ledger (LEDGER bound), the calls Vero accepted are recorded, so
+ * a job retried or re-driven after some of its calls succeeded resumes
+ * after them, and a re-sent event is not sent again. Without it, a job that
+ * failed after some of its calls succeeded is acked, and what is left of it
+ * continues as a new job (same messageId, `step` = calls done): a retry of
+ * the whole job would repeat its events/track, which Vero would record twice.
  */
 import type { Env } from "../shared/env.ts";
-import { DeliveryError } from "../shared/errors.ts";
-import { log } from "../shared/log.ts";
-import { backoffSeconds, describeIssues, type Outcome, retryBaseSeconds, settle } from "../shared/queue.ts";
+import type { DeliveryError } from "../shared/errors.ts";
+import { describeError, log } from "../shared/log.ts";
+import {
+  backoffSeconds,
+  describeIssues,
+  type Fate,
+  type Outcome,
+  retryBaseSeconds,
+  Settlement,
+} from "../shared/queue.ts";
 import { describeUnready, type OutboundSettings, settingsFor } from "../shared/settings.ts";
+import { CallLedger, callName } from "./calls.ts";
 import { type VeroJob, veroJobSchema } from "./job.ts";
 import type { VeroRequest } from "./map.ts";
-import { sendToVero } from "./vero.ts";
 
 /** How many users' jobs run at once. */
 export const VERO_CONCURRENCY = 5;
 
-type Settle = (message: Message<unknown>, outcome: Outcome) => Promise<void>;
+type Settle = (message: Message<unknown>, outcome: Outcome) => Fate;
 
 interface Pending {
   queued: Message<unknown>;
@@ -39,6 +48,8 @@ interface Tally {
   retried: number;
   heldBack: number;
   deadLettered: number;
+  /** Calls not made again: the ledger (or an earlier job of the batch) holds them. */
+  skipped: number;
 }
 
 /**
@@ -50,25 +61,6 @@ function alreadyDone(request: VeroRequest, error: DeliveryError, attempts: numbe
   return request.path === "/users/delete" && error.status === 404 && attempts > 1;
 }
 
-/** Makes a job's calls one by one; says how many succeeded and, if one failed, why. */
-async function runCalls(
-  target: OutboundSettings,
-  job: VeroJob,
-  attempts: number,
-): Promise<{ done: number; error?: DeliveryError }> {
-  for (const [index, request] of job.requests.entries()) {
-    try {
-      await sendToVero(target, [request]);
-    } catch (error) {
-      // Anything but a DeliveryError is a bug: it escapes, and the runtime retries what is not settled yet.
-      if (!(error instanceof DeliveryError)) throw error;
-      if (alreadyDone(request, error, attempts)) continue;
-      return { done: index, error };
-    }
-  }
-  return { done: job.requests.length };
-}
-
 async function runGroup(
   jobs: Pending[],
   target: OutboundSettings,
@@ -76,13 +68,17 @@ async function runGroup(
   base: number,
   settleOne: Settle,
   tally: Tally,
+  ledger: CallLedger,
 ): Promise<void> {
+  const count = (request: VeroRequest | undefined, fate: Fate) => {
+    if (request && fate !== "acked") ledger.counters.add("outbound", callName(request), fate);
+  };
   // Set once a job of this user is to be retried: the user's later jobs wait behind it.
   let blockedBy: { messageId: string; delaySeconds: number } | undefined;
   for (const { queued, job } of jobs) {
     if (blockedBy) {
       tally.heldBack++;
-      await settleOne(queued, {
+      settleOne(queued, {
         ok: false,
         retryable: true,
         reason: `not attempted: an earlier job of the same user (${blockedBy.messageId}) is retried first`,
@@ -91,31 +87,40 @@ async function runGroup(
       continue;
     }
 
-    const { done, error } = await runCalls(target, job, queued.attempts);
+    const { done, skipped, error, failed } = await ledger.run(
+      target,
+      job.messageId,
+      job.requests,
+      job.step,
+      (request, failure) => alreadyDone(request, failure, queued.attempts),
+    );
+    tally.skipped += skipped;
     if (!error) {
       tally.delivered++;
-      await settleOne(queued, { ok: true });
+      settleOne(queued, { ok: true });
       continue;
     }
 
     const delaySeconds = backoffSeconds(queued.attempts, error.retryAfter, base);
-    if (done > 0) {
+    // With the ledger, the retry (or re-drive) of the whole job resumes after its recorded calls.
+    if (done > 0 && !ledger.dedup) {
       const continuation: VeroJob = { ...job, requests: job.requests.slice(done), step: (job.step ?? 0) + done };
       const enqueued = await enqueueContinuation(env, continuation, error.retryable ? delaySeconds : 0);
       if (enqueued === true) {
         tally.continued++;
-        await settleOne(queued, { ok: true });
+        settleOne(queued, { ok: true });
         if (error.retryable) blockedBy = { messageId: job.messageId, delaySeconds };
         continue;
       }
       // Without the continuation the whole job is retried, its first calls included (see docs/durability.md).
       tally.retried++;
-      await settleOne(queued, {
+      const fate = settleOne(queued, {
         ok: false,
         retryable: true,
         reason: `${error.message}; the rest could not be enqueued (${enqueued}), so the whole job is retried`,
         retryAfter: error.retryAfter,
       });
+      count(failed, fate);
       blockedBy = { messageId: job.messageId, delaySeconds };
       continue;
     }
@@ -123,10 +128,13 @@ async function runGroup(
     if (error.retryable) {
       tally.retried++;
       blockedBy = { messageId: job.messageId, delaySeconds };
-      await settleOne(queued, { ok: false, retryable: true, reason: error.message, retryAfter: error.retryAfter });
+      count(
+        failed,
+        settleOne(queued, { ok: false, retryable: true, reason: error.message, retryAfter: error.retryAfter }),
+      );
     } else {
       tally.deadLettered++;
-      await settleOne(queued, { ok: false, retryable: false, reason: error.message });
+      count(failed, settleOne(queued, { ok: false, retryable: false, reason: error.message }));
     }
   }
 }
@@ -156,8 +164,8 @@ async function pool(tasks: (() => Promise<void>)[], limit: number): Promise<void
 
 export async function consumeVeroBatch(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   const base = retryBaseSeconds(env);
-  const context = { source: "vero" as const, deadLetters: env.DEAD_LETTERS, retryBaseSeconds: base };
-  const settleOne: Settle = (message, outcome) => settle(message, outcome, context);
+  const settlement = new Settlement("vero", base);
+  const settleOne: Settle = (message, outcome) => settlement.settle(message, outcome);
 
   const groups = new Map<string, Pending[]>();
   let malformed = 0;
@@ -165,7 +173,7 @@ export async function consumeVeroBatch(batch: MessageBatch<unknown>, env: Env): 
     const parsed = veroJobSchema.safeParse(queued.body);
     if (!parsed.success) {
       malformed++;
-      await settleOne(queued, {
+      settleOne(queued, {
         ok: false,
         retryable: false,
         reason: `malformed Vero queue message: ${describeIssues(parsed.error)}`,
@@ -176,25 +184,29 @@ export async function consumeVeroBatch(batch: MessageBatch<unknown>, env: Env): 
     group.push({ queued, job: parsed.data });
     groups.set(parsed.data.user, group);
   }
-  if (groups.size === 0) return;
-  // A retried job comes back behind newer ones; the enqueue time puts it back in front (the sort is stable).
-  const enqueuedAt = ({ queued, job }: Pending) => job.at ?? queued.timestamp.getTime();
-  for (const group of groups.values()) group.sort((a, b) => enqueuedAt(a) - enqueuedAt(b));
+  sortGroups(groups);
 
-  const outbound = settingsFor(env).outbound;
-  if (!outbound.ready) {
-    const reason = describeUnready("outbound", outbound);
-    log("error", "vero consumer cannot deliver", { queue: batch.queue, messages: batch.messages.length, reason });
-    for (const group of groups.values())
-      for (const { queued } of group) await settleOne(queued, { ok: false, retryable: true, reason });
-    return;
+  const tally: Tally = { delivered: 0, continued: 0, retried: 0, heldBack: 0, deadLettered: 0, skipped: 0 };
+  const ledger = await openLedger(env, groups, settleOne);
+  if (ledger && groups.size > 0) {
+    const outbound = settingsFor(env).outbound;
+    if (outbound.ready) {
+      await pool(
+        [...groups.values()].map(
+          (jobs) => () => runGroup(jobs, outbound.settings, env, base, settleOne, tally, ledger),
+        ),
+        VERO_CONCURRENCY,
+      );
+    } else {
+      const reason = describeUnready("outbound", outbound);
+      log("error", "vero consumer cannot deliver", { queue: batch.queue, messages: batch.messages.length, reason });
+      for (const group of groups.values())
+        for (const { queued } of group) settleOne(queued, { ok: false, retryable: true, reason });
+    }
   }
-
-  const tally: Tally = { delivered: 0, continued: 0, retried: 0, heldBack: 0, deadLettered: 0 };
-  await pool(
-    [...groups.values()].map((jobs) => () => runGroup(jobs, outbound.settings, env, base, settleOne, tally)),
-    VERO_CONCURRENCY,
-  );
+  if (malformed > 0) ledger?.counters.add("outbound", "(malformed)", "dead_lettered", malformed);
+  const writes = await settlement.flush(env.LEDGER, ledger?.statements() ?? []);
+  if (groups.size === 0 && malformed === 0) return;
   const clean = tally.retried + tally.heldBack + tally.deadLettered + malformed === 0;
   log(clean ? "info" : "warn", "vero batch", {
     queue: batch.queue,
@@ -202,5 +214,33 @@ export async function consumeVeroBatch(batch: MessageBatch<unknown>, env: Env): 
     users: groups.size,
     ...tally,
     malformed,
+    ledgerQueries: (ledger?.queries ?? 0) + writes,
   });
+}
+
+/** A retried job comes back behind newer ones; the enqueue time puts it back in front (the sort is stable). */
+function sortGroups(groups: Map<string, Pending[]>): void {
+  const enqueuedAt = ({ queued, job }: Pending) => job.at ?? queued.timestamp.getTime();
+  for (const group of groups.values()) group.sort((a, b) => enqueuedAt(a) - enqueuedAt(b));
+}
+
+/**
+ * The batch's recorded calls, read in one query. When the ledger cannot be
+ * read the batch is retried: sending blind could repeat what Vero already has.
+ */
+async function openLedger(
+  env: Env,
+  groups: Map<string, Pending[]>,
+  settleOne: Settle,
+): Promise<CallLedger | undefined> {
+  const messageIds = [...groups.values()].flatMap((group) => group.map(({ job }) => job.messageId));
+  try {
+    return await CallLedger.open(env.LEDGER, messageIds);
+  } catch (error) {
+    const reason = `the ledger could not be read: ${describeError(error)}`;
+    log("error", "vero consumer cannot check its ledger", { messages: messageIds.length, reason });
+    for (const group of groups.values())
+      for (const { queued } of group) settleOne(queued, { ok: false, retryable: true, reason });
+    return undefined;
+  }
 }

@@ -4,14 +4,21 @@
  * retry (503), drop (400) or move on (200).
  */
 import { enqueueFailed, queueFor } from "../shared/enqueue.ts";
-import { BridgeError, badRequest, DeliveryError } from "../shared/errors.ts";
+import { BridgeError, badRequest, type DeliveryError } from "../shared/errors.ts";
 import type { AppContext } from "../shared/http.ts";
-import { log } from "../shared/log.ts";
+import { Counters } from "../shared/ledger.ts";
+import { describeError, log } from "../shared/log.ts";
+import { CallLedger, callName } from "./calls.ts";
 import { enqueueJobs } from "./enqueue.ts";
 import { orderingKey } from "./job.ts";
 import { mapSegmentEvent, type VeroRequest } from "./map.ts";
-import { messageIdOf, parseSegmentBody, parseSegmentEvent, type SegmentEventType } from "./schema.ts";
-import { sendToVero } from "./vero.ts";
+import {
+  messageIdOf,
+  parseSegmentBody,
+  parseSegmentEvent,
+  SEGMENT_EVENT_TYPES,
+  type SegmentEventType,
+} from "./schema.ts";
 
 export type EventOutcome = "delivered" | "queued" | "skipped" | "invalid" | "failed";
 
@@ -37,7 +44,7 @@ const LOGGED_MESSAGE_IDS = 50;
 export async function handleSegmentRequest(c: AppContext, impliedType?: SegmentEventType): Promise<Response> {
   const started = Date.now();
   const route = c.req.path;
-  // Before the body is read: queue mode without its dead-letter store is a 503 naming the binding.
+  // Before the body is read: queue mode without the ledger (its dead letters) is a 503 naming the binding.
   const queue = queueFor(c.env, "VERO_QUEUE");
   const body = parseSegmentBody(await c.req.text());
   if (!body.ok) {
@@ -59,9 +66,15 @@ export async function handleSegmentRequest(c: AppContext, impliedType?: SegmentE
     return { result: { ...result, outcome: "failed" }, requests: mapped.requests, user };
   });
 
+  const counters = new Counters();
+  for (const [index, job] of jobs.entries())
+    if (job.result.outcome === "invalid")
+      counters.add("outbound", refusedName(body.events[index], impliedType), "refused");
   let retryAfter: number | undefined;
-  if (queue) await enqueueJobs(queue, jobs);
-  else retryAfter = await deliver(c, jobs);
+  if (queue) {
+    await enqueueJobs(queue, jobs);
+    writeCounters(c, counters);
+  } else retryAfter = await deliver(c, jobs, counters);
   const results = jobs.map((job) => job.result);
   const count = (outcome: EventOutcome) => results.filter((result) => result.outcome === outcome).length;
   const failed = results.filter((result) => result.outcome === "failed");
@@ -105,13 +118,15 @@ export async function handleSegmentRequest(c: AppContext, impliedType?: SegmentE
 }
 
 /**
- * Sends each job's requests in arrival order. After the first retryable
- * failure the rest are not attempted: Segment retries the whole request
- * anyway, and an unavailable Vero should not take thousands more calls.
- * Returns the Retry-After Vero asked for, if any.
+ * Sends each job's requests in arrival order, skipping the calls the ledger
+ * holds (the same event sent before, through any route). After the first
+ * retryable failure the rest are not attempted: Segment retries the whole
+ * request anyway, and an unavailable Vero should not take thousands more
+ * calls. Returns the Retry-After Vero asked for, if any.
  */
-async function deliver(c: AppContext, jobs: Job[]): Promise<number | undefined> {
+async function deliver(c: AppContext, jobs: Job[], refused: Counters): Promise<number | undefined> {
   const target = c.get("outbound");
+  const ledger = await openLedger(c, jobs);
   let halted: DeliveryError | undefined;
   for (const job of jobs) {
     if (job.requests.length === 0) continue;
@@ -120,17 +135,67 @@ async function deliver(c: AppContext, jobs: Job[]): Promise<number | undefined> 
       job.result.retryable = true;
       continue;
     }
-    try {
-      await sendToVero(target, job.requests);
+    const { error, failed } = await ledger.run(target, job.result.messageId ?? `#${job.result.index}`, job.requests);
+    if (!error) {
       job.result.outcome = "delivered";
+      continue;
+    }
+    job.result.error = error.message;
+    job.result.retryable = error.retryable;
+    // Inline there is no dead letter: Segment retries (503) or drops (400) the event.
+    if (failed) ledger.counters.add("outbound", callName(failed), error.retryable ? "retried" : "refused");
+    if (error.retryable) halted = error;
+  }
+  ledger.counters.merge(refused);
+  // Awaited, not left to waitUntil: Segment's retry of this request must find the calls recorded.
+  const writes = ledger.statements().filter((statement) => statement !== undefined);
+  if (ledger.db && writes.length > 0) {
+    try {
+      await ledger.db.batch(writes);
     } catch (error) {
-      if (!(error instanceof DeliveryError)) throw error;
-      job.result.error = error.message;
-      job.result.retryable = error.retryable;
-      if (error.retryable) halted = error;
+      log("error", "could not record Vero calls in the ledger; a re-sent event may repeat them", {
+        error: describeError(error),
+      });
     }
   }
   return halted?.retryAfter;
+}
+
+/** The request's recorded calls, in one query; a ledger that cannot be read is a 503 (Segment retries). */
+async function openLedger(c: AppContext, jobs: Job[]): Promise<CallLedger> {
+  const messageIds = jobs.flatMap((job) =>
+    job.requests.length > 0 && job.result.messageId ? [job.result.messageId] : [],
+  );
+  try {
+    return await CallLedger.open(c.env.LEDGER, messageIds);
+  } catch (error) {
+    throw new BridgeError(
+      503,
+      "ledger_unavailable",
+      `the ledger could not be read; retry later (${describeError(error)})`,
+      {
+        cause: error,
+      },
+    );
+  }
+}
+
+/** What a refused event is counted under: its type, or "(unknown)" when it has none the bridge knows. */
+function refusedName(input: unknown, impliedType?: SegmentEventType): string {
+  const type = impliedType ?? (input as { type?: unknown } | null)?.type;
+  return (SEGMENT_EVENT_TYPES as readonly unknown[]).includes(type) ? `${type}` : "(unknown)";
+}
+
+/** Queue mode's refused counts: one statement after the answer, never one per event. */
+function writeCounters(c: AppContext, counters: Counters): void {
+  const statement = c.env.LEDGER && counters.statement(c.env.LEDGER);
+  if (!statement) return;
+  c.executionCtx.waitUntil(
+    statement.run().then(
+      () => undefined,
+      (error: unknown) => log("warn", "could not count refused events", { error: describeError(error) }),
+    ),
+  );
 }
 
 function firstError(failed: EventResult[], retryable: boolean): string {

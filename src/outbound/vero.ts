@@ -21,16 +21,18 @@ export type VeroTarget = Pick<OutboundSettings, "veroApiUrl" | "veroCredential">
  * Throws a DeliveryError: `retryable` for 429, 5xx, timeouts and network
  * errors; permanent, with Vero's own message, for any other 4xx.
  */
-export async function sendToVero(target: VeroTarget, requests: readonly VeroRequest[]): Promise<void> {
-  for (const request of requests) await sendOne(target, request);
+export async function sendToVero(target: VeroTarget, requests: readonly VeroRequest[]): Promise<number[]> {
+  const statuses: number[] = [];
+  for (const request of requests) statuses.push(await sendOne(target, request));
+  return statuses;
 }
 
 /**
  * One call, and one log line for it whatever its outcome: which call,
  * Vero's status, how long it took and whether a retry may help. Never the
- * body, which holds the credential and the user's email.
+ * body, which holds the credential and the user's email. Resolves with Vero's status.
  */
-async function sendOne(target: VeroTarget, request: VeroRequest): Promise<void> {
+async function sendOne(target: VeroTarget, request: VeroRequest): Promise<number> {
   const call = `${request.method} ${request.path}`;
   const started = Date.now();
   try {
@@ -42,6 +44,7 @@ async function sendOne(target: VeroTarget, request: VeroRequest): Promise<void> 
       status,
       durationMs: Date.now() - started,
     });
+    return status;
   } catch (error) {
     log("warn", "vero call", {
       upstream: "vero",

@@ -1,15 +1,23 @@
 import { Hono, type MiddlewareHandler } from "hono";
 import * as z from "zod/mini";
-import { type DeadLetter, deleteDeadLetter, getDeadLetter, listDeadLetters } from "./dead-letters.ts";
-import type { Env } from "./env.ts";
-import { BridgeError, unauthorized } from "./errors.ts";
+import { type DeadLetter, redriveDeadLetter, requireLedger } from "./dead-letters.ts";
+import { BridgeError, badRequest, unauthorized } from "./errors.ts";
 import { type AppEnv, methodNotAllowed, notConfigured } from "./http.ts";
+import {
+  BadCursor,
+  type DeadLetterFilter,
+  deadLetterSource,
+  deleteDeadLetter,
+  getDeadLetter,
+  listDeadLetters,
+  readCounters,
+} from "./ledger.ts";
 import { log } from "./log.ts";
 import { matchesAnySecret } from "./secrets.ts";
 import { settingsFor } from "./settings.ts";
 import "./zod.ts";
 
-/** The admin routes need the token and the store; without either they say which is missing. */
+/** The admin routes need the token and the ledger; without either they say which is missing. */
 const requireAdmin: MiddlewareHandler<AppEnv> = async (c, next) => {
   const state = settingsFor(c.env).admin;
   if (!state.ready) {
@@ -18,77 +26,104 @@ const requireAdmin: MiddlewareHandler<AppEnv> = async (c, next) => {
   const match = c.req.header("Authorization")?.match(/^Bearer\s+(\S+)\s*$/i);
   if (!match?.[1]) throw unauthorized("missing Authorization: Bearer <ADMIN_TOKEN>");
   if (!(await matchesAnySecret(match[1], state.settings.adminTokens))) throw unauthorized("wrong admin token");
-  if (!c.env.DEAD_LETTERS) {
-    throw new BridgeError(503, "not_configured", "the DEAD_LETTERS KV namespace is not bound (see wrangler.toml)");
-  }
+  requireLedger(c.env);
   await next();
 };
 
-function store(env: Env): KVNamespace {
-  // requireAdmin has checked the binding; this narrows the type for the handlers.
-  return env.DEAD_LETTERS as KVNamespace;
-}
-
-async function mustGet(env: Env, id: string): Promise<DeadLetter> {
-  const letter = await getDeadLetter(store(env), id);
+async function mustGet(db: D1Database, id: string): Promise<DeadLetter> {
+  const letter = await getDeadLetter(db, id);
   if (!letter) throw new BridgeError(404, "not_found", `no dead letter ${id}`);
   return letter;
 }
 
-/** Sends a dead letter back to the queue it came from, then forgets it. */
-async function redrive(env: Env, letter: DeadLetter): Promise<void> {
-  const queue = letter.source === "segment" ? env.SEGMENT_QUEUE : env.VERO_QUEUE;
-  const binding = letter.source === "segment" ? "SEGMENT_QUEUE" : "VERO_QUEUE";
-  if (!queue) throw new BridgeError(503, "not_configured", `${binding} is not bound: cannot re-drive ${letter.id}`);
-  // Sent before the delete: a crash in between leaves a duplicate to delete, never a loss.
-  await queue.send(letter.body, { contentType: "json" });
-  await deleteDeadLetter(store(env), letter.id);
-  log("info", "dead letter re-driven", { id: letter.id, source: letter.source });
-}
+const isoTime = z.pipe(
+  z.string().check(z.refine((value) => !Number.isNaN(Date.parse(value)), { error: "must be an ISO date and time" })),
+  z.transform((value) => new Date(value).toISOString()),
+);
 
 const listQuery = z.object({
+  source: z.optional(deadLetterSource),
+  reason: z.optional(z.string().check(z.minLength(1))),
+  since: z.optional(isoTime),
   cursor: z.optional(z.string()),
-  limit: z.optional(z.pipe(z.coerce.number(), z.int().check(z.minimum(1), z.maximum(1000)))),
+  limit: z.optional(
+    z.pipe(
+      z.coerce.number(),
+      z
+        .int({ error: "must be a whole number from 1 to 1000" })
+        .check(
+          z.minimum(1, "must be a whole number from 1 to 1000"),
+          z.maximum(1000, "must be a whole number from 1 to 1000"),
+        ),
+    ),
+  ),
 });
 
-function parseListQuery(query: Record<string, string>) {
-  const parsed = listQuery.safeParse(query);
-  if (!parsed.success) throw new BridgeError(400, "bad_request", "limit must be a whole number from 1 to 1000");
-  return parsed.data;
+const countersQuery = z.object({ since: isoTime, until: z.optional(isoTime) });
+
+/** A query's first problem, named: `limit: ...`. */
+function parseQuery<T>(schema: z.ZodMiniType<T>, query: Record<string, string>): T {
+  const parsed = schema.safeParse(query);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  throw badRequest(`${issue?.path.join(".") || "query"}: ${issue?.message ?? "is invalid"}`);
+}
+
+async function listPage(db: D1Database, query: Record<string, string>) {
+  const filter: DeadLetterFilter = parseQuery(listQuery, query);
+  try {
+    return await listDeadLetters(db, filter);
+  } catch (error) {
+    if (error instanceof BadCursor) throw badRequest(`cursor: ${error.message}`);
+    throw error;
+  }
 }
 
 /** Mounted at `/admin`: bearer `ADMIN_TOKEN`, checked before anything else runs. */
 export const adminRoutes = new Hono<AppEnv>()
   .use("*", requireAdmin)
   .get("/dead-letters", async (c) => {
-    const page = await listDeadLetters(store(c.env), parseListQuery(c.req.query()));
+    const page = await listPage(requireLedger(c.env), c.req.query());
     return c.json({ ok: true, ...page });
   })
   .post("/dead-letters/redrive", async (c) => {
     // Re-drives one page at a time, so a huge backlog cannot exhaust one request's limits.
-    const page = await listDeadLetters(store(c.env), parseListQuery(c.req.query()));
+    const db = requireLedger(c.env);
+    const page = await listPage(db, c.req.query());
     const redriven: string[] = [];
     for (const summary of page.letters) {
-      const letter = await getDeadLetter(store(c.env), summary.id);
+      const letter = await getDeadLetter(db, summary.id);
       if (!letter) continue; // deleted meanwhile by someone else
-      await redrive(c.env, letter);
+      await redriveDeadLetter(c.env, letter);
       redriven.push(letter.id);
     }
     return c.json({ ok: true, redriven, cursor: page.cursor });
   })
   .all("/dead-letters/redrive", methodNotAllowed(["POST"]))
   .all("/dead-letters", methodNotAllowed(["GET"]))
-  .get("/dead-letters/:id", async (c) => c.json({ ok: true, letter: await mustGet(c.env, c.req.param("id")) }))
+  .get("/dead-letters/:id", async (c) =>
+    c.json({ ok: true, letter: await mustGet(requireLedger(c.env), c.req.param("id")) }),
+  )
   .delete("/dead-letters/:id", async (c) => {
-    const letter = await mustGet(c.env, c.req.param("id"));
-    await deleteDeadLetter(store(c.env), letter.id);
+    const db = requireLedger(c.env);
+    const letter = await mustGet(db, c.req.param("id"));
+    await deleteDeadLetter(db, letter.id);
     log("info", "dead letter deleted", { id: letter.id, source: letter.source });
     return c.json({ ok: true, deleted: letter.id });
   })
   .all("/dead-letters/:id", methodNotAllowed(["GET", "DELETE"]))
   .post("/dead-letters/:id/redrive", async (c) => {
-    const letter = await mustGet(c.env, c.req.param("id"));
-    await redrive(c.env, letter);
+    const letter = await mustGet(requireLedger(c.env), c.req.param("id"));
+    await redriveDeadLetter(c.env, letter);
     return c.json({ ok: true, redriven: letter.id });
   })
-  .all("/dead-letters/:id/redrive", methodNotAllowed(["POST"]));
+  .all("/dead-letters/:id/redrive", methodNotAllowed(["POST"]))
+  .get("/counters", async (c) => {
+    const { since, until } = parseQuery(countersQuery, c.req.query());
+    const counters = await readCounters(requireLedger(c.env), {
+      since: new Date(since),
+      until: until === undefined ? undefined : new Date(until),
+    });
+    return c.json({ ok: true, counters });
+  })
+  .all("/counters", methodNotAllowed(["GET"]));

@@ -8,19 +8,19 @@ import { describeError } from "./log.ts";
 
 /**
  * The queue a route enqueues to, or undefined for inline delivery. Queue
- * mode needs the dead-letter store as well: without it an undeliverable
+ * mode needs the ledger, where dead letters are kept, as well: without it an undeliverable
  * message would have nowhere to go but retries, so the route refuses to
  * accept events it could lose, and says which binding is missing.
  */
 export function queueFor(env: Env, binding: "SEGMENT_QUEUE" | "VERO_QUEUE"): Queue<unknown> | undefined {
   const queue = env[binding];
   if (!queue) return undefined;
-  if (!env.DEAD_LETTERS) {
+  if (!env.LEDGER) {
     throw new BridgeError(
       503,
       "not_configured",
-      `${binding} is bound but DEAD_LETTERS is not: bind the DEAD_LETTERS KV namespace (see wrangler.toml)`,
-      { details: { missing: ["DEAD_LETTERS"], invalid: [] } },
+      `${binding} is bound but LEDGER is not: bind the LEDGER D1 database, which keeps the dead letters (see wrangler.toml)`,
+      { details: { missing: ["LEDGER"], invalid: [] } },
     );
   }
   return queue;

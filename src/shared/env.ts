@@ -26,6 +26,11 @@ export interface Env {
   VERO_QUEUE?: Queue<unknown>;
   /** Var: the queue consumers' first retry delay in seconds (default 5), doubling per attempt. */
   QUEUE_RETRY_BASE_SECONDS?: string;
-  /** Where messages that could not be delivered wait for an operator. */
-  DEAD_LETTERS?: KVNamespace;
+  /**
+   * The delivery ledger (D1): the Vero calls Vero accepted (so re-sent events are not repeated), dead letters
+   * and hourly counters. Queue mode needs it for its dead letters.
+   */
+  LEDGER?: D1Database;
+  /** Var: how many days the ledger keeps recorded calls and counters (default 7, at least 7). */
+  LEDGER_RETENTION_DAYS?: string;
 }

@@ -1,6 +1,6 @@
 import * as z from "zod/mini";
-import { type DeadLetterSource, storeDeadLetter } from "./dead-letters.ts";
 import type { Env } from "./env.ts";
+import { Counters, type DeadLetter, type DeadLetterSource, storeDeadLetterStatements } from "./ledger.ts";
 import { describeError, log } from "./log.ts";
 import { MAX_RETRIES } from "./queue-names.ts";
 import "./zod.ts";
@@ -53,69 +53,112 @@ export type Outcome =
   | { ok: false; retryable: true; reason: string; retryAfter?: number }
   | { ok: false; retryable: false; reason: string };
 
+/** What became of a message: acked (delivered), retried, or kept as a dead letter. */
+export type Fate = "acked" | "retried" | "dead_lettered";
+
 /**
- * Acts on one message's outcome, explicitly:
+ * One consumer batch's settling, the one place where a message's fate (ack,
+ * retry, dead letter) is decided:
  * - delivered: ack;
- * - permanent failure: stored as a dead letter with its reason, then ack;
+ * - permanent failure: kept as a dead letter with its reason, then ack;
  * - retryable failure: retry with backoff, until the last attempt, which is
- *   stored as a dead letter instead.
- * When the dead letter cannot be stored, the message is retried: it is never
- * acked without being delivered or kept.
+ *   kept as a dead letter instead.
+ * Dead letters are written by `flush`, with the batch's other ledger writes,
+ * in one round trip. When they cannot be stored, their messages are retried:
+ * a message is never acked without being delivered or kept.
  */
-export async function settle(
-  message: Message<unknown>,
-  outcome: Outcome,
-  context: { source: DeadLetterSource; deadLetters: KVNamespace | undefined; retryBaseSeconds?: number },
-): Promise<void> {
-  const base = context.retryBaseSeconds ?? BASE_DELAY_SECONDS;
-  if (outcome.ok) {
-    message.ack();
-    return;
-  }
-  const lastAttempt = message.attempts > MAX_RETRIES;
-  if (outcome.retryable && !lastAttempt) {
-    const delaySeconds = backoffSeconds(message.attempts, outcome.retryAfter, base);
-    log("warn", "delivery failed, will retry", {
-      queue: context.source,
-      id: message.id,
-      attempts: message.attempts,
-      delaySeconds,
-      reason: outcome.reason,
+export class Settlement {
+  private readonly letters: { message: Message<unknown>; letter: DeadLetter }[] = [];
+
+  constructor(
+    readonly source: DeadLetterSource,
+    readonly retryBaseSeconds = BASE_DELAY_SECONDS,
+  ) {}
+
+  settle(message: Message<unknown>, outcome: Outcome): Fate {
+    if (outcome.ok) {
+      message.ack();
+      return "acked";
+    }
+    const lastAttempt = message.attempts > MAX_RETRIES;
+    if (outcome.retryable && !lastAttempt) {
+      const delaySeconds = backoffSeconds(message.attempts, outcome.retryAfter, this.retryBaseSeconds);
+      log("warn", "delivery failed, will retry", {
+        queue: this.source,
+        id: message.id,
+        attempts: message.attempts,
+        delaySeconds,
+        reason: outcome.reason,
+      });
+      message.retry({ delaySeconds });
+      return "retried";
+    }
+    const reason = outcome.retryable
+      ? `retries exhausted after ${message.attempts} attempts: ${outcome.reason}`
+      : outcome.reason;
+    this.letters.push({
+      message,
+      letter: {
+        id: message.id,
+        source: this.source,
+        body: message.body,
+        reason,
+        permanent: !outcome.retryable,
+        attempts: message.attempts,
+        failedAt: new Date().toISOString(),
+      },
     });
-    message.retry({ delaySeconds });
-    return;
+    return "dead_lettered";
   }
-  const reason = outcome.retryable
-    ? `retries exhausted after ${message.attempts} attempts: ${outcome.reason}`
-    : outcome.reason;
-  try {
-    if (!context.deadLetters) throw new Error("the DEAD_LETTERS KV namespace is not bound");
-    await storeDeadLetter(context.deadLetters, {
-      id: message.id,
-      source: context.source,
-      body: message.body,
-      reason,
-      permanent: !outcome.retryable,
-      attempts: message.attempts,
-      failedAt: new Date().toISOString(),
-    });
-  } catch (error) {
-    log("error", "could not store a dead letter, will retry", {
-      queue: context.source,
-      id: message.id,
-      error: describeError(error),
-    });
-    message.retry({ delaySeconds: backoffSeconds(message.attempts, undefined, base) });
-    return;
+
+  /**
+   * Writes the dead letters and `statements` (the batch's calls and
+   * counters) in one `batch()`, then acks the dead-lettered messages, or
+   * retries them if the write failed. Returns the round trips made (0 or 1).
+   */
+  async flush(db: D1Database | undefined, statements: (D1PreparedStatement | undefined)[] = []): Promise<number> {
+    const writes = statements.filter((statement) => statement !== undefined);
+    if (writes.length === 0 && this.letters.length === 0) return 0;
+    let failure: unknown;
+    if (!db) failure = new Error("the LEDGER D1 database is not bound");
+    else {
+      try {
+        await db.batch([
+          ...writes,
+          ...storeDeadLetterStatements(
+            db,
+            this.letters.map(({ letter }) => letter),
+          ),
+        ]);
+      } catch (error) {
+        failure = error;
+      }
+    }
+    if (failure !== undefined) {
+      log("error", "could not write to the ledger; dead letters will retry", {
+        queue: this.source,
+        deadLetters: this.letters.length,
+        records: writes.length,
+        error: describeError(failure),
+      });
+    }
+    for (const { message, letter } of this.letters) {
+      if (failure !== undefined) {
+        message.retry({ delaySeconds: backoffSeconds(message.attempts, undefined, this.retryBaseSeconds) });
+        continue;
+      }
+      log("error", "delivery failed for good, dead-lettered", {
+        queue: this.source,
+        id: message.id,
+        attempts: message.attempts,
+        permanent: letter.permanent,
+        reason: letter.reason,
+      });
+      message.ack();
+    }
+    this.letters.length = 0;
+    return db ? 1 : 0;
   }
-  log("error", "delivery failed for good, dead-lettered", {
-    queue: context.source,
-    id: message.id,
-    attempts: message.attempts,
-    permanent: !outcome.retryable,
-    reason,
-  });
-  message.ack();
 }
 
 /**
@@ -126,13 +169,22 @@ export async function settle(
 export async function consumeDeadLetterQueue(
   batch: MessageBatch<unknown>,
   source: DeadLetterSource,
-  deadLetters: KVNamespace | undefined,
+  ledger: D1Database | undefined,
 ): Promise<void> {
+  const settlement = new Settlement(source);
+  const counters = new Counters();
   for (const message of batch.messages) {
-    await settle(
-      message,
-      { ok: false, retryable: false, reason: `reached the ${source} dead-letter queue: delivery attempts exhausted` },
-      { source, deadLetters },
-    );
+    settlement.settle(message, {
+      ok: false,
+      retryable: false,
+      reason: `reached the ${source} dead-letter queue: delivery attempts exhausted`,
+    });
   }
+  counters.add(
+    source === "vero" ? "outbound" : "inbound",
+    "(dead-letter queue)",
+    "dead_lettered",
+    batch.messages.length,
+  );
+  await settlement.flush(ledger, ledger ? [counters.statement(ledger)] : []);
 }

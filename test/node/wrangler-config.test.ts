@@ -56,9 +56,11 @@ describe("wrangler.toml", () => {
     }
   });
 
-  it("binds the dead-letter store", () => {
-    expect(config.kv_namespaces).toEqual(
-      expect.arrayContaining([expect.objectContaining({ binding: "DEAD_LETTERS" })]),
-    );
+  it("binds the ledger with its migrations, prunes it by cron, and keeps no KV dead-letter store", () => {
+    expect(config.d1_databases).toEqual([
+      expect.objectContaining({ binding: "LEDGER", database_name: expect.any(String), migrations_dir: "migrations" }),
+    ]);
+    expect(config.triggers?.crons).toHaveLength(1);
+    expect(config.kv_namespaces ?? []).toEqual([]);
   });
 });

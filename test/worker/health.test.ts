@@ -4,15 +4,27 @@ import pkg from "../../package.json";
 import { baseEnv, callWorker } from "./helpers.ts";
 
 describe("GET /health", () => {
-  it("answers 200 with the version and both directions configured", async () => {
+  it("answers 200 with the version, both directions configured, and de-duplication on (LEDGER bound)", async () => {
     const response = await callWorker(new Request("http://bridge/health"));
     expect(response.status).toBe(200);
-    expect(await response.json()).toEqual({ status: "ok", version: pkg.version, inbound: true, outbound: true });
+    expect(await response.json()).toEqual({
+      status: "ok",
+      version: pkg.version,
+      inbound: true,
+      outbound: true,
+      dedup: true,
+    });
   });
 
-  it("says which directions are configured, with none at all", async () => {
+  it("says which directions are configured, and that de-duplication is off, with nothing bound at all", async () => {
     const response = await callWorker(new Request("http://bridge/health"), {});
-    expect(await response.json()).toEqual({ status: "ok", version: pkg.version, inbound: false, outbound: false });
+    expect(await response.json()).toEqual({
+      status: "ok",
+      version: pkg.version,
+      inbound: false,
+      outbound: false,
+      dedup: false,
+    });
   });
 
   it("reports inbound alone when only inbound is configured", async () => {

@@ -15,14 +15,21 @@ export const baseEnv = env as unknown as Env;
  * Settings of their own for one test: fresh stand-in tenants, so that what
  * the stand-ins record belongs to this test alone, even in parallel runs.
  * Without the queue bindings (inline mode) unless `queued` asks for them.
+ * The ledger (LEDGER) is shared by the tests of a file, and many reuse the
+ * fixtures' messageIds: it is bound in queue mode (which requires it) or
+ * when `ledger` asks for it, so that other tests see no de-duplication.
  */
 export async function isolatedEnv(
   overrides: Partial<Env> = {},
-  { queued = false }: { queued?: boolean } = {},
+  { queued = false, ledger = queued }: { queued?: boolean; ledger?: boolean } = {},
 ): Promise<{ env: Env; writeKey: string; veroToken: string }> {
   const [writeKey, veroToken] = await Promise.all([segment.tenant(), vero.tenant()]);
-  const { SEGMENT_QUEUE, VERO_QUEUE, ...inline } = baseEnv;
-  const bindings: Env = queued ? { ...inline, SEGMENT_QUEUE, VERO_QUEUE } : inline;
+  const { SEGMENT_QUEUE, VERO_QUEUE, LEDGER, ...inline } = baseEnv;
+  const bindings: Env = {
+    ...inline,
+    ...(queued ? { SEGMENT_QUEUE, VERO_QUEUE } : {}),
+    ...(ledger ? { LEDGER } : {}),
+  };
   return {
     env: { ...bindings, SEGMENT_WRITE_KEY: writeKey, VERO_AUTH_TOKEN: veroToken, ...overrides },
     writeKey,

@@ -12,7 +12,7 @@ import { QUEUE_NAMES } from "../../src/shared/queue.ts";
 import { isolatedEnv, segment } from "./helpers.ts";
 import { runBatch } from "./queue-helpers.ts";
 
-const kv = (env: { DEAD_LETTERS?: KVNamespace }) => env.DEAD_LETTERS as KVNamespace;
+const ledger = (env: { LEDGER?: D1Database }) => env.LEDGER as D1Database;
 
 let counter = 0;
 function track(userId: string, extra: Partial<SegmentMessage> = {}): SegmentMessage {
@@ -34,7 +34,7 @@ const queued = (id: string, message: SegmentMessage, attempts = 1) => ({ id, bod
 
 describe("the Segment queue consumer", () => {
   it("sends a whole batch as one /v1/batch request and acks every message", async () => {
-    const { env, writeKey } = await isolatedEnv();
+    const { env, writeKey } = await isolatedEnv({}, { ledger: true });
     const messages = [track("u1"), track("u2"), track("u1")];
     const fate = await runBatch(
       QUEUE_NAMES.segment,
@@ -48,7 +48,7 @@ describe("the Segment queue consumer", () => {
   });
 
   it("retries every message of a batch Segment refused for now, with delays that grow with the attempts", async () => {
-    const { env, writeKey } = await isolatedEnv();
+    const { env, writeKey } = await isolatedEnv({}, { ledger: true });
     await segment.fail(writeKey, { status: 500 });
     const fate = await runBatch(
       QUEUE_NAMES.segment,
@@ -61,7 +61,7 @@ describe("the Segment queue consumer", () => {
   });
 
   it("waits at least as long as a 429's Retry-After", async () => {
-    const { env, writeKey } = await isolatedEnv();
+    const { env, writeKey } = await isolatedEnv({}, { ledger: true });
     await segment.fail(writeKey, { status: 429, retryAfter: 42 });
     const fate = await runBatch(QUEUE_NAMES.segment, [queued("limited", track("u1"))], env);
     expect(fate.retried).toEqual({ limited: 42 });
@@ -75,7 +75,7 @@ describe("the Segment queue consumer", () => {
   });
 
   it("dead-letters a malformed body and an event Segment can never take, and delivers the rest", async () => {
-    const { env, writeKey } = await isolatedEnv();
+    const { env, writeKey } = await isolatedEnv({}, { ledger: true });
     const good = track("u1");
     const huge = track("u2", { properties: { blob: "x".repeat(40 * 1024) } } as Partial<SegmentMessage>);
     const fate = await runBatch(
@@ -91,12 +91,12 @@ describe("the Segment queue consumer", () => {
     expect(segmentMessages(await segment.calls(writeKey)).map((message) => message.messageId)).toEqual([
       good.messageId,
     ]);
-    expect(await getDeadLetter(kv(env), "bad-body")).toMatchObject({
+    expect(await getDeadLetter(ledger(env), "bad-body")).toMatchObject({
       source: "segment",
       permanent: true,
       reason: expect.stringMatching(/^malformed Segment queue message/),
     });
-    expect(await getDeadLetter(kv(env), "too-big")).toMatchObject({
+    expect(await getDeadLetter(ledger(env), "too-big")).toMatchObject({
       source: "segment",
       permanent: true,
       reason: expect.stringMatching(/over Segment's 32 KB/),
@@ -105,7 +105,7 @@ describe("the Segment queue consumer", () => {
   });
 
   it("splits a batch over Segment's 500 KB into requests under it", async () => {
-    const { env, writeKey } = await isolatedEnv();
+    const { env, writeKey } = await isolatedEnv({}, { ledger: true });
     // 30 events of ~25 KB: ~750 KB in all.
     const messages = Array.from({ length: 30 }, (_, index) =>
       track(`u${index}`, { properties: { blob: "y".repeat(25 * 1024) } } as Partial<SegmentMessage>),
@@ -124,7 +124,7 @@ describe("the Segment queue consumer", () => {
   });
 
   it("sends a message enqueued twice once, and acks both copies", async () => {
-    const { env, writeKey } = await isolatedEnv();
+    const { env, writeKey } = await isolatedEnv({}, { ledger: true });
     const message = track("u1");
     const fate = await runBatch(QUEUE_NAMES.segment, [queued("copy-1", message), queued("copy-2", message)], env);
     expect(fate.acked).toEqual(["copy-1", "copy-2"]);
@@ -145,7 +145,7 @@ describe("the Segment queue consumer", () => {
 
 describe("the queue handler", () => {
   it("retries, never acks, a batch from a queue it has no consumer for", async () => {
-    const { env } = await isolatedEnv();
+    const { env } = await isolatedEnv({}, { ledger: true });
     const fate = await runBatch("some-other-queue", [{ id: "stray", body: {} }], env);
     expect(fate).toEqual({ acked: [], retried: { stray: undefined } });
   });

@@ -68,11 +68,14 @@ const basicOf = (secret: string) => `Basic ${btoa(`${secret}:`)}`;
 
 describe("the logs of a full run", () => {
   it("are JSON lines without an email, a secret or an Authorization header from the inputs", async () => {
-    const { env, writeKey, veroToken } = await isolatedEnv({
-      VERO_WEBHOOK_TOKEN: WEBHOOK_TOKENS.join(","),
-      SEGMENT_SHARED_SECRET: SHARED_SECRETS.join(", "),
-      ADMIN_TOKEN: ADMIN_TOKENS.join(","),
-    });
+    const { env, writeKey, veroToken } = await isolatedEnv(
+      {
+        VERO_WEBHOOK_TOKEN: WEBHOOK_TOKENS.join(","),
+        SEGMENT_SHARED_SECRET: SHARED_SECRETS.join(", "),
+        ADMIN_TOKEN: ADMIN_TOKENS.join(","),
+      },
+      { ledger: true },
+    );
     const statuses: number[] = [];
     const expectStatus = async (response: Promise<Response>, status: number) => {
       const { status: actual } = await response;

@@ -79,7 +79,7 @@ describe("methods a route does not serve", () => {
       (method) => !allowed.includes(method) && !(method === "HEAD" && allowed.includes("GET")),
     );
     it(`${path}: ${refused.join(", ")} are a JSON 405 with Allow: ${allowed.join(", ")}`, async () => {
-      const { env } = await isolatedEnv({ ADMIN_TOKEN: ADMIN });
+      const { env } = await isolatedEnv({ ADMIN_TOKEN: ADMIN }, { ledger: true });
       for (const method of refused) {
         const response = await callWorker(request(method, path), env);
         expect(response.headers.get("Allow"), `${method} ${path}`).toBe(allowed.join(", "));
@@ -91,14 +91,14 @@ describe("methods a route does not serve", () => {
 
 describe("paths outside the contract", () => {
   it("are a JSON 404 whatever the method, HEAD and OPTIONS included", async () => {
-    const { env } = await isolatedEnv({ ADMIN_TOKEN: ADMIN });
+    const { env } = await isolatedEnv({ ADMIN_TOKEN: ADMIN }, { ledger: true });
     for (const path of UNKNOWN_PATHS) {
       for (const method of METHODS) await expectJson(await callWorker(request(method, path), env), 404, method);
     }
   });
 
   it("under /admin without the bearer token: a JSON 401, so that the routes there are not revealed", async () => {
-    const { env } = await isolatedEnv({ ADMIN_TOKEN: ADMIN });
+    const { env } = await isolatedEnv({ ADMIN_TOKEN: ADMIN }, { ledger: true });
     for (const path of ["/admin/nothing-here", "/admin/dead-letters"]) {
       for (const method of ["GET", "OPTIONS"]) {
         const response = await callWorker(new Request(`http://bridge${path}`, { method }), env);
@@ -111,7 +111,7 @@ describe("paths outside the contract", () => {
 describe("arbitrary methods and paths", () => {
   const test = "never a 5xx, always JSON, and never a call upstream";
   it(test, async () => {
-    const { env, writeKey, veroToken } = await isolatedEnv({ ADMIN_TOKEN: ADMIN });
+    const { env, writeKey, veroToken } = await isolatedEnv({ ADMIN_TOKEN: ADMIN }, { ledger: true });
     const segmentPart = fc.oneof(
       fc.constantFrom(
         "vero",

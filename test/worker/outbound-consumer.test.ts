@@ -5,55 +5,28 @@
  */
 import { describe, expect, it } from "vitest";
 import { DEV_SECRETS } from "../../dev/dev-settings.ts";
-import type { RecordedCall } from "../../dev/stand-ins/client.ts";
 import type { VeroJob } from "../../src/outbound/job.ts";
 import { getDeadLetter } from "../../src/shared/dead-letters.ts";
 import { QUEUE_NAMES } from "../../src/shared/queue.ts";
 import { isolatedEnv, vero } from "./helpers.ts";
-import { runBatch } from "./queue-helpers.ts";
+import { runBatch, summary, trackJob, unique, veroJob } from "./queue-helpers.ts";
 
-const kv = (env: { DEAD_LETTERS?: KVNamespace }) => env.DEAD_LETTERS as KVNamespace;
-const unique = (prefix: string) => `${prefix}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
-
-function trackJob(user: string, name: string, messageId = unique("m")): VeroJob {
-  return {
-    v: 1,
-    kind: "vero",
-    messageId,
-    user,
-    requests: [
-      {
-        method: "POST",
-        path: "/events/track",
-        body: { identity: { id: user }, event_name: name, data: {}, extras: { created_at: 1, source: "segment" } },
-      },
-    ],
-  };
-}
+const ledger = (env: { LEDGER?: D1Database }) => env.LEDGER as D1Database;
 
 function identifyWithTags(user: string, messageId = unique("m")): VeroJob {
-  return {
-    v: 1,
-    kind: "vero",
-    messageId,
+  return veroJob(
     user,
-    requests: [
+    [
       { method: "POST", path: "/users/track", body: { id: user, email: `${user}@example.com`, data: {} } },
       { method: "PUT", path: "/users/tags/edit", body: { id: user, add: ["vip"] } },
     ],
-  };
+    messageId,
+  );
 }
-
-/** What Vero was asked, in order: "METHOD /path who what" with the credential left out. */
-const summary = (calls: RecordedCall[]) =>
-  calls.map((call) => {
-    const body = call.body as { id?: string; identity?: { id?: string }; event_name?: string };
-    return `${call.status} ${call.path.replace("/api/v2", "")} ${body.id ?? body.identity?.id}${body.event_name ? ` ${body.event_name}` : ""}`;
-  });
 
 describe("the Vero queue consumer", () => {
   it("runs each job's calls in order, keeps each user's jobs in batch order, and acks them", async () => {
-    const { env, veroToken } = await isolatedEnv();
+    const { env, veroToken } = await isolatedEnv({}, { ledger: true });
     const jobs = [
       identifyWithTags("ann"),
       trackJob("bob", "b1"),
@@ -81,7 +54,7 @@ describe("the Vero queue consumer", () => {
   });
 
   it("puts a retried job back in front of the same user's newer jobs, by the time the route enqueued them", async () => {
-    const { env, veroToken } = await isolatedEnv();
+    const { env, veroToken } = await isolatedEnv({}, { ledger: true });
     const fate = await runBatch(
       QUEUE_NAMES.vero,
       [
@@ -95,7 +68,7 @@ describe("the Vero queue consumer", () => {
   });
 
   it("retries a failed job with growing delays, and holds the same user's later jobs back behind it", async () => {
-    const { env, veroToken } = await isolatedEnv();
+    const { env, veroToken } = await isolatedEnv({}, { ledger: true });
     await vero.fail(veroToken, { status: 500, times: 1 });
     const fate = await runBatch(
       QUEUE_NAMES.vero,
@@ -111,7 +84,7 @@ describe("the Vero queue consumer", () => {
   });
 
   it("lets other users' jobs go on while one user's job is retried", async () => {
-    const { env, veroToken } = await isolatedEnv();
+    const { env, veroToken } = await isolatedEnv({}, { ledger: true });
     await vero.fail(veroToken, { status: 429, times: 1, retryAfter: 30 });
     const fate = await runBatch(QUEUE_NAMES.vero, [{ id: "limited", body: trackJob("dee", "d1") }], env);
     expect(fate.retried).toEqual({ limited: 30 });
@@ -127,7 +100,7 @@ describe("the Vero queue consumer", () => {
   });
 
   it("dead-letters a job Vero refuses for good, with Vero's reason, and goes on with the user's next job", async () => {
-    const { env, veroToken } = await isolatedEnv();
+    const { env, veroToken } = await isolatedEnv({}, { ledger: true });
     await vero.fail(veroToken, { status: 400, times: 1 });
     const refused = trackJob("fay", "f1");
     const fate = await runBatch(
@@ -140,7 +113,7 @@ describe("the Vero queue consumer", () => {
     );
     expect(fate).toEqual({ acked: ["next-1", "refused-1"], retried: {} });
     expect(summary(await vero.calls(veroToken))).toEqual(["400 /events/track fay f1", "200 /events/track fay f2"]);
-    expect(await getDeadLetter(kv(env), "refused-1")).toMatchObject({
+    expect(await getDeadLetter(ledger(env), "refused-1")).toMatchObject({
       source: "vero",
       permanent: true,
       body: refused,
@@ -148,8 +121,11 @@ describe("the Vero queue consumer", () => {
     });
   });
 
-  it("after a partial success, acks the job and continues only with the calls left, so nothing is sent twice", async () => {
-    const { env, veroToken } = await isolatedEnv({ QUEUE_RETRY_BASE_SECONDS: "0" }, { queued: true });
+  it("without LEDGER, after a partial success, acks the job and continues only with the calls left", async () => {
+    const { env, veroToken } = await isolatedEnv(
+      { QUEUE_RETRY_BASE_SECONDS: "0", LEDGER: undefined },
+      { queued: true },
+    );
     // The identify goes through, the tags edit fails once.
     await vero.fail(veroToken, { status: 503, times: 1, after: 1 });
     const user = unique("gil");
@@ -174,7 +150,7 @@ describe("the Vero queue consumer", () => {
       user,
       requests: [{ method: "POST", path: "/users/delete", body: { id: user } }],
     });
-    const { env, veroToken } = await isolatedEnv();
+    const { env, veroToken } = await isolatedEnv({}, { ledger: true });
     await vero.fail(veroToken, { status: 404, times: 2 });
     const fate = await runBatch(
       QUEUE_NAMES.vero,
@@ -185,12 +161,12 @@ describe("the Vero queue consumer", () => {
       env,
     );
     expect(fate.acked).toEqual(["del-again", "del-first"]);
-    expect(await getDeadLetter(kv(env), "del-again")).toBeUndefined();
-    expect(await getDeadLetter(kv(env), "del-first")).toMatchObject({ permanent: true });
+    expect(await getDeadLetter(ledger(env), "del-again")).toBeUndefined();
+    expect(await getDeadLetter(ledger(env), "del-first")).toMatchObject({ permanent: true });
   });
 
   it("dead-letters a malformed job without calling Vero", async () => {
-    const { env, veroToken } = await isolatedEnv();
+    const { env, veroToken } = await isolatedEnv({}, { ledger: true });
     const fate = await runBatch(
       QUEUE_NAMES.vero,
       [
@@ -203,7 +179,7 @@ describe("the Vero queue consumer", () => {
     );
     expect(fate.acked).toEqual(["odd"]);
     expect(await vero.calls(veroToken)).toEqual([]);
-    expect(await getDeadLetter(kv(env), "odd")).toMatchObject({
+    expect(await getDeadLetter(ledger(env), "odd")).toMatchObject({
       reason: expect.stringMatching(/^malformed Vero queue message/),
     });
   });

@@ -1,7 +1,10 @@
 /** Runs the Worker's queue handler on a batch as the runtime would, and reports each message's fate. */
 import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { vi } from "vitest";
+import type { RecordedCall } from "../../dev/stand-ins/client.ts";
 import worker from "../../src/index.ts";
+import type { VeroJob } from "../../src/outbound/job.ts";
+import type { VeroRequest } from "../../src/outbound/map.ts";
 import type { Env } from "../../src/shared/env.ts";
 
 export interface QueuedMessage {
@@ -36,3 +39,23 @@ export async function runBatch(queue: string, messages: QueuedMessage[], env: En
   for (const { msgId } of result.retryMessages) retried[msgId] = delays[msgId];
   return { acked: [...result.explicitAcks].sort(), retried };
 }
+
+export const unique = (prefix: string) => `${prefix}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
+
+/** A Vero queue job: `requests` for `user`, under a messageId of its own unless given. */
+export function veroJob(user: string, requests: VeroRequest[], messageId = unique("m")): VeroJob {
+  return { v: 1, kind: "vero", messageId, user, requests };
+}
+
+/** A Vero queue job of one events/track for `user`. */
+export function trackJob(user: string, name: string, messageId = unique("m")): VeroJob {
+  const body = { identity: { id: user }, event_name: name, data: {}, extras: { created_at: 1, source: "segment" } };
+  return veroJob(user, [{ method: "POST", path: "/events/track", body }], messageId);
+}
+
+/** What Vero was asked, in order: "status /path who what" with the credential left out. */
+export const summary = (calls: RecordedCall[]) =>
+  calls.map((call) => {
+    const body = call.body as { id?: string; identity?: { id?: string }; event_name?: string };
+    return `${call.status} ${call.path.replace("/api/v2", "")} ${body.id ?? body.identity?.id}${body.event_name ? ` ${body.event_name}` : ""}`;
+  });

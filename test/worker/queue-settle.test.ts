@@ -7,11 +7,11 @@ import {
   MAX_RETRIES,
   type Outcome,
   retryBaseSeconds,
-  settle,
+  Settlement,
 } from "../../src/shared/queue.ts";
 import { baseEnv } from "./helpers.ts";
 
-const kv = () => baseEnv.DEAD_LETTERS as KVNamespace;
+const ledger = () => baseEnv.LEDGER as D1Database;
 
 /**
  * Settles one message with one outcome and returns what the runtime was
@@ -26,7 +26,9 @@ async function settleOne(id: string, attempts: number, outcome: Outcome, options
   const [message] = batch.messages;
   if (!message) throw new Error("no message");
   const retry = vi.spyOn(message, "retry");
-  await settle(message, outcome, { source: "vero", deadLetters: options.withoutStore ? undefined : kv() });
+  const settlement = new Settlement("vero");
+  settlement.settle(message, outcome);
+  await settlement.flush(options.withoutStore ? undefined : ledger());
   const result = await getQueueResult(batch, ctx);
   return {
     explicitAcks: result.explicitAcks,
@@ -74,7 +76,7 @@ describe("settling a message", () => {
     expect(first.retryMessages).toEqual([{ msgId: "retry-1", delaySeconds: 5 }]);
     expect(third.retryMessages).toEqual([{ msgId: "retry-3", delaySeconds: 20 }]);
     expect([...first.explicitAcks, ...third.explicitAcks]).toEqual([]);
-    expect(await getDeadLetter(kv(), "retry-1")).toBeUndefined();
+    expect(await getDeadLetter(ledger(), "retry-1")).toBeUndefined();
   });
 
   it("honours Retry-After from a 429", async () => {
@@ -85,7 +87,7 @@ describe("settling a message", () => {
   it("dead-letters a permanent failure with its reason, then acks it", async () => {
     const result = await settleOne("perm-1", 1, { ok: false, retryable: false, reason: "vero answered 400: bad id" });
     expect(result.explicitAcks).toEqual(["perm-1"]);
-    expect(await getDeadLetter(kv(), "perm-1")).toMatchObject({
+    expect(await getDeadLetter(ledger(), "perm-1")).toMatchObject({
       id: "perm-1",
       source: "vero",
       body: { kind: "vero", n: "perm-1" },
@@ -102,16 +104,38 @@ describe("settling a message", () => {
       reason: "vero answered 503",
     });
     expect(result.explicitAcks).toEqual(["last-1"]);
-    expect(await getDeadLetter(kv(), "last-1")).toMatchObject({
+    expect(await getDeadLetter(ledger(), "last-1")).toMatchObject({
       permanent: false,
       reason: `retries exhausted after ${MAX_RETRIES + 1} attempts: vero answered 503`,
     });
   });
 
-  it("retries rather than acks when the dead letter cannot be stored", async () => {
-    const result = await settleOne("no-kv", 1, { ok: false, retryable: false, reason: "bad" }, { withoutStore: true });
+  it("retries rather than acks when the dead letter cannot be stored (no LEDGER bound)", async () => {
+    const result = await settleOne(
+      "no-ledger",
+      1,
+      { ok: false, retryable: false, reason: "bad" },
+      { withoutStore: true },
+    );
     expect(result.explicitAcks).toEqual([]);
-    expect(result.retryMessages).toEqual([{ msgId: "no-kv", delaySeconds: 5 }]);
+    expect(result.retryMessages).toEqual([{ msgId: "no-ledger", delaySeconds: 5 }]);
+  });
+
+  it("retries rather than acks when the ledger refuses the write", async () => {
+    const batch = createMessageBatch("vero-segment-bridge-vero", [
+      { id: "write-fails", timestamp: new Date(), attempts: 1, body: { kind: "vero" } },
+    ]);
+    const ctx = createExecutionContext();
+    const [message] = batch.messages;
+    if (!message) throw new Error("no message");
+    const settlement = new Settlement("vero");
+    expect(settlement.settle(message, { ok: false, retryable: false, reason: "bad" })).toBe("dead_lettered");
+    // A statement D1 itself refuses (no such table) fails the whole batch() it rides in, as an outage would.
+    await settlement.flush(ledger(), [ledger().prepare("INSERT INTO no_such_table VALUES (1)")]);
+    const result = await getQueueResult(batch, ctx);
+    expect(result.explicitAcks).toEqual([]);
+    expect(result.retryMessages.map((retried) => retried.msgId)).toEqual(["write-fails"]);
+    expect(await getDeadLetter(ledger(), "write-fails")).toBeUndefined();
   });
 });
 
@@ -122,10 +146,10 @@ describe("the dead-letter queue consumer", () => {
       { id: "dlq-2", timestamp: new Date(), attempts: 1, body: { kind: "segment", n: 2 } },
     ]);
     const ctx = createExecutionContext();
-    await consumeDeadLetterQueue(batch, "segment", kv());
+    await consumeDeadLetterQueue(batch, "segment", ledger());
     const result = await getQueueResult(batch, ctx);
     expect(result.explicitAcks.sort()).toEqual(["dlq-1", "dlq-2"]);
-    expect(await getDeadLetter(kv(), "dlq-2")).toMatchObject({
+    expect(await getDeadLetter(ledger(), "dlq-2")).toMatchObject({
       source: "segment",
       body: { kind: "segment", n: 2 },
       reason: "reached the segment dead-letter queue: delivery attempts exhausted",

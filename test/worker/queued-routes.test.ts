@@ -85,10 +85,10 @@ describe("POST /vero/webhook with SEGMENT_QUEUE bound", () => {
     expect(error.error.code).toBe("queue_unavailable");
   });
 
-  it("answers 503 naming DEAD_LETTERS when the queue is bound without the dead-letter store", async () => {
-    const { env } = await isolatedEnv({ DEAD_LETTERS: undefined }, { queued: true });
+  it("answers 503 naming LEDGER when the queue is bound without the ledger (its dead letters)", async () => {
+    const { env } = await isolatedEnv({ LEDGER: undefined }, { queued: true });
     const error = await expectJsonError(await postWebhook(env, clicked), 503);
-    expect(error.error.message).toMatch(/DEAD_LETTERS/);
+    expect(error.error.message).toMatch(/LEDGER/);
   });
 });
 
@@ -148,9 +148,9 @@ describe("POST /segment with VERO_QUEUE bound", () => {
     });
   });
 
-  it("answers 503 naming DEAD_LETTERS when the queue is bound without the dead-letter store", async () => {
-    const { env } = await isolatedEnv({ DEAD_LETTERS: undefined }, { queued: true });
+  it("answers 503 naming LEDGER when the queue is bound without the ledger (its dead letters)", async () => {
+    const { env } = await isolatedEnv({ LEDGER: undefined }, { queued: true });
     const error = await expectJsonError(await postSegment(env, track("x", "u")), 503);
-    expect(error.error.message).toMatch(/DEAD_LETTERS/);
+    expect(error.error.message).toMatch(/LEDGER/);
   });
 });

@@ -84,7 +84,7 @@ describe("SEGMENT_SHARED_SECRET", () => {
 describe("ADMIN_TOKEN", () => {
   for (const stage of STAGES) {
     it(`set to ${JSON.stringify(stage.secret)}: accepts ${stage.accepted.join(" and ")} as the bearer, refuses the rest`, async () => {
-      const { env } = await isolatedEnv({ ADMIN_TOKEN: stage.secret });
+      const { env } = await isolatedEnv({ ADMIN_TOKEN: stage.secret }, { ledger: true });
       const list = (token: string) =>
         callWorker(
           new Request("http://bridge/admin/dead-letters", { headers: { Authorization: `Bearer ${token}` } }),
