@@ -1,6 +1,9 @@
-import { cloudflareTest } from "@cloudflare/vitest-plugin";
+import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 import { devBindings } from "./dev/dev-settings.ts";
+
+// The ledger's schema, applied to the test D1 database by test/worker/ledger-setup.ts.
+const ledgerMigrations = await readD1Migrations("./migrations");
 
 export default defineConfig({
   test: {
@@ -13,7 +16,10 @@ export default defineConfig({
           cloudflareTest(({ inject }) => ({
             wrangler: { configPath: "./wrangler.toml" },
             miniflare: {
-              bindings: devBindings(inject("segmentOrigin"), inject("veroOrigin")),
+              bindings: {
+                ...devBindings(inject("segmentOrigin"), inject("veroOrigin")),
+                LEDGER_MIGRATIONS: ledgerMigrations,
+              },
             },
           })),
         ],
@@ -21,6 +27,7 @@ export default defineConfig({
           name: "worker",
           include: ["test/worker/**/*.test.ts"],
           globalSetup: ["test/global-setup.ts"],
+          setupFiles: ["test/worker/ledger-setup.ts"],
         },
       },
       {
@@ -30,6 +37,17 @@ export default defineConfig({
           include: ["test/node/**/*.test.ts"],
           environment: "node",
           globalSetup: ["test/global-setup.ts"],
+        },
+      },
+      {
+        // The console in a real browser: Chromium (Debian's package, or CHROMIUM_PATH) driven by playwright-core.
+        test: {
+          name: "browser",
+          include: ["test/browser/**/*.test.ts"],
+          environment: "node",
+          globalSetup: ["test/global-setup.ts"],
+          // One wrangler dev and one browser at a time: the machine is shared with the other projects.
+          fileParallelism: false,
         },
       },
     ],

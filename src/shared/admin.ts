@@ -1,6 +1,6 @@
 import { Hono, type MiddlewareHandler } from "hono";
 import * as z from "zod/mini";
-import { type DeadLetter, deleteDeadLetter, getDeadLetter, listDeadLetters } from "./dead-letters.ts";
+import { type DeadLetter, deleteDeadLetter, getDeadLetter, listDeadLetters, sendBack } from "./dead-letters.ts";
 import type { Env } from "./env.ts";
 import { BridgeError, unauthorized } from "./errors.ts";
 import { type AppEnv, methodNotAllowed, notConfigured } from "./http.ts";
@@ -37,11 +37,8 @@ async function mustGet(env: Env, id: string): Promise<DeadLetter> {
 
 /** Sends a dead letter back to the queue it came from, then forgets it. */
 async function redrive(env: Env, letter: DeadLetter): Promise<void> {
-  const queue = letter.source === "segment" ? env.SEGMENT_QUEUE : env.VERO_QUEUE;
-  const binding = letter.source === "segment" ? "SEGMENT_QUEUE" : "VERO_QUEUE";
-  if (!queue) throw new BridgeError(503, "not_configured", `${binding} is not bound: cannot re-drive ${letter.id}`);
   // Sent before the delete: a crash in between leaves a duplicate to delete, never a loss.
-  await queue.send(letter.body, { contentType: "json" });
+  await sendBack(env, letter);
   await deleteDeadLetter(store(env), letter.id);
   log("info", "dead letter re-driven", { id: letter.id, source: letter.source });
 }

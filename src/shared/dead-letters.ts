@@ -1,4 +1,8 @@
 import * as z from "zod/mini";
+import type { Env } from "./env.ts";
+import { BridgeError } from "./errors.ts";
+import * as ledger from "./ledger.ts";
+import { log } from "./log.ts";
 import "./zod.ts";
 
 /**
@@ -64,4 +68,22 @@ export async function listDeadLetters(
     (key) => key.metadata ?? ({ id: key.name.slice(DEAD_LETTER_PREFIX.length) } as Summary),
   );
   return page.list_complete ? { letters } : { letters, cursor: page.cursor };
+}
+
+/** Sends a dead letter's body back to the queue it came from; 503 when that queue is not bound. */
+export async function sendBack(env: Env, letter: Pick<DeadLetter, "id" | "source" | "body">): Promise<void> {
+  const queue = letter.source === "segment" ? env.SEGMENT_QUEUE : env.VERO_QUEUE;
+  const binding = letter.source === "segment" ? "SEGMENT_QUEUE" : "VERO_QUEUE";
+  if (!queue) throw new BridgeError(503, "not_configured", `${binding} is not bound: cannot re-drive ${letter.id}`);
+  await queue.send(letter.body, { contentType: "json" });
+}
+
+/** Re-drives a dead letter of the ledger: back to its queue, then deleted. */
+export async function redriveDeadLetter(env: Env, letter: ledger.DeadLetter): Promise<void> {
+  if (!env.LEDGER)
+    throw new BridgeError(503, "not_configured", "the LEDGER D1 database is not bound (see wrangler.toml)");
+  // Sent before the delete: a crash in between leaves a duplicate to delete, never a loss.
+  await sendBack(env, letter);
+  await ledger.deleteDeadLetter(env.LEDGER, letter.id);
+  log("info", "dead letter re-driven", { id: letter.id, source: letter.source });
 }

@@ -28,4 +28,6 @@ export interface Env {
   QUEUE_RETRY_BASE_SECONDS?: string;
   /** Where messages that could not be delivered wait for an operator. */
   DEAD_LETTERS?: KVNamespace;
+  /** The ledger (D1): dead letters and hourly counters, read by the console at /admin. */
+  LEDGER?: D1Database;
 }
