@@ -29,6 +29,8 @@ export interface BridgeOptions {
 export interface RunningBridge {
   url: string;
   process: ChildProcess;
+  /** The local state directory (`--persist-to`): queues, KV, the D1 ledger. */
+  state: string;
   stop(): Promise<void>;
 }
 
@@ -50,11 +52,38 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** Offline by design: no telemetry, no fetch of Cloudflare's `Request.cf` data. */
+const wranglerEnv = () => ({ ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" });
+
+/** Runs `wrangler <args>` to completion, failing with its output. */
+export function runWrangler(args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [WRANGLER_BIN, ...args], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: wranglerEnv(),
+    });
+    let output = "";
+    child.stdout.on("data", (chunk) => (output += chunk));
+    child.stderr.on("data", (chunk) => (output += chunk));
+    child.once("error", reject);
+    child.once("exit", (code) =>
+      code === 0 ? resolve() : reject(new Error(`wrangler ${args.join(" ")} exited with ${code}:\n${output}`)),
+    );
+  });
+}
+
+/** Applies migrations/ to the local LEDGER database kept in `state`. */
+export function applyLedgerMigrations(state: string): Promise<void> {
+  return runWrangler(["d1", "migrations", "apply", "LEDGER", "--local", "--persist-to", state]);
+}
+
 export async function startBridge(options: BridgeOptions): Promise<RunningBridge> {
   const port = options.port ?? (await freePort());
   const inspectorPort = await freePort();
   // Each instance keeps its local state (queues, KV) apart from the others.
   const state = await mkdtemp(join(tmpdir(), "bridge-state-"));
+  // wrangler dev does not apply D1 migrations: the project's config gets its ledger schema first.
+  if (!options.config) await applyLedgerMigrations(state);
   const args = [
     WRANGLER_BIN,
     "dev",
@@ -73,8 +102,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
   ];
   const child = spawn(process.execPath, args, {
     stdio: ["ignore", options.stdio ?? "inherit", options.stdio ?? "inherit"],
-    // Offline by design: no telemetry, no fetch of Cloudflare's `Request.cf` data.
-    env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" },
+    env: wranglerEnv(),
   });
   const url = `http://127.0.0.1:${port}`;
 
@@ -98,7 +126,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
     try {
       const response = await fetch(`${url}${options.readyPath ?? "/health"}`);
       await response.arrayBuffer();
-      if (response.status < 500) return { url, process: child, stop };
+      if (response.status < 500) return { url, process: child, state, stop };
     } catch {
       // not listening yet
     }

@@ -257,7 +257,7 @@ export function DeadLettersSection(props: {
             <button type="submit">Filter</button> {filtered && <a href={`${BASE}#dead-letters`}>clear</a>}
           </form>
           <p id="dead-letter-count">
-            {page.total} matching <DescribeFilter filter={filter} />.
+            Showing {page.letters.length} of {page.total}: <DescribeFilter filter={filter} />.
             {page.total > 0 && (
               <>
                 {" "}
