@@ -10,7 +10,7 @@ import * as z from "zod/mini";
 import { BridgeError } from "../shared/errors.ts";
 import { healthOf } from "../shared/health.ts";
 import type { AppEnv } from "../shared/http.ts";
-import type { DeadLetterFilter } from "../shared/ledger.ts";
+import type { DeadLetter, DeadLetterFilter } from "../shared/ledger.ts";
 import { matchesAnySecret } from "../shared/secrets.ts";
 import { describeUnready, settingsFor } from "../shared/settings.ts";
 import "../shared/zod.ts";
@@ -171,6 +171,27 @@ async function formOf(c: ConsoleContext): Promise<Record<string, unknown>> {
 
 const letterPath = (id: string) => `${CONSOLE}/dead-letters/${encodeURIComponent(id)}`;
 
+/** The confirmation page of an action on one letter: its question, and the form that posts it. */
+async function confirmForLetter(
+  c: ConsoleContext,
+  action: "redrive" | "delete",
+  title: string,
+  question: (letter: DeadLetter) => Child,
+) {
+  const letter = await deadLetter(ledgerOf(c), c.req.param("id") ?? "");
+  return page(
+    c,
+    title,
+    <ConfirmAction
+      question={question(letter)}
+      action={`${letterPath(letter.id)}/${action}`}
+      button={title}
+      danger={action === "delete"}
+      back={letterPath(letter.id)}
+    />,
+  );
+}
+
 /** Mounted at `/admin`, before the JSON routes: it answers only its own paths. */
 export const consoleRoutes = new Hono<ConsoleEnv>()
   .use("/", pageHeaders, noStore)
@@ -249,46 +270,25 @@ export const consoleRoutes = new Hono<ConsoleEnv>()
     const letter = await deadLetter(ledgerOf(c), c.req.param("id"));
     return page(c, "Dead letter", <LetterDetail letter={letter} />);
   })
-  .get("/console/dead-letters/:id/redrive", async (c) => {
-    const letter = await deadLetter(ledgerOf(c), c.req.param("id"));
-    return page(
-      c,
-      "Re-drive",
-      <ConfirmAction
-        question={
-          <>
-            Re-drive dead letter <code>{letter.id}</code> to the {letter.source} queue? It is removed from this list and
-            delivered again; if its cause is not fixed, it comes back.
-          </>
-        }
-        action={`${letterPath(letter.id)}/redrive`}
-        button="Re-drive"
-        back={letterPath(letter.id)}
-      />,
-    );
-  })
+  .get("/console/dead-letters/:id/redrive", (c) =>
+    confirmForLetter(c, "redrive", "Re-drive", (letter) => (
+      <>
+        Re-drive dead letter <code>{letter.id}</code> to the {letter.source} queue? It is removed from this list and
+        delivered again; if its cause is not fixed, it comes back.
+      </>
+    )),
+  )
   .post("/console/dead-letters/:id/redrive", async (c) => {
     await redriveOne(c.env, ledgerOf(c), c.req.param("id"));
     return c.redirect(`${BASE}${doneQuery({ done: "redriven", count: 1 })}`, 303);
   })
-  .get("/console/dead-letters/:id/delete", async (c) => {
-    const letter = await deadLetter(ledgerOf(c), c.req.param("id"));
-    return page(
-      c,
-      "Delete",
-      <ConfirmAction
-        question={
-          <>
-            Delete dead letter <code>{letter.id}</code> for good? Its event is then never delivered.
-          </>
-        }
-        action={`${letterPath(letter.id)}/delete`}
-        button="Delete"
-        danger
-        back={letterPath(letter.id)}
-      />,
-    );
-  })
+  .get("/console/dead-letters/:id/delete", (c) =>
+    confirmForLetter(c, "delete", "Delete", (letter) => (
+      <>
+        Delete dead letter <code>{letter.id}</code> for good? Its event is then never delivered.
+      </>
+    )),
+  )
   .post("/console/dead-letters/:id/delete", async (c) => {
     await deleteOne(ledgerOf(c), c.req.param("id"));
     return c.redirect(`${BASE}${doneQuery({ done: "deleted", count: 1 })}`, 303);

@@ -7,9 +7,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { type RunningBridge, runWrangler, startBridge } from "../../dev/bridge.ts";
-import { DEV_SECRETS, devBindings } from "../../dev/dev-settings.ts";
+import { type RunningBridge, runWrangler } from "../../dev/bridge.ts";
+import { DEV_SECRETS } from "../../dev/dev-settings.ts";
 import { StandInClient } from "../../dev/stand-ins/client.ts";
+import { bridgeWithTenants, type TenantBridge } from "../node/tenant-bridge.ts";
 import { browserRequired, CHROMIUM_ARGS, findChromium, HOW_TO_ENABLE } from "./chromium.ts";
 
 const executablePath = findChromium();
@@ -38,20 +39,12 @@ describe.skipIf(!executablePath)(
     let veroToken: string;
 
     beforeAll(async () => {
-      [writeKey, veroToken] = await Promise.all([segment.tenant(), vero.tenant()]);
-      [bridge, browser] = await Promise.all([
-        startBridge({
-          vars: {
-            ...devBindings(inject("segmentOrigin"), inject("veroOrigin")),
-            SEGMENT_WRITE_KEY: writeKey,
-            VERO_AUTH_TOKEN: veroToken,
-            ADMIN_TOKEN: ADMIN,
-            QUEUE_RETRY_BASE_SECONDS: "0",
-          },
-          stdio: "ignore",
-        }),
+      let tenant: TenantBridge;
+      [tenant, browser] = await Promise.all([
+        bridgeWithTenants(ADMIN),
         chromium.launch({ executablePath, headless: true, args: CHROMIUM_ARGS }),
       ]);
+      ({ bridge, writeKey, veroToken } = tenant);
       page = await browser.newPage();
     }, 120_000);
 
