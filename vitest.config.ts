@@ -37,6 +37,17 @@ export default defineConfig({
           globalSetup: ["test/global-setup.ts"],
         },
       },
+      {
+        // The console in a real browser: Chromium (Debian's package, or CHROMIUM_PATH) driven by playwright-core.
+        test: {
+          name: "browser",
+          include: ["test/browser/**/*.test.ts"],
+          environment: "node",
+          globalSetup: ["test/global-setup.ts"],
+          // One wrangler dev and one browser at a time: the machine is shared with the other projects.
+          fileParallelism: false,
+        },
+      },
     ],
   },
 });

@@ -39,6 +39,8 @@ export interface BridgeOptions {
 export interface RunningBridge {
   url: string;
   process: ChildProcess;
+  /** The local state directory (`--persist-to`): queues, KV, the D1 ledger. */
+  state: string;
   stop(): Promise<void>;
 }
 
@@ -130,7 +132,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
     try {
       const response = await fetch(`${url}${options.readyPath ?? "/health"}`);
       await response.arrayBuffer();
-      if (response.status < 500) return { url, process: child, stop };
+      if (response.status < 500) return { url, process: child, state, stop };
     } catch {
       // not listening yet
     }

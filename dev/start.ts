@@ -6,6 +6,7 @@
 import { startBridge } from "./bridge.ts";
 import { DEV_SECRETS, devBindings } from "./dev-settings.ts";
 import { formatCall } from "./format-call.ts";
+import { StandInClient } from "./stand-ins/client.ts";
 import type { StandIn } from "./stand-ins/harness.ts";
 import { startSegmentStandIn } from "./stand-ins/segment.ts";
 import { startVeroStandIn } from "./stand-ins/vero.ts";
@@ -52,13 +53,73 @@ const bridge = await startBridge({ vars: devBindings(segment.url, vero.url), por
 print(`\nReady on ${bridge.url}`);
 print(`  Vero webhook URL:      ${bridge.url}/vero/webhook?token=${DEV_SECRETS.VERO_WEBHOOK_TOKEN}`);
 print(`  Segment webhook URL:   ${bridge.url}/segment   (shared secret ${DEV_SECRETS.SEGMENT_SHARED_SECRET})`);
-print(`  Dead letters:          ${bridge.url}/admin/dead-letters   (Authorization: Bearer ${DEV_SECRETS.ADMIN_TOKEN})`);
+print(`  Console:               ${bridge.url}/admin   (sign in with ADMIN_TOKEN ${DEV_SECRETS.ADMIN_TOKEN})`);
+print(`  Dead letters (JSON):   ${bridge.url}/admin/dead-letters   (Authorization: Bearer ${DEV_SECRETS.ADMIN_TOKEN})`);
 print(`  Hourly counters:       ${bridge.url}/admin/counters?since=<ISO time>   (same token)`);
 print("The ledger (local D1, migrations applied at start) skips Vero calls already made for a messageId.");
 print(
   "Both directions are queued (wrangler.toml binds the queues): routes answer 202, delivery follows within seconds.",
 );
 print("Every call the stand-ins receive is printed below. Ctrl-C stops everything.\n");
+
+/**
+ * Sandbox only: a little traffic so that the console has something to show in its first minute. Real calls
+ * through the bridge's routes: three Vero webhooks, two Segment events, and one Segment event the Vero
+ * stand-in refuses once with a 400, which becomes a dead letter. SANDBOX_TRAFFIC=0 turns it off.
+ */
+async function sandboxTraffic(): Promise<void> {
+  const post = async (path: string, body: unknown, headers: Record<string, string> = {}) => {
+    const response = await fetch(`${bridge.url}${path}`, {
+      method: "POST",
+      body: JSON.stringify(body),
+      headers: { "content-type": "application/json", ...headers },
+    });
+    await response.arrayBuffer();
+    if (!response.ok) throw new Error(`POST ${path} answered ${response.status}`);
+  };
+  const segmentAuth = { authorization: `Basic ${btoa(`${DEV_SECRETS.SEGMENT_SHARED_SECRET}:`)}` };
+  const now = Date.now();
+  const user = (n: number) => ({ id: `sandbox-${n}`, email: `sandbox-${n}@example.com` });
+  const campaign = { id: 1, name: "Sandbox welcome" };
+  for (const [n, type] of (["sent", "opened", "clicked"] as const).entries()) {
+    await post(`/vero/webhook?token=${DEV_SECRETS.VERO_WEBHOOK_TOKEN}`, {
+      type,
+      [`${type}_at`]: Math.floor(now / 1000),
+      message_id: `sandbox-${now}-${n}`,
+      user: user(n),
+      campaign,
+    });
+  }
+  const track = (n: number, event: string) => ({
+    type: "track",
+    messageId: `sandbox-${now}-track-${n}`,
+    userId: `sandbox-${n}`,
+    event,
+    properties: { sandbox: true },
+    timestamp: new Date(now).toISOString(),
+  });
+  await post("/segment", track(1, "Viewed product"), segmentAuth);
+  await post(
+    "/segment",
+    {
+      type: "identify",
+      messageId: `sandbox-${now}-identify`,
+      userId: "sandbox-2",
+      traits: { email: "sandbox-2@example.com" },
+      timestamp: new Date(now).toISOString(),
+    },
+    segmentAuth,
+  );
+  const veroStandIn = new StandInClient(vero.url);
+  await veroStandIn.waitFor(DEV_SECRETS.VERO_AUTH_TOKEN, (calls) => calls.length >= 2, { timeoutMs: 30_000 });
+  await veroStandIn.fail(DEV_SECRETS.VERO_AUTH_TOKEN, { status: 400, times: 1 });
+  await post("/segment", track(3, "Sandbox: refused once on purpose"), segmentAuth);
+  print("Sandbox: sent 3 Vero webhooks and 3 Segment events; Vero's stand-in refuses the last one (a dead letter).\n");
+}
+
+if (process.env.SANDBOX_TRAFFIC !== "0") {
+  sandboxTraffic().catch((error: unknown) => print(`Sandbox traffic failed: ${String(error)}`));
+}
 
 let stopping = false;
 async function stop(code: number): Promise<never> {

@@ -1,27 +1,18 @@
 import { Hono } from "hono";
+import { consoleRoutes } from "./admin/routes.tsx";
 import { inboundRoutes } from "./inbound/routes.ts";
 import { outboundRoutes } from "./outbound/routes.ts";
 import { adminRoutes } from "./shared/admin.ts";
+import { healthOf } from "./shared/health.ts";
 import { type AppEnv, methodNotAllowed, notFound, refusalLog, renderError } from "./shared/http.ts";
-import { settingsFor } from "./shared/settings.ts";
-import { VERSION } from "./shared/version.ts";
 
 export const app = new Hono<AppEnv>()
   .use("*", refusalLog)
-  .get("/health", (c) => {
-    const settings = settingsFor(c.env);
-    return c.json({
-      status: "ok",
-      version: VERSION,
-      inbound: settings.inbound.ready,
-      outbound: settings.outbound.ready,
-      // Whether re-sent events are recognised (the LEDGER binding): without it Vero may receive them twice.
-      dedup: c.env.LEDGER !== undefined,
-    });
-  })
+  .get("/health", (c) => c.json(healthOf(c.env)))
   .all("/health", methodNotAllowed(["GET", "HEAD"]))
   .route("/vero", inboundRoutes)
   .route("/", outboundRoutes)
+  .route("/admin", consoleRoutes)
   .route("/admin", adminRoutes);
 
 app.onError(renderError);

@@ -5,35 +5,17 @@
  * QUEUE_RETRY_BASE_SECONDS=0 retries at once, so outages play out in seconds.
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { type RunningBridge, startBridge } from "../../dev/bridge.ts";
-import { DEV_SECRETS, devBindings } from "../../dev/dev-settings.ts";
+import { DEV_SECRETS } from "../../dev/dev-settings.ts";
 import { type RecordedCall, StandInClient, segmentMessages } from "../../dev/stand-ins/client.ts";
+import { bridgeWithTenants as startTenantBridge, type TenantBridge } from "./tenant-bridge.ts";
 
 const segment = new StandInClient(inject("segmentOrigin"));
 const vero = new StandInClient(inject("veroOrigin"));
 const ADMIN = "e2e-admin-token";
 const run = `${Date.now().toString(36)}`;
 
-interface Bridge {
-  bridge: RunningBridge;
-  writeKey: string;
-  veroToken: string;
-}
-
-async function bridgeWithTenants(): Promise<Bridge> {
-  const [writeKey, veroToken] = await Promise.all([segment.tenant(), vero.tenant()]);
-  const bridge = await startBridge({
-    vars: {
-      ...devBindings(inject("segmentOrigin"), inject("veroOrigin")),
-      SEGMENT_WRITE_KEY: writeKey,
-      VERO_AUTH_TOKEN: veroToken,
-      ADMIN_TOKEN: ADMIN,
-      QUEUE_RETRY_BASE_SECONDS: "0",
-    },
-    stdio: "ignore",
-  });
-  return { bridge, writeKey, veroToken };
-}
+type Bridge = TenantBridge;
+const bridgeWithTenants = () => startTenantBridge(ADMIN);
 
 const webhook = (i: number, tag: string) => ({
   type: "opened",

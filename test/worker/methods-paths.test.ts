@@ -49,7 +49,6 @@ const UNKNOWN_PATHS = [
   "/v1/trackx",
   "/v1/identify/",
   "/V1/track",
-  "/admin",
   "/admin/",
   "/admin/dead-letters/some-id/extra",
   "/.env",

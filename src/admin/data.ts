@@ -1,0 +1,74 @@
+/**
+ * What the console reads and changes, through the ledger's functions only.
+ * Every function takes the bound ledger: the routes check the binding once.
+ */
+
+import { redriveDeadLetter } from "../shared/dead-letters.ts";
+import type { Env } from "../shared/env.ts";
+import { BridgeError } from "../shared/errors.ts";
+import {
+  type CounterRow,
+  type DeadLetter,
+  type DeadLetterFilter,
+  type DeadLetterSummary,
+  deleteDeadLetter,
+  getDeadLetter,
+  listDeadLetters,
+  readCounters,
+} from "../shared/ledger.ts";
+import { log } from "../shared/log.ts";
+
+export type { CounterRow, DeadLetter, DeadLetterFilter, DeadLetterSummary };
+
+const HOUR_MS = 3_600_000;
+export const WEEK_HOURS = 7 * 24;
+
+/** The start of the hour `now` falls in. */
+export function hourStart(now: Date): Date {
+  return new Date(Math.floor(now.getTime() / HOUR_MS) * HOUR_MS);
+}
+
+/** The counters of the last 7 days, this hour included. */
+export async function weekOfCounters(db: D1Database, now: Date): Promise<CounterRow[]> {
+  const until = new Date(hourStart(now).getTime() + HOUR_MS);
+  return readCounters(db, { since: new Date(until.getTime() - WEEK_HOURS * HOUR_MS), until });
+}
+
+export function deadLetters(db: D1Database, filter: DeadLetterFilter) {
+  return listDeadLetters(db, filter);
+}
+
+export async function deadLetter(db: D1Database, id: string): Promise<DeadLetter> {
+  const letter = await getDeadLetter(db, id);
+  if (!letter) throw new BridgeError(404, "not_found", `no dead letter ${id}`);
+  return letter;
+}
+
+export async function redriveOne(env: Env, db: D1Database, id: string): Promise<void> {
+  await redriveDeadLetter(env, await deadLetter(db, id));
+}
+
+/** One page of at most 100 letters a request, so a huge backlog cannot exhaust one request's limits. */
+export const REDRIVE_PAGE = 100;
+
+export async function redriveMatching(
+  env: Env,
+  db: D1Database,
+  filter: Omit<DeadLetterFilter, "cursor" | "limit">,
+): Promise<{ redriven: number; remaining: number }> {
+  const page = await listDeadLetters(db, { ...filter, limit: REDRIVE_PAGE });
+  let redriven = 0;
+  for (const summary of page.letters) {
+    const letter = await getDeadLetter(db, summary.id);
+    if (!letter) continue; // deleted meanwhile by someone else
+    await redriveDeadLetter(env, letter);
+    redriven++;
+  }
+  return { redriven, remaining: Math.max(0, page.total - redriven) };
+}
+
+export async function deleteOne(db: D1Database, id: string): Promise<void> {
+  const letter = await deadLetter(db, id);
+  await deleteDeadLetter(db, letter.id);
+  log("info", "dead letter deleted", { id: letter.id, source: letter.source });
+}

@@ -1,0 +1,295 @@
+/**
+ * The operator console, mounted at `/admin`: server-rendered pages behind a
+ * sign-in with ADMIN_TOKEN. The JSON routes beside it keep their bearer token.
+ */
+import { type Context, Hono, type MiddlewareHandler } from "hono";
+import { csrf } from "hono/csrf";
+import type { Child } from "hono/jsx";
+import { NONCE, type SecureHeadersVariables, secureHeaders } from "hono/secure-headers";
+import * as z from "zod/mini";
+import { BridgeError } from "../shared/errors.ts";
+import { healthOf } from "../shared/health.ts";
+import type { AppEnv } from "../shared/http.ts";
+import type { DeadLetter, DeadLetterFilter } from "../shared/ledger.ts";
+import { matchesAnySecret } from "../shared/secrets.ts";
+import { describeUnready, settingsFor } from "../shared/settings.ts";
+import "../shared/zod.ts";
+import { deadLetter, deadLetters, deleteOne, hourStart, redriveMatching, redriveOne, weekOfCounters } from "./data.ts";
+import {
+  BASE,
+  CONSOLE,
+  ConfirmAction,
+  DeadLettersSection,
+  DescribeFilter,
+  type Done,
+  FlowSection,
+  filterQuery,
+  Layout,
+  LetterDetail,
+  Notice,
+  SignInForm,
+  StatusPanel,
+} from "./pages.tsx";
+import { endSession, hasSession, startSession } from "./session.ts";
+
+type ConsoleEnv = AppEnv & { Variables: SecureHeadersVariables };
+type ConsoleContext = Context<ConsoleEnv>;
+
+const HOUR_MS = 3_600_000;
+
+/** No script at all, styles by nonce only, no framing, forms post only here. */
+const pageHeaders = secureHeaders({
+  contentSecurityPolicy: {
+    defaultSrc: ["'none'"],
+    styleSrc: [NONCE],
+    imgSrc: ["'self'"],
+    formAction: ["'self'"],
+    frameAncestors: ["'none'"],
+    baseUri: ["'none'"],
+  },
+  referrerPolicy: "no-referrer",
+});
+
+const noStore: MiddlewareHandler = async (c, next) => {
+  await next();
+  c.header("Cache-Control", "no-store");
+};
+
+function adminTokens(c: ConsoleContext): readonly string[] | undefined {
+  const state = settingsFor(c.env).admin;
+  return state.ready ? state.settings.adminTokens : undefined;
+}
+
+function page(
+  c: ConsoleContext,
+  title: string,
+  body: Child,
+  options: { signedIn?: boolean; status?: 200 | 401 | 503 } = {},
+) {
+  return c.html(
+    `<!doctype html>${(
+      <Layout title={title} nonce={c.get("secureHeadersNonce")} signedIn={options.signedIn ?? true}>
+        {body}
+      </Layout>
+    )}`,
+    options.status ?? 200,
+  );
+}
+
+/** Every page but sign-in: a signed-out visitor is sent to sign in, and sees no data. */
+const requireSession: MiddlewareHandler<ConsoleEnv> = async (c, next) => {
+  const tokens = adminTokens(c);
+  if (!tokens || !(await hasSession(c, tokens))) return c.redirect(`${CONSOLE}/sign-in`, 303);
+  await next();
+};
+
+function ledgerOf(c: ConsoleContext): D1Database {
+  if (!c.env.LEDGER) {
+    throw new BridgeError(503, "not_configured", "the LEDGER D1 database is not bound (see wrangler.toml)");
+  }
+  return c.env.LEDGER;
+}
+
+const blankAsUnset = (value: unknown) => (typeof value === "string" && value.trim() === "" ? undefined : value);
+
+/** `since` as typed in the filter: ISO 8601, or without a zone (read as UTC). */
+const sinceField = z.pipe(
+  z.string().check(
+    z.maxLength(40),
+    z.refine((value) => !Number.isNaN(Date.parse(/[zZ]|[+-]\d\d:?\d\d$/.test(value) ? value : `${value}Z`)), {
+      message: "since must be a date and time such as 2026-11-28T00:00Z",
+    }),
+  ),
+  z.transform((value) => new Date(/[zZ]|[+-]\d\d:?\d\d$/.test(value) ? value : `${value}Z`).toISOString()),
+);
+
+const filterSchema = z.object({
+  source: z.optional(z.enum(["segment", "vero"], { error: "source must be segment or vero" })),
+  reason: z.optional(z.string().check(z.maxLength(200, "reason is over 200 characters"))),
+  since: z.optional(sinceField),
+  cursor: z.optional(z.string().check(z.regex(/^\d{1,9}$/, "cursor is not one this console gave"))),
+});
+
+function parseFilter(input: Record<string, unknown>): DeadLetterFilter {
+  const cleaned = Object.fromEntries(
+    ["source", "reason", "since", "cursor"].map((key) => [key, blankAsUnset(input[key])]),
+  );
+  const parsed = filterSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    throw new BridgeError(400, "bad_request", parsed.error.issues.map((issue) => issue.message).join("; "));
+  }
+  return Object.fromEntries(Object.entries(parsed.data).filter(([, value]) => value !== undefined));
+}
+
+const count = z.pipe(z.coerce.number(), z.int().check(z.nonnegative()));
+const doneSchema = z.union([
+  z.object({ done: z.literal("redriven"), count, remaining: z.optional(count) }),
+  z.object({ done: z.literal("deleted"), count }),
+  z.object({ done: z.literal("signed-out") }),
+]);
+
+/** Only these fixed sentences: a crafted link cannot put words on the page. */
+function parseDone(query: Record<string, string>): Done | undefined {
+  const parsed = doneSchema.safeParse(query);
+  return parsed.success ? parsed.data : undefined;
+}
+
+function doneQuery(done: Done): string {
+  return `?${new URLSearchParams(Object.entries(done).map(([key, value]) => [key, String(value)])).toString()}`;
+}
+
+const signInForm = z.object({ token: z.string().check(z.minLength(1), z.maxLength(1000)) });
+
+async function dashboard(c: ConsoleContext) {
+  const now = new Date();
+  const filter = parseFilter(c.req.query());
+  const db = c.env.LEDGER;
+  const [rows, page_] = db
+    ? await Promise.all([weekOfCounters(db, now), deadLetters(db, filter)])
+    : [undefined, undefined];
+  const settings = settingsFor(c.env);
+  const problems: Record<string, string> = {};
+  for (const name of ["inbound", "outbound"] as const) {
+    const state = settings[name];
+    if (!state.ready) problems[name] = describeUnready(name, state);
+  }
+  return page(
+    c,
+    "Console",
+    <>
+      <Notice done={parseDone(c.req.query())} />
+      <StatusPanel health={healthOf(c.env)} problems={problems} ledgerBound={db !== undefined} />
+      <FlowSection rows={rows} until={new Date(hourStart(now).getTime() + HOUR_MS)} />
+      <DeadLettersSection page={page_} filter={filter} />
+    </>,
+  );
+}
+
+async function formOf(c: ConsoleContext): Promise<Record<string, unknown>> {
+  return Object.fromEntries(Object.entries(await c.req.parseBody()).filter(([, value]) => typeof value === "string"));
+}
+
+const letterPath = (id: string) => `${CONSOLE}/dead-letters/${encodeURIComponent(id)}`;
+
+/** The confirmation page of an action on one letter: its question, and the form that posts it. */
+async function confirmForLetter(
+  c: ConsoleContext,
+  action: "redrive" | "delete",
+  title: string,
+  question: (letter: DeadLetter) => Child,
+) {
+  const letter = await deadLetter(ledgerOf(c), c.req.param("id") ?? "");
+  return page(
+    c,
+    title,
+    <ConfirmAction
+      question={question(letter)}
+      action={`${letterPath(letter.id)}/${action}`}
+      button={title}
+      danger={action === "delete"}
+      back={letterPath(letter.id)}
+    />,
+  );
+}
+
+/** Mounted at `/admin`, before the JSON routes: it answers only its own paths. */
+export const consoleRoutes = new Hono<ConsoleEnv>()
+  .use("/", pageHeaders, noStore)
+  .use("/console/*", pageHeaders, noStore, csrf())
+  .get("/console/sign-in", (c) => {
+    const state = settingsFor(c.env).admin;
+    if (!state.ready) {
+      return page(c, "Sign in", <SignInForm problem={describeUnready("admin", state)} />, {
+        signedIn: false,
+        status: 503,
+      });
+    }
+    return page(
+      c,
+      "Sign in",
+      <>
+        <Notice done={parseDone(c.req.query())} />
+        <SignInForm />
+      </>,
+      { signedIn: false },
+    );
+  })
+  .post("/console/sign-in", async (c) => {
+    const state = settingsFor(c.env).admin;
+    if (!state.ready) {
+      return page(c, "Sign in", <SignInForm problem={describeUnready("admin", state)} />, {
+        signedIn: false,
+        status: 503,
+      });
+    }
+    const form = signInForm.safeParse(await formOf(c));
+    if (!form.success || !(await matchesAnySecret(form.data.token, state.settings.adminTokens))) {
+      return page(c, "Sign in", <SignInForm problem="That is not the admin token. Nothing is shown without it." />, {
+        signedIn: false,
+        status: 401,
+      });
+    }
+    await startSession(c, form.data.token);
+    return c.redirect(BASE, 303);
+  })
+  .post("/console/sign-out", (c) => {
+    endSession(c);
+    return c.redirect(`${CONSOLE}/sign-in${doneQuery({ done: "signed-out" })}`, 303);
+  })
+  .get("/", requireSession, dashboard)
+  .use("/console/*", requireSession)
+  .get("/console/redrive", async (c) => {
+    const filter = parseFilter({ ...c.req.query(), cursor: undefined });
+    const { total } = await deadLetters(ledgerOf(c), { ...filter, limit: 1 });
+    return page(
+      c,
+      "Re-drive",
+      <ConfirmAction
+        question={
+          <>
+            Re-drive {total} <DescribeFilter filter={filter} />? Each goes back to the queue it came from and is removed
+            from this list; at most 100 per confirmation.
+          </>
+        }
+        action={`${CONSOLE}/redrive`}
+        button={`Re-drive ${Math.min(total, 100)}`}
+        filter={filter}
+        back={`${BASE}${filterQuery(filter)}#dead-letters`}
+      />,
+    );
+  })
+  .post("/console/redrive", async (c) => {
+    const { cursor: _cursor, ...filter } = parseFilter(await formOf(c));
+    const result = await redriveMatching(c.env, ledgerOf(c), filter);
+    return c.redirect(
+      `${BASE}${doneQuery({ done: "redriven", count: result.redriven, remaining: result.remaining })}`,
+      303,
+    );
+  })
+  .get("/console/dead-letters/:id", async (c) => {
+    const letter = await deadLetter(ledgerOf(c), c.req.param("id"));
+    return page(c, "Dead letter", <LetterDetail letter={letter} />);
+  })
+  .get("/console/dead-letters/:id/redrive", (c) =>
+    confirmForLetter(c, "redrive", "Re-drive", (letter) => (
+      <>
+        Re-drive dead letter <code>{letter.id}</code> to the {letter.source} queue? It is removed from this list and
+        delivered again; if its cause is not fixed, it comes back.
+      </>
+    )),
+  )
+  .post("/console/dead-letters/:id/redrive", async (c) => {
+    await redriveOne(c.env, ledgerOf(c), c.req.param("id"));
+    return c.redirect(`${BASE}${doneQuery({ done: "redriven", count: 1 })}`, 303);
+  })
+  .get("/console/dead-letters/:id/delete", (c) =>
+    confirmForLetter(c, "delete", "Delete", (letter) => (
+      <>
+        Delete dead letter <code>{letter.id}</code> for good? Its event is then never delivered.
+      </>
+    )),
+  )
+  .post("/console/dead-letters/:id/delete", async (c) => {
+    await deleteOne(ledgerOf(c), c.req.param("id"));
+    return c.redirect(`${BASE}${doneQuery({ done: "deleted", count: 1 })}`, 303);
+  });

@@ -1,0 +1,18 @@
+import type { Env } from "./env.ts";
+import { settingsFor } from "./settings.ts";
+import { VERSION } from "./version.ts";
+
+/** What `GET /health` answers, and what the console's status panel shows. */
+export function healthOf(env: Env) {
+  const settings = settingsFor(env);
+  return {
+    status: "ok" as const,
+    version: VERSION,
+    inbound: settings.inbound.ready,
+    outbound: settings.outbound.ready,
+    // Whether re-sent events are recognised (the LEDGER binding): without it Vero may receive them twice.
+    dedup: env.LEDGER !== undefined,
+  };
+}
+
+export type Health = ReturnType<typeof healthOf>;

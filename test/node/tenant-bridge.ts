@@ -1,0 +1,31 @@
+import { inject } from "vitest";
+import { type RunningBridge, startBridge } from "../../dev/bridge.ts";
+import { devBindings } from "../../dev/dev-settings.ts";
+import { StandInClient } from "../../dev/stand-ins/client.ts";
+
+export interface TenantBridge {
+  bridge: RunningBridge;
+  writeKey: string;
+  veroToken: string;
+}
+
+/**
+ * The bridge under wrangler dev with stand-in tenants of its own, so that what the stand-ins record belongs to
+ * its test. QUEUE_RETRY_BASE_SECONDS=0 retries at once, so outages play out in seconds.
+ */
+export async function bridgeWithTenants(adminToken: string): Promise<TenantBridge> {
+  const segment = new StandInClient(inject("segmentOrigin"));
+  const vero = new StandInClient(inject("veroOrigin"));
+  const [writeKey, veroToken] = await Promise.all([segment.tenant(), vero.tenant()]);
+  const bridge = await startBridge({
+    vars: {
+      ...devBindings(segment.origin, vero.origin),
+      SEGMENT_WRITE_KEY: writeKey,
+      VERO_AUTH_TOKEN: veroToken,
+      ADMIN_TOKEN: adminToken,
+      QUEUE_RETRY_BASE_SECONDS: "0",
+    },
+    stdio: "ignore",
+  });
+  return { bridge, writeKey, veroToken };
+}
