@@ -15,6 +15,7 @@ export const app = new Hono<AppEnv>()
       version: VERSION,
       inbound: settings.inbound.ready,
       outbound: settings.outbound.ready,
+      consumers: { segment: settings.consumers.segment.ready, vero: settings.consumers.vero.ready },
     });
   })
   .all("/health", methodNotAllowed(["GET", "HEAD"]))

@@ -3,7 +3,7 @@ import { consumeSegmentBatch } from "./inbound/consumer.ts";
 import { consumeVeroBatch } from "./outbound/consumer.ts";
 import type { Env } from "./shared/env.ts";
 import { log } from "./shared/log.ts";
-import { consumeDeadLetterQueue, QUEUE_NAMES } from "./shared/queue.ts";
+import { consumeDeadLetterQueue, QUEUE_NAMES, retryPolicyFor } from "./shared/queue.ts";
 
 /** Each queue in wrangler.toml has its consumer here. */
 async function queue(batch: MessageBatch<unknown>, env: Env): Promise<void> {
@@ -13,9 +13,9 @@ async function queue(batch: MessageBatch<unknown>, env: Env): Promise<void> {
     case QUEUE_NAMES.vero:
       return consumeVeroBatch(batch, env);
     case QUEUE_NAMES.segmentDeadLetters:
-      return consumeDeadLetterQueue(batch, "segment", env.DEAD_LETTERS);
+      return consumeDeadLetterQueue(batch, "segment", env.DEAD_LETTERS, retryPolicyFor(env));
     case QUEUE_NAMES.veroDeadLetters:
-      return consumeDeadLetterQueue(batch, "vero", env.DEAD_LETTERS);
+      return consumeDeadLetterQueue(batch, "vero", env.DEAD_LETTERS, retryPolicyFor(env));
     default:
       // A queue wired to this Worker by mistake: its messages are kept (retried) for whoever fixes the wiring.
       log("error", "no consumer for this queue; retrying its batch", {

@@ -9,8 +9,8 @@ import type { Env } from "../shared/env.ts";
 import { DeliveryError } from "../shared/errors.ts";
 import { jsonBytes } from "../shared/json.ts";
 import { log } from "../shared/log.ts";
-import { describeIssues, type Outcome, retryBaseSeconds, settle } from "../shared/queue.ts";
-import { describeUnready, type InboundSettings, settingsFor } from "../shared/settings.ts";
+import { describeIssues, type Outcome, retryPolicyFor, settle } from "../shared/queue.ts";
+import { describeUnready, type SegmentTarget, settingsFor } from "../shared/settings.ts";
 import { MAX_SEGMENT_MESSAGE_BYTES, segmentJobSchema } from "./job.ts";
 import type { SegmentMessage } from "./map.ts";
 import { type SendOptions, type SendOutcome, sendToSegment } from "./segment.ts";
@@ -88,7 +88,7 @@ function refusedForGood(sent: SendOutcome): boolean {
 }
 
 /** Every message's outcome, by messageId. */
-async function deliver(settings: InboundSettings, messages: SegmentMessage[]): Promise<Map<string, SendOutcome>> {
+async function deliver(settings: SegmentTarget, messages: SegmentMessage[]): Promise<Map<string, SendOutcome>> {
   const byId = new Map<string, SendOutcome>();
   const { chunks, oversized } = chunk(messages);
   for (const { message, size } of oversized) {
@@ -121,7 +121,7 @@ export async function consumeSegmentBatch(batch: MessageBatch<unknown>, env: Env
   const context = {
     source: "segment" as const,
     deadLetters: env.DEAD_LETTERS,
-    retryBaseSeconds: retryBaseSeconds(env),
+    policy: retryPolicyFor(env),
   };
   const valid: { queued: Message<unknown>; message: SegmentMessage }[] = [];
   for (const queued of batch.messages) {
@@ -138,9 +138,9 @@ export async function consumeSegmentBatch(batch: MessageBatch<unknown>, env: Env
   }
   if (valid.length === 0) return;
 
-  const inbound = settingsFor(env).inbound;
+  const inbound = settingsFor(env).consumers.segment;
   if (!inbound.ready) {
-    const reason = describeUnready("inbound", inbound);
+    const reason = describeUnready("the Segment consumer", inbound);
     log("error", "segment consumer cannot deliver", { queue: batch.queue, messages: valid.length, reason });
     for (const { queued } of valid) await settle(queued, { ok: false, retryable: true, reason }, context);
     return;

@@ -17,10 +17,10 @@
 import type { Env } from "../shared/env.ts";
 import { DeliveryError } from "../shared/errors.ts";
 import { log } from "../shared/log.ts";
-import { backoffSeconds, describeIssues, type Outcome, retryBaseSeconds, settle } from "../shared/queue.ts";
-import { describeUnready, type OutboundSettings, settingsFor } from "../shared/settings.ts";
-import { type VeroJob, veroJobSchema } from "./job.ts";
-import type { VeroRequest } from "./map.ts";
+import { describeIssues, type Outcome, retryPolicyFor, retryStep, settle } from "../shared/queue.ts";
+import type { RetryPolicy } from "../shared/retry-schedule.ts";
+import { describeUnready, settingsFor, type VeroTarget } from "../shared/settings.ts";
+import { jobOrder, type VeroJob, veroJobSchema } from "./job.ts";
 import { sendToVero } from "./vero.ts";
 
 /** How many users' jobs run at once. */
@@ -41,28 +41,14 @@ interface Tally {
   deadLettered: number;
 }
 
-/**
- * A delete that Vero answers 404 on a redelivery was most likely done by an
- * earlier attempt whose answer was lost (a timeout): the user is gone, which
- * is what was asked. On a first delivery a 404 is taken at its word.
- */
-function alreadyDone(request: VeroRequest, error: DeliveryError, attempts: number): boolean {
-  return request.path === "/users/delete" && error.status === 404 && attempts > 1;
-}
-
 /** Makes a job's calls one by one; says how many succeeded and, if one failed, why. */
-async function runCalls(
-  target: OutboundSettings,
-  job: VeroJob,
-  attempts: number,
-): Promise<{ done: number; error?: DeliveryError }> {
+async function runCalls(target: VeroTarget, job: VeroJob): Promise<{ done: number; error?: DeliveryError }> {
   for (const [index, request] of job.requests.entries()) {
     try {
       await sendToVero(target, [request]);
     } catch (error) {
       // Anything but a DeliveryError is a bug: it escapes, and the runtime retries what is not settled yet.
       if (!(error instanceof DeliveryError)) throw error;
-      if (alreadyDone(request, error, attempts)) continue;
       return { done: index, error };
     }
   }
@@ -71,9 +57,9 @@ async function runCalls(
 
 async function runGroup(
   jobs: Pending[],
-  target: OutboundSettings,
+  target: VeroTarget,
   env: Env,
-  base: number,
+  policy: RetryPolicy,
   settleOne: Settle,
   tally: Tally,
 ): Promise<void> {
@@ -91,14 +77,15 @@ async function runGroup(
       continue;
     }
 
-    const { done, error } = await runCalls(target, job, queued.attempts);
+    const { done, error } = await runCalls(target, job);
     if (!error) {
       tally.delivered++;
       await settleOne(queued, { ok: true });
       continue;
     }
 
-    const delaySeconds = backoffSeconds(queued.attempts, error.retryAfter, base);
+    const step = retryStep(queued, policy, error.retryAfter);
+    const delaySeconds = step.retry ? step.delaySeconds : 0;
     if (done > 0) {
       const continuation: VeroJob = { ...job, requests: job.requests.slice(done), step: (job.step ?? 0) + done };
       const enqueued = await enqueueContinuation(env, continuation, error.retryable ? delaySeconds : 0);
@@ -155,8 +142,8 @@ async function pool(tasks: (() => Promise<void>)[], limit: number): Promise<void
 }
 
 export async function consumeVeroBatch(batch: MessageBatch<unknown>, env: Env): Promise<void> {
-  const base = retryBaseSeconds(env);
-  const context = { source: "vero" as const, deadLetters: env.DEAD_LETTERS, retryBaseSeconds: base };
+  const policy = retryPolicyFor(env);
+  const context = { source: "vero" as const, deadLetters: env.DEAD_LETTERS, policy };
   const settleOne: Settle = (message, outcome) => settle(message, outcome, context);
 
   const groups = new Map<string, Pending[]>();
@@ -177,13 +164,12 @@ export async function consumeVeroBatch(batch: MessageBatch<unknown>, env: Env): 
     groups.set(parsed.data.user, group);
   }
   if (groups.size === 0) return;
-  // A retried job comes back behind newer ones; the enqueue time puts it back in front (the sort is stable).
-  const enqueuedAt = ({ queued, job }: Pending) => job.at ?? queued.timestamp.getTime();
-  for (const group of groups.values()) group.sort((a, b) => enqueuedAt(a) - enqueuedAt(b));
+  // A retried job comes back behind newer ones; its enqueue time and sequence put it back in front.
+  for (const group of groups.values()) group.sort((a, b) => jobOrder(a, b));
 
-  const outbound = settingsFor(env).outbound;
+  const outbound = settingsFor(env).consumers.vero;
   if (!outbound.ready) {
-    const reason = describeUnready("outbound", outbound);
+    const reason = describeUnready("the Vero consumer", outbound);
     log("error", "vero consumer cannot deliver", { queue: batch.queue, messages: batch.messages.length, reason });
     for (const group of groups.values())
       for (const { queued } of group) await settleOne(queued, { ok: false, retryable: true, reason });
@@ -192,7 +178,7 @@ export async function consumeVeroBatch(batch: MessageBatch<unknown>, env: Env): 
 
   const tally: Tally = { delivered: 0, continued: 0, retried: 0, heldBack: 0, deadLettered: 0 };
   await pool(
-    [...groups.values()].map((jobs) => () => runGroup(jobs, outbound.settings, env, base, settleOne, tally)),
+    [...groups.values()].map((jobs) => () => runGroup(jobs, outbound.settings, env, policy, settleOne, tally)),
     VERO_CONCURRENCY,
   );
   const clean = tally.retried + tally.heldBack + tally.deadLettered + malformed === 0;

@@ -11,7 +11,7 @@ import { enqueueJobs } from "./enqueue.ts";
 import { orderingKey } from "./job.ts";
 import { mapSegmentEvent, type VeroRequest } from "./map.ts";
 import { messageIdOf, parseSegmentBody, parseSegmentEvent, type SegmentEventType } from "./schema.ts";
-import { sendToVero } from "./vero.ts";
+import { refuseOverInlineCap, sendToVero } from "./vero.ts";
 
 export type EventOutcome = "delivered" | "queued" | "skipped" | "invalid" | "failed";
 
@@ -61,7 +61,13 @@ export async function handleSegmentRequest(c: AppContext, impliedType?: SegmentE
 
   let retryAfter: number | undefined;
   if (queue) await enqueueJobs(queue, jobs);
-  else retryAfter = await deliver(c, jobs);
+  else {
+    refuseOverInlineCap(
+      jobs.map((job) => job.requests.length),
+      c.get("outbound").inlineMaxVeroCalls,
+    );
+    retryAfter = await deliver(c, jobs);
+  }
   const results = jobs.map((job) => job.result);
   const count = (outcome: EventOutcome) => results.filter((result) => result.outcome === outcome).length;
   const failed = results.filter((result) => result.outcome === "failed");

@@ -26,6 +26,12 @@ export interface Env {
   VERO_QUEUE?: Queue<unknown>;
   /** Var: the queue consumers' first retry delay in seconds (default 5), doubling per attempt. */
   QUEUE_RETRY_BASE_SECONDS?: string;
+  /** Var: how long the consumers retry a message before it becomes a dead letter (default 26). */
+  QUEUE_RETRY_HORIZON_HOURS?: string;
+  /** Var: the message retention set on the queues (default 96, Workers Paid's default; Free keeps 24). */
+  QUEUE_RETENTION_HOURS?: string;
+  /** Var: inline mode's most Vero calls per request (default 50, the Workers Free plan's subrequests). */
+  INLINE_MAX_VERO_CALLS?: string;
   /** Where messages that could not be delivered wait for an operator. */
   DEAD_LETTERS?: KVNamespace;
 }

@@ -7,12 +7,34 @@ describe("GET /health", () => {
   it("answers 200 with the version and both directions configured", async () => {
     const response = await callWorker(new Request("http://bridge/health"));
     expect(response.status).toBe(200);
-    expect(await response.json()).toEqual({ status: "ok", version: pkg.version, inbound: true, outbound: true });
+    expect(await response.json()).toEqual({
+      status: "ok",
+      version: pkg.version,
+      inbound: true,
+      outbound: true,
+      consumers: { segment: true, vero: true },
+    });
   });
 
   it("says which directions are configured, with none at all", async () => {
     const response = await callWorker(new Request("http://bridge/health"), {});
-    expect(await response.json()).toEqual({ status: "ok", version: pkg.version, inbound: false, outbound: false });
+    expect(await response.json()).toEqual({
+      status: "ok",
+      version: pkg.version,
+      inbound: false,
+      outbound: false,
+      consumers: { segment: false, vero: false },
+    });
+  });
+
+  it("reports the consumers ready when only the routes' secrets are missing", async () => {
+    const { SEGMENT_SHARED_SECRET: _s, VERO_WEBHOOK_TOKEN: _t, ...upstreamsOnly } = baseEnv;
+    const response = await callWorker(new Request("http://bridge/health"), upstreamsOnly);
+    expect(await response.json()).toMatchObject({
+      inbound: false,
+      outbound: false,
+      consumers: { segment: true, vero: true },
+    });
   });
 
   it("reports inbound alone when only inbound is configured", async () => {
