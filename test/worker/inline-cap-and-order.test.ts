@@ -11,7 +11,13 @@ import { QUEUE_NAMES } from "../../src/shared/queue.ts";
 import { basic, callWorker, expectJsonError, isolatedEnv, vero } from "./helpers.ts";
 import { runBatch } from "./queue-helpers.ts";
 
-const track = (i: number) => ({ type: "track", messageId: `t-${i}`, userId: `u-${i}`, event: "Viewed", properties: {} });
+const track = (i: number) => ({
+  type: "track",
+  messageId: `t-${i}`,
+  userId: `u-${i}`,
+  event: "Viewed",
+  properties: {},
+});
 
 const post = (env: Env, events: unknown[]) =>
   callWorker(
@@ -40,7 +46,13 @@ describe("inline mode's cap on Vero calls per request", () => {
 
   it("defaults to the Workers Free plan's 50 subrequests", async () => {
     const { env, veroToken } = await isolatedEnv();
-    await expectJsonError(await post(env, Array.from({ length: 51 }, (_, i) => track(i))), 413);
+    await expectJsonError(
+      await post(
+        env,
+        Array.from({ length: 51 }, (_, i) => track(i)),
+      ),
+      413,
+    );
     expect(await vero.calls(veroToken)).toEqual([]);
   });
 });

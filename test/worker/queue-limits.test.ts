@@ -64,7 +64,12 @@ async function post(env: Env, events: unknown[]): Promise<Response> {
 async function sized(env: Env, tag: string, targets: number[]): Promise<unknown[]> {
   const ids = targets.map((_, i) => `${tag}-${i}`);
   const probe = new ProductionLimitedQueue(false);
-  await (await post({ ...env, VERO_QUEUE: probe as unknown as Queue }, ids.map((id) => track(id, 1000)))).text();
+  await (
+    await post(
+      { ...env, VERO_QUEUE: probe as unknown as Queue },
+      ids.map((id) => track(id, 1000)),
+    )
+  ).text();
   const measured = probe.accepted.map(counted);
   return ids.map((id, i) => track(id, 1000 + (targets[i] as number) - (measured[i] as number)));
 }
@@ -104,12 +109,18 @@ describe("queue limits, with a Queue double enforcing production's limits", () =
   });
 
   it("sends 100 messages in one sendBatch and 101 in two, each event once", async () => {
-    const hundred = await run("hundred", Array.from({ length: 100 }, () => 1_500));
+    const hundred = await run(
+      "hundred",
+      Array.from({ length: 100 }, () => 1_500),
+    );
     expect(hundred.status).toBe(202);
     expect(hundred.queue.batches.map((batch) => batch.length)).toEqual([100]);
     expect(new Set(hundred.queuedIds).size).toBe(100);
 
-    const more = await run("more", Array.from({ length: 101 }, () => 1_500));
+    const more = await run(
+      "more",
+      Array.from({ length: 101 }, () => 1_500),
+    );
     expect(more.status).toBe(202);
     expect(more.queue.batches.map((batch) => batch.length)).toEqual([100, 1]);
     expect(more.queuedIds).toEqual(Array.from({ length: 101 }, (_, i) => `more-${i}`));
