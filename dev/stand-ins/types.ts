@@ -39,3 +39,6 @@ export interface FailurePlan {
    */
   drop?: number;
 }
+
+/** What the Vero stand-in answers, with a 404, to a delete of a user it does not have (Vero's `{ status, message }`). */
+export const VERO_USER_NOT_FOUND = "User not found.";

@@ -4,7 +4,9 @@
  * in the JSON body, each endpoint with its method, the fields each requires,
  * and 255 characters at most for ids, emails and event names.
  */
+
 import { isRecord, parseJson, type StandIn, type StandInOptions, startStandIn, type Verdict } from "./harness.ts";
+import { VERO_USER_NOT_FOUND } from "./types.ts";
 
 export const VERO_API_PATH = "/api/v2";
 export const VERO_MAX_FIELD_LENGTH = 255;
@@ -82,7 +84,6 @@ const answer = (status: number, message: string, tenant?: string, parsed?: unkno
  * and forgets a deletion once the user is tracked again.
  */
 const deleted = new Map<string, Set<string>>();
-export const VERO_USER_NOT_FOUND = "User not found.";
 
 const userKeys = (body: Body): string[] => [body.id, body.email].filter(present).map((value) => String(value));
 

@@ -4,7 +4,7 @@
  * 404 (a wrong VERO_API_URL) is kept and retried, never acked away.
  */
 import { afterEach, describe, expect, inject, it, vi } from "vitest";
-import { VERO_USER_NOT_FOUND } from "../../dev/stand-ins/vero.ts";
+import { VERO_USER_NOT_FOUND } from "../../dev/stand-ins/types.ts";
 import type { VeroJob } from "../../src/outbound/job.ts";
 import { getDeadLetter } from "../../src/shared/dead-letters.ts";
 import { QUEUE_NAMES } from "../../src/shared/queue.ts";

@@ -6,6 +6,7 @@ import { consumeDeadLetterQueue, MAX_RETRIES, type Outcome, settle } from "../..
 import { DEFAULT_RETRY_POLICY } from "../../src/shared/retry-schedule.ts";
 import { parseRetryPolicy } from "../../src/shared/settings.ts";
 import { baseEnv } from "./helpers.ts";
+import { runBatch } from "./queue-helpers.ts";
 
 const kv = () => baseEnv.DEAD_LETTERS as KVNamespace;
 
@@ -185,22 +186,16 @@ describe("the dead-letter queue consumer", () => {
 
   it("keeps a message for the queue's whole retention while the store is down, logging every failed attempt", async () => {
     const errors = vi.spyOn(console, "error").mockImplementation(() => {});
-    const batch = createMessageBatch("vero-segment-bridge-vero-dlq", [
-      { id: "dlq-first", timestamp: new Date(), attempts: 1, body: { kind: "vero", n: 1 } },
-      { id: "dlq-late", timestamp: new Date(), attempts: 60, body: { kind: "vero", n: 2 } },
-    ]);
-    const delays: Record<string, number | undefined> = {};
-    for (const message of batch.messages) {
-      const original = message.retry.bind(message);
-      vi.spyOn(message, "retry").mockImplementation((options) => {
-        delays[message.id] = options?.delaySeconds;
-        original(options);
-      });
-    }
-    const ctx = createExecutionContext();
-    await consumeDeadLetterQueue(batch, "vero", undefined, DEFAULT_RETRY_POLICY);
-    const result = await getQueueResult(batch, ctx);
-    expect(result.explicitAcks).toEqual([]);
+    const fate = await runBatch(
+      "vero-segment-bridge-vero-dlq",
+      [
+        { id: "dlq-first", body: { kind: "vero", n: 1 } },
+        { id: "dlq-late", body: { kind: "vero", n: 2 }, attempts: 60 },
+      ],
+      { ...baseEnv, DEAD_LETTERS: undefined },
+    );
+    expect(fate.acked).toEqual([]);
+    const delays = fate.retried;
     // Every one of the 100 retries waits at least the retention over 100, so together they outlast it.
     const spread = Math.ceil(DEFAULT_RETRY_POLICY.retentionSeconds / DEFAULT_RETRY_POLICY.maxRetries);
     expect(delays).toEqual({ "dlq-first": spread, "dlq-late": 3600 });
