@@ -4,7 +4,7 @@ import { consumeVeroBatch } from "./outbound/consumer.ts";
 import type { Env } from "./shared/env.ts";
 import { pruneLedger, retentionDays } from "./shared/ledger.ts";
 import { log } from "./shared/log.ts";
-import { consumeDeadLetterQueue, QUEUE_NAMES } from "./shared/queue.ts";
+import { consumeDeadLetterQueue, QUEUE_NAMES, retryPolicyFor } from "./shared/queue.ts";
 
 /** Each queue in wrangler.toml has its consumer here. */
 async function queue(batch: MessageBatch<unknown>, env: Env): Promise<void> {
@@ -14,9 +14,9 @@ async function queue(batch: MessageBatch<unknown>, env: Env): Promise<void> {
     case QUEUE_NAMES.vero:
       return consumeVeroBatch(batch, env);
     case QUEUE_NAMES.segmentDeadLetters:
-      return consumeDeadLetterQueue(batch, "segment", env.LEDGER);
+      return consumeDeadLetterQueue(batch, "segment", env.LEDGER, retryPolicyFor(env));
     case QUEUE_NAMES.veroDeadLetters:
-      return consumeDeadLetterQueue(batch, "vero", env.LEDGER);
+      return consumeDeadLetterQueue(batch, "vero", env.LEDGER, retryPolicyFor(env));
     default:
       // A queue wired to this Worker by mistake: its messages are kept (retried) for whoever fixes the wiring.
       log("error", "no consumer for this queue; retrying its batch", {

@@ -49,7 +49,7 @@ export interface StandIn {
 
 interface Tenant {
   calls: RecordedCall[];
-  failure?: FailurePlan & { used: number; passed: number; rng: () => number };
+  failure?: FailurePlan & { used: number; passed: number; dropped: number; rng: () => number };
 }
 
 /** mulberry32: a tiny seeded PRNG so "fail 30%" is repeatable. */
@@ -111,7 +111,7 @@ export async function startStandIn(options: StandInOptions, port = 0): Promise<S
     }
     if (parts[3] === "failure" && req.method === "PUT") {
       const plan = body as FailurePlan;
-      tenant.failure = { ...plan, used: 0, passed: 0, rng: seeded(plan.seed ?? 1) };
+      tenant.failure = { ...plan, used: 0, passed: 0, dropped: 0, rng: seeded(plan.seed ?? 1) };
       return send(res, 200, { ok: true });
     }
     if (parts[3] === "failure" && req.method === "DELETE") {
@@ -172,19 +172,23 @@ export async function startStandIn(options: StandInOptions, port = 0): Promise<S
       };
     }
 
+    const plan = tenant?.failure;
+    const dropped = plan?.drop !== undefined && plan.dropped < plan.drop;
+    if (plan && dropped) plan.dropped += 1;
     const call: RecordedCall = {
       service: options.service,
       method: request.method,
       path,
-      status: verdict.status,
+      status: dropped ? 0 : verdict.status,
       body: verdict.parsed ?? request.raw.toString("utf8"),
       response: verdict.body,
       at: Date.now(),
     };
     (tenant ? tenant.calls : unknownCalls).push(call);
     options.onCall?.(call);
+    if (dropped) res.destroy();
     // A client that gave up (timeout) has closed the socket; writing would throw.
-    if (!res.destroyed) send(res, verdict.status, verdict.body, verdict.headers);
+    else if (!res.destroyed) send(res, verdict.status, verdict.body, verdict.headers);
   }
 
   const server = createServer((req, res) => {

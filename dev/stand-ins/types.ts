@@ -4,7 +4,7 @@ export interface RecordedCall {
   service: "segment" | "vero";
   method: string;
   path: string;
-  /** The status the stand-in answered. */
+  /** The status the stand-in answered; 0 when it closed the connection instead (`drop`). */
   status: number;
   /** The parsed JSON body, or the raw text when it did not parse. */
   body: unknown;
@@ -19,7 +19,7 @@ export interface RecordedCall {
  * with neither, every call fails until the plan is cleared. `after` lets
  * that many calls through first. `statuses` fails with one of several
  * statuses, picked by the same seeded generator. `delayMs` slows every call
- * down, with or without a `status`.
+ * down, with or without a `status`. `drop` does calls without answering them.
  */
 export interface FailurePlan {
   status?: number;
@@ -33,4 +33,12 @@ export interface FailurePlan {
   /** Seconds, sent as `Retry-After` (useful with 429). */
   retryAfter?: number;
   delayMs?: number;
+  /**
+   * The next N calls are carried out but never answered: the connection is
+   * closed instead (recorded with status 0). The answer a timeout loses.
+   */
+  drop?: number;
 }
+
+/** What the Vero stand-in answers, with a 404, to a delete of a user it does not have (Vero's `{ status, message }`). */
+export const VERO_USER_NOT_FOUND = "User not found.";

@@ -4,7 +4,9 @@
  * in the JSON body, each endpoint with its method, the fields each requires,
  * and 255 characters at most for ids, emails and event names.
  */
+
 import { isRecord, parseJson, type StandIn, type StandInOptions, startStandIn, type Verdict } from "./harness.ts";
+import { VERO_USER_NOT_FOUND } from "./types.ts";
 
 export const VERO_API_PATH = "/api/v2";
 export const VERO_MAX_FIELD_LENGTH = 255;
@@ -75,6 +77,31 @@ const answer = (status: number, message: string, tenant?: string, parsed?: unkno
   parsed,
 });
 
+/**
+ * Users each tenant has deleted, by id and email. Vero answers a delete of
+ * a user it does not have with 404 and its usual JSON; the stand-in knows
+ * only the users it saw deleted (it holds no users from before it started),
+ * and forgets a deletion once the user is tracked again.
+ */
+const deleted = new Map<string, Set<string>>();
+
+const userKeys = (body: Body): string[] => [body.id, body.email].filter(present).map((value) => String(value));
+
+function keepUsers(tenant: string, path: string, body: Body): Verdict | undefined {
+  const gone = deleted.get(tenant) ?? new Set<string>();
+  deleted.set(tenant, gone);
+  if (path === "/users/delete") {
+    const keys = userKeys(body);
+    if (keys.some((key) => gone.has(key))) return answer(404, VERO_USER_NOT_FOUND, tenant, body);
+    for (const key of keys) gone.add(key);
+    return undefined;
+  }
+  const seen = path === "/events/track" && isRecord(body.identity) ? userKeys(body.identity) : userKeys(body);
+  if (path === "/users/reidentify" && present(body.new_id)) seen.push(String(body.new_id));
+  for (const key of seen) gone.delete(key);
+  return undefined;
+}
+
 export function judgeVeroRequest(
   request: { method: string; path: string; raw: Buffer },
   knows: (key: string) => boolean,
@@ -98,7 +125,7 @@ export function judgeVeroRequest(
   if (!key || !knows(key)) return answer(401, "Unauthorized: invalid auth_token or tracking_api_key", undefined, body);
   const problem = endpoint.rule(body);
   if (problem) return answer(400, problem, key, body);
-  return answer(200, "Success.", key, body);
+  return keepUsers(key, request.path.slice(VERO_API_PATH.length), body) ?? answer(200, "Success.", key, body);
 }
 
 export function startVeroStandIn(options: Pick<StandInOptions, "tenants" | "onCall"> = {}, port = 0): Promise<StandIn> {

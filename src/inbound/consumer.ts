@@ -10,8 +10,8 @@ import { DeliveryError } from "../shared/errors.ts";
 import { jsonBytes } from "../shared/json.ts";
 import { Counters } from "../shared/ledger.ts";
 import { log } from "../shared/log.ts";
-import { describeIssues, type Outcome, retryBaseSeconds, Settlement } from "../shared/queue.ts";
-import { describeUnready, type InboundSettings, settingsFor } from "../shared/settings.ts";
+import { describeIssues, type Outcome, retryPolicyFor, Settlement } from "../shared/queue.ts";
+import { describeUnready, type SegmentTarget, settingsFor } from "../shared/settings.ts";
 import { MAX_SEGMENT_MESSAGE_BYTES, segmentJobSchema } from "./job.ts";
 import type { SegmentMessage } from "./map.ts";
 import { type SendOptions, type SendOutcome, sendToSegment } from "./segment.ts";
@@ -89,7 +89,7 @@ function refusedForGood(sent: SendOutcome): boolean {
 }
 
 /** Every message's outcome, by messageId. */
-async function deliver(settings: InboundSettings, messages: SegmentMessage[]): Promise<Map<string, SendOutcome>> {
+async function deliver(settings: SegmentTarget, messages: SegmentMessage[]): Promise<Map<string, SendOutcome>> {
   const byId = new Map<string, SendOutcome>();
   const { chunks, oversized } = chunk(messages);
   for (const { message, size } of oversized) {
@@ -119,7 +119,7 @@ async function deliver(settings: InboundSettings, messages: SegmentMessage[]): P
 }
 
 export async function consumeSegmentBatch(batch: MessageBatch<unknown>, env: Env): Promise<void> {
-  const settlement = new Settlement("segment", retryBaseSeconds(env));
+  const settlement = new Settlement("segment", retryPolicyFor(env));
   const counters = new Counters();
   // Counters and dead letters are written once per batch, whatever way it ends.
   const flush = () => settlement.flush(env.LEDGER, env.LEDGER ? [counters.statement(env.LEDGER)] : []);
@@ -142,9 +142,9 @@ export async function consumeSegmentBatch(batch: MessageBatch<unknown>, env: Env
     return;
   }
 
-  const inbound = settingsFor(env).inbound;
+  const inbound = settingsFor(env).consumers.segment;
   if (!inbound.ready) {
-    const reason = describeUnready("inbound", inbound);
+    const reason = describeUnready("the Segment consumer", inbound);
     log("error", "segment consumer cannot deliver", { queue: batch.queue, messages: valid.length, reason });
     for (const { queued } of valid) settlement.settle(queued, { ok: false, retryable: true, reason });
     await flush();

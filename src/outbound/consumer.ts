@@ -17,19 +17,12 @@
  * the whole job would repeat its events/track, which Vero would record twice.
  */
 import type { Env } from "../shared/env.ts";
-import type { DeliveryError } from "../shared/errors.ts";
 import { describeError, log } from "../shared/log.ts";
-import {
-  backoffSeconds,
-  describeIssues,
-  type Fate,
-  type Outcome,
-  retryBaseSeconds,
-  Settlement,
-} from "../shared/queue.ts";
-import { describeUnready, type OutboundSettings, settingsFor } from "../shared/settings.ts";
+import { describeIssues, type Fate, type Outcome, retryPolicyFor, retryStep, Settlement } from "../shared/queue.ts";
+import type { RetryPolicy } from "../shared/retry-schedule.ts";
+import { describeUnready, settingsFor, type VeroTarget } from "../shared/settings.ts";
 import { CallLedger, callName } from "./calls.ts";
-import { type VeroJob, veroJobSchema } from "./job.ts";
+import { jobOrder, type VeroJob, veroJobSchema } from "./job.ts";
 import type { VeroRequest } from "./map.ts";
 
 /** How many users' jobs run at once. */
@@ -52,20 +45,11 @@ interface Tally {
   skipped: number;
 }
 
-/**
- * A delete that Vero answers 404 on a redelivery was most likely done by an
- * earlier attempt whose answer was lost (a timeout): the user is gone, which
- * is what was asked. On a first delivery a 404 is taken at its word.
- */
-function alreadyDone(request: VeroRequest, error: DeliveryError, attempts: number): boolean {
-  return request.path === "/users/delete" && error.status === 404 && attempts > 1;
-}
-
 async function runGroup(
   jobs: Pending[],
-  target: OutboundSettings,
+  target: VeroTarget,
   env: Env,
-  base: number,
+  policy: RetryPolicy,
   settleOne: Settle,
   tally: Tally,
   ledger: CallLedger,
@@ -87,13 +71,7 @@ async function runGroup(
       continue;
     }
 
-    const { done, skipped, error, failed } = await ledger.run(
-      target,
-      job.messageId,
-      job.requests,
-      job.step,
-      (request, failure) => alreadyDone(request, failure, queued.attempts),
-    );
+    const { done, skipped, error, failed } = await ledger.run(target, job.messageId, job.requests, job.step);
     tally.skipped += skipped;
     if (!error) {
       tally.delivered++;
@@ -101,7 +79,8 @@ async function runGroup(
       continue;
     }
 
-    const delaySeconds = backoffSeconds(queued.attempts, error.retryAfter, base);
+    const step = retryStep(queued, policy, error.retryAfter);
+    const delaySeconds = step.retry ? step.delaySeconds : 0;
     // With the ledger, the retry (or re-drive) of the whole job resumes after its recorded calls.
     if (done > 0 && !ledger.dedup) {
       const continuation: VeroJob = { ...job, requests: job.requests.slice(done), step: (job.step ?? 0) + done };
@@ -163,8 +142,8 @@ async function pool(tasks: (() => Promise<void>)[], limit: number): Promise<void
 }
 
 export async function consumeVeroBatch(batch: MessageBatch<unknown>, env: Env): Promise<void> {
-  const base = retryBaseSeconds(env);
-  const settlement = new Settlement("vero", base);
+  const policy = retryPolicyFor(env);
+  const settlement = new Settlement("vero", policy);
   const settleOne: Settle = (message, outcome) => settlement.settle(message, outcome);
 
   const groups = new Map<string, Pending[]>();
@@ -184,21 +163,22 @@ export async function consumeVeroBatch(batch: MessageBatch<unknown>, env: Env): 
     group.push({ queued, job: parsed.data });
     groups.set(parsed.data.user, group);
   }
-  sortGroups(groups);
+  // A retried job comes back behind newer ones; its enqueue time and sequence put it back in front.
+  for (const group of groups.values()) group.sort(jobOrder);
 
   const tally: Tally = { delivered: 0, continued: 0, retried: 0, heldBack: 0, deadLettered: 0, skipped: 0 };
   const ledger = await openLedger(env, groups, settleOne);
   if (ledger && groups.size > 0) {
-    const outbound = settingsFor(env).outbound;
+    const outbound = settingsFor(env).consumers.vero;
     if (outbound.ready) {
       await pool(
         [...groups.values()].map(
-          (jobs) => () => runGroup(jobs, outbound.settings, env, base, settleOne, tally, ledger),
+          (jobs) => () => runGroup(jobs, outbound.settings, env, policy, settleOne, tally, ledger),
         ),
         VERO_CONCURRENCY,
       );
     } else {
-      const reason = describeUnready("outbound", outbound);
+      const reason = describeUnready("the Vero consumer", outbound);
       log("error", "vero consumer cannot deliver", { queue: batch.queue, messages: batch.messages.length, reason });
       for (const group of groups.values())
         for (const { queued } of group) settleOne(queued, { ok: false, retryable: true, reason });
@@ -216,12 +196,6 @@ export async function consumeVeroBatch(batch: MessageBatch<unknown>, env: Env): 
     malformed,
     ledgerQueries: (ledger?.queries ?? 0) + writes,
   });
-}
-
-/** A retried job comes back behind newer ones; the enqueue time puts it back in front (the sort is stable). */
-function sortGroups(groups: Map<string, Pending[]>): void {
-  const enqueuedAt = ({ queued, job }: Pending) => job.at ?? queued.timestamp.getTime();
-  for (const group of groups.values()) group.sort((a, b) => enqueuedAt(a) - enqueuedAt(b));
 }
 
 /**

@@ -6,16 +6,23 @@
 
 import { jsonBytes } from "../shared/json.ts";
 import { describeError } from "../shared/log.ts";
+import { QUEUE_LIMITS, queuedBytes } from "../shared/queue-names.ts";
 import type { Job } from "./handle.ts";
-import { MAX_JOB_BYTES, MAX_SEND_BATCH_BYTES, MAX_SEND_BATCH_MESSAGES, type VeroJob } from "./job.ts";
+import type { VeroJob } from "./job.ts";
 
 /**
  * Enqueues the jobs of `jobs` that have requests, in order, and records each
  * one's outcome in its result: `queued`, `invalid` (a job over a queue
- * message's 128 KB), or `failed` and retryable when the queue refused it.
+ * message's 128,000 bytes), or `failed` and retryable when the queue refused
+ * it. Chunks stay within sendBatch's limits counted as Queues counts them
+ * (body and metadata), so no sendBatch is refused for its size. Should a
+ * later chunk fail for another reason, the earlier ones stay queued and
+ * say so; Segment's re-send of the request enqueues them again, and the
+ * consumer's record of delivered calls keeps Vero from seeing them twice.
  */
 export async function enqueueJobs(queue: Queue<unknown>, jobs: Job[]): Promise<void> {
   const at = Date.now();
+  let seq = 0;
   const chunks: { job: Job; body: VeroJob; bytes: number }[][] = [];
   let current: { job: Job; body: VeroJob; bytes: number }[] = [];
   let currentBytes = 0;
@@ -29,16 +36,17 @@ export async function enqueueJobs(queue: Queue<unknown>, jobs: Job[]): Promise<v
       user: job.user,
       requests: job.requests,
       at,
+      seq: seq++,
     };
-    const bytes = jsonBytes(body);
-    if (bytes > MAX_JOB_BYTES) {
+    const bytes = queuedBytes(jsonBytes(body));
+    if (bytes > QUEUE_LIMITS.messageBytes) {
       job.result.outcome = "invalid";
-      job.result.error = `the event's Vero calls are ${bytes} bytes, over a queue message's 128 KB`;
+      job.result.error = `the event's Vero calls make a queue message of ${bytes} bytes, over Queues' ${QUEUE_LIMITS.messageBytes} bytes per message`;
       continue;
     }
     if (
       current.length > 0 &&
-      (current.length >= MAX_SEND_BATCH_MESSAGES || currentBytes + bytes > MAX_SEND_BATCH_BYTES)
+      (current.length >= QUEUE_LIMITS.batchMessages || currentBytes + bytes > QUEUE_LIMITS.batchBytes)
     ) {
       chunks.push(current);
       current = [];

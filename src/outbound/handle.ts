@@ -19,6 +19,7 @@ import {
   SEGMENT_EVENT_TYPES,
   type SegmentEventType,
 } from "./schema.ts";
+import { refuseOverInlineCap } from "./vero.ts";
 
 export type EventOutcome = "delivered" | "queued" | "skipped" | "invalid" | "failed";
 
@@ -74,7 +75,13 @@ export async function handleSegmentRequest(c: AppContext, impliedType?: SegmentE
   if (queue) {
     await enqueueJobs(queue, jobs);
     writeCounters(c, counters);
-  } else retryAfter = await deliver(c, jobs, counters);
+  } else {
+    refuseOverInlineCap(
+      jobs.map((job) => job.requests.length),
+      c.get("outbound").inlineMaxVeroCalls,
+    );
+    retryAfter = await deliver(c, jobs, counters);
+  }
   const results = jobs.map((job) => job.result);
   const count = (outcome: EventOutcome) => results.filter((result) => result.outcome === outcome).length;
   const failed = results.filter((result) => result.outcome === "failed");

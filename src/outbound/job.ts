@@ -45,6 +45,8 @@ export const veroJobSchema = z.object({
   step: z.optional(z.int().check(z.nonnegative())),
   /** When the route enqueued the event (ms); kept by continuations, so retried jobs sort back into place. */
   at: z.optional(z.int().check(z.nonnegative())),
+  /** The job's place among the jobs of its request, which share one `at`. */
+  seq: z.optional(z.int().check(z.nonnegative())),
 });
 
 export type VeroJob = z.infer<typeof veroJobSchema>;
@@ -66,7 +68,15 @@ export function orderingKey(event: SegmentEvent, fallback: string): string {
   return idOf(event.userId) ?? idOf(email) ?? idOf(event.properties?.id) ?? fallback;
 }
 
-/** Cloudflare Queues' limits: 128 KB per message, 100 messages and 256 KB per sendBatch. */
-export const MAX_JOB_BYTES = 127 * 1024;
-export const MAX_SEND_BATCH_MESSAGES = 100;
-export const MAX_SEND_BATCH_BYTES = 255 * 1024;
+/**
+ * The order of one user's jobs: by enqueue time across requests, then by
+ * sequence within a request. A job without `at` (an older message) goes by
+ * the time Queues received it.
+ */
+export function jobOrder(
+  a: { queued: { timestamp: Date }; job: Pick<VeroJob, "at" | "seq"> },
+  b: { queued: { timestamp: Date }; job: Pick<VeroJob, "at" | "seq"> },
+): number {
+  const at = (entry: typeof a) => entry.job.at ?? entry.queued.timestamp.getTime();
+  return at(a) - at(b) || (a.job.seq ?? 0) - (b.job.seq ?? 0);
+}

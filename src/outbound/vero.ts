@@ -3,9 +3,9 @@
  * of HTTP routes, so the inline routes and a later queue consumer share it:
  * settings and requests in, success or a DeliveryError out.
  */
-import { DeliveryError, isRetryableStatus } from "../shared/errors.ts";
+import { BridgeError, DeliveryError, isRetryableStatus } from "../shared/errors.ts";
 import { describeError, log } from "../shared/log.ts";
-import type { OutboundSettings } from "../shared/settings.ts";
+import type { VeroTarget } from "../shared/settings.ts";
 import type { VeroRequest } from "./map.ts";
 
 export const VERO_TIMEOUT_MS = 10_000;
@@ -13,7 +13,7 @@ export const VERO_TIMEOUT_MS = 10_000;
 // Vero's messages are short; a long body is an HTML error page that would drown the response.
 const MAX_MESSAGE_CHARS = 300;
 
-export type VeroTarget = Pick<OutboundSettings, "veroApiUrl" | "veroCredential">;
+export type { VeroTarget } from "../shared/settings.ts";
 
 /**
  * Makes one event's calls in order and stops at the first failure, so a
@@ -23,8 +23,63 @@ export type VeroTarget = Pick<OutboundSettings, "veroApiUrl" | "veroCredential">
  */
 export async function sendToVero(target: VeroTarget, requests: readonly VeroRequest[]): Promise<number[]> {
   const statuses: number[] = [];
-  for (const request of requests) statuses.push(await sendOne(target, request));
+  for (const request of requests)
+    statuses.push(
+      request.path === "/users/delete" ? await deleteUser(target, request) : await sendOne(target, request),
+    );
   return statuses;
+}
+
+/**
+ * Inline delivery makes every call inside the request, and each is a
+ * subrequest the plan limits: a request needing more would fail at the same
+ * call on every re-send, after repeating the ones before it. So it is
+ * refused whole, before any call, and Segment does not retry a 413.
+ */
+export function refuseOverInlineCap(requestCounts: readonly number[], cap: number): void {
+  const calls = requestCounts.reduce((sum, count) => sum + count, 0);
+  if (calls <= cap) return;
+  throw new BridgeError(
+    413,
+    "too_many_vero_calls",
+    `the request needs ${calls} Vero calls, over the inline limit of ${cap} (INLINE_MAX_VERO_CALLS); send smaller batches, or bind VERO_QUEUE to deliver through the queue`,
+    { details: { calls, limit: cap, setting: "INLINE_MAX_VERO_CALLS" } },
+  );
+}
+
+/** Vero's own answer that the user does not exist (any other 404 is made retryable by callVero). */
+export const isUserNotFound = (error: DeliveryError): boolean => error.status === 404 && !error.retryable;
+
+/** No answer at all (a timeout, a dropped connection): the call may or may not have been done. */
+const gotNoAnswer = (error: unknown): boolean =>
+  error instanceof DeliveryError && error.status === undefined && error.retryable;
+
+/**
+ * A deletion is done when Vero confirms it. A delete whose answer was lost
+ * may have been done, so it is asked again at once: if Vero now answers
+ * that the user does not exist, the lost call did it. Without an earlier
+ * call that got no answer, Vero's "not found" stays a failure (the user id
+ * may be wrong), which the consumer keeps as a dead letter.
+ */
+async function deleteUser(target: VeroTarget, request: VeroRequest): Promise<number> {
+  try {
+    return await sendOne(target, request);
+  } catch (error) {
+    if (!gotNoAnswer(error)) throw error;
+    try {
+      return await sendOne(target, request);
+    } catch (again) {
+      if (!(again instanceof DeliveryError && isUserNotFound(again))) throw again;
+      log("info", "vero call", {
+        upstream: "vero",
+        call: "POST /users/delete",
+        outcome: "delivered",
+        status: 404,
+        note: "the user is gone: an earlier delete that got no answer removed it",
+      });
+      return 404;
+    }
+  }
 }
 
 /**
@@ -86,11 +141,44 @@ async function callVero(target: VeroTarget, request: VeroRequest, call: string):
   if (response.ok) return response.status;
 
   const message = veroMessage(text) ?? response.statusText;
+  if (response.status === 404 && !saysUserNotFound(text)) {
+    // Vero answers a known path with JSON; anything else is another server: VERO_API_URL is wrong,
+    // and every call would fail the same way until it is fixed, so nothing is given up on.
+    throw new DeliveryError(
+      "vero",
+      `configuration error: ${call} answered 404 that is not Vero's (${message}); check VERO_API_URL (${target.veroApiUrl})`,
+      { retryable: true, status: 404 },
+    );
+  }
   throw new DeliveryError("vero", `Vero answered ${response.status} to ${call}: ${message}`, {
     retryable: isRetryableStatus(response.status),
     status: response.status,
     retryAfter: retryAfterSeconds(response.headers.get("retry-after")),
   });
+}
+
+/**
+ * Vero answers a missing user with its usual JSON, `{ "status": 404,
+ * "message": "..." }`, the message saying the user was not found. An HTML
+ * page, an empty body, or JSON of another shape or message comes from
+ * somewhere else.
+ */
+function saysUserNotFound(text: string): boolean {
+  try {
+    const json: unknown = JSON.parse(text);
+    return (
+      typeof json === "object" &&
+      json !== null &&
+      "status" in json &&
+      json.status === 404 &&
+      "message" in json &&
+      typeof json.message === "string" &&
+      /\buser\b/i.test(json.message) &&
+      /not (been )?found|does not exist|doesn't exist/i.test(json.message)
+    );
+  } catch {
+    return false;
+  }
 }
 
 /** Vero answers `{ status, message }`; anything else is quoted, shortened. */

@@ -33,4 +33,10 @@ export interface Env {
   LEDGER?: D1Database;
   /** Var: how many days the ledger keeps recorded calls and counters (default 7, at least 7). */
   LEDGER_RETENTION_DAYS?: string;
+  /** Var: how long the consumers retry a message before it becomes a dead letter (default 26). */
+  QUEUE_RETRY_HORIZON_HOURS?: string;
+  /** Var: the message retention set on the queues (default 96, Workers Paid's default; Free keeps 24). */
+  QUEUE_RETENTION_HOURS?: string;
+  /** Var: inline mode's most Vero calls per request (default 50, the Workers Free plan's subrequests). */
+  INLINE_MAX_VERO_CALLS?: string;
 }

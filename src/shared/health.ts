@@ -10,6 +10,8 @@ export function healthOf(env: Env) {
     version: VERSION,
     inbound: settings.inbound.ready,
     outbound: settings.outbound.ready,
+    // The queue consumers need only their own upstream's settings, so they can be ready while a route is closed.
+    consumers: { segment: settings.consumers.segment.ready, vero: settings.consumers.vero.ready },
     // Whether re-sent events are recognised (the LEDGER binding): without it Vero may receive them twice.
     dedup: env.LEDGER !== undefined,
   };

@@ -11,4 +11,20 @@ export const QUEUE_NAMES = {
 } as const;
 
 /** wrangler.toml's `max_retries`: a message is delivered at most this many times plus one. */
-export const MAX_RETRIES = 24;
+export const MAX_RETRIES = 100;
+
+/**
+ * Cloudflare Queues' limits, in Cloudflare's units (1 KB = 1,000 bytes).
+ * Each message counts up to about 100 bytes of metadata besides its body
+ * towards both the message and the batch limits. Miniflare enforces looser
+ * ones (288,000 bytes per batch), so the bridge checks these itself.
+ */
+export const QUEUE_LIMITS = {
+  messageBytes: 128_000,
+  batchBytes: 256_000,
+  batchMessages: 100,
+  metadataBytes: 100,
+} as const;
+
+/** What a message with a JSON body of `bodyBytes` counts towards the limits. */
+export const queuedBytes = (bodyBytes: number): number => bodyBytes + QUEUE_LIMITS.metadataBytes;

@@ -1,44 +1,48 @@
-import * as z from "zod/mini";
+import type * as z from "zod/mini";
 import type { Env } from "./env.ts";
 import { Counters, type DeadLetter, type DeadLetterSource, storeDeadLetterStatements } from "./ledger.ts";
 import { describeError, log } from "./log.ts";
-import { MAX_RETRIES } from "./queue-names.ts";
+import {
+  backoffSeconds,
+  DEFAULT_RETRY_POLICY,
+  keepDelaySeconds,
+  type NextStep,
+  nextStep,
+  type RetryPolicy,
+} from "./retry-schedule.ts";
+import { settingsFor } from "./settings.ts";
 import "./zod.ts";
 
 /**
- * What the queue consumers share: the retry policy, and the one place where
- * a message's fate (ack, retry, dead letter) is decided.
+ * What the queue consumers share: the one place where a message's fate
+ * (ack, retry, dead letter) is decided, by the retry schedule.
  */
 export { MAX_RETRIES, QUEUE_NAMES } from "./queue-names.ts";
 
-export const BASE_DELAY_SECONDS = 5;
-const MAX_DELAY_SECONDS = 300;
-
 /**
- * Exponential backoff by `msg.attempts` (1 on first delivery): 5 s, 10 s, 20 s,
- * ... capped at 5 minutes, so 24 retries span about 1 h 35 min of outage.
- * A Retry-After from the upstream lengthens the wait, never shortens it.
- * `baseSeconds` is QUEUE_RETRY_BASE_SECONDS; tests shrink it to run outages in seconds.
+ * What the schedule makes of a failed delivery of `message` now. The time
+ * since the message was first enqueued is `message.timestamp`'s age: Queues
+ * keeps it across retries (a re-driven dead letter is a new message, with a
+ * new horizon).
  */
-export function backoffSeconds(attempts: number, retryAfter?: number, baseSeconds = BASE_DELAY_SECONDS): number {
-  const exponential = Math.min(MAX_DELAY_SECONDS, baseSeconds * 2 ** Math.max(0, attempts - 1));
-  return Math.min(MAX_DELAY_SECONDS, Math.max(exponential, Math.ceil(retryAfter ?? 0)));
+export function retryStep(message: Message<unknown>, policy: RetryPolicy, retryAfter?: number): NextStep {
+  return nextStep(policy, {
+    attempts: message.attempts,
+    elapsedSeconds: Math.max(0, (Date.now() - message.timestamp.getTime()) / 1000),
+    retryAfter,
+    random: Math.random(),
+  });
 }
 
-const retryBaseSchema = z.pipe(z.coerce.number(), z.int().check(z.minimum(0), z.maximum(MAX_DELAY_SECONDS)));
-
 /**
- * QUEUE_RETRY_BASE_SECONDS, validated. A consumer has no response to put a
- * 503 in, so an invalid value is logged and the default applies: a typo must
- * not stop delivery, nor turn backoff into a hot loop.
+ * The retry schedule from the settings. A consumer has no response to
+ * carry a bad value, so each is logged as an error on every batch, and a
+ * safe value applies (see parseRetryPolicy).
  */
-export function retryBaseSeconds(env: Pick<Env, "QUEUE_RETRY_BASE_SECONDS">): number {
-  const raw = env.QUEUE_RETRY_BASE_SECONDS;
-  if (raw === undefined || String(raw).trim() === "") return BASE_DELAY_SECONDS;
-  const parsed = retryBaseSchema.safeParse(String(raw).trim());
-  if (parsed.success) return parsed.data;
-  log("error", "QUEUE_RETRY_BASE_SECONDS is not a whole number of seconds from 0 to 300; using 5", {});
-  return BASE_DELAY_SECONDS;
+export function retryPolicyFor(env: Env): RetryPolicy {
+  const { policy, invalid } = settingsFor(env).retry;
+  for (const problem of invalid) log("error", "queue retry setting is invalid", { problem });
+  return policy;
 }
 
 /** Short enough for a log line and a dead letter's summary. */
@@ -70,9 +74,15 @@ export type Fate = "acked" | "retried" | "dead_lettered";
 export class Settlement {
   private readonly letters: { message: Message<unknown>; letter: DeadLetter }[] = [];
 
+  /**
+   * `keep`: a dead-letter queue's settlement. Nothing stands behind those
+   * messages, so while the store is down they are kept for the queue's whole
+   * retention instead of following the delivery schedule.
+   */
   constructor(
     readonly source: DeadLetterSource,
-    readonly retryBaseSeconds = BASE_DELAY_SECONDS,
+    readonly policy: RetryPolicy = DEFAULT_RETRY_POLICY,
+    readonly keep = false,
   ) {}
 
   settle(message: Message<unknown>, outcome: Outcome): Fate {
@@ -80,22 +90,22 @@ export class Settlement {
       message.ack();
       return "acked";
     }
-    const lastAttempt = message.attempts > MAX_RETRIES;
-    if (outcome.retryable && !lastAttempt) {
-      const delaySeconds = backoffSeconds(message.attempts, outcome.retryAfter, this.retryBaseSeconds);
-      log("warn", "delivery failed, will retry", {
-        queue: this.source,
-        id: message.id,
-        attempts: message.attempts,
-        delaySeconds,
-        reason: outcome.reason,
-      });
-      message.retry({ delaySeconds });
-      return "retried";
+    let reason = outcome.reason;
+    if (outcome.retryable) {
+      const step = retryStep(message, this.policy, outcome.retryAfter);
+      if (step.retry) {
+        log("warn", "delivery failed, will retry", {
+          queue: this.source,
+          id: message.id,
+          attempts: message.attempts,
+          delaySeconds: step.delaySeconds,
+          reason: outcome.reason,
+        });
+        message.retry({ delaySeconds: step.delaySeconds });
+        return "retried";
+      }
+      reason = `${step.reason}: ${outcome.reason}`;
     }
-    const reason = outcome.retryable
-      ? `retries exhausted after ${message.attempts} attempts: ${outcome.reason}`
-      : outcome.reason;
     this.letters.push({
       message,
       letter: {
@@ -144,7 +154,16 @@ export class Settlement {
     }
     for (const { message, letter } of this.letters) {
       if (failure !== undefined) {
-        message.retry({ delaySeconds: backoffSeconds(message.attempts, undefined, this.retryBaseSeconds) });
+        const delaySeconds = this.keep
+          ? keepDelaySeconds(this.policy, message.attempts)
+          : backoffSeconds(this.policy, message.attempts);
+        log("error", "could not store a dead letter, will retry", {
+          queue: this.source,
+          id: message.id,
+          attempts: message.attempts,
+          delaySeconds,
+        });
+        message.retry({ delaySeconds });
         continue;
       }
       log("error", "delivery failed for good, dead-lettered", {
@@ -170,8 +189,9 @@ export async function consumeDeadLetterQueue(
   batch: MessageBatch<unknown>,
   source: DeadLetterSource,
   ledger: D1Database | undefined,
+  policy: RetryPolicy = DEFAULT_RETRY_POLICY,
 ): Promise<void> {
-  const settlement = new Settlement(source);
+  const settlement = new Settlement(source, policy, true);
   const counters = new Counters();
   for (const message of batch.messages) {
     settlement.settle(message, {

@@ -1,26 +1,38 @@
 import * as z from "zod/mini";
 import type { Env } from "./env.ts";
+import { MAX_RETRIES } from "./queue-names.ts";
+import { DEFAULT_RETRY_POLICY, maxHorizonSeconds, RETRY_DEFAULTS, type RetryPolicy } from "./retry-schedule.ts";
 import { mapped } from "./zod.ts";
 
 export const DEFAULT_SEGMENT_API_HOST = "https://api.segment.io";
 export const DEFAULT_VERO_API_URL = "https://api.getvero.com/api/v2";
 
-export interface InboundSettings {
+/** What the Segment queue's consumer needs: where to send, and as which source. */
+export interface SegmentTarget {
   segmentWriteKey: string;
   /** Origin of Segment's Tracking API, without a trailing slash. */
   segmentApiHost: string;
+}
+
+export interface InboundSettings extends SegmentTarget {
   /** One value, or two during a rotation. */
   webhookTokens: readonly string[];
 }
 
 export type VeroCredential = { auth_token: string } | { tracking_api_key: string };
 
-export interface OutboundSettings {
+/** What the Vero queue's consumer needs: where to send, and with which credential. */
+export interface VeroTarget {
   /** Base of Vero's Track API v2, without a trailing slash. */
   veroApiUrl: string;
   veroCredential: VeroCredential;
+}
+
+export interface OutboundSettings extends VeroTarget {
   /** One value, or two during a rotation. */
   sharedSecrets: readonly string[];
+  /** Inline mode: the most Vero calls one request may need (each is a subrequest). */
+  inlineMaxVeroCalls: number;
 }
 
 /** A direction is either ready to use or says which settings to fix. */
@@ -32,9 +44,18 @@ export interface AdminSettings {
 }
 
 export interface Settings {
+  /** The webhook route: the Segment settings and the webhook token. */
   inbound: Direction<InboundSettings>;
+  /** The Segment-facing routes: the Vero settings and the shared secret. */
   outbound: Direction<OutboundSettings>;
   admin: Direction<AdminSettings>;
+  /**
+   * The queue consumers need only the upstream they deliver to: closing a
+   * route by removing its secret must not stop what is already queued.
+   */
+  consumers: { segment: Direction<SegmentTarget>; vero: Direction<VeroTarget> };
+  /** The consumers' retry schedule, and what was wrong with its settings (the defaults or a clamp then apply). */
+  retry: { policy: RetryPolicy; invalid: string[] };
 }
 
 // Secrets set through the dashboard or `wrangler secret put` often carry a
@@ -59,17 +80,32 @@ const httpUrl = mapped(z.pipe(present, z.url({ protocol: /^https?$/, error: "mus
   url.replace(/\/+$/, ""),
 );
 
-const inboundSchema = z.object({
+const segmentShape = {
   SEGMENT_WRITE_KEY: present,
-  VERO_WEBHOOK_TOKEN: secretList,
   SEGMENT_API_HOST: z._default(httpUrl, DEFAULT_SEGMENT_API_HOST),
-});
+};
 
-const outboundSchema = z.object({
-  SEGMENT_SHARED_SECRET: secretList,
+const veroShape = {
   VERO_API_URL: z._default(httpUrl, DEFAULT_VERO_API_URL),
   VERO_AUTH_TOKEN: z.optional(present),
   VERO_TRACKING_API_KEY: z.optional(present),
+};
+
+/** The Workers Free plan's subrequests per request: inline mode's Vero calls must fit in them. */
+export const DEFAULT_INLINE_MAX_VERO_CALLS = 50;
+
+const callCap = z.pipe(
+  z.coerce.number(),
+  z.int().check(z.minimum(1, "must be a whole number of at least 1"), z.maximum(10_000, "must be at most 10000")),
+);
+
+const segmentSchema = z.object(segmentShape);
+const veroSchema = z.object(veroShape);
+const inboundSchema = z.object({ ...segmentShape, VERO_WEBHOOK_TOKEN: secretList });
+const outboundSchema = z.object({
+  ...veroShape,
+  SEGMENT_SHARED_SECRET: secretList,
+  INLINE_MAX_VERO_CALLS: z._default(callCap, DEFAULT_INLINE_MAX_VERO_CALLS),
 });
 
 const adminSchema = z.object({
@@ -107,29 +143,90 @@ function direction<S extends z.ZodMiniObject, T>(
   return { ready: false, missing: [...new Set([...missing, ...extraMissing])], invalid };
 }
 
-export function parseSettings(env: Env): Settings {
+const segmentTarget = (s: z.output<typeof segmentSchema>): SegmentTarget => ({
+  segmentWriteKey: s.SEGMENT_WRITE_KEY,
+  segmentApiHost: s.SEGMENT_API_HOST,
+});
+
+const veroTarget = (s: z.output<typeof veroSchema>): VeroTarget => ({
+  veroApiUrl: s.VERO_API_URL,
+  // The newer key wins when both are set: it is what Vero issues today.
+  veroCredential: s.VERO_TRACKING_API_KEY
+    ? { tracking_api_key: s.VERO_TRACKING_API_KEY }
+    : { auth_token: s.VERO_AUTH_TOKEN as string },
+});
+
+const wholeSeconds = z.pipe(
+  z.coerce.number(),
+  z.int().check(z.minimum(0), z.maximum(RETRY_DEFAULTS.capSeconds, "must be at most the 3600 s cap")),
+);
+// Queues keeps a message from 60 s to 14 days; hours may be fractional (a test's short retention).
+const hours = z.pipe(
+  z.coerce.number(),
+  z.number().check(z.positive(), z.maximum(14 * 24, "must be at most 336 (14 days)")),
+);
+
+/**
+ * QUEUE_RETRY_BASE_SECONDS, QUEUE_RETRY_HORIZON_HOURS and QUEUE_RETENTION_HOURS.
+ * A consumer has no response to put a 503 in, so a bad value is reported
+ * (logs, /health) and a safe one applies: the default, and a horizon past
+ * what the retention allows is cut to it, as Queues would delete the message
+ * before it could become a dead letter.
+ */
+export function parseRetryPolicy(env: Env): Settings["retry"] {
+  const invalid: string[] = [];
+  const read = <T>(name: keyof Env, schema: z.ZodMiniType<T>, fallback: T): T => {
+    const raw = (env as Record<string, unknown>)[name];
+    if (isUnset(raw)) return fallback;
+    const parsed = schema.safeParse(String(raw).trim());
+    if (parsed.success) return parsed.data;
+    invalid.push(`${name} ${parsed.error.issues[0]?.message ?? "is invalid"}`);
+    return fallback;
+  };
+  const baseSeconds = read("QUEUE_RETRY_BASE_SECONDS", wholeSeconds, DEFAULT_RETRY_POLICY.baseSeconds);
+  const retentionSeconds = read("QUEUE_RETENTION_HOURS", hours, RETRY_DEFAULTS.retentionHours) * 3_600;
+  const wanted = read("QUEUE_RETRY_HORIZON_HOURS", hours, RETRY_DEFAULTS.horizonHours) * 3_600;
+  const allowed = maxHorizonSeconds(retentionSeconds);
+  if (wanted > allowed) {
+    const hoursAllowed = Math.floor(Math.max(0, allowed) / 36) / 100;
+    invalid.push(
+      `QUEUE_RETRY_HORIZON_HOURS (${wanted / 3_600}) must end 1 hour before QUEUE_RETENTION_HOURS (${retentionSeconds / 3_600}) and within ${MAX_RETRIES} retries; using ${hoursAllowed}`,
+    );
+  }
   return {
-    inbound: direction(inboundSchema, env, (s) => ({
-      segmentWriteKey: s.SEGMENT_WRITE_KEY,
-      segmentApiHost: s.SEGMENT_API_HOST,
-      webhookTokens: s.VERO_WEBHOOK_TOKEN,
-    })),
+    policy: {
+      ...DEFAULT_RETRY_POLICY,
+      baseSeconds,
+      retentionSeconds,
+      horizonSeconds: Math.max(0, Math.min(wanted, allowed)),
+    },
+    invalid,
+  };
+}
+
+export function parseSettings(env: Env): Settings {
+  const noVeroCredential =
+    isUnset(env.VERO_AUTH_TOKEN) && isUnset(env.VERO_TRACKING_API_KEY)
+      ? ["VERO_AUTH_TOKEN or VERO_TRACKING_API_KEY"]
+      : [];
+  return {
+    inbound: direction(inboundSchema, env, (s) => ({ ...segmentTarget(s), webhookTokens: s.VERO_WEBHOOK_TOKEN })),
     outbound: direction(
       outboundSchema,
       env,
       (s) => ({
-        veroApiUrl: s.VERO_API_URL,
-        // The newer key wins when both are set: it is what Vero issues today.
-        veroCredential: s.VERO_TRACKING_API_KEY
-          ? { tracking_api_key: s.VERO_TRACKING_API_KEY }
-          : { auth_token: s.VERO_AUTH_TOKEN as string },
+        ...veroTarget(s),
         sharedSecrets: s.SEGMENT_SHARED_SECRET,
+        inlineMaxVeroCalls: s.INLINE_MAX_VERO_CALLS,
       }),
-      isUnset(env.VERO_AUTH_TOKEN) && isUnset(env.VERO_TRACKING_API_KEY)
-        ? ["VERO_AUTH_TOKEN or VERO_TRACKING_API_KEY"]
-        : [],
+      noVeroCredential,
     ),
     admin: direction(adminSchema, env, (s) => ({ adminTokens: s.ADMIN_TOKEN })),
+    consumers: {
+      segment: direction(segmentSchema, env, segmentTarget),
+      vero: direction(veroSchema, env, veroTarget, noVeroCredential),
+    },
+    retry: parseRetryPolicy(env),
   };
 }
 
@@ -148,7 +245,7 @@ export function settingsFor(env: Env): Settings {
 
 /** The sentence a 503 carries: exactly what to set or fix. */
 export function describeUnready(
-  name: "inbound" | "outbound" | "admin",
+  name: "inbound" | "outbound" | "admin" | "the Segment consumer" | "the Vero consumer",
   state: { missing: string[]; invalid: string[] },
 ): string {
   const parts: string[] = [];

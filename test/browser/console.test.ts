@@ -2,9 +2,7 @@
  * The operator console in a real browser: the bridge under wrangler dev, the
  * stand-ins over real HTTP, Chromium driven by playwright-core.
  */
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { mkdir } from "node:fs/promises";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { RunningBridge } from "../../dev/bridge.ts";

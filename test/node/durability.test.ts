@@ -4,6 +4,10 @@
  * tenants of its own, so what the stand-ins record belongs to one test.
  * QUEUE_RETRY_BASE_SECONDS=0 retries at once, so outages play out in seconds.
  */
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { DEV_SECRETS } from "../../dev/dev-settings.ts";
 import { type RecordedCall, StandInClient, segmentMessages } from "../../dev/stand-ins/client.ts";
@@ -15,7 +19,22 @@ const ADMIN = "e2e-admin-token";
 const run = `${Date.now().toString(36)}`;
 
 type Bridge = TenantBridge;
-const bridgeWithTenants = () => startTenantBridge(ADMIN);
+const bridgeWithTenants = (config?: string) => startTenantBridge(ADMIN, config);
+
+/**
+ * wrangler.toml with every consumer's batch timeout at 0: a lone message's
+ * retries then follow each other at once instead of one per batch timeout.
+ */
+function immediateBatchesConfig(): string {
+  const root = fileURLToPath(new URL("../..", import.meta.url));
+  const text = readFileSync(join(root, "wrangler.toml"), "utf8")
+    .replace(/^main = "(.*)"$/m, (_, main: string) => `main = ${JSON.stringify(join(root, main))}`)
+    .replace(/^migrations_dir = "(.*)"$/m, (_, dir: string) => `migrations_dir = ${JSON.stringify(join(root, dir))}`)
+    .replace(/^max_batch_timeout = \d+$/gm, "max_batch_timeout = 0");
+  const path = join(mkdtempSync(join(tmpdir(), "bridge-")), "wrangler.toml");
+  writeFileSync(path, text);
+  return path;
+}
 
 const webhook = (i: number, tag: string) => ({
   type: "opened",
@@ -83,13 +102,46 @@ describe("durable delivery through the queues (wrangler dev)", () => {
   let flaky: Bridge;
   let burst: Bridge;
   let refusing: Bridge;
+  let outage: Bridge;
 
   beforeAll(async () => {
-    [flaky, burst, refusing] = await Promise.all([bridgeWithTenants(), bridgeWithTenants(), bridgeWithTenants()]);
+    [flaky, burst, refusing, outage] = await Promise.all([
+      bridgeWithTenants(),
+      bridgeWithTenants(),
+      bridgeWithTenants(),
+      bridgeWithTenants(immediateBatchesConfig()),
+    ]);
   }, 120_000);
   afterAll(async () => {
-    await Promise.all([flaky?.bridge.stop(), burst?.bridge.stop(), refusing?.bridge.stop()]);
+    await Promise.all([flaky?.bridge.stop(), burst?.bridge.stop(), refusing?.bridge.stop(), outage?.bridge.stop()]);
   });
+
+  // 30 failures in a row: past the 24 retries a count-based budget allowed, well within the schedule's.
+  it("delivers an event exactly once after its upstream failed 30 times in a row, in each direction", async () => {
+    const { bridge, writeKey, veroToken } = outage;
+    await segment.fail(writeKey, { status: 503, times: 30 });
+    await vero.fail(veroToken, { status: 503, times: 30 });
+
+    expect(await postWebhook(bridge.url, webhook(1, "outage"))).toBe(202);
+    expect(await postBatch(bridge.url, [segmentEvent(1, "outage")])).toBe(202);
+
+    const segmentCalls = await segment.waitFor(writeKey, (calls) => acceptedIds(calls).length >= 1, {
+      timeoutMs: 90_000,
+      intervalMs: 250,
+    });
+    const veroCalls = await vero.waitFor(veroToken, (calls) => veroEvents(calls).length >= 1, {
+      timeoutMs: 90_000,
+      intervalMs: 250,
+    });
+    // Let any stray retry land before counting.
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    const [finalSegment, finalVero] = await Promise.all([segment.calls(writeKey), vero.calls(veroToken)]);
+
+    expect(segmentCalls.filter((call) => call.status === 503)).toHaveLength(30);
+    expect(acceptedIds(finalSegment)).toHaveLength(1);
+    expect(veroCalls.filter((call) => call.status === 503)).toHaveLength(30);
+    expect(veroEvents(finalVero).map((event) => event.data.n)).toEqual([1]);
+  }, 150_000);
 
   it("delivers every accepted event through 30% of 500s and 429s, once each, while the senders only see 202", async () => {
     const { bridge, writeKey, veroToken } = flaky;

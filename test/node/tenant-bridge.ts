@@ -13,11 +13,14 @@ export interface TenantBridge {
  * The bridge under wrangler dev with stand-in tenants of its own, so that what the stand-ins record belongs to
  * its test. QUEUE_RETRY_BASE_SECONDS=0 retries at once, so outages play out in seconds.
  */
-export async function bridgeWithTenants(adminToken: string): Promise<TenantBridge> {
+export async function bridgeWithTenants(adminToken: string, config?: string): Promise<TenantBridge> {
   const segment = new StandInClient(inject("segmentOrigin"));
   const vero = new StandInClient(inject("veroOrigin"));
   const [writeKey, veroToken] = await Promise.all([segment.tenant(), vero.tenant()]);
   const bridge = await startBridge({
+    config,
+    // Another config is a copy of the project's: its ledger needs the schema as much.
+    migrate: true,
     vars: {
       ...devBindings(segment.origin, vero.origin),
       SEGMENT_WRITE_KEY: writeKey,

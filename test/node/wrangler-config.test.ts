@@ -3,6 +3,7 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { unstable_readConfig } from "wrangler";
 import { MAX_RETRIES, QUEUE_NAMES } from "../../src/shared/queue-names.ts";
+import { DEFAULT_RETRY_POLICY, QUEUE_MAX_RETRIES_LIMIT } from "../../src/shared/retry-schedule.ts";
 
 const config = unstable_readConfig({ config: fileURLToPath(new URL("../../wrangler.toml", import.meta.url)) });
 interface Consumer {
@@ -43,6 +44,14 @@ describe("wrangler.toml", () => {
       // Per-user order across batches needs batches one at a time.
       max_concurrency: 1,
     });
+  });
+
+  it("lets the dead-letter queues retry across the whole default retention", () => {
+    for (const name of [QUEUE_NAMES.segmentDeadLetters, QUEUE_NAMES.veroDeadLetters]) {
+      const entry = consumer(name) as { max_retries: number; retry_delay: number };
+      expect(entry.max_retries).toBe(QUEUE_MAX_RETRIES_LIMIT);
+      expect(entry.max_retries * entry.retry_delay).toBeGreaterThanOrEqual(DEFAULT_RETRY_POLICY.retentionSeconds);
+    }
   });
 
   it("sets every consumer setting explicitly (local defaults differ from production's)", () => {

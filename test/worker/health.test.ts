@@ -13,6 +13,7 @@ describe("GET /health", () => {
       inbound: true,
       outbound: true,
       dedup: true,
+      consumers: { segment: true, vero: true },
     });
   });
 
@@ -24,6 +25,17 @@ describe("GET /health", () => {
       inbound: false,
       outbound: false,
       dedup: false,
+      consumers: { segment: false, vero: false },
+    });
+  });
+
+  it("reports the consumers ready when only the routes' secrets are missing", async () => {
+    const { SEGMENT_SHARED_SECRET: _s, VERO_WEBHOOK_TOKEN: _t, ...upstreamsOnly } = baseEnv;
+    const response = await callWorker(new Request("http://bridge/health"), upstreamsOnly);
+    expect(await response.json()).toMatchObject({
+      inbound: false,
+      outbound: false,
+      consumers: { segment: true, vero: true },
     });
   });
 

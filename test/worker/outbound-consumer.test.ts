@@ -142,29 +142,6 @@ describe("the Vero queue consumer", () => {
     expect(summary(calls).filter((call) => call.includes(user))).toEqual([`200 /users/tags/edit ${user}`]);
   }, 30_000);
 
-  it("takes a 404 to a repeated delete as done, but not to a first one", async () => {
-    const deleteJob = (user: string): VeroJob => ({
-      v: 1,
-      kind: "vero",
-      messageId: unique("del"),
-      user,
-      requests: [{ method: "POST", path: "/users/delete", body: { id: user } }],
-    });
-    const { env, veroToken } = await isolatedEnv({}, { ledger: true });
-    await vero.fail(veroToken, { status: 404, times: 2 });
-    const fate = await runBatch(
-      QUEUE_NAMES.vero,
-      [
-        { id: "del-again", body: deleteJob("hal"), attempts: 2 },
-        { id: "del-first", body: deleteJob("ivy"), attempts: 1 },
-      ],
-      env,
-    );
-    expect(fate.acked).toEqual(["del-again", "del-first"]);
-    expect(await getDeadLetter(ledger(env), "del-again")).toBeUndefined();
-    expect(await getDeadLetter(ledger(env), "del-first")).toMatchObject({ permanent: true });
-  });
-
   it("dead-letters a malformed job without calling Vero", async () => {
     const { env, veroToken } = await isolatedEnv({}, { ledger: true });
     const fate = await runBatch(

@@ -1,15 +1,12 @@
 import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
-import { describe, expect, it, vi } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { getDeadLetter } from "../../src/shared/dead-letters.ts";
-import {
-  backoffSeconds,
-  consumeDeadLetterQueue,
-  MAX_RETRIES,
-  type Outcome,
-  retryBaseSeconds,
-  Settlement,
-} from "../../src/shared/queue.ts";
+import type { Env } from "../../src/shared/env.ts";
+import { consumeDeadLetterQueue, MAX_RETRIES, type Outcome, Settlement } from "../../src/shared/queue.ts";
+import { DEFAULT_RETRY_POLICY } from "../../src/shared/retry-schedule.ts";
+import { parseRetryPolicy } from "../../src/shared/settings.ts";
 import { baseEnv } from "./helpers.ts";
+import { runBatch } from "./queue-helpers.ts";
 
 const ledger = () => baseEnv.LEDGER as D1Database;
 
@@ -18,9 +15,15 @@ const ledger = () => baseEnv.LEDGER as D1Database;
  * told. getQueueResult does not report retry delays, so `retry` is spied on
  * (and still called) to see the delay asked for.
  */
-async function settleOne(id: string, attempts: number, outcome: Outcome, options: { withoutStore?: boolean } = {}) {
+async function settleOne(
+  id: string,
+  attempts: number,
+  outcome: Outcome,
+  options: { withoutStore?: boolean; enqueuedHoursAgo?: number } = {},
+) {
+  const timestamp = new Date(Date.now() - (options.enqueuedHoursAgo ?? 0) * 3_600_000);
   const batch = createMessageBatch("vero-segment-bridge-vero", [
-    { id, timestamp: new Date(), attempts, body: { kind: "vero", n: id } },
+    { id, timestamp, attempts, body: { kind: "vero", n: id } },
   ]);
   const ctx = createExecutionContext();
   const [message] = batch.messages;
@@ -39,31 +42,55 @@ async function settleOne(id: string, attempts: number, outcome: Outcome, options
   };
 }
 
-describe("backoff", () => {
-  it("doubles from 5 s and stops at 5 minutes", () => {
-    expect([1, 2, 3, 4, 5, 6, 7, 20].map((attempts) => backoffSeconds(attempts))).toEqual([
-      5, 10, 20, 40, 80, 160, 300, 300,
-    ]);
-  });
+describe("retry settings", () => {
+  const policyOf = (env: Partial<Env>) => parseRetryPolicy(env as Env);
 
   it("starts from QUEUE_RETRY_BASE_SECONDS when set, and from 5 s when it is unset or invalid", () => {
-    expect([1, 2, 3].map((attempts) => backoffSeconds(attempts, undefined, 1))).toEqual([1, 2, 4]);
-    expect(backoffSeconds(4, undefined, 0)).toBe(0);
-    expect(retryBaseSeconds({ QUEUE_RETRY_BASE_SECONDS: " 2 " })).toBe(2);
-    expect(retryBaseSeconds({ QUEUE_RETRY_BASE_SECONDS: "0" })).toBe(0);
-    for (const value of [undefined, "", "soon", "-1", "1.5", "301"]) {
-      expect(retryBaseSeconds({ QUEUE_RETRY_BASE_SECONDS: value })).toBe(5);
+    expect(policyOf({ QUEUE_RETRY_BASE_SECONDS: " 2 " }).policy.baseSeconds).toBe(2);
+    expect(policyOf({ QUEUE_RETRY_BASE_SECONDS: "0" }).policy.baseSeconds).toBe(0);
+    for (const value of [undefined, ""])
+      expect(policyOf({ QUEUE_RETRY_BASE_SECONDS: value })).toMatchObject({
+        policy: { baseSeconds: 5 },
+        invalid: [],
+      });
+    for (const value of ["soon", "-1", "1.5", "3601"]) {
+      const { policy, invalid } = policyOf({ QUEUE_RETRY_BASE_SECONDS: value });
+      expect(policy.baseSeconds).toBe(5);
+      expect(invalid).toEqual([expect.stringMatching(/^QUEUE_RETRY_BASE_SECONDS /)]);
     }
   });
 
-  it("waits at least as long as Retry-After asks, within the cap", () => {
-    expect(backoffSeconds(1, 42)).toBe(42);
-    expect(backoffSeconds(5, 42)).toBe(80);
-    expect(backoffSeconds(1, 3600)).toBe(300);
+  it("defaults to a 26-hour horizon inside the 96-hour retention", () => {
+    expect(policyOf({})).toEqual({
+      policy: { ...DEFAULT_RETRY_POLICY, horizonSeconds: 26 * 3600, retentionSeconds: 96 * 3600 },
+      invalid: [],
+    });
+  });
+
+  it("cuts a horizon that would outlast the declared retention, and says so", () => {
+    const { policy, invalid } = policyOf({ QUEUE_RETENTION_HOURS: "24" });
+    expect(policy.horizonSeconds).toBe(23 * 3600);
+    expect(invalid).toEqual([
+      expect.stringMatching(/^QUEUE_RETRY_HORIZON_HOURS \(26\) must end 1 hour before QUEUE_RETENTION_HOURS \(24\)/),
+    ]);
+    expect(policyOf({ QUEUE_RETENTION_HOURS: "24", QUEUE_RETRY_HORIZON_HOURS: "22" })).toMatchObject({
+      policy: { horizonSeconds: 22 * 3600, retentionSeconds: 24 * 3600 },
+      invalid: [],
+    });
+  });
+
+  it("refuses a retention Queues does not offer", () => {
+    const { policy, invalid } = policyOf({ QUEUE_RETENTION_HOURS: "400" });
+    expect(policy.retentionSeconds).toBe(96 * 3600);
+    expect(invalid).toEqual(["QUEUE_RETENTION_HOURS must be at most 336 (14 days)"]);
   });
 });
 
 describe("settling a message", () => {
+  // The jitter's draw: 0 gives the schedule's longest delays, the ones the docs' table shows.
+  beforeEach(() => vi.spyOn(Math, "random").mockReturnValue(0));
+  afterEach(() => vi.restoreAllMocks());
+
   it("acks a delivered message", async () => {
     const result = await settleOne("ok-1", 1, { ok: true });
     expect(result.explicitAcks).toEqual(["ok-1"]);
@@ -110,6 +137,31 @@ describe("settling a message", () => {
     });
   });
 
+  it("keeps retrying a message 25 hours old, and dead-letters it once it is past the 26-hour horizon", async () => {
+    const young = await settleOne(
+      "day-old",
+      30,
+      { ok: false, retryable: true, reason: "vero answered 503" },
+      {
+        enqueuedHoursAgo: 25,
+      },
+    );
+    expect(young.retryMessages).toEqual([{ msgId: "day-old", delaySeconds: 3600 }]);
+    const old = await settleOne(
+      "too-old",
+      30,
+      { ok: false, retryable: true, reason: "vero answered 503" },
+      {
+        enqueuedHoursAgo: 26.01,
+      },
+    );
+    expect(old.explicitAcks).toEqual(["too-old"]);
+    expect(await getDeadLetter(ledger(), "too-old")).toMatchObject({
+      permanent: false,
+      reason: expect.stringMatching(/^retries exhausted after 30 attempts over 26 h 00 min: vero answered 503$/),
+    });
+  });
+
   it("retries rather than acks when the dead letter cannot be stored (no LEDGER bound)", async () => {
     const result = await settleOne(
       "no-ledger",
@@ -120,7 +172,6 @@ describe("settling a message", () => {
     expect(result.explicitAcks).toEqual([]);
     expect(result.retryMessages).toEqual([{ msgId: "no-ledger", delaySeconds: 5 }]);
   });
-
   it("retries rather than acks when the ledger refuses the write", async () => {
     const batch = createMessageBatch("vero-segment-bridge-vero", [
       { id: "write-fails", timestamp: new Date(), attempts: 1, body: { kind: "vero" } },
@@ -154,5 +205,26 @@ describe("the dead-letter queue consumer", () => {
       body: { kind: "segment", n: 2 },
       reason: "reached the segment dead-letter queue: delivery attempts exhausted",
     });
+  });
+
+  it("keeps a message for the queue's whole retention while the store is down, logging every failed attempt", async () => {
+    const errors = vi.spyOn(console, "error").mockImplementation(() => {});
+    const fate = await runBatch(
+      "vero-segment-bridge-vero-dlq",
+      [
+        { id: "dlq-first", body: { kind: "vero", n: 1 } },
+        { id: "dlq-late", body: { kind: "vero", n: 2 }, attempts: 60 },
+      ],
+      { ...baseEnv, LEDGER: undefined },
+    );
+    expect(fate.acked).toEqual([]);
+    const delays = fate.retried;
+    // Every one of the 100 retries waits at least the retention over 100, so together they outlast it.
+    const spread = Math.ceil(DEFAULT_RETRY_POLICY.retentionSeconds / DEFAULT_RETRY_POLICY.maxRetries);
+    expect(delays).toEqual({ "dlq-first": spread, "dlq-late": 3600 });
+    expect(spread * DEFAULT_RETRY_POLICY.maxRetries).toBeGreaterThanOrEqual(DEFAULT_RETRY_POLICY.retentionSeconds);
+    const logged = errors.mock.calls.map(([line]) => JSON.parse(String(line)) as { level: string; msg: string });
+    expect(logged.filter((line) => line.msg === "could not store a dead letter, will retry")).toHaveLength(2);
+    errors.mockRestore();
   });
 });

@@ -17,7 +17,35 @@ describe("settings", () => {
         veroApiUrl: "https://api.getvero.com/api/v2",
         veroCredential: { auth_token: "vat" },
         sharedSecrets: ["shh"],
+        inlineMaxVeroCalls: 50,
       },
+    });
+  });
+
+  it("gives each consumer its upstream's settings alone: the routes' secrets are not needed", () => {
+    const settings = parseSettings({ SEGMENT_WRITE_KEY: "wk", VERO_AUTH_TOKEN: "vat" });
+    expect(settings.inbound).toMatchObject({ ready: false, missing: ["VERO_WEBHOOK_TOKEN"] });
+    expect(settings.outbound).toMatchObject({ ready: false, missing: ["SEGMENT_SHARED_SECRET"] });
+    expect(settings.consumers).toEqual({
+      segment: { ready: true, settings: { segmentWriteKey: "wk", segmentApiHost: "https://api.segment.io" } },
+      vero: {
+        ready: true,
+        settings: { veroApiUrl: "https://api.getvero.com/api/v2", veroCredential: { auth_token: "vat" } },
+      },
+    });
+    expect(parseSettings({}).consumers).toEqual({
+      segment: { ready: false, missing: ["SEGMENT_WRITE_KEY"], invalid: [] },
+      vero: { ready: false, missing: ["VERO_AUTH_TOKEN or VERO_TRACKING_API_KEY"], invalid: [] },
+    });
+  });
+
+  it("reads INLINE_MAX_VERO_CALLS, and refuses a value that is not a positive whole number", () => {
+    expect(parseSettings({ ...outbound, INLINE_MAX_VERO_CALLS: "200" }).outbound).toMatchObject({
+      settings: { inlineMaxVeroCalls: 200 },
+    });
+    expect(parseSettings({ ...outbound, INLINE_MAX_VERO_CALLS: "0" }).outbound).toMatchObject({
+      ready: false,
+      invalid: ["INLINE_MAX_VERO_CALLS must be a whole number of at least 1"],
     });
   });
 
