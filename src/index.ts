@@ -2,11 +2,13 @@ import { app } from "./app.ts";
 import { consumeSegmentBatch } from "./inbound/consumer.ts";
 import { consumeVeroBatch } from "./outbound/consumer.ts";
 import type { Env } from "./shared/env.ts";
-import { log } from "./shared/log.ts";
+import { configureLogs, log } from "./shared/log.ts";
 import { consumeDeadLetterQueue, QUEUE_NAMES } from "./shared/queue.ts";
+import { logSampleRate } from "./shared/settings.ts";
 
 /** Each queue in wrangler.toml has its consumer here. */
 async function queue(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+  configureLogs({ sampleRate: logSampleRate(env) });
   switch (batch.queue) {
     case QUEUE_NAMES.segment:
       return consumeSegmentBatch(batch, env);
@@ -27,6 +29,9 @@ async function queue(batch: MessageBatch<unknown>, env: Env): Promise<void> {
 }
 
 export default {
-  fetch: app.fetch,
+  fetch(request: Request, env: Env, ctx: ExecutionContext) {
+    configureLogs({ sampleRate: logSampleRate(env) });
+    return app.fetch(request, env, ctx);
+  },
   queue,
 } satisfies ExportedHandler<Env>;

@@ -58,7 +58,8 @@ async function runCalls(
 ): Promise<{ done: number; error?: DeliveryError }> {
   for (const [index, request] of job.requests.entries()) {
     try {
-      await sendToVero(target, [request]);
+      // A `#<index>` stand-in names an event without a messageId, which the route did not sample either.
+      await sendToVero(target, [request], job.messageId.startsWith("#") ? null : job.messageId);
     } catch (error) {
       // Anything but a DeliveryError is a bug: it escapes, and the runtime retries what is not settled yet.
       if (!(error instanceof DeliveryError)) throw error;

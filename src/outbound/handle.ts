@@ -6,7 +6,7 @@
 import { enqueueFailed, queueFor } from "../shared/enqueue.ts";
 import { BridgeError, badRequest, DeliveryError } from "../shared/errors.ts";
 import type { AppContext } from "../shared/http.ts";
-import { log } from "../shared/log.ts";
+import { log, logSampled } from "../shared/log.ts";
 import { enqueueJobs } from "./enqueue.ts";
 import { orderingKey } from "./job.ts";
 import { mapSegmentEvent, type VeroRequest } from "./map.ts";
@@ -75,7 +75,7 @@ export async function handleSegmentRequest(c: AppContext, impliedType?: SegmentE
 
   const messageIds = results.map((result) => result.messageId ?? `#${result.index}`);
   const ok = status === 200 || status === 202;
-  log(ok ? "info" : "warn", "outbound request", {
+  const line = {
     route,
     status,
     outcome: ok ? "ok" : status === 503 ? "retry" : "refused",
@@ -89,7 +89,14 @@ export async function handleSegmentRequest(c: AppContext, impliedType?: SegmentE
     // Errors may quote an email from the payload: log() fingerprints it.
     errors: results.flatMap((result) => (result.error ? [result.error] : [])).slice(0, 5),
     durationMs: Date.now() - started,
-  });
+  };
+  if (ok)
+    logSampled(
+      results.map((result) => result.messageId),
+      "outbound request",
+      line,
+    );
+  else log("warn", "outbound request", line);
 
   if (ok) return c.json({ ok: true as const, results }, status);
   const details = { results };
@@ -121,7 +128,7 @@ async function deliver(c: AppContext, jobs: Job[]): Promise<number | undefined> 
       continue;
     }
     try {
-      await sendToVero(target, job.requests);
+      await sendToVero(target, job.requests, job.result.messageId);
       job.result.outcome = "delivered";
     } catch (error) {
       if (!(error instanceof DeliveryError)) throw error;

@@ -4,7 +4,7 @@
  * settings and requests in, success or a DeliveryError out.
  */
 import { DeliveryError, isRetryableStatus } from "../shared/errors.ts";
-import { describeError, log } from "../shared/log.ts";
+import { describeError, log, logSampled } from "../shared/log.ts";
 import type { OutboundSettings } from "../shared/settings.ts";
 import type { VeroRequest } from "./map.ts";
 
@@ -21,21 +21,26 @@ export type VeroTarget = Pick<OutboundSettings, "veroApiUrl" | "veroCredential">
  * Throws a DeliveryError: `retryable` for 429, 5xx, timeouts and network
  * errors; permanent, with Vero's own message, for any other 4xx.
  */
-export async function sendToVero(target: VeroTarget, requests: readonly VeroRequest[]): Promise<void> {
-  for (const request of requests) await sendOne(target, request);
+export async function sendToVero(
+  target: VeroTarget,
+  requests: readonly VeroRequest[],
+  messageId?: string | null,
+): Promise<void> {
+  for (const request of requests) await sendOne(target, request, messageId);
 }
 
 /**
- * One call, and one log line for it whatever its outcome: which call,
- * Vero's status, how long it took and whether a retry may help. Never the
- * body, which holds the credential and the user's email.
+ * One call, and a log line for it (a success only when the event's
+ * messageId is sampled): which call, Vero's status, how long it took and
+ * whether a retry may help. Never the body, which holds the credential and
+ * the user's email.
  */
-async function sendOne(target: VeroTarget, request: VeroRequest): Promise<void> {
+async function sendOne(target: VeroTarget, request: VeroRequest, messageId?: string | null): Promise<void> {
   const call = `${request.method} ${request.path}`;
   const started = Date.now();
   try {
     const status = await callVero(target, request, call);
-    log("info", "vero call", {
+    logSampled(messageId, "vero call", {
       upstream: "vero",
       call,
       outcome: "delivered",

@@ -26,6 +26,8 @@ export interface Env {
   VERO_QUEUE?: Queue<unknown>;
   /** Var: the queue consumers' first retry delay in seconds (default 5), doubling per attempt. */
   QUEUE_RETRY_BASE_SECONDS?: string;
+  /** Var or secret: the share of messageIds whose success lines are logged, 0 to 1 (default 0.01). */
+  LOG_SAMPLE_RATE?: string;
   /** Where messages that could not be delivered wait for an operator. */
   DEAD_LETTERS?: KVNamespace;
 }
