@@ -12,10 +12,9 @@ import type { VeroJob } from "../../src/outbound/job.ts";
 import type { Env } from "../../src/shared/env.ts";
 import { DEFAULT_LOG_SAMPLE_RATE, isSampled } from "../../src/shared/log.ts";
 import { QUEUE_NAMES } from "../../src/shared/queue.ts";
-import { hmacSha1Hex } from "../../src/shared/secrets.ts";
 import { logSampleRate } from "../../src/shared/settings.ts";
 import { capturingLogs } from "./fuzz.ts";
-import { callWorker, isolatedEnv, segment, vero } from "./helpers.ts";
+import { isolatedEnv, postSegment, postWebhook, segment, vero } from "./helpers.ts";
 import { runBatch } from "./queue-helpers.ts";
 
 type Line = { level: string; msg: string; [field: string]: unknown };
@@ -62,26 +61,8 @@ function messageIdSampled(sampled: boolean, rate: number): string {
   }
 }
 
-const sendWebhook = (env: Env, payload: unknown) =>
-  callWorker(
-    new Request(`http://bridge/vero/webhook?token=${env.VERO_WEBHOOK_TOKEN}`, {
-      method: "POST",
-      body: JSON.stringify(payload),
-    }),
-    env,
-  );
-
-async function sendSegmentEvent(env: Env, messageId: string): Promise<Response> {
-  const raw = JSON.stringify({ type: "track", userId: `u-${messageId}`, event: "Signed Up", messageId });
-  return callWorker(
-    new Request("http://bridge/segment", {
-      method: "POST",
-      body: raw,
-      headers: { "X-Signature": await hmacSha1Hex(env.SEGMENT_SHARED_SECRET ?? "", raw) },
-    }),
-    env,
-  );
-}
+const sendSegmentEvent = (env: Env, messageId: string) =>
+  postSegment(env, { type: "track", userId: `u-${messageId}`, event: "Signed Up", messageId });
 
 /** The Segment message the route would have enqueued for `payload`. */
 function segmentMessage(payload: unknown): SegmentMessage {
@@ -154,7 +135,7 @@ describe("LOG_SAMPLE_RATE", () => {
 
   it("with a typo, routes still deliver and answer", async () => {
     const { env } = await isolatedEnv({ LOG_SAMPLE_RATE: "0,5" });
-    const lines = await linesOf(async () => expect((await sendWebhook(env, newWebhook().payload)).status).toBe(200));
+    const lines = await linesOf(async () => expect((await postWebhook(env, newWebhook().payload)).status).toBe(200));
     expect(lines.filter((line) => line.level === "error").map((line) => line.msg)).toEqual([
       "LOG_SAMPLE_RATE is not a number from 0 to 1; using 0.01",
     ]);
@@ -165,7 +146,7 @@ describe("at rate 0", () => {
   it("a delivered webhook writes no line, inline or through the Segment queue consumer, but its batch line", async () => {
     const { env, writeKey } = await isolatedEnv({ LOG_SAMPLE_RATE: "0" });
     const { payload } = newWebhook();
-    const inline = await linesOf(async () => expect((await sendWebhook(env, payload)).status).toBe(200));
+    const inline = await linesOf(async () => expect((await postWebhook(env, payload)).status).toBe(200));
     expect(inline).toEqual([]);
 
     const consumed = await linesOf(() =>
@@ -180,7 +161,7 @@ describe("at rate 0", () => {
     const { env, writeKey } = await isolatedEnv({ LOG_SAMPLE_RATE: "0" });
     // Refused rather than failing retryably: analytics-node's retries inside one request would take seconds.
     await segment.fail(writeKey, { status: 400, times: 1 });
-    const inline = await linesOf(async () => expect((await sendWebhook(env, newWebhook().payload)).status).toBe(400));
+    const inline = await linesOf(async () => expect((await postWebhook(env, newWebhook().payload)).status).toBe(400));
     expect(msgs(inline)).toEqual(["segment call", "vero webhook"]);
     expect(inline[0]).toMatchObject({ level: "warn", status: 400, outcome: "refused" });
     expect(inline[1]).toMatchObject({ status: 400, outcome: "segment_rejected" });
@@ -232,7 +213,7 @@ describe("one messageId, sampled alike in the route and in the consumer", () => 
     const { env } = await isolatedEnv({ LOG_SAMPLE_RATE: String(RATE) });
     for (const sampled of [true, false]) {
       const { payload, messageId } = webhookSampled(sampled, RATE);
-      const route = await linesOf(async () => expect((await sendWebhook(env, payload)).status).toBe(200));
+      const route = await linesOf(async () => expect((await postWebhook(env, payload)).status).toBe(200));
       const consumer = await linesOf(() =>
         runBatch(QUEUE_NAMES.segment, [{ id: messageId, body: segmentJob(segmentMessage(payload)) }], env),
       );
