@@ -3,11 +3,13 @@ import { consumeSegmentBatch } from "./inbound/consumer.ts";
 import { consumeVeroBatch } from "./outbound/consumer.ts";
 import type { Env } from "./shared/env.ts";
 import { pruneLedger, retentionDays } from "./shared/ledger.ts";
-import { log } from "./shared/log.ts";
+import { configureLogs, log } from "./shared/log.ts";
 import { consumeDeadLetterQueue, QUEUE_NAMES, retryPolicyFor } from "./shared/queue.ts";
+import { logSampleRate } from "./shared/settings.ts";
 
 /** Each queue in wrangler.toml has its consumer here. */
 async function queue(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+  configureLogs({ sampleRate: logSampleRate(env) });
   switch (batch.queue) {
     case QUEUE_NAMES.segment:
       return consumeSegmentBatch(batch, env);
@@ -36,7 +38,10 @@ async function scheduled(_controller: ScheduledController, env: Env): Promise<vo
 }
 
 export default {
-  fetch: app.fetch,
+  fetch(request: Request, env: Env, ctx: ExecutionContext) {
+    configureLogs({ sampleRate: logSampleRate(env) });
+    return app.fetch(request, env, ctx);
+  },
   queue,
   scheduled,
 } satisfies ExportedHandler<Env>;

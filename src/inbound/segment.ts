@@ -12,7 +12,7 @@
  */
 import { Analytics } from "@segment/analytics-node";
 import { DeliveryError, isRetryableStatus } from "../shared/errors.ts";
-import { describeError, log } from "../shared/log.ts";
+import { describeError, log, sampledOf } from "../shared/log.ts";
 import type { InboundSettings } from "../shared/settings.ts";
 import type { SegmentMessage } from "./map.ts";
 
@@ -107,7 +107,9 @@ function batchMessageIds(body: unknown): string[] {
 /**
  * One log line per HTTP attempt analytics-node makes (its retries each get
  * one): path, Segment's status, duration, and which messages rode in it.
- * Never the body or the Authorization header, which carries the write key.
+ * A success is logged only when it carried sampled messages, and names
+ * those. Never the body or the Authorization header, which carries the
+ * write key.
  */
 async function loggedAttempt(url: string, body: unknown, send: () => Promise<Response>): Promise<Response> {
   const started = Date.now();
@@ -121,12 +123,15 @@ async function loggedAttempt(url: string, body: unknown, send: () => Promise<Res
   try {
     const response = await send();
     const outcome = response.ok ? "delivered" : isRetryableStatus(response.status) ? "retryable" : "refused";
-    log(response.ok ? "info" : "warn", "segment call", {
-      ...fields,
-      outcome,
-      status: response.status,
-      durationMs: Date.now() - started,
-    });
+    const sampled = response.ok ? sampledOf(messageIds) : messageIds;
+    if (!response.ok || sampled.length > 0)
+      log(response.ok ? "info" : "warn", "segment call", {
+        ...fields,
+        messageIds: sampled.slice(0, LOGGED_MESSAGE_IDS),
+        outcome,
+        status: response.status,
+        durationMs: Date.now() - started,
+      });
     return response;
   } catch (error) {
     log("warn", "segment call", {

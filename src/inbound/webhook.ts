@@ -7,7 +7,7 @@ import type { Context, MiddlewareHandler } from "hono";
 import { queueFor } from "../shared/enqueue.ts";
 import { BridgeError, badRequest, DeliveryError } from "../shared/errors.ts";
 import type { AppEnv } from "../shared/http.ts";
-import { describeError, type LogFields, log } from "../shared/log.ts";
+import { describeError, type LogFields, log, logSampled } from "../shared/log.ts";
 import { enqueueWebhook } from "./enqueue.ts";
 import { mapVeroWebhook } from "./map.ts";
 import { deliverToSegment } from "./segment.ts";
@@ -26,9 +26,10 @@ const OUTCOME_BY_STATUS: Record<number, string> = {
 };
 
 /**
- * Logs one line per webhook request, whatever happened (401s and 503s of
- * an unconfigured direction included): the handler adds the type, outcome
- * and messageId it learns; nothing here is an email or a secret.
+ * Logs one line per webhook request (401s and 503s of an unconfigured
+ * direction included), a 2xx only when its messageId is sampled: the
+ * handler adds the type, outcome and messageId it learns; nothing here is
+ * an email or a secret.
  */
 export const webhookRequestLog: MiddlewareHandler<InboundEnv> = async (c, next) => {
   const started = Date.now();
@@ -37,13 +38,15 @@ export const webhookRequestLog: MiddlewareHandler<InboundEnv> = async (c, next) 
   c.set("requestLogged", true);
   await next();
   const status = c.res.status;
-  log(status >= 500 ? "warn" : "info", "vero webhook", {
+  const line = {
     route: "POST /vero/webhook",
     status,
     outcome: fields.outcome ?? OUTCOME_BY_STATUS[status] ?? "failed",
     ...fields,
     durationMs: Date.now() - started,
-  });
+  };
+  if (status < 300) logSampled(typeof fields.messageId === "string" ? fields.messageId : null, "vero webhook", line);
+  else log(status >= 500 ? "warn" : "info", "vero webhook", line);
 };
 
 /**

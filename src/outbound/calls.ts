@@ -77,7 +77,8 @@ export class CallLedger {
         continue;
       }
       try {
-        const [status = 200] = await sendToVero(target, [request]);
+        // A `#<index>` stand-in names an event without a messageId, which the route did not sample either.
+        const [status = 200] = await sendToVero(target, [request], isLedgerKey(messageId) ? messageId : null);
         this.counters.add("outbound", callName(request), "delivered");
         if (this.db && isLedgerKey(messageId)) {
           this.records.push({ messageId, call, status });

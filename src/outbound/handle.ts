@@ -7,7 +7,7 @@ import { enqueueFailed, queueFor } from "../shared/enqueue.ts";
 import { BridgeError, badRequest, type DeliveryError } from "../shared/errors.ts";
 import type { AppContext } from "../shared/http.ts";
 import { Counters } from "../shared/ledger.ts";
-import { describeError, log } from "../shared/log.ts";
+import { describeError, log, logSampled } from "../shared/log.ts";
 import { CallLedger, callName } from "./calls.ts";
 import { enqueueJobs } from "./enqueue.ts";
 import { orderingKey } from "./job.ts";
@@ -95,7 +95,7 @@ export async function handleSegmentRequest(c: AppContext, impliedType?: SegmentE
 
   const messageIds = results.map((result) => result.messageId ?? `#${result.index}`);
   const ok = status === 200 || status === 202;
-  log(ok ? "info" : "warn", "outbound request", {
+  const line = {
     route,
     status,
     outcome: ok ? "ok" : status === 503 ? "retry" : "refused",
@@ -109,7 +109,14 @@ export async function handleSegmentRequest(c: AppContext, impliedType?: SegmentE
     // Errors may quote an email from the payload: log() fingerprints it.
     errors: results.flatMap((result) => (result.error ? [result.error] : [])).slice(0, 5),
     durationMs: Date.now() - started,
-  });
+  };
+  if (ok)
+    logSampled(
+      results.map((result) => result.messageId),
+      "outbound request",
+      line,
+    );
+  else log("warn", "outbound request", line);
 
   if (ok) return c.json({ ok: true as const, results }, status);
   const details = { results };

@@ -4,7 +4,7 @@
  * settings and requests in, success or a DeliveryError out.
  */
 import { BridgeError, DeliveryError, isRetryableStatus } from "../shared/errors.ts";
-import { describeError, log } from "../shared/log.ts";
+import { describeError, log, logSampled } from "../shared/log.ts";
 import type { VeroTarget } from "../shared/settings.ts";
 import type { VeroRequest } from "./map.ts";
 
@@ -21,11 +21,17 @@ export type { VeroTarget } from "../shared/settings.ts";
  * Throws a DeliveryError: `retryable` for 429, 5xx, timeouts and network
  * errors; permanent, with Vero's own message, for any other 4xx.
  */
-export async function sendToVero(target: VeroTarget, requests: readonly VeroRequest[]): Promise<number[]> {
+export async function sendToVero(
+  target: VeroTarget,
+  requests: readonly VeroRequest[],
+  messageId?: string | null,
+): Promise<number[]> {
   const statuses: number[] = [];
   for (const request of requests)
     statuses.push(
-      request.path === "/users/delete" ? await deleteUser(target, request) : await sendOne(target, request),
+      request.path === "/users/delete"
+        ? await deleteUser(target, request, messageId)
+        : await sendOne(target, request, messageId),
     );
   return statuses;
 }
@@ -61,16 +67,16 @@ const gotNoAnswer = (error: unknown): boolean =>
  * call that got no answer, Vero's "not found" stays a failure (the user id
  * may be wrong), which the consumer keeps as a dead letter.
  */
-async function deleteUser(target: VeroTarget, request: VeroRequest): Promise<number> {
+async function deleteUser(target: VeroTarget, request: VeroRequest, messageId?: string | null): Promise<number> {
   try {
-    return await sendOne(target, request);
+    return await sendOne(target, request, messageId);
   } catch (error) {
     if (!gotNoAnswer(error)) throw error;
     try {
-      return await sendOne(target, request);
+      return await sendOne(target, request, messageId);
     } catch (again) {
       if (!(again instanceof DeliveryError && isUserNotFound(again))) throw again;
-      log("info", "vero call", {
+      logSampled(messageId, "vero call", {
         upstream: "vero",
         call: "POST /users/delete",
         outcome: "delivered",
@@ -83,16 +89,17 @@ async function deleteUser(target: VeroTarget, request: VeroRequest): Promise<num
 }
 
 /**
- * One call, and one log line for it whatever its outcome: which call,
- * Vero's status, how long it took and whether a retry may help. Never the
- * body, which holds the credential and the user's email. Resolves with Vero's status.
+ * One call, and a log line for it (a success only when the event's
+ * messageId is sampled): which call, Vero's status, how long it took and
+ * whether a retry may help. Never the body, which holds the credential and
+ * the user's email. Resolves with Vero's status.
  */
-async function sendOne(target: VeroTarget, request: VeroRequest): Promise<number> {
+async function sendOne(target: VeroTarget, request: VeroRequest, messageId?: string | null): Promise<number> {
   const call = `${request.method} ${request.path}`;
   const started = Date.now();
   try {
     const status = await callVero(target, request, call);
-    log("info", "vero call", {
+    logSampled(messageId, "vero call", {
       upstream: "vero",
       call,
       outcome: "delivered",

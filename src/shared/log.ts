@@ -2,7 +2,13 @@
  * Structured logs: one JSON object per line, which Workers Logs indexes.
  * Callers pass facts (route, outcome, status, counts, messageIds), never
  * payloads: emails and secrets go through `fingerprint` first.
+ *
+ * Failures are always logged; successes only for a sample of messageIds
+ * (`logSampled`), because at millions of events a day the success lines
+ * are most of the CPU and of the bill, and the counts come from elsewhere.
  */
+import { createHash } from "node:crypto";
+
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
 export interface LogFields {
@@ -55,19 +61,51 @@ const safeItem = (item: string | number) => (typeof item === "string" ? safeValu
  * fingerprint, so log lines can still be correlated.
  */
 export function fingerprint(value: string): string {
-  // FNV-1a, 64 bit, over UTF-16 code units: synchronous (crypto.subtle is not) and enough to
-  // correlate log lines. Kept in two 32-bit halves, as BigInt arithmetic cost far more.
-  // The prime is 2^40 + 0x1b3: h * prime = h * 0x1b3 + (h << 40), whose high half gets lo << 8.
-  let hi = 0xcbf29ce4;
-  let lo = 0x84222325;
-  for (let i = 0; i < value.length; i++) {
-    lo ^= value.charCodeAt(i);
-    const low = (lo >>> 0) * 0x1b3;
-    const carry = Math.floor(low / 0x100000000);
-    hi = (Math.imul(hi, 0x1b3) + carry + (lo << 8)) >>> 0;
-    lo = low >>> 0;
-  }
-  return `fp:${hi.toString(16).padStart(8, "0")}${lo.toString(16).padStart(8, "0")}`;
+  return `fp:${createHash("sha256").update(value).digest("hex").slice(0, 16)}`;
+}
+
+/**
+ * LOG_SAMPLE_RATE's default: at a few million events a day, tens of
+ * thousands of success lines, enough to see every kind of event.
+ */
+export const DEFAULT_LOG_SAMPLE_RATE = 0.01;
+
+/** Share of messageIds whose success lines are written; set per invocation by `configureLogs`. */
+let sampleRate = DEFAULT_LOG_SAMPLE_RATE;
+
+/** Called at the start of every invocation with the validated LOG_SAMPLE_RATE. */
+export function configureLogs(options: { sampleRate: number }): void {
+  sampleRate = options.sampleRate;
+}
+
+/**
+ * Whether the success lines of this messageId are written: the first 32
+ * bits of its SHA-256 against the rate, so the route, the consumer and
+ * every delivery attempt of one event decide alike, in any isolate.
+ * No messageId: only at rate 1, as nothing could tie its lines together.
+ */
+export function isSampled(messageId: string | null | undefined, rate = sampleRate): boolean {
+  if (rate >= 1) return true;
+  if (rate <= 0 || !messageId) return false;
+  return createHash("sha256").update(messageId).digest().readUInt32BE(0) / 2 ** 32 < rate;
+}
+
+/** The sampled ones among `messageIds`, in order. */
+export function sampledOf(messageIds: readonly (string | null | undefined)[]): string[] {
+  return messageIds.filter((id): id is string => isSampled(id));
+}
+
+/**
+ * The info line of a success, written only when one of its messageIds is
+ * sampled. Failures go through `log`, always.
+ */
+export function logSampled(
+  messageIds: string | null | undefined | readonly (string | null | undefined)[],
+  msg: string,
+  fields: LogFields = {},
+): void {
+  const ids = typeof messageIds === "string" || !messageIds ? [messageIds] : messageIds;
+  if (ids.some((id) => isSampled(id))) log("info", msg, fields);
 }
 
 /** Renders an error for a log line without its stack, which may quote payloads. */

@@ -1,5 +1,6 @@
 import * as z from "zod/mini";
 import type { Env } from "./env.ts";
+import { DEFAULT_LOG_SAMPLE_RATE, log } from "./log.ts";
 import { MAX_RETRIES } from "./queue-names.ts";
 import { DEFAULT_RETRY_POLICY, maxHorizonSeconds, RETRY_DEFAULTS, type RetryPolicy } from "./retry-schedule.ts";
 import { mapped } from "./zod.ts";
@@ -252,4 +253,26 @@ export function describeUnready(
   if (state.missing.length > 0) parts.push(`set ${state.missing.join(", ")}`);
   if (state.invalid.length > 0) parts.push(`fix ${state.invalid.join("; ")}`);
   return `${name} is not configured: ${parts.join("; ")}`;
+}
+
+const sampleRateSchema = z.pipe(z.coerce.number(), z.number().check(z.minimum(0), z.maximum(1)));
+const sampleRates = new WeakMap<object, number>();
+
+/**
+ * LOG_SAMPLE_RATE, validated once per env (so once per isolate). Like the
+ * retry base, it has no response to put a 503 in: an invalid value is
+ * logged and the default applies, as a typo must not stop a route or a
+ * consumer. The value itself is not logged: it may be set as a secret.
+ */
+export function logSampleRate(env: Pick<Env, "LOG_SAMPLE_RATE">): number {
+  let rate = sampleRates.get(env);
+  if (rate === undefined) {
+    const raw = env.LOG_SAMPLE_RATE;
+    const parsed = isUnset(raw) ? undefined : sampleRateSchema.safeParse(String(raw).trim());
+    if (parsed && !parsed.success)
+      log("error", `LOG_SAMPLE_RATE is not a number from 0 to 1; using ${DEFAULT_LOG_SAMPLE_RATE}`, {});
+    rate = parsed?.success ? parsed.data : DEFAULT_LOG_SAMPLE_RATE;
+    sampleRates.set(env, rate);
+  }
+  return rate;
 }

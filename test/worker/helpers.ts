@@ -1,9 +1,11 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { inject } from "vitest";
+import { DEV_SECRETS } from "../../dev/dev-settings.ts";
 import { StandInClient } from "../../dev/stand-ins/client.ts";
 import worker from "../../src/index.ts";
 import type { Env } from "../../src/shared/env.ts";
+import { hmacSha1Hex } from "../../src/shared/secrets.ts";
 
 export const segment = new StandInClient(inject("segmentOrigin"));
 export const vero = new StandInClient(inject("veroOrigin"));
@@ -43,6 +45,26 @@ export async function callWorker(request: Request, workerEnv: Env = baseEnv): Pr
   const response = await worker.fetch(request, workerEnv, ctx);
   await waitOnExecutionContext(ctx);
   return response;
+}
+
+/** A Vero webhook with the development token, as Vero sends it. */
+export const postWebhook = (workerEnv: Env, body: unknown) =>
+  callWorker(
+    new Request(`http://bridge/vero/webhook?token=${DEV_SECRETS.VERO_WEBHOOK_TOKEN}`, {
+      method: "POST",
+      body: JSON.stringify(body),
+    }),
+    workerEnv,
+  );
+
+/** A Segment request to /segment signed with the development shared secret, as Segment's Webhooks destination sends it. */
+export async function postSegment(workerEnv: Env, body: unknown): Promise<Response> {
+  const raw = JSON.stringify(body);
+  const signature = await hmacSha1Hex(DEV_SECRETS.SEGMENT_SHARED_SECRET, raw);
+  return callWorker(
+    new Request("http://bridge/segment", { method: "POST", body: raw, headers: { "X-Signature": signature } }),
+    workerEnv,
+  );
 }
 
 export const basic = (secret: string) => `Basic ${btoa(`${secret}:`)}`;

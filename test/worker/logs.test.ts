@@ -73,6 +73,8 @@ describe("the logs of a full run", () => {
         VERO_WEBHOOK_TOKEN: WEBHOOK_TOKENS.join(","),
         SEGMENT_SHARED_SECRET: SHARED_SECRETS.join(", "),
         ADMIN_TOKEN: ADMIN_TOKENS.join(","),
+        // Every success line too, as before sampling: the run checks them all.
+        LOG_SAMPLE_RATE: "1",
       },
       { ledger: true },
     );
@@ -204,10 +206,10 @@ describe("the logs of a full run", () => {
 });
 
 describe("fingerprint and redactEmails", () => {
-  it("fingerprint is 64-bit FNV-1a (the published vectors), so fingerprints stay comparable across versions", () => {
-    expect(fingerprint("")).toBe("fp:cbf29ce484222325");
-    expect(fingerprint("a")).toBe("fp:af63dc4c8601ec8c");
-    expect(fingerprint("foobar")).toBe("fp:85944171f73967e8");
+  it("fingerprint is the first 64 bits of SHA-256 (the published vectors), so anyone can compute one to search by", () => {
+    expect(fingerprint("")).toBe("fp:e3b0c44298fc1c14");
+    expect(fingerprint("a")).toBe("fp:ca978112ca1bbdca");
+    expect(fingerprint("foobar")).toBe("fp:c3ab8ff13720e8ad");
   });
 
   it("replaces each email-like part and leaves text without '@' as it is", () => {

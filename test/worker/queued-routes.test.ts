@@ -7,30 +7,10 @@
 import { describe, expect, it } from "vitest";
 import { DEV_SECRETS } from "../../dev/dev-settings.ts";
 import { segmentMessages } from "../../dev/stand-ins/client.ts";
-import type { Env } from "../../src/shared/env.ts";
-import { hmacSha1Hex } from "../../src/shared/secrets.ts";
 import clicked from "../fixtures/vero/clicked.json";
-import { callWorker, expectJsonError, isolatedEnv, segment, vero } from "./helpers.ts";
+import { expectJsonError, isolatedEnv, postSegment, postWebhook, segment, vero } from "./helpers.ts";
 
 const unique = (prefix: string) => `${prefix}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
-
-const postWebhook = (env: Env, body: unknown) =>
-  callWorker(
-    new Request(`http://bridge/vero/webhook?token=${DEV_SECRETS.VERO_WEBHOOK_TOKEN}`, {
-      method: "POST",
-      body: JSON.stringify(body),
-    }),
-    env,
-  );
-
-async function postSegment(env: Env, body: unknown): Promise<Response> {
-  const raw = JSON.stringify(body);
-  const signature = await hmacSha1Hex(DEV_SECRETS.SEGMENT_SHARED_SECRET, raw);
-  return callWorker(
-    new Request("http://bridge/segment", { method: "POST", body: raw, headers: { "X-Signature": signature } }),
-    env,
-  );
-}
 
 /**
  * A queue binding whose send fails, as a real one does when Queues is
