@@ -3,20 +3,16 @@
  * Every function takes the bound ledger: the routes check the binding once.
  */
 
-import { redriveDeadLetter } from "../shared/dead-letters.ts";
+import { discardDeadLetter, mustGetDeadLetter, redriveDeadLetter, redriveListed } from "../shared/dead-letters.ts";
 import type { Env } from "../shared/env.ts";
-import { BridgeError } from "../shared/errors.ts";
 import {
   type CounterRow,
   type DeadLetter,
   type DeadLetterFilter,
   type DeadLetterSummary,
-  deleteDeadLetter,
-  getDeadLetter,
   listDeadLetters,
   readCounters,
 } from "../shared/ledger.ts";
-import { log } from "../shared/log.ts";
 
 export type { CounterRow, DeadLetter, DeadLetterFilter, DeadLetterSummary };
 
@@ -38,11 +34,7 @@ export function deadLetters(db: D1Database, filter: DeadLetterFilter) {
   return listDeadLetters(db, filter);
 }
 
-export async function deadLetter(db: D1Database, id: string): Promise<DeadLetter> {
-  const letter = await getDeadLetter(db, id);
-  if (!letter) throw new BridgeError(404, "not_found", `no dead letter ${id}`);
-  return letter;
-}
+export const deadLetter = mustGetDeadLetter;
 
 export async function redriveOne(env: Env, db: D1Database, id: string): Promise<void> {
   await redriveDeadLetter(env, await deadLetter(db, id));
@@ -57,18 +49,10 @@ export async function redriveMatching(
   filter: Omit<DeadLetterFilter, "cursor" | "limit">,
 ): Promise<{ redriven: number; remaining: number }> {
   const page = await listDeadLetters(db, { ...filter, limit: REDRIVE_PAGE });
-  let redriven = 0;
-  for (const summary of page.letters) {
-    const letter = await getDeadLetter(db, summary.id);
-    if (!letter) continue; // deleted meanwhile by someone else
-    await redriveDeadLetter(env, letter);
-    redriven++;
-  }
+  const redriven = (await redriveListed(env, db, page.letters)).length;
   return { redriven, remaining: Math.max(0, page.total - redriven) };
 }
 
 export async function deleteOne(db: D1Database, id: string): Promise<void> {
-  const letter = await deadLetter(db, id);
-  await deleteDeadLetter(db, letter.id);
-  log("info", "dead letter deleted", { id: letter.id, source: letter.source });
+  await discardDeadLetter(db, await mustGetDeadLetter(db, id));
 }

@@ -1,18 +1,15 @@
 import { Hono, type MiddlewareHandler } from "hono";
 import * as z from "zod/mini";
-import { type DeadLetter, redriveDeadLetter, requireLedger } from "./dead-letters.ts";
-import { BridgeError, badRequest, unauthorized } from "./errors.ts";
-import { type AppEnv, methodNotAllowed, notConfigured } from "./http.ts";
 import {
-  BadCursor,
-  type DeadLetterFilter,
-  deadLetterSource,
-  deleteDeadLetter,
-  getDeadLetter,
-  listDeadLetters,
-  readCounters,
-} from "./ledger.ts";
-import { log } from "./log.ts";
+  discardDeadLetter,
+  mustGetDeadLetter as mustGet,
+  redriveDeadLetter,
+  redriveListed,
+  requireLedger,
+} from "./dead-letters.ts";
+import { badRequest, unauthorized } from "./errors.ts";
+import { type AppEnv, methodNotAllowed, notConfigured } from "./http.ts";
+import { BadCursor, type DeadLetterFilter, deadLetterSource, listDeadLetters, readCounters } from "./ledger.ts";
 import { matchesAnySecret } from "./secrets.ts";
 import { settingsFor } from "./settings.ts";
 import "./zod.ts";
@@ -29,12 +26,6 @@ const requireAdmin: MiddlewareHandler<AppEnv> = async (c, next) => {
   requireLedger(c.env);
   await next();
 };
-
-async function mustGet(db: D1Database, id: string): Promise<DeadLetter> {
-  const letter = await getDeadLetter(db, id);
-  if (!letter) throw new BridgeError(404, "not_found", `no dead letter ${id}`);
-  return letter;
-}
 
 const isoTime = z.pipe(
   z.string().check(z.refine((value) => !Number.isNaN(Date.parse(value)), { error: "must be an ISO date and time" })),
@@ -90,13 +81,7 @@ export const adminRoutes = new Hono<AppEnv>()
     // Re-drives one page at a time, so a huge backlog cannot exhaust one request's limits.
     const db = requireLedger(c.env);
     const page = await listPage(db, c.req.query());
-    const redriven: string[] = [];
-    for (const summary of page.letters) {
-      const letter = await getDeadLetter(db, summary.id);
-      if (!letter) continue; // deleted meanwhile by someone else
-      await redriveDeadLetter(c.env, letter);
-      redriven.push(letter.id);
-    }
+    const redriven = await redriveListed(c.env, db, page.letters);
     return c.json({ ok: true, redriven, cursor: page.cursor });
   })
   .all("/dead-letters/redrive", methodNotAllowed(["POST"]))
@@ -107,8 +92,7 @@ export const adminRoutes = new Hono<AppEnv>()
   .delete("/dead-letters/:id", async (c) => {
     const db = requireLedger(c.env);
     const letter = await mustGet(db, c.req.param("id"));
-    await deleteDeadLetter(db, letter.id);
-    log("info", "dead letter deleted", { id: letter.id, source: letter.source });
+    await discardDeadLetter(db, letter);
     return c.json({ ok: true, deleted: letter.id });
   })
   .all("/dead-letters/:id", methodNotAllowed(["GET", "DELETE"]))

@@ -6,7 +6,7 @@
  */
 import type { Env } from "./env.ts";
 import { BridgeError } from "./errors.ts";
-import { type DeadLetter, deleteDeadLetter } from "./ledger.ts";
+import { type DeadLetter, type DeadLetterSummary, deleteDeadLetter, getDeadLetter } from "./ledger.ts";
 import { log } from "./log.ts";
 
 export {
@@ -44,4 +44,29 @@ export async function redriveDeadLetter(env: Env, letter: DeadLetter): Promise<v
   await queue.send(letter.body, { contentType: "json" });
   await deleteDeadLetter(requireLedger(env), letter.id);
   log("info", "dead letter re-driven", { id: letter.id, source: letter.source });
+}
+
+/** The dead letter `id`, or the 404 that names it. */
+export async function mustGetDeadLetter(db: D1Database, id: string): Promise<DeadLetter> {
+  const letter = await getDeadLetter(db, id);
+  if (!letter) throw new BridgeError(404, "not_found", `no dead letter ${id}`);
+  return letter;
+}
+
+/** Re-drives the listed letters one by one; returns the ids re-driven (one deleted meanwhile is passed over). */
+export async function redriveListed(env: Env, db: D1Database, listed: readonly DeadLetterSummary[]): Promise<string[]> {
+  const redriven: string[] = [];
+  for (const summary of listed) {
+    const letter = await getDeadLetter(db, summary.id);
+    if (!letter) continue;
+    await redriveDeadLetter(env, letter);
+    redriven.push(letter.id);
+  }
+  return redriven;
+}
+
+/** An operator's decision that a dead letter will not be delivered. */
+export async function discardDeadLetter(db: D1Database, letter: DeadLetter): Promise<void> {
+  await deleteDeadLetter(db, letter.id);
+  log("info", "dead letter deleted", { id: letter.id, source: letter.source });
 }

@@ -76,10 +76,15 @@ export function renderError(error: Error, c: Context<AppEnv>): Response {
   return c.json(errorBody(500, "internal_error", "the bridge failed unexpectedly; the error is logged"), 500);
 }
 
-/** What a request is refused with before any route handler reads it; handlers log their own outcomes. */
+/**
+ * What a request is refused with before any route handler reads it, or
+ * before the handler writes its own line (inline mode's call cap); handlers
+ * log their other outcomes themselves.
+ */
 const REFUSED_BEFORE_HANDLER = new Set([
   "unauthorized",
   "payload_too_large",
+  "too_many_vero_calls",
   "not_configured",
   "method_not_allowed",
   "not_found",

@@ -2,7 +2,7 @@
  * When a failed queue message is tried again, and when it stops being
  * retried and becomes a dead letter. Pure (no Workers types, no clock, no
  * randomness of its own) so that the docs' table is printed from the same
- * function the consumers call (scripts/retry-table.ts).
+ * function the consumers call (dev/retry-table.ts).
  *
  * A message is dead-lettered by the time since it was first enqueued (the
  * horizon), not by its attempt count: a `Retry-After` or a jittered delay
