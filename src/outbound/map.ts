@@ -85,6 +85,13 @@ function skipReason(event: SegmentEvent): string | undefined {
   return undefined;
 }
 
+/** Unix seconds of the event's time, the receipt time standing in for a missing timestamp. */
+function extras(event: SegmentEvent, receivedAt: Date) {
+  // The schema has already refused a timestamp that does not parse.
+  const millis = event.timestamp ? Date.parse(event.timestamp) : receivedAt.getTime();
+  return { created_at: Math.floor(millis / 1000), source: "segment" };
+}
+
 function eventTrack(
   name: string,
   userId: string,
@@ -92,8 +99,6 @@ function eventTrack(
   data: Record<string, unknown>,
   receivedAt: Date,
 ): VeroRequest {
-  // The schema has already refused a timestamp that does not parse.
-  const millis = event.timestamp ? Date.parse(event.timestamp) : receivedAt.getTime();
   return {
     method: "POST",
     path: "/events/track",
@@ -101,7 +106,7 @@ function eventTrack(
       identity: compact({ id: userId, email: contextEmail(event) }),
       event_name: name,
       data,
-      extras: { created_at: Math.floor(millis / 1000), source: "segment" },
+      extras: extras(event, receivedAt),
     },
   };
 }
@@ -142,8 +147,11 @@ function mainRequests(event: SegmentEvent, userId: string | undefined, receivedA
     case "identify": {
       const email = userEmail(traits, userId);
       if (typeof email !== "object") return email;
+      // As Segment's destination did: the userId in the traits as `id`, the client's user agent beside them.
       const userAgent = event.context?.userAgent;
-      const data = userAgent ? { ...traits, userAgent } : { ...traits };
+      const data: Record<string, unknown> = { ...traits };
+      if (userId !== undefined) data.id = userId;
+      if (userAgent) data.userAgent = userAgent;
       return [{ method: "POST", path: "/users/track", body: compact({ id: userId, email: email.value, data }) }];
     }
     case "group": {
@@ -171,7 +179,7 @@ function mainRequests(event: SegmentEvent, userId: string | undefined, receivedA
         if (target === undefined) return noUserId("track", event);
         const tooLong = overLong([nonEmpty(properties.id) === undefined ? "userId" : "properties.id", target]);
         if (tooLong) return tooLong;
-        return [{ method: "POST", path: subscription, body: { id: target } }];
+        return [{ method: "POST", path: subscription, body: { id: target, extras: extras(event, receivedAt) } }];
       }
       if (userId === undefined) return noUserId("track", event);
       const tooLong = overLong(["userId", userId], ["event", name], ["context.traits.email", contextEmail(event)]);

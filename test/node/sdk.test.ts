@@ -60,7 +60,7 @@ describe("@segment/analytics-node with the bridge as its host", () => {
           auth_token: veroToken,
           id: "324LKJF",
           email: "jane@example.com",
-          data: { email: "jane@example.com", plan: "pro", userAgent: "Mozilla/5.0" },
+          data: { email: "jane@example.com", plan: "pro", id: "324LKJF", userAgent: "Mozilla/5.0" },
         },
       },
       {
