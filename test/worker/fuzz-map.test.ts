@@ -58,7 +58,7 @@ describe("mapVeroWebhook under fuzzing", () => {
       switch (mapped.kind) {
         case "message": {
           const { message } = mapped;
-          expect(message.messageId).toMatch(/^vero-[0-9a-f]{32}$/);
+          expect(message.messageId).toMatch(/^vero-[0-9a-f]{64}$/);
           // Segment refuses a message with neither.
           expect(message.userId ?? message.anonymousId).toMatch(/\S/);
           expect(new Date(message.timestamp).toISOString()).toBe(message.timestamp);
