@@ -13,7 +13,7 @@ import { describeIssues, type Outcome, retryBaseSeconds, settle } from "../share
 import { describeUnready, type InboundSettings, settingsFor } from "../shared/settings.ts";
 import { MAX_SEGMENT_MESSAGE_BYTES, segmentJobSchema } from "./job.ts";
 import type { SegmentMessage } from "./map.ts";
-import { type SendOptions, type SendOutcome, sendToSegment } from "./segment.ts";
+import { type SendOptions, type SendOutcome, segmentFailureKind, sendToSegment } from "./segment.ts";
 
 /**
  * A consumer invocation may run for minutes and nobody waits on it, so the
@@ -27,23 +27,19 @@ export const CONSUMER_SEND_OPTIONS: Required<SendOptions> = {
   maxRateLimitSeconds: 0,
 };
 
-/** 401/403/404 mean a wrong write key or host: the operator can fix it, so the messages wait. */
-const SETTING_PROBLEM = new Set([401, 403, 404]);
-
 function outcomeOf(sent: SendOutcome | undefined): Outcome {
   // sendToSegment reports every message; should one be missing, it is not known to be delivered.
   if (!sent) return { ok: false, retryable: true, reason: "no outcome reported for this message" };
   if (sent.ok) return { ok: true };
   const { error } = sent;
-  if (error.retryable) return { ok: false, retryable: true, reason: error.message, retryAfter: error.retryAfter };
-  if (error.status !== undefined && SETTING_PROBLEM.has(error.status)) {
-    return {
-      ok: false,
-      retryable: true,
-      reason: `${error.message}; check SEGMENT_WRITE_KEY and SEGMENT_API_HOST`,
-    };
+  switch (segmentFailureKind(error)) {
+    case "retry":
+      return { ok: false, retryable: true, reason: error.message, retryAfter: error.retryAfter };
+    case "check_settings":
+      return { ok: false, retryable: true, reason: `${error.message}; check SEGMENT_WRITE_KEY and SEGMENT_API_HOST` };
+    case "refused":
+      return { ok: false, retryable: false, reason: error.message };
   }
-  return { ok: false, retryable: false, reason: error.message };
 }
 
 /**
