@@ -1,7 +1,7 @@
 import { Hono } from "hono";
 import { describe, expect, it } from "vitest";
-import { type AppEnv, MAX_BODY_BYTES, renderError } from "../../src/shared/http.ts";
 import { retryAfterSeconds } from "../../src/shared/errors.ts";
+import { type AppEnv, MAX_BODY_BYTES, renderError } from "../../src/shared/http.ts";
 import { hmacSha1Hex } from "../../src/shared/secrets.ts";
 import { baseEnv, basic, callWorker, expectJsonError, isolatedEnv, segment } from "./helpers.ts";
 
