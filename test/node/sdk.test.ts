@@ -89,45 +89,56 @@ const track = (userId: string) => ({
   context: { traits: { email: "jane@example.com" } },
 });
 
+/** Each SDK sends `identify(userId)` then `track(userId)`, flushes, and returns the errors it reported. */
+const sdks: [name: string, send: (userId: string) => Promise<unknown[]>][] = [
+  [
+    "@segment/analytics-node",
+    async (userId) => {
+      const errors: unknown[] = [];
+      const analytics = new Analytics({ writeKey, host: bridge.url, maxRetries: 0 });
+      analytics.on("error", (error) => errors.push(error));
+      analytics.identify(identify(userId));
+      analytics.track(track(userId));
+      await analytics.closeAndFlush();
+      return errors;
+    },
+  ],
+  [
+    "analytics-node 6 (Segment's legacy SDK)",
+    async (userId) => {
+      const errors: unknown[] = [];
+      const analytics = new LegacyAnalytics(writeKey, {
+        host: bridge.url,
+        retryCount: 0,
+        errorHandler: (error) => errors.push(error),
+      });
+      await analytics.identify(identify(userId)).track(track(userId)).flush();
+      return errors;
+    },
+  ],
+  [
+    "@rudderstack/rudder-sdk-node, which gzips its batches",
+    async (userId) => {
+      const errors: unknown[] = [];
+      const analytics = new RudderAnalytics(writeKey, {
+        dataPlaneUrl: bridge.url,
+        gzip: true,
+        retryCount: 0,
+        logLevel: "error",
+        errorHandler: (error) => errors.push(error),
+      });
+      await analytics.identify(identify(userId)).track(track(userId)).flush();
+      return errors;
+    },
+  ],
+];
+
 describe("SDKs with the bridge as their host", () => {
-  it("@segment/analytics-node: identify and track become POST /users/track and POST /events/track", async () => {
-    const analytics = new Analytics({ writeKey, host: bridge.url, maxRetries: 0 });
-    const errors: unknown[] = [];
-    analytics.on("error", (error) => errors.push(error));
-    analytics.identify(identify("segment-node-user"));
-    analytics.track(track("segment-node-user"));
-    await analytics.closeAndFlush();
-    expect(errors).toEqual([]);
-    expect(await callsFor("segment-node-user", 2)).toEqual(expectedCalls("segment-node-user"));
-  }, 30_000);
-
-  it("analytics-node 6 (Segment's legacy SDK): the same calls", async () => {
-    const errors: unknown[] = [];
-    const analytics = new LegacyAnalytics(writeKey, {
-      host: bridge.url,
-      retryCount: 0,
-      errorHandler: (error) => errors.push(error),
-    });
-    analytics.identify(identify("legacy-node-user"));
-    analytics.track(track("legacy-node-user"));
-    await analytics.flush();
-    expect(errors).toEqual([]);
-    expect(await callsFor("legacy-node-user", 2)).toEqual(expectedCalls("legacy-node-user"));
-  }, 30_000);
-
-  it("@rudderstack/rudder-sdk-node, which gzips its batches: the same calls", async () => {
-    const errors: unknown[] = [];
-    const analytics = new RudderAnalytics(writeKey, {
-      dataPlaneUrl: bridge.url,
-      gzip: true,
-      retryCount: 0,
-      logLevel: "error",
-      errorHandler: (error) => errors.push(error),
-    });
-    analytics.identify(identify("rudder-node-user"));
-    analytics.track(track("rudder-node-user"));
-    await analytics.flush();
-    expect(errors).toEqual([]);
-    expect(await callsFor("rudder-node-user", 2)).toEqual(expectedCalls("rudder-node-user"));
-  }, 30_000);
+  for (const [index, [name, send]] of sdks.entries()) {
+    it(`${name}: identify and track become POST /users/track and POST /events/track`, async () => {
+      const userId = `sdk-user-${index}`;
+      expect(await send(userId)).toEqual([]);
+      expect(await callsFor(userId, 2)).toEqual(expectedCalls(userId));
+    }, 30_000);
+  }
 });
