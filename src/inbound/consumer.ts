@@ -9,8 +9,9 @@ import type { Env } from "../shared/env.ts";
 import { DeliveryError } from "../shared/errors.ts";
 import { jsonBytes } from "../shared/json.ts";
 import { log } from "../shared/log.ts";
-import { describeIssues, type Outcome, retryBaseSeconds, settle } from "../shared/queue.ts";
+import { type Outcome, retryBaseSeconds, settle } from "../shared/queue.ts";
 import { describeUnready, type InboundSettings, settingsFor } from "../shared/settings.ts";
+import { describeIssues } from "../shared/zod.ts";
 import { MAX_SEGMENT_MESSAGE_BYTES, segmentJobSchema } from "./job.ts";
 import type { SegmentMessage } from "./map.ts";
 import { type SendOptions, type SendOutcome, segmentFailureKind, sendToSegment } from "./segment.ts";
@@ -127,7 +128,11 @@ export async function consumeSegmentBatch(batch: MessageBatch<unknown>, env: Env
       // No retry can make a malformed body deliverable; the dead letter keeps it for a look.
       await settle(
         queued,
-        { ok: false, retryable: false, reason: `malformed Segment queue message: ${describeIssues(parsed.error)}` },
+        {
+          ok: false,
+          retryable: false,
+          reason: `malformed Segment queue message: ${describeIssues(parsed.error, { whole: "body", most: 3 })}`,
+        },
         context,
       );
     }

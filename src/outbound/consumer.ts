@@ -17,8 +17,9 @@
 import type { Env } from "../shared/env.ts";
 import { DeliveryError } from "../shared/errors.ts";
 import { log } from "../shared/log.ts";
-import { backoffSeconds, describeIssues, type Outcome, retryBaseSeconds, settle } from "../shared/queue.ts";
+import { backoffSeconds, type Outcome, retryBaseSeconds, settle } from "../shared/queue.ts";
 import { describeUnready, type OutboundSettings, settingsFor } from "../shared/settings.ts";
+import { describeIssues } from "../shared/zod.ts";
 import { type VeroJob, veroJobSchema } from "./job.ts";
 import type { VeroRequest } from "./map.ts";
 import { sendToVero } from "./vero.ts";
@@ -168,7 +169,7 @@ export async function consumeVeroBatch(batch: MessageBatch<unknown>, env: Env): 
       await settleOne(queued, {
         ok: false,
         retryable: false,
-        reason: `malformed Vero queue message: ${describeIssues(parsed.error)}`,
+        reason: `malformed Vero queue message: ${describeIssues(parsed.error, { whole: "body", most: 3 })}`,
       });
       continue;
     }

@@ -6,8 +6,8 @@
 
 import { jsonBytes } from "../shared/json.ts";
 import { describeError } from "../shared/log.ts";
-import type { Job } from "./handle.ts";
 import { MAX_JOB_BYTES, MAX_SEND_BATCH_BYTES, MAX_SEND_BATCH_MESSAGES, type VeroJob } from "./job.ts";
+import type { Job } from "./result.ts";
 
 /**
  * Enqueues the jobs of `jobs` that have requests, in order, and records each
