@@ -4,8 +4,11 @@ import { devBindings } from "./dev/dev-settings.ts";
 
 export default defineConfig({
   test: {
-    // The JSON report lets .ci/run print one "N passed, N failed" line.
-    reporters: ["default", ["json", { outputFile: ".vitest/results.json" }]],
+    // The JSON report lets .ci/run print one "N passed, N failed" line; dots keep a passing run on one screen.
+    reporters: ["dot", ["json", { outputFile: ".vitest/results.json" }]],
+    // The Worker logs a JSON line per request and delivery: shown for a failing test, hidden otherwise.
+    // Tests that assert on log lines capture them with a spy on console, which this leaves alone.
+    silent: "passed-only",
     projects: [
       {
         // Tests of the Worker, run inside workerd against the stand-ins.

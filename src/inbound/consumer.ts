@@ -10,11 +10,12 @@ import { DeliveryError } from "../shared/errors.ts";
 import { jsonBytes } from "../shared/json.ts";
 import { Counters } from "../shared/ledger.ts";
 import { log } from "../shared/log.ts";
-import { describeIssues, type Outcome, retryPolicyFor, Settlement } from "../shared/queue.ts";
+import { type Outcome, retryPolicyFor, Settlement } from "../shared/queue.ts";
 import { describeUnready, type SegmentTarget, settingsFor } from "../shared/settings.ts";
+import { describeIssues } from "../shared/zod.ts";
 import { MAX_SEGMENT_MESSAGE_BYTES, segmentJobSchema } from "./job.ts";
 import type { SegmentMessage } from "./map.ts";
-import { type SendOptions, type SendOutcome, sendToSegment } from "./segment.ts";
+import { type SendOptions, type SendOutcome, segmentFailureKind, sendToSegment } from "./segment.ts";
 
 /**
  * A consumer invocation may run for minutes and nobody waits on it, so the
@@ -28,23 +29,19 @@ export const CONSUMER_SEND_OPTIONS: Required<SendOptions> = {
   maxRateLimitSeconds: 0,
 };
 
-/** 401/403/404 mean a wrong write key or host: the operator can fix it, so the messages wait. */
-const SETTING_PROBLEM = new Set([401, 403, 404]);
-
 function outcomeOf(sent: SendOutcome | undefined): Outcome {
   // sendToSegment reports every message; should one be missing, it is not known to be delivered.
   if (!sent) return { ok: false, retryable: true, reason: "no outcome reported for this message" };
   if (sent.ok) return { ok: true };
   const { error } = sent;
-  if (error.retryable) return { ok: false, retryable: true, reason: error.message, retryAfter: error.retryAfter };
-  if (error.status !== undefined && SETTING_PROBLEM.has(error.status)) {
-    return {
-      ok: false,
-      retryable: true,
-      reason: `${error.message}; check SEGMENT_WRITE_KEY and SEGMENT_API_HOST`,
-    };
+  switch (segmentFailureKind(error)) {
+    case "retry":
+      return { ok: false, retryable: true, reason: error.message, retryAfter: error.retryAfter };
+    case "check_settings":
+      return { ok: false, retryable: true, reason: `${error.message}; check SEGMENT_WRITE_KEY and SEGMENT_API_HOST` };
+    case "refused":
+      return { ok: false, retryable: false, reason: error.message };
   }
-  return { ok: false, retryable: false, reason: error.message };
 }
 
 /**
@@ -132,7 +129,7 @@ export async function consumeSegmentBatch(batch: MessageBatch<unknown>, env: Env
       settlement.settle(queued, {
         ok: false,
         retryable: false,
-        reason: `malformed Segment queue message: ${describeIssues(parsed.error)}`,
+        reason: `malformed Segment queue message: ${describeIssues(parsed.error, { whole: "body", most: 3 })}`,
       });
       counters.add("inbound", "(malformed)", "dead_lettered");
     }

@@ -109,8 +109,7 @@ function emailProperties(webhook: VeroEmailEvent): Record<string, string | strin
   put(properties, "bounce_code", webhook.bounce_code);
   put(properties, "bounce_message", webhook.bounce_message);
   put(properties, "event_name", webhook.event?.name);
-  // Beyond the usual email properties (docs/inbound.md, Decisions): Vero sends them, the operator may
-  // want them, and dropping them loses data.
+  // Beyond Segment's Email spec: Vero sends them, the operator may want them, and dropping them loses data.
   put(properties, "event_triggered_at", webhook.event?.triggered_at);
   put(properties, "sent_to", campaign?.sent_to ?? webhook.sent_to);
   put(properties, "sender_ip", webhook.sender_ip);

@@ -12,10 +12,10 @@
  */
 
 import * as z from "zod/mini";
-import { exceedsDepth, MAX_JSON_DEPTH } from "../shared/json.ts";
-import "../shared/zod.ts";
+import { exceedsDepth, isRecord, MAX_JSON_DEPTH } from "../shared/json.ts";
+import { describeIssue, issuePath } from "../shared/zod.ts";
 
-/** The email events of docs/inbound.md's event table, by their wire `type`. */
+/** The email events the bridge forwards, by their wire `type`. */
 export const VERO_EMAIL_TYPES = [
   "sent",
   "delivered",
@@ -48,8 +48,8 @@ const REFUSED = Symbol("refused");
  * A field read by one plain function: absent skips it, null means absent,
  * and `read` converts the value or refuses it with `message`. One schema
  * node per field rather than optional, union and transform nodes: this
- * runs on every field of every webhook, and the union tried each option in
- * turn, building a result for each (a third of the validation's time).
+ * runs on every field of every webhook, and a union tries each option in
+ * turn, building a result for each.
  */
 const field = <T>(message: string, read: (value: unknown) => T | typeof REFUSED) =>
   z.optional(
@@ -174,9 +174,6 @@ export type ParsedWebhook =
   | { kind: "unknown"; type: string }
   | { kind: "invalid"; problem: Problem };
 
-const isRecord = (value: unknown): value is Record<string, unknown> =>
-  typeof value === "object" && value !== null && !Array.isArray(value);
-
 const describe = (value: unknown) => (Array.isArray(value) ? "an array" : value === null ? "null" : typeof value);
 
 const invalid = (message: string, issues: Problem["issues"] = []): ParsedWebhook => ({
@@ -184,12 +181,10 @@ const invalid = (message: string, issues: Problem["issues"] = []): ParsedWebhook
   problem: { message, issues },
 });
 
-const pathOf = (path: readonly PropertyKey[]) => path.map(String).join(".");
-
 function fromZod(error: z.core.$ZodError): ParsedWebhook {
-  const issues = error.issues.map((issue) => ({ path: pathOf(issue.path), message: issue.message }));
-  const first = issues[0];
-  return invalid(first ? `${first.path || "payload"} ${first.message}` : "payload is not a Vero webhook", issues);
+  const issues = error.issues.map((issue) => ({ path: issuePath(issue), message: issue.message }));
+  const first = error.issues[0];
+  return invalid(first ? describeIssue(first, "payload") : "payload is not a Vero webhook", issues);
 }
 
 /**

@@ -11,7 +11,7 @@
  * consumer can send a whole batch in one request.
  */
 import { Analytics } from "@segment/analytics-node";
-import { DeliveryError, isRetryableStatus } from "../shared/errors.ts";
+import { DeliveryError, isRetryableStatus, retryAfterSeconds } from "../shared/errors.ts";
 import { describeError, log, sampledOf } from "../shared/log.ts";
 import type { InboundSettings } from "../shared/settings.ts";
 import type { SegmentMessage } from "./map.ts";
@@ -50,38 +50,45 @@ export type SendOutcome = { messageId: string; ok: true } | { messageId: string;
 
 type SegmentSettings = Pick<InboundSettings, "segmentWriteKey" | "segmentApiHost">;
 
-/** What analytics-node's failure reasons say, turned into the one fact callers act on. */
-function toDeliveryError(reason: unknown, lastRetryAfter: number | undefined): DeliveryError {
+/** Segment's answer to the last request that carried a message. */
+interface Answer {
+  status: number;
+  statusText: string;
+  retryAfter: number | undefined;
+}
+
+/**
+ * A failed message as a DeliveryError: Segment's status when a request
+ * carrying it got an answer; otherwise it never arrived (a timeout, the
+ * deadline, a network error), and a retry may succeed: the messageId makes
+ * a retry of something that did arrive harmless.
+ */
+function toDeliveryError(reason: unknown, answer: Answer | undefined): DeliveryError {
+  if (answer !== undefined && (answer.status < 200 || answer.status >= 300)) {
+    const { status, statusText, retryAfter } = answer;
+    return new DeliveryError("segment", `Segment answered ${status}${statusText ? ` ${statusText}` : ""}`, {
+      retryable: isRetryableStatus(status),
+      status,
+      retryAfter,
+      cause: reason,
+    });
+  }
   const message = reason instanceof Error ? reason.message : String(reason);
-  // The publisher reports an HTTP failure as "[status] statusText".
-  const status = message.match(/^\[(\d{3})\]/)?.[1];
-  if (status !== undefined) {
-    const code = Number(status);
-    return new DeliveryError("segment", `Segment answered ${message}`, {
-      retryable: isRetryableStatus(code),
-      status: code,
-      retryAfter: code === 429 ? lastRetryAfter : undefined,
-      cause: reason,
-    });
-  }
-  if (/rate limit/i.test(message)) {
-    return new DeliveryError("segment", "Segment is rate limiting this write key (429)", {
-      retryable: true,
-      status: 429,
-      retryAfter: lastRetryAfter,
-      cause: reason,
-    });
-  }
-  // Refused by analytics-node before sending: the event alone is over Segment's 32 KB.
-  if (/maximum event size|batch size/i.test(message)) {
-    return new DeliveryError("segment", `Segment would refuse the event: ${message}`, {
-      retryable: false,
-      cause: reason,
-    });
-  }
-  // Timeouts, aborts at the deadline, network errors, and anything unforeseen: a retry may succeed,
-  // and the messageId makes a retry of something that did arrive harmless.
   return new DeliveryError("segment", `Segment could not be reached: ${message}`, { retryable: true, cause: reason });
+}
+
+/** Segment's refusal of the payload itself: resending it cannot help. */
+const PAYLOAD_REFUSED = new Set([400, 413, 422]);
+
+/**
+ * What a failed delivery calls for, the same on the webhook route and in
+ * the queue consumer: `retry` later; `refused`, the event itself, for
+ * good; or `check_settings`, any other refusal (401, 403, 404: a wrong
+ * write key or host), which the operator can fix, so the event waits.
+ */
+export function segmentFailureKind(error: DeliveryError): "retry" | "refused" | "check_settings" {
+  if (error.retryable) return "retry";
+  return error.status === undefined || PAYLOAD_REFUSED.has(error.status) ? "refused" : "check_settings";
 }
 
 // Enough to find an attempt's messages in the logs without writing out a whole batch.
@@ -111,9 +118,12 @@ function batchMessageIds(body: unknown): string[] {
  * those. Never the body or the Authorization header, which carries the
  * write key.
  */
-async function loggedAttempt(url: string, body: unknown, send: () => Promise<Response>): Promise<Response> {
+async function loggedAttempt(
+  url: string,
+  messageIds: readonly string[],
+  send: () => Promise<Response>,
+): Promise<Response> {
   const started = Date.now();
-  const messageIds = batchMessageIds(body);
   const fields = {
     upstream: "segment",
     call: `POST ${new URL(url).pathname}`,
@@ -175,6 +185,7 @@ export async function sendToSegment(
   // analytics-node stops retrying at its flush timeout but lets a request in flight run to its own timeout;
   // this signal cuts that request too, so the deadline holds.
   const deadline = new AbortController();
+  const answers = new Map<string, Answer>();
   const client = new Analytics({
     writeKey: settings.segmentWriteKey,
     host: settings.segmentApiHost,
@@ -185,16 +196,21 @@ export async function sendToSegment(
     flushInterval: deadlineMs,
     maxRateLimitDuration: maxRateLimitSeconds,
     maxTotalBackoffDuration: Math.ceil(deadlineMs / 1000),
-    httpClient: (url, init) =>
-      loggedAttempt(url, init.body, () =>
+    httpClient: async (url, init) => {
+      const messageIds = batchMessageIds(init.body);
+      // An attempt without an answer leaves no status behind: an earlier attempt's would be stale.
+      for (const id of messageIds) answers.delete(id);
+      const response = await loggedAttempt(url, messageIds, () =>
         fetch(url, { ...init, signal: AbortSignal.any([init.signal, deadline.signal]) }),
-      ),
-  });
-
-  let lastRetryAfter: number | undefined;
-  client.on("http_response", (response) => {
-    const retryAfter = Number.parseInt(response.headers["retry-after"] ?? "", 10);
-    if (response.status === 429) lastRetryAfter = Number.isFinite(retryAfter) ? retryAfter : undefined;
+      );
+      const answer = {
+        status: response.status,
+        statusText: response.statusText,
+        retryAfter: retryAfterSeconds(response.headers.get("retry-after")),
+      };
+      for (const id of messageIds) answers.set(id, answer);
+      return response;
+    },
   });
 
   const settled = new Map<string, SendOutcome>();
@@ -215,11 +231,12 @@ export async function sendToSegment(
   client.on("track", onDelivered);
   client.on("identify", onDelivered);
   client.on("error", (failure) => {
-    const error = toDeliveryError(failure.reason, lastRetryAfter);
     const messageId = failure.ctx?.event.messageId;
-    if (messageId !== undefined) settle({ messageId, ok: false, error });
+    const fail = (id: string) =>
+      settle({ messageId: id, ok: false, error: toDeliveryError(failure.reason, answers.get(id)) });
+    if (messageId !== undefined) fail(messageId);
     // A failure without a context cannot be pinned on one message, so it fails every message still pending.
-    else for (const id of [...pending]) settle({ messageId: id, ok: false, error });
+    else for (const id of [...pending]) fail(id);
   });
 
   for (const message of messages) dispatch(client, message);

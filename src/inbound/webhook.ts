@@ -7,10 +7,12 @@ import type { Context, MiddlewareHandler } from "hono";
 import { queueFor } from "../shared/enqueue.ts";
 import { BridgeError, badRequest, DeliveryError } from "../shared/errors.ts";
 import type { AppEnv } from "../shared/http.ts";
+import { jsonBytes } from "../shared/json.ts";
 import { describeError, type LogFields, log, logSampled } from "../shared/log.ts";
 import { enqueueWebhook } from "./enqueue.ts";
-import { mapVeroWebhook } from "./map.ts";
-import { deliverToSegment } from "./segment.ts";
+import { MAX_SEGMENT_MESSAGE_BYTES } from "./job.ts";
+import { mapVeroWebhook, type SegmentMessage } from "./map.ts";
+import { deliverToSegment, segmentFailureKind } from "./segment.ts";
 
 /** What the one log line of a webhook request says beyond route, status and duration. */
 export type WebhookLogFields = Pick<LogFields, string>;
@@ -83,42 +85,48 @@ function decodeUrlEncoded(text: string): string {
   }
 }
 
-/** Segment's refusal of the payload itself: resending it cannot help. */
-const PAYLOAD_REFUSED = new Set([400, 413, 422]);
-
 /** Turns a failed delivery into what Vero should do next. */
 function deliveryFailure(error: DeliveryError): BridgeError {
   const details = { upstream: "segment", upstreamStatus: error.status ?? null, retryable: error.retryable };
-  if (error.retryable) {
-    return new BridgeError(
-      503,
-      "segment_unavailable",
-      `Segment could not take the event; retry later (${error.message})`,
-      {
-        details,
-        headers: error.retryAfter !== undefined ? { "Retry-After": String(error.retryAfter) } : {},
-        cause: error,
-      },
-    );
+  switch (segmentFailureKind(error)) {
+    case "retry":
+      return new BridgeError(
+        503,
+        "segment_unavailable",
+        `Segment could not take the event; retry later (${error.message})`,
+        {
+          details,
+          headers: error.retryAfter !== undefined ? { "Retry-After": String(error.retryAfter) } : {},
+          cause: error,
+        },
+      );
+    case "refused":
+      return new BridgeError(
+        400,
+        "segment_rejected",
+        `Segment refuses this event, so it will never succeed (${error.message})`,
+        { details, cause: error },
+      );
+    case "check_settings":
+      // Not the event's fault, and fixable by the operator, so Vero is asked to resend rather than told to drop it.
+      return new BridgeError(
+        503,
+        "segment_refused",
+        `Segment refused the request (${error.message}); check SEGMENT_WRITE_KEY and SEGMENT_API_HOST`,
+        { details, cause: error },
+      );
   }
-  if (error.status === undefined || PAYLOAD_REFUSED.has(error.status)) {
-    return new BridgeError(
-      400,
-      "segment_rejected",
-      `Segment refuses this event, so it will never succeed (${error.message})`,
-      {
-        details,
-        cause: error,
-      },
-    );
-  }
-  // 401, 403, 404: the write key or the host is wrong. Not the event's fault, and fixable by the operator,
-  // so Vero is asked to resend rather than told to drop the event.
-  return new BridgeError(
-    503,
-    "segment_refused",
-    `Segment refused the request (${error.message}); check SEGMENT_WRITE_KEY and SEGMENT_API_HOST`,
-    { details, cause: error },
+}
+
+/** Segment would refuse the event for its size: Vero hears it now rather than a dead letter later. */
+function refuseOversized(message: SegmentMessage): void {
+  const bytes = jsonBytes(message);
+  if (bytes <= MAX_SEGMENT_MESSAGE_BYTES) return;
+  throw new BridgeError(
+    400,
+    "segment_rejected",
+    `the event is ${bytes} bytes once mapped, over Segment's 32 KB per event, so Segment would refuse it`,
+    { details: { upstream: "segment", bytes, limit: MAX_SEGMENT_MESSAGE_BYTES } },
   );
 }
 
@@ -144,10 +152,15 @@ export async function handleVeroWebhook(c: Context<InboundEnv>): Promise<Respons
   const { message } = mapped;
   fields.type = message.type === "track" ? message.event : "identify";
   fields.messageId = message.messageId;
-  if (queue) return enqueueWebhook(c, queue, message);
   try {
-    await deliverToSegment(c.get("inbound"), [message]);
+    refuseOversized(message);
+    if (queue) await enqueueWebhook(queue, message);
+    else await deliverToSegment(c.get("inbound"), [message]);
   } catch (error) {
+    if (error instanceof BridgeError) {
+      fields.outcome = error.code;
+      throw error;
+    }
     if (!(error instanceof DeliveryError)) throw error;
     const failure = deliveryFailure(error);
     fields.outcome = failure.code;
@@ -155,10 +168,10 @@ export async function handleVeroWebhook(c: Context<InboundEnv>): Promise<Respons
     fields.error = error.message;
     throw failure;
   }
-  fields.outcome = "delivered";
-  return c.json(
-    message.type === "track"
-      ? { ok: true, messageId: message.messageId, call: "track", event: message.event }
-      : { ok: true, messageId: message.messageId, call: "identify" },
-  );
+  fields.outcome = queue ? "queued" : "delivered";
+  const call =
+    message.type === "track" ? { call: "track" as const, event: message.event } : { call: "identify" as const };
+  return queue
+    ? c.json({ ok: true, queued: true, messageId: message.messageId, ...call }, 202)
+    : c.json({ ok: true, messageId: message.messageId, ...call });
 }

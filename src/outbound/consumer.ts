@@ -18,9 +18,10 @@
  */
 import type { Env } from "../shared/env.ts";
 import { describeError, log } from "../shared/log.ts";
-import { describeIssues, type Fate, type Outcome, retryPolicyFor, retryStep, Settlement } from "../shared/queue.ts";
+import { type Fate, type Outcome, retryPolicyFor, retryStep, Settlement } from "../shared/queue.ts";
 import type { RetryPolicy } from "../shared/retry-schedule.ts";
 import { describeUnready, settingsFor, type VeroTarget } from "../shared/settings.ts";
+import { describeIssues } from "../shared/zod.ts";
 import { CallLedger, callName } from "./calls.ts";
 import { jobOrder, type VeroJob, veroJobSchema } from "./job.ts";
 import type { VeroRequest } from "./map.ts";
@@ -155,7 +156,7 @@ export async function consumeVeroBatch(batch: MessageBatch<unknown>, env: Env): 
       settleOne(queued, {
         ok: false,
         retryable: false,
-        reason: `malformed Vero queue message: ${describeIssues(parsed.error)}`,
+        reason: `malformed Vero queue message: ${describeIssues(parsed.error, { whole: "body", most: 3 })}`,
       });
       continue;
     }

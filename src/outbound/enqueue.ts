@@ -7,8 +7,8 @@
 import { jsonBytes } from "../shared/json.ts";
 import { describeError } from "../shared/log.ts";
 import { QUEUE_LIMITS, queuedBytes } from "../shared/queue-names.ts";
-import type { Job } from "./handle.ts";
 import type { VeroJob } from "./job.ts";
+import type { Job } from "./result.ts";
 
 /**
  * Enqueues the jobs of `jobs` that have requests, in order, and records each

@@ -11,7 +11,8 @@ import { describeError, log, logSampled } from "../shared/log.ts";
 import { CallLedger, callName } from "./calls.ts";
 import { enqueueJobs } from "./enqueue.ts";
 import { orderingKey } from "./job.ts";
-import { mapSegmentEvent, type VeroRequest } from "./map.ts";
+import { mapSegmentEvent } from "./map.ts";
+import type { EventOutcome, EventResult, Job } from "./result.ts";
 import {
   messageIdOf,
   parseSegmentBody,
@@ -20,24 +21,6 @@ import {
   type SegmentEventType,
 } from "./schema.ts";
 import { refuseOverInlineCap } from "./vero.ts";
-
-export type EventOutcome = "delivered" | "queued" | "skipped" | "invalid" | "failed";
-
-export interface EventResult {
-  messageId: string | null;
-  /** Position in the request, for events without a messageId. */
-  index: number;
-  outcome: EventOutcome;
-  /** Why an event was skipped. */
-  reason?: string;
-  /** What is wrong with an invalid event, or what Vero answered. */
-  error?: string;
-  /** For failed events: whether a retry of the request may succeed. */
-  retryable?: boolean;
-}
-
-/** `user` orders the event's job among the same user's in queue mode. */
-export type Job = { result: EventResult; requests: VeroRequest[]; user: string };
 
 // Enough to find a request's events in the logs without writing out a whole batch.
 const LOGGED_MESSAGE_IDS = 50;

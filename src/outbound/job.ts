@@ -8,7 +8,7 @@
 import * as z from "zod/mini";
 import type { VeroRequest } from "./map.ts";
 import "../shared/zod.ts";
-import type { SegmentEvent } from "./schema.ts";
+import { idOf, type SegmentEvent } from "./schema.ts";
 
 /** The only calls the bridge makes; a body naming another path is malformed. */
 export const VERO_CALLS = [
@@ -50,11 +50,6 @@ export const veroJobSchema = z.object({
 });
 
 export type VeroJob = z.infer<typeof veroJobSchema>;
-
-const idOf = (value: unknown): string | undefined => {
-  if (typeof value === "number") return String(value);
-  return typeof value === "string" && value.trim() !== "" ? value : undefined;
-};
 
 /**
  * The user whose calls must stay in order. An alias is ordered with the id

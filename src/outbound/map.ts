@@ -1,11 +1,11 @@
 /**
  * One Segment event in, the Vero calls it stands for out, in order: the
- * behaviour of Segment's own Vero destination (segment-boneyard/integration-vero)
- * as docs/reference.md documents it. Pure: no I/O, no clock (the receipt time comes in),
+ * behaviour of Segment's own Vero destination (segment-boneyard/integration-vero),
+ * as docs/reference.md describes it. Pure: no I/O, no clock (the receipt time comes in),
  * and no credential (the sender adds it), so a queue consumer can replay it.
  */
 import { INTEGRATION_NAME } from "../shared/version.ts";
-import type { SegmentEvent, SegmentEventType, SegmentTags } from "./schema.ts";
+import { idOf, type SegmentEvent, type SegmentEventType, type SegmentTags } from "./schema.ts";
 
 export interface VeroRequest {
   method: "POST" | "PUT";
@@ -21,17 +21,12 @@ export type MappedEvent =
   | { outcome: "invalid"; error: string };
 
 export interface MapOptions {
-  /** Stands in for an event without a `timestamp` (see docs/outbound.md). */
+  /** Stands in for an event without a `timestamp`. */
   receivedAt: Date;
 }
 
 // Loose on purpose: a userId shaped like `x@y.z` is taken as an email; Vero validates the rest.
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
-
-const nonEmpty = (value: unknown): string | undefined => {
-  if (typeof value === "number") return String(value);
-  return typeof value === "string" && value.trim() !== "" ? value : undefined;
-};
 
 const stringField = (record: Record<string, unknown> | null | undefined, key: string): string | undefined => {
   const value = record?.[key];
@@ -40,7 +35,7 @@ const stringField = (record: Record<string, unknown> | null | undefined, key: st
 
 /** Drops absent fields instead of sending `null`: Vero treats a present `email: null` as a value. */
 function compact(body: Record<string, unknown>): Record<string, unknown> {
-  // A loop rather than entries/filter/fromEntries: no arrays per call. The keys are this module's own.
+  // The keys are this module's own, so for...in meets no inherited ones.
   const out: Record<string, unknown> = {};
   for (const key in body) {
     const value = body[key];
@@ -85,6 +80,13 @@ function skipReason(event: SegmentEvent): string | undefined {
   return undefined;
 }
 
+/** Unix seconds of the event's time, the receipt time standing in for a missing timestamp. */
+function extras(event: SegmentEvent, receivedAt: Date) {
+  // The schema has already refused a timestamp that does not parse.
+  const millis = event.timestamp ? Date.parse(event.timestamp) : receivedAt.getTime();
+  return { created_at: Math.floor(millis / 1000), source: "segment" };
+}
+
 function eventTrack(
   name: string,
   userId: string,
@@ -92,8 +94,6 @@ function eventTrack(
   data: Record<string, unknown>,
   receivedAt: Date,
 ): VeroRequest {
-  // The schema has already refused a timestamp that does not parse.
-  const millis = event.timestamp ? Date.parse(event.timestamp) : receivedAt.getTime();
   return {
     method: "POST",
     path: "/events/track",
@@ -101,17 +101,17 @@ function eventTrack(
       identity: compact({ id: userId, email: contextEmail(event) }),
       event_name: name,
       data,
-      extras: { created_at: Math.floor(millis / 1000), source: "segment" },
+      extras: extras(event, receivedAt),
     },
   };
 }
 
 /** The tags call that follows the main one, or the reason the tags cannot be sent. */
 function tagsRequest(tags: SegmentTags, userId: string | undefined, email: string | undefined): VeroRequest | string {
-  const target = nonEmpty(tags.id) ?? userId;
+  const target = idOf(tags.id) ?? userId;
   if (target === undefined && email === undefined)
     return "integrations.Vero.tags needs an id when the event has no userId or email";
-  const tooLong = overLong(["integrations.Vero.tags.id", nonEmpty(tags.id)]);
+  const tooLong = overLong(["integrations.Vero.tags.id", idOf(tags.id)]);
   if (tooLong) return tooLong;
   const values = tags.values ?? tags.tags;
   const lists = tags.action ? { [tags.action]: values } : { add: tags.add, remove: tags.remove };
@@ -142,8 +142,11 @@ function mainRequests(event: SegmentEvent, userId: string | undefined, receivedA
     case "identify": {
       const email = userEmail(traits, userId);
       if (typeof email !== "object") return email;
+      // As Segment's destination did: the userId in the traits as `id`, the client's user agent beside them.
       const userAgent = event.context?.userAgent;
-      const data = userAgent ? { ...traits, userAgent } : { ...traits };
+      const data: Record<string, unknown> = { ...traits };
+      if (userId !== undefined) data.id = userId;
+      if (userAgent) data.userAgent = userAgent;
       return [{ method: "POST", path: "/users/track", body: compact({ id: userId, email: email.value, data }) }];
     }
     case "group": {
@@ -165,13 +168,13 @@ function mainRequests(event: SegmentEvent, userId: string | undefined, receivedA
           ? "/users/resubscribe"
           : undefined;
       if (subscription) {
-        if (properties.id !== undefined && nonEmpty(properties.id) === undefined)
+        if (properties.id !== undefined && idOf(properties.id) === undefined)
           return "properties.id must be a non-empty string or a number";
-        const target = nonEmpty(properties.id) ?? userId;
+        const target = idOf(properties.id) ?? userId;
         if (target === undefined) return noUserId("track", event);
-        const tooLong = overLong([nonEmpty(properties.id) === undefined ? "userId" : "properties.id", target]);
+        const tooLong = overLong([idOf(properties.id) === undefined ? "userId" : "properties.id", target]);
         if (tooLong) return tooLong;
-        return [{ method: "POST", path: subscription, body: { id: target } }];
+        return [{ method: "POST", path: subscription, body: { id: target, extras: extras(event, receivedAt) } }];
       }
       if (userId === undefined) return noUserId("track", event);
       const tooLong = overLong(["userId", userId], ["event", name], ["context.traits.email", contextEmail(event)]);
@@ -187,7 +190,7 @@ function mainRequests(event: SegmentEvent, userId: string | undefined, receivedA
       return [eventTrack(name, userId, event, { ...properties }, receivedAt)];
     }
     case "alias": {
-      const previousId = nonEmpty(event.previousId);
+      const previousId = idOf(event.previousId);
       if (previousId === undefined) return "alias needs a previousId";
       if (userId === undefined) return "alias needs a userId (the new id)";
       const tooLong = overLong(["previousId", previousId], ["userId", userId]);
@@ -212,7 +215,7 @@ export function mapSegmentEvent(event: SegmentEvent, { receivedAt }: MapOptions)
   if (reason) return { outcome: "skip", reason };
 
   // Numeric ids go out as strings, so that 123 and "123" are one Vero user.
-  const userId = nonEmpty(event.userId);
+  const userId = idOf(event.userId);
   const main = mainRequests(event, userId, receivedAt);
   if (typeof main === "string") return invalid(main);
 

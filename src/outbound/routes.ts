@@ -1,5 +1,5 @@
 import { Hono } from "hono";
-import { type AppEnv, limitBody, methodNotAllowed, requireDirection } from "../shared/http.ts";
+import { type AppEnv, limitBody, limitDecodedBody, methodNotAllowed, requireDirection } from "../shared/http.ts";
 import { segmentBasicAuth, segmentWebhookAuth } from "./auth.ts";
 import { handleSegmentRequest } from "./handle.ts";
 import type { SegmentEventType } from "./schema.ts";
@@ -12,7 +12,7 @@ export const outboundRoutes = new Hono<AppEnv>()
   // The signature covers the body, so here the size limit comes before authentication.
   .post("/segment", requireDirection("outbound"), limitBody, segmentWebhookAuth, (c) => handleSegmentRequest(c))
   .all("/segment", methodNotAllowed(["POST"]))
-  .post(`/v1/:call{${V1_CALLS}}`, requireDirection("outbound"), segmentBasicAuth, limitBody, (c) => {
+  .post(`/v1/:call{${V1_CALLS}}`, requireDirection("outbound"), segmentBasicAuth, limitDecodedBody, (c) => {
     const call = c.req.param("call");
     // `/v1/track` and its kin imply the type of an event that does not state it.
     return handleSegmentRequest(c, call === "batch" ? undefined : (call as SegmentEventType));

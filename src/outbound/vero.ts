@@ -3,7 +3,7 @@
  * of HTTP routes, so the inline routes and a later queue consumer share it:
  * settings and requests in, success or a DeliveryError out.
  */
-import { BridgeError, DeliveryError, isRetryableStatus } from "../shared/errors.ts";
+import { BridgeError, DeliveryError, isRetryableStatus, retryAfterSeconds } from "../shared/errors.ts";
 import { describeError, log, logSampled } from "../shared/log.ts";
 import type { VeroTarget } from "../shared/settings.ts";
 import type { VeroRequest } from "./map.ts";
@@ -199,12 +199,4 @@ function veroMessage(text: string): string | undefined {
   }
   const trimmed = text.trim();
   return trimmed === "" ? undefined : trimmed.slice(0, MAX_MESSAGE_CHARS);
-}
-
-function retryAfterSeconds(header: string | null): number | undefined {
-  if (header === null) return undefined;
-  const seconds = Number(header.trim());
-  if (Number.isFinite(seconds) && seconds >= 0) return Math.ceil(seconds);
-  const date = Date.parse(header);
-  return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - Date.now()) / 1000));
 }

@@ -63,3 +63,16 @@ export class DeliveryError extends Error {
 
 /** 408, 429 and every 5xx may succeed later; other statuses will not. */
 export const isRetryableStatus = (status: number): boolean => status === 408 || status === 429 || status >= 500;
+
+/**
+ * An upstream's `Retry-After` in whole seconds from now: delay-seconds or an
+ * HTTP date (RFC 9110), a date in the past being 0. Undefined when absent
+ * or unreadable.
+ */
+export function retryAfterSeconds(header: string | null | undefined): number | undefined {
+  if (header === null || header === undefined || header.trim() === "") return undefined;
+  const seconds = Number(header.trim());
+  if (Number.isFinite(seconds)) return seconds >= 0 ? Math.ceil(seconds) : undefined;
+  const date = Date.parse(header);
+  return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - Date.now()) / 1000));
+}

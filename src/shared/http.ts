@@ -1,5 +1,4 @@
 import type { Context, MiddlewareHandler } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { Env } from "./env.ts";
@@ -22,12 +21,92 @@ export type AppContext = Context<AppEnv>;
 /** Vero and Segment both send far less; anything larger is a mistake or an attack. */
 export const MAX_BODY_BYTES = 1024 * 1024;
 
-export const limitBody: MiddlewareHandler<AppEnv> = bodyLimit({
-  maxSize: MAX_BODY_BYTES,
-  onError: () => {
-    throw new BridgeError(413, "payload_too_large", `request body is over ${MAX_BODY_BYTES} bytes (1 MiB)`);
-  },
-});
+const tooLarge = () =>
+  new BridgeError(413, "payload_too_large", `request body is over ${MAX_BODY_BYTES} bytes (1 MiB)`);
+
+type Compression = "gzip" | "deflate";
+
+/** The `Content-Encoding` names accepted where SDKs call, and the runtime's format for each. */
+const DECODERS: Record<string, Compression> = { gzip: "gzip", "x-gzip": "gzip", deflate: "deflate" };
+
+/** The encodings of a body in the order they were applied, or the first one the bridge cannot undo. */
+function decoders(header: string | undefined): Compression[] {
+  const codings = (header ?? "")
+    .split(",")
+    .map((coding) => coding.trim().toLowerCase())
+    .filter((coding) => coding !== "" && coding !== "identity");
+  for (const coding of codings)
+    if (!Object.hasOwn(DECODERS, coding))
+      throw new BridgeError(
+        415,
+        "unsupported_encoding",
+        `Content-Encoding ${coding} is not supported; send the body plain, gzip or deflate`,
+      );
+  return codings.map((coding) => DECODERS[coding] as Compression);
+}
+
+/**
+ * Reads the body into memory, at most MAX_BODY_BYTES of it as sent and as
+ * decoded: reading stops at the first byte over either, so a small
+ * compressed bomb is never inflated in full.
+ */
+async function readLimited(body: ReadableStream<Uint8Array>, formats: Compression[]): Promise<Uint8Array> {
+  let over = false;
+  const capped = () => {
+    let size = 0;
+    return new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        size += chunk.byteLength;
+        if (size <= MAX_BODY_BYTES) return controller.enqueue(chunk);
+        over = true;
+        controller.error(tooLarge());
+      },
+    });
+  };
+  let stream = body.pipeThrough(capped());
+  if (formats.length > 0) {
+    for (const format of formats.toReversed()) stream = stream.pipeThrough(new DecompressionStream(format));
+    stream = stream.pipeThrough(capped());
+  }
+  try {
+    return await new Response(stream).bytes();
+  } catch (error) {
+    if (over) throw tooLarge();
+    if (formats.length === 0) throw error;
+    throw new BridgeError(400, "invalid_encoding", `the body is not valid ${formats.join(" then ")} data`, {
+      cause: error,
+    });
+  }
+}
+
+/**
+ * The size limit, and on the routes Segment's SDKs call, `Content-Encoding:
+ * gzip` or `deflate` undone first: the limit counts the decoded bytes. The
+ * handler then reads a plain body.
+ */
+function bodyReader({ decode }: { decode: boolean }): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const encoding = c.req.header("Content-Encoding");
+    const formats = decode ? decoders(encoding) : [];
+    const declared = Number(c.req.header("Content-Length"));
+    if (formats.length === 0 && declared > MAX_BODY_BYTES) throw tooLarge();
+    const raw = c.req.raw;
+    if (raw.body) {
+      const bytes = await readLimited(raw.body, formats);
+      const headers = new Headers(raw.headers);
+      if (decode) headers.delete("Content-Encoding");
+      headers.set("Content-Length", String(bytes.byteLength));
+      c.req.raw = new Request(raw.url, { method: raw.method, headers, body: bytes });
+    }
+    await next();
+  };
+}
+
+/** The size limit on bodies taken as sent. */
+export const limitBody = bodyReader({ decode: false });
+
+/** The size limit after undoing gzip or deflate, as Segment's HTTP API accepts from SDKs. */
+export const limitDecodedBody = bodyReader({ decode: true });
 
 /**
  * Puts a direction's parsed settings on the context, or answers 503 naming
@@ -85,6 +164,8 @@ const REFUSED_BEFORE_HANDLER = new Set([
   "unauthorized",
   "payload_too_large",
   "too_many_vero_calls",
+  "unsupported_encoding",
+  "invalid_encoding",
   "not_configured",
   "method_not_allowed",
   "not_found",

@@ -37,3 +37,7 @@ export function exceedsDepth(value: unknown, limit: number = MAX_JSON_DEPTH): bo
   }
   return false;
 }
+
+/** A JSON object: not null, not an array. */
+export const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value);

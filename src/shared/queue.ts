@@ -45,12 +45,6 @@ export function retryPolicyFor(env: Env): RetryPolicy {
   return policy;
 }
 
-/** Short enough for a log line and a dead letter's summary. */
-export function describeIssues(error: z.core.$ZodError): string {
-  const issues = error.issues.slice(0, 3).map((issue) => `${issue.path.join(".") || "body"}: ${issue.message}`);
-  return `${issues.join("; ")}${error.issues.length > 3 ? `; and ${error.issues.length - 3} more` : ""}`;
-}
-
 /** How one message's delivery ended. */
 export type Outcome =
   | { ok: true }

@@ -19,3 +19,22 @@ export const mapped = <S extends z.ZodMiniType, O>(
   schema: S,
   fn: (value: z.output<S>, ctx: z.core.ParsePayload) => O,
 ) => z.pipe(schema, z.transform(fn));
+
+/** Where an issue sits in the value, as `user.id` or `batch.0.type`; empty for the value itself. */
+export const issuePath = (issue: z.core.$ZodIssue): string => issue.path.map(String).join(".");
+
+/** One issue as `path message`, `whole` standing for the path when the issue is about the value itself. */
+export function describeIssue(issue: z.core.$ZodIssue, whole?: string): string {
+  const path = issuePath(issue) || whole;
+  return path ? `${path} ${issue.message}` : issue.message;
+}
+
+/** The issues as one line, `; `-separated; past `most` of them, the rest counted. */
+export function describeIssues(
+  error: z.core.$ZodError,
+  { whole, most = Number.POSITIVE_INFINITY }: { whole?: string; most?: number } = {},
+): string {
+  const shown = error.issues.slice(0, most).map((issue) => describeIssue(issue, whole));
+  const rest = error.issues.length - shown.length;
+  return `${shown.join("; ")}${rest > 0 ? `; and ${rest} more` : ""}`;
+}

@@ -1,80 +1,144 @@
-/** An official Segment SDK pointed at the bridge: its events reach Vero as the Vero destination would send them. */
+/**
+ * Real SDKs pointed at the bridge, as an operator would point them: their
+ * events reach Vero as Segment's Vero destination would send them.
+ */
+
+import RudderAnalytics from "@rudderstack/rudder-sdk-node";
 import { Analytics } from "@segment/analytics-node";
+import LegacyAnalytics from "analytics-node-6";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { type RunningBridge, startBridge } from "../../dev/bridge.ts";
 import { DEV_SECRETS, devBindings } from "../../dev/dev-settings.ts";
 import { StandInClient } from "../../dev/stand-ins/client.ts";
 
 const vero = new StandInClient(inject("veroOrigin"));
+const writeKey = DEV_SECRETS.SEGMENT_SHARED_SECRET;
 
-describe("@segment/analytics-node with the bridge as its host", () => {
-  let bridge: RunningBridge;
-  let veroToken: string;
+let bridge: RunningBridge;
+let veroToken: string;
 
-  beforeAll(async () => {
-    // A tenant of its own: only this test's calls show up in what the stand-in records.
-    veroToken = await vero.tenant();
-    bridge = await startBridge({
-      vars: { ...devBindings(inject("segmentOrigin"), inject("veroOrigin")), VERO_AUTH_TOKEN: veroToken },
-      stdio: "ignore",
-    });
-  }, 90_000);
-  afterAll(async () => {
-    await bridge?.stop();
+beforeAll(async () => {
+  // A tenant of its own: only this file's calls show up in what the stand-in records.
+  veroToken = await vero.tenant();
+  bridge = await startBridge({
+    vars: { ...devBindings(inject("segmentOrigin"), inject("veroOrigin")), VERO_AUTH_TOKEN: veroToken },
+    stdio: "ignore",
   });
+}, 90_000);
+afterAll(async () => {
+  await bridge?.stop();
+});
 
-  it("delivers identify and track as POST /users/track and POST /events/track", async () => {
-    const analytics = new Analytics({ writeKey: DEV_SECRETS.SEGMENT_SHARED_SECRET, host: bridge.url, maxRetries: 0 });
-    const errors: unknown[] = [];
-    analytics.on("error", (error) => errors.push(error));
-
-    analytics.identify({
-      userId: "324LKJF",
-      traits: { email: "jane@example.com", plan: "pro" },
-      context: { userAgent: "Mozilla/5.0" },
+/**
+ * The calls Vero received for one user, once `count` of them have arrived.
+ * wrangler dev binds the queues (wrangler.toml), so the bridge answers 202
+ * and its consumer delivers.
+ */
+async function callsFor(userId: string, count: number) {
+  const mine = (all: Awaited<ReturnType<typeof vero.calls>>) =>
+    all.filter((call) => {
+      const body = call.body as { id?: unknown; identity?: { id?: unknown } };
+      return body.id === userId || body.identity?.id === userId;
     });
-    analytics.track({
-      userId: "324LKJF",
-      event: "Viewed product",
-      properties: { product_name: "Red T-shirt" },
-      timestamp: new Date("2024-05-30T04:46:31.000Z"),
-      context: { traits: { email: "jane@example.com" } },
-    });
-    await analytics.closeAndFlush();
+  const delivered = await vero.waitFor(veroToken, (all) => mine(all).length >= count, { timeoutMs: 20_000 });
+  return mine(delivered).map((call) => ({
+    method: call.method,
+    path: call.path,
+    status: call.status,
+    body: call.body,
+  }));
+}
 
-    expect(errors).toEqual([]);
-    // wrangler dev binds the queues (wrangler.toml), so the bridge answers 202 and its consumer delivers.
-    const delivered = await vero.waitFor(veroToken, (all) => all.length >= 2, { timeoutMs: 20_000 });
-    const calls = delivered.map((call) => ({
-      method: call.method,
-      path: call.path,
-      status: call.status,
-      body: call.body,
-    }));
-    expect(calls).toEqual([
-      {
-        method: "POST",
-        path: "/api/v2/users/track",
-        status: 200,
-        body: {
-          auth_token: veroToken,
-          id: "324LKJF",
-          email: "jane@example.com",
-          data: { email: "jane@example.com", plan: "pro", userAgent: "Mozilla/5.0" },
-        },
-      },
-      {
-        method: "POST",
-        path: "/api/v2/events/track",
-        status: 200,
-        body: {
-          auth_token: veroToken,
-          identity: { id: "324LKJF", email: "jane@example.com" },
-          event_name: "Viewed product",
-          data: { product_name: "Red T-shirt" },
-          extras: { created_at: 1717044391, source: "segment" },
-        },
-      },
-    ]);
-  }, 30_000);
+/** What an identify and a track of `userId` (as each SDK below sends them) become at Vero. */
+const expectedCalls = (userId: string) => [
+  {
+    method: "POST",
+    path: "/api/v2/users/track",
+    status: 200,
+    body: {
+      auth_token: veroToken,
+      id: userId,
+      email: "jane@example.com",
+      data: { email: "jane@example.com", plan: "pro", id: userId, userAgent: "Mozilla/5.0" },
+    },
+  },
+  {
+    method: "POST",
+    path: "/api/v2/events/track",
+    status: 200,
+    body: {
+      auth_token: veroToken,
+      identity: { id: userId, email: "jane@example.com" },
+      event_name: "Viewed product",
+      data: { product_name: "Red T-shirt" },
+      extras: { created_at: 1717044391, source: "segment" },
+    },
+  },
+];
+
+const identify = (userId: string) => ({
+  userId,
+  traits: { email: "jane@example.com", plan: "pro" },
+  context: { userAgent: "Mozilla/5.0" },
+});
+const track = (userId: string) => ({
+  userId,
+  event: "Viewed product",
+  properties: { product_name: "Red T-shirt" },
+  timestamp: new Date("2024-05-30T04:46:31.000Z"),
+  context: { traits: { email: "jane@example.com" } },
+});
+
+/** Each SDK sends `identify(userId)` then `track(userId)`, flushes, and returns the errors it reported. */
+const sdks: [name: string, send: (userId: string) => Promise<unknown[]>][] = [
+  [
+    "@segment/analytics-node",
+    async (userId) => {
+      const errors: unknown[] = [];
+      const analytics = new Analytics({ writeKey, host: bridge.url, maxRetries: 0 });
+      analytics.on("error", (error) => errors.push(error));
+      analytics.identify(identify(userId));
+      analytics.track(track(userId));
+      await analytics.closeAndFlush();
+      return errors;
+    },
+  ],
+  [
+    "analytics-node 6 (Segment's legacy SDK)",
+    async (userId) => {
+      const errors: unknown[] = [];
+      const analytics = new LegacyAnalytics(writeKey, {
+        host: bridge.url,
+        retryCount: 0,
+        errorHandler: (error) => errors.push(error),
+      });
+      await analytics.identify(identify(userId)).track(track(userId)).flush();
+      return errors;
+    },
+  ],
+  [
+    "@rudderstack/rudder-sdk-node, which gzips its batches",
+    async (userId) => {
+      const errors: unknown[] = [];
+      const analytics = new RudderAnalytics(writeKey, {
+        dataPlaneUrl: bridge.url,
+        gzip: true,
+        retryCount: 0,
+        logLevel: "error",
+        errorHandler: (error) => errors.push(error),
+      });
+      await analytics.identify(identify(userId)).track(track(userId)).flush();
+      return errors;
+    },
+  ],
+];
+
+describe("SDKs with the bridge as their host", () => {
+  for (const [index, [name, send]] of sdks.entries()) {
+    it(`${name}: identify and track become POST /users/track and POST /events/track`, async () => {
+      const userId = `sdk-user-${index}`;
+      expect(await send(userId)).toEqual([]);
+      expect(await callsFor(userId, 2)).toEqual(expectedCalls(userId));
+    }, 30_000);
+  }
 });

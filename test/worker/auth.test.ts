@@ -9,6 +9,24 @@ const webhook = JSON.stringify({
 });
 const track = JSON.stringify({ type: "track", messageId: "m-1", userId: "u-1", event: "Signed Up" });
 
+/**
+ * A known answer computed outside the code, so that a wrong algorithm fails here:
+ * printf '%s' '{"type":"track","messageId":"m-1","userId":"u-1","event":"Signed Up"}' |
+ *   openssl dgst -sha1 -hmac dev-segment-shared-secret
+ */
+const TRACK_SIGNATURE = "fb34e4bc14bcd475b2aca174575d2cd1f715eca8";
+
+/** The one Vero call `track` stands for. */
+const trackCall = {
+  method: "POST",
+  path: "/api/v2/events/track",
+  body: expect.objectContaining({ event_name: "Signed Up" }),
+};
+
+async function expectDelivered(response: Response) {
+  expect(response.status, await response.text()).toBe(200);
+}
+
 /** Proves the request went nowhere: neither stand-in heard from this test's tenants. */
 async function expectNothingSent(writeKey: string, veroToken: string) {
   expect(await segment.calls(writeKey)).toEqual([]);
@@ -37,14 +55,15 @@ describe("POST /vero/webhook", () => {
   });
 
   it("accepts either value of a token under rotation, and no third", async () => {
-    const { env } = await isolatedEnv({ VERO_WEBHOOK_TOKEN: "old-token, new-token" });
+    const { env, writeKey } = await isolatedEnv({ VERO_WEBHOOK_TOKEN: "old-token, new-token" });
     for (const token of ["old-token", "new-token"]) {
       const response = await callWorker(
         new Request(`http://bridge/vero/webhook?token=${token}`, { method: "POST", body: webhook }),
         env,
       );
-      expect(response.status).not.toBe(401);
+      await expectDelivered(response);
     }
+    expect(await segment.accepted(writeKey)).toHaveLength(2);
     const third = await callWorker(
       new Request("http://bridge/vero/webhook?token=other", { method: "POST", body: webhook }),
       env,
@@ -94,38 +113,63 @@ describe("POST /segment", () => {
     await expectJsonError(response, 401);
   });
 
-  it("lets a correct signature over the raw body through", async () => {
-    const { env } = await isolatedEnv();
-    const signature = await hmacSha1Hex(secret, track);
-    const response = await callWorker(
-      new Request("http://bridge/segment", { method: "POST", body: track, headers: { "X-Signature": signature } }),
-      env,
-    );
-    expect(response.status).not.toBe(401);
+  it("hmacSha1Hex gives the known answers: RFC 2202's and the one computed with openssl", async () => {
+    expect(await hmacSha1Hex("Jefe", "what do ya want for nothing?")).toBe("effcdf6ae5eb2fa2d27416d5f184df9c259a7c79");
+    expect(await hmacSha1Hex(secret, track)).toBe(TRACK_SIGNATURE);
   });
 
-  it("lets an Actions batch through, signed over JSON.stringify(body[0])", async () => {
-    const { env } = await isolatedEnv();
+  it("delivers a request whose X-Signature is the known HMAC-SHA1 of the raw body", async () => {
+    const { env, veroToken } = await isolatedEnv();
+    const response = await callWorker(
+      new Request("http://bridge/segment", {
+        method: "POST",
+        body: track,
+        headers: { "X-Signature": TRACK_SIGNATURE },
+      }),
+      env,
+    );
+    await expectDelivered(response);
+    expect(await vero.accepted(veroToken)).toMatchObject([trackCall]);
+  });
+
+  it("accepts the signature in upper case hex", async () => {
+    const { env, veroToken } = await isolatedEnv();
+    const response = await callWorker(
+      new Request("http://bridge/segment", {
+        method: "POST",
+        body: track,
+        headers: { "X-Signature": TRACK_SIGNATURE.toUpperCase() },
+      }),
+      env,
+    );
+    await expectDelivered(response);
+    expect(await vero.accepted(veroToken)).toMatchObject([trackCall]);
+  });
+
+  it("delivers an Actions batch signed over JSON.stringify(body[0])", async () => {
+    const { env, veroToken } = await isolatedEnv();
+    // JSON.stringify(events[0]) is `track` itself, so the known answer applies.
     const events = [JSON.parse(track), { ...JSON.parse(track), messageId: "m-2" }];
-    const signature = await hmacSha1Hex(secret, JSON.stringify(events[0]));
     const response = await callWorker(
       new Request("http://bridge/segment", {
         method: "POST",
         body: JSON.stringify(events, null, 2),
-        headers: { "X-Signature": signature },
+        headers: { "X-Signature": TRACK_SIGNATURE },
       }),
       env,
     );
-    expect(response.status).not.toBe(401);
+    await expectDelivered(response);
+    expect(await vero.accepted(veroToken)).toMatchObject([trackCall, trackCall]);
   });
 
-  it("lets correct Basic credentials through", async () => {
-    const { env } = await isolatedEnv();
+  it("delivers with correct Basic credentials", async () => {
+    const { env, veroToken } = await isolatedEnv();
     const response = await callWorker(
       new Request("http://bridge/segment", { method: "POST", body: track, headers: { Authorization: basic(secret) } }),
       env,
     );
-    expect(response.status).not.toBe(401);
+    await expectDelivered(response);
+    expect(await vero.accepted(veroToken)).toMatchObject([trackCall]);
   });
 });
 
@@ -138,6 +182,20 @@ describe("POST /v1/*", () => {
       await expectNothingSent(writeKey, veroToken);
     });
   }
+
+  it("delivers with the shared secret as the Basic username", async () => {
+    const { env, veroToken } = await isolatedEnv();
+    const response = await callWorker(
+      new Request("http://bridge/v1/track", {
+        method: "POST",
+        body: track,
+        headers: { Authorization: basic("dev-segment-shared-secret") },
+      }),
+      env,
+    );
+    await expectDelivered(response);
+    expect(await vero.accepted(veroToken)).toMatchObject([trackCall]);
+  });
 
   it("returns 401 when the Basic username is not the shared secret", async () => {
     const { env } = await isolatedEnv();

@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import { describe, expect, it } from "vitest";
+import { retryAfterSeconds } from "../../src/shared/errors.ts";
 import { type AppEnv, MAX_BODY_BYTES, renderError } from "../../src/shared/http.ts";
 import { hmacSha1Hex } from "../../src/shared/secrets.ts";
 import { baseEnv, basic, callWorker, expectJsonError, isolatedEnv, segment } from "./helpers.ts";
@@ -164,5 +165,24 @@ describe("the error path", () => {
     const body = await expectJsonError(response, 500);
     expect(JSON.stringify(body)).not.toContain("super-secret");
     expect(JSON.stringify(body)).not.toContain("handler.ts");
+  });
+});
+
+describe("retryAfterSeconds (Retry-After from Segment or Vero)", () => {
+  it("reads delay-seconds, rounding a fraction up", () => {
+    expect(retryAfterSeconds("7")).toBe(7);
+    expect(retryAfterSeconds(" 0 ")).toBe(0);
+    expect(retryAfterSeconds("1.2")).toBe(2);
+  });
+
+  it("reads an HTTP date as the seconds until then, a past date as 0", () => {
+    const inTenSeconds = new Date(Date.now() + 10_000).toUTCString();
+    expect(retryAfterSeconds(inTenSeconds)).toBeGreaterThanOrEqual(9);
+    expect(retryAfterSeconds(inTenSeconds)).toBeLessThanOrEqual(10);
+    expect(retryAfterSeconds("Wed, 21 Oct 2015 07:28:00 GMT")).toBe(0);
+  });
+
+  it("is undefined when absent, empty, negative or unreadable", () => {
+    for (const header of [null, undefined, "", "-3", "soon"]) expect(retryAfterSeconds(header)).toBeUndefined();
   });
 });

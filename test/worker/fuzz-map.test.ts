@@ -7,6 +7,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { mapVeroWebhook } from "../../src/inbound/map.ts";
+import { VERO_CALLS as JOB_VERO_CALLS } from "../../src/outbound/job.ts";
 import { mapSegmentEvent, VERO_MAX_FIELD_LENGTH } from "../../src/outbound/map.ts";
 import { MAX_BATCH_EVENTS, parseSegmentBody, parseSegmentEvent } from "../../src/outbound/schema.ts";
 import { checkProperty, expectPrototypesClean, hostileJson, mutated, nested, prototypeSnapshot } from "./fuzz.ts";
@@ -30,17 +31,8 @@ function hostileInput(fixtures: readonly unknown[]): fc.Arbitrary<unknown> {
   );
 }
 
-/** Vero's endpoints and the fields it refuses over 255 characters. */
-const VERO_CALLS = new Set([
-  "POST /users/track",
-  "PUT /users/edit",
-  "PUT /users/tags/edit",
-  "POST /users/unsubscribe",
-  "POST /users/resubscribe",
-  "POST /users/delete",
-  "PUT /users/reidentify",
-  "POST /events/track",
-]);
+/** Vero's endpoints (the list queue jobs are checked against) and the fields it refuses over 255 characters. */
+const VERO_CALLS = new Set<string>(JOB_VERO_CALLS);
 
 function limitedFields(body: Record<string, unknown>): unknown[] {
   const identity = (body.identity ?? {}) as Record<string, unknown>;
@@ -58,7 +50,7 @@ describe("mapVeroWebhook under fuzzing", () => {
       switch (mapped.kind) {
         case "message": {
           const { message } = mapped;
-          expect(message.messageId).toMatch(/^vero-[0-9a-f]{32}$/);
+          expect(message.messageId).toMatch(/^vero-[0-9a-f]{64}$/);
           // Segment refuses a message with neither.
           expect(message.userId ?? message.anonymousId).toMatch(/\S/);
           expect(new Date(message.timestamp).toISOString()).toBe(message.timestamp);

@@ -22,7 +22,7 @@ import userCreated from "../fixtures/vero/user_created.json";
 import userUpdated from "../fixtures/vero/user_updated.json";
 import userUpdatedNoType from "../fixtures/vero/user_updated_no_type.json";
 
-export const MESSAGE_ID = /^vero-[0-9a-f]{32}$/;
+export const MESSAGE_ID = /^vero-[0-9a-f]{64}$/;
 
 /** 1435016238, the time in Vero's documented samples. */
 const SAMPLE_TIME = "2015-06-22T23:37:18.000Z";

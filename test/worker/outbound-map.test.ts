@@ -31,7 +31,7 @@ function errorOf(input: unknown): string {
 }
 
 describe("identify", () => {
-  it("becomes POST /users/track with the traits as data, the email from traits and the userAgent", () => {
+  it("becomes POST /users/track with the traits, the userId as id and the userAgent as data, the email from traits", () => {
     expect(requestsOf(identify)).toEqual([
       {
         method: "POST",
@@ -44,6 +44,7 @@ describe("identify", () => {
             name: "Jane",
             plan: "pro",
             order_completed_last_30days: true,
+            id: "324LKJF",
             userAgent: "Mozilla/5.0",
           },
         },
@@ -56,14 +57,14 @@ describe("identify", () => {
       {
         method: "POST",
         path: "/users/track",
-        body: { id: "jane@example.com", email: "jane@example.com", data: { plan: "pro" } },
+        body: { id: "jane@example.com", email: "jane@example.com", data: { plan: "pro", id: "jane@example.com" } },
       },
     ]);
   });
 
   it("sends no email when neither the traits nor the userId carry one", () => {
     expect(requestsOf({ type: "identify", userId: "324LKJF", traits: { plan: "pro" } })).toEqual([
-      { method: "POST", path: "/users/track", body: { id: "324LKJF", data: { plan: "pro" } } },
+      { method: "POST", path: "/users/track", body: { id: "324LKJF", data: { plan: "pro", id: "324LKJF" } } },
     ]);
   });
 
@@ -79,12 +80,12 @@ describe("identify", () => {
 
   it("passes Engage audience traits through as traits", () => {
     const [request] = requestsOf({ type: "identify", userId: "u-1", traits: { order_completed_last_30days: false } });
-    expect(request?.body.data).toEqual({ order_completed_last_30days: false });
+    expect(request?.body.data).toEqual({ order_completed_last_30days: false, id: "u-1" });
   });
 
   it("sends a numeric userId as a string", () => {
     const [request] = requestsOf({ type: "identify", userId: 12345, traits: {} });
-    expect(request?.body).toEqual({ id: "12345", data: {} });
+    expect(request?.body).toEqual({ id: "12345", data: { id: "12345" } });
   });
 
   it("is invalid with neither a userId nor an email", () => {
@@ -162,24 +163,49 @@ describe("track", () => {
 
 describe("unsubscribe and resubscribe", () => {
   it("unsubscribes properties.id on an Unsubscribe event", () => {
-    expect(requestsOf(unsubscribe)).toEqual([{ method: "POST", path: "/users/unsubscribe", body: { id: "12345" } }]);
+    expect(requestsOf(unsubscribe)).toEqual([
+      {
+        method: "POST",
+        path: "/users/unsubscribe",
+        body: { id: "12345", extras: { created_at: 1717044391, source: "segment" } },
+      },
+    ]);
   });
 
   it("matches unsubscribe anywhere in the event name, in any case, and falls back to the userId", () => {
-    expect(requestsOf({ type: "track", userId: "u-1", event: "User UNSUBSCRIBED from emails" })).toEqual([
-      { method: "POST", path: "/users/unsubscribe", body: { id: "u-1" } },
+    expect(
+      requestsOf({
+        type: "track",
+        userId: "u-1",
+        event: "User UNSUBSCRIBED from emails",
+        timestamp: "2014-01-01T00:00:00.000Z",
+      }),
+    ).toEqual([
+      {
+        method: "POST",
+        path: "/users/unsubscribe",
+        body: { id: "u-1", extras: { created_at: 1388534400, source: "segment" } },
+      },
     ]);
   });
 
   it("resubscribes on an event whose name contains resubscribe", () => {
     expect(requestsOf({ type: "track", userId: "u-1", event: "Email Resubscribed", properties: { id: 42 } })).toEqual([
-      { method: "POST", path: "/users/resubscribe", body: { id: "42" } },
+      {
+        method: "POST",
+        path: "/users/resubscribe",
+        body: { id: "42", extras: { created_at: receivedAtSeconds, source: "segment" } },
+      },
     ]);
   });
 
   it("may go by properties.id alone", () => {
     expect(requestsOf({ type: "track", event: "Unsubscribe", properties: { id: "12345" } })).toEqual([
-      { method: "POST", path: "/users/unsubscribe", body: { id: "12345" } },
+      {
+        method: "POST",
+        path: "/users/unsubscribe",
+        body: { id: "12345", extras: { created_at: receivedAtSeconds, source: "segment" } },
+      },
     ]);
   });
 });
@@ -273,7 +299,7 @@ describe("tags", () => {
       {
         method: "POST",
         path: "/users/track",
-        body: { id: "324LKJF", email: "jane@example.com", data: { email: "jane@example.com" } },
+        body: { id: "324LKJF", email: "jane@example.com", data: { email: "jane@example.com", id: "324LKJF" } },
       },
       { method: "PUT", path: "/users/tags/edit", body: { id: "235FAG", add: ["warriors", "giants", "niners"] } },
     ]);

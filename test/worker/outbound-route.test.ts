@@ -66,6 +66,7 @@ describe("each contract row reaches Vero as the exact call", () => {
             name: "Jane",
             plan: "pro",
             order_completed_last_30days: true,
+            id: "324LKJF",
             userAgent: "Mozilla/5.0",
           },
         },
@@ -80,7 +81,12 @@ describe("each contract row reaches Vero as the exact call", () => {
       {
         method: "POST",
         path: "/users/track",
-        body: { auth_token: veroToken, id: "jane@example.com", email: "jane@example.com", data: { plan: "pro" } },
+        body: {
+          auth_token: veroToken,
+          id: "jane@example.com",
+          email: "jane@example.com",
+          data: { plan: "pro", id: "jane@example.com" },
+        },
       },
     ]);
   });
@@ -134,15 +140,25 @@ describe("each contract row reaches Vero as the exact call", () => {
     const { env, veroToken } = await isolatedEnv();
     await expectDelivered(await webhook(env, unsubscribe));
     expect(await received(veroToken)).toEqual([
-      { method: "POST", path: "/users/unsubscribe", body: { auth_token: veroToken, id: "12345" } },
+      {
+        method: "POST",
+        path: "/users/unsubscribe",
+        body: { auth_token: veroToken, id: "12345", extras: { created_at: 1717044391, source: "segment" } },
+      },
     ]);
   });
 
   it("Resubscribe track: POST /users/resubscribe for the userId", async () => {
     const { env, veroToken } = await isolatedEnv();
-    await expectDelivered(await api(env, "track", { userId: "u-1", event: "resubscribe" }));
+    await expectDelivered(
+      await api(env, "track", { userId: "u-1", event: "resubscribe", timestamp: "2014-01-01T00:00:00.000Z" }),
+    );
     expect(await received(veroToken)).toEqual([
-      { method: "POST", path: "/users/resubscribe", body: { auth_token: veroToken, id: "u-1" } },
+      {
+        method: "POST",
+        path: "/users/resubscribe",
+        body: { auth_token: veroToken, id: "u-1", extras: { created_at: 1388534400, source: "segment" } },
+      },
     ]);
   });
 
@@ -250,7 +266,12 @@ describe("tags", () => {
       {
         method: "POST",
         path: "/users/track",
-        body: { auth_token: veroToken, id: "324LKJF", email: "jane@example.com", data: { email: "jane@example.com" } },
+        body: {
+          auth_token: veroToken,
+          id: "324LKJF",
+          email: "jane@example.com",
+          data: { email: "jane@example.com", id: "324LKJF" },
+        },
       },
       {
         method: "PUT",

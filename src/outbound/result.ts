@@ -1,0 +1,20 @@
+/** What the route answers for each event, and the unit of work it delivers or enqueues. */
+import type { VeroRequest } from "./map.ts";
+
+export type EventOutcome = "delivered" | "queued" | "skipped" | "invalid" | "failed";
+
+export interface EventResult {
+  messageId: string | null;
+  /** Position in the request, for events without a messageId. */
+  index: number;
+  outcome: EventOutcome;
+  /** Why an event was skipped. */
+  reason?: string;
+  /** What is wrong with an invalid event, or what Vero answered. */
+  error?: string;
+  /** For failed events: whether a retry of the request may succeed. */
+  retryable?: boolean;
+}
+
+/** `user` orders the event's job among the same user's in queue mode. */
+export type Job = { result: EventResult; requests: VeroRequest[]; user: string };
