@@ -1,4 +1,3 @@
-import type * as z from "zod/mini";
 import type { Env } from "./env.ts";
 import { Counters, type DeadLetter, type DeadLetterSource, storeDeadLetterStatements } from "./ledger.ts";
 import { describeError, log } from "./log.ts";
@@ -11,7 +10,6 @@ import {
   type RetryPolicy,
 } from "./retry-schedule.ts";
 import { settingsFor } from "./settings.ts";
-import "./zod.ts";
 
 /**
  * What the queue consumers share: the one place where a message's fate
