@@ -31,12 +31,13 @@ const OUT = join(import.meta.dirname, ".out");
 const VARIANTS = 400;
 
 export type Direction = "inbound" | "outbound";
-export type WorkerName = "bridge" | "bridgeFullLog" | "bridgeNoLedger" | "naive";
+export type WorkerName = "bridge" | "bridgeFullLog" | "bridgeInline" | "bridgeInlineNoLedger" | "naive";
 
 export const WORKER_LABELS: Record<WorkerName, string> = {
   bridge: "bridge",
   bridgeFullLog: "bridge, LOG_SAMPLE_RATE=1",
-  bridgeNoLedger: "bridge, no ledger",
+  bridgeInline: "bridge, inline",
+  bridgeInlineNoLedger: "bridge, inline, no ledger",
   naive: "naive forwarder",
 };
 
@@ -228,13 +229,21 @@ async function settle(
   }
 }
 
-/** A copy of wrangler.toml without its D1 database, in bench/.out/; undefined when none is declared. */
-async function configWithoutLedger(toml: string): Promise<string | undefined> {
+/**
+ * Copies of wrangler.toml for inline delivery (no queue producers), with and
+ * without the D1 database, in bench/.out/; undefined when none is declared.
+ * Queue mode needs the ledger for its dead letters, so its cost is measured
+ * where it can be left out: inline, where every request reads and writes it.
+ */
+async function inlineConfigs(toml: string): Promise<{ ledger: string; noLedger: string } | undefined> {
   if (!hasTables(toml, "d1_databases")) return undefined;
   await mkdir(OUT, { recursive: true });
-  const path = join(OUT, "wrangler.no-ledger.toml");
-  await writeFile(path, relocated(withoutTables(toml, "d1_databases"), BRIDGE_CONFIG, OUT));
-  return path;
+  const inline = withoutTables(toml, "queues.producers");
+  const ledger = join(OUT, "wrangler.inline.toml");
+  const noLedger = join(OUT, "wrangler.inline-no-ledger.toml");
+  await writeFile(ledger, relocated(inline, BRIDGE_CONFIG, OUT));
+  await writeFile(noLedger, relocated(withoutTables(inline, "d1_databases"), BRIDGE_CONFIG, OUT));
+  return { ledger, noLedger };
 }
 
 const isBridge = (worker: WorkerName) => worker !== "naive";
@@ -242,13 +251,19 @@ const isBridge = (worker: WorkerName) => worker !== "naive";
 export async function measureEndToEnd(options: EndToEndOptions): Promise<EndToEnd> {
   const toml = await readFile(BRIDGE_CONFIG, "utf8");
   const withQueue = hasTables(toml, "queues.producers");
-  const noLedgerConfig = await configWithoutLedger(toml);
+  const inline = await inlineConfigs(toml);
   const skipped: string[] = [];
   const sweeps = options.sweeps.filter((sweep) => {
-    if (sweep.worker !== "bridgeNoLedger" || noLedgerConfig) return true;
-    skipped.push(`${WORKER_LABELS.bridgeNoLedger} ${sweep.direction}: wrangler.toml declares no [[d1_databases]]`);
+    if (!sweep.worker.startsWith("bridgeInline") || inline) return true;
+    skipped.push(`${WORKER_LABELS[sweep.worker]} ${sweep.direction}: wrangler.toml declares no [[d1_databases]]`);
     return false;
   });
+  const configOf = (worker: WorkerName): string =>
+    worker === "bridgeInline" && inline
+      ? inline.ledger
+      : worker === "bridgeInlineNoLedger" && inline
+        ? inline.noLedger
+        : BRIDGE_CONFIG;
   const workers = [...new Set<WorkerName>(["bridge", "naive", ...sweeps.map((sweep) => sweep.worker)])];
 
   // Every Worker its own Segment and Vero tenant, so no point ever counts another's calls.
@@ -277,7 +292,9 @@ export async function measureEndToEnd(options: EndToEndOptions): Promise<EndToEn
           readyPath: "/",
         });
       return startBridge({
-        config: worker === "bridgeNoLedger" ? noLedgerConfig : BRIDGE_CONFIG,
+        config: configOf(worker),
+        // The ledger's schema, as `npm start` applies it; a copy without the database has none to apply.
+        migrate: hasTables(toml, "d1_databases") && worker !== "bridgeInlineNoLedger",
         vars: {
           ...devBindings(segment.url, vero.url),
           SEGMENT_WRITE_KEY: keys[worker].segment,
@@ -514,7 +531,7 @@ export async function measureEndToEnd(options: EndToEndOptions): Promise<EndToEn
       profiles,
       queueBound: withQueue,
       ledger: {
-        bound: noLedgerConfig !== undefined,
+        bound: inline !== undefined,
         batches: batchLines.length,
         queriesPerBatch: fieldStats(batchLines, "ledgerQueries"),
         messagesPerBatch: fieldStats(batchLines, "messages"),

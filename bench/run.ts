@@ -51,9 +51,9 @@ const LEDGER_QUERIES_GOAL = 2;
  * the other lines at 8 and the goals' 32, the ledger comparison at 32 alone.
  */
 const SWEEPS: Sweep[] = QUICK
-  ? (["bridge", "naive", "bridgeFullLog", "bridgeNoLedger"] as const).flatMap((worker) =>
+  ? (["bridge", "naive", "bridgeFullLog", "bridgeInline", "bridgeInlineNoLedger"] as const).flatMap((worker) =>
       (["inbound", "outbound"] as const)
-        .filter((direction) => worker !== "bridgeNoLedger" || direction === "outbound")
+        .filter((direction) => !worker.startsWith("bridgeInline") || direction === "outbound")
         .map((direction) => ({ worker, direction, concurrencies: [8] })),
     )
   : [
@@ -63,7 +63,8 @@ const SWEEPS: Sweep[] = QUICK
       { worker: "bridge", direction: "outbound", concurrencies: [8, 32] },
       { worker: "naive", direction: "outbound", concurrencies: [8, 32] },
       { worker: "bridgeFullLog", direction: "outbound", concurrencies: [8, 32] },
-      { worker: "bridgeNoLedger", direction: "outbound", concurrencies: [32] },
+      { worker: "bridgeInline", direction: "outbound", concurrencies: [32] },
+      { worker: "bridgeInlineNoLedger", direction: "outbound", concurrencies: [32] },
     ];
 
 const log = (line: string) => process.stdout.write(`${line}\n`);
@@ -369,7 +370,7 @@ if (!failed(e2e)) {
     title: `Throughput at ${GOAL_SENDERS} senders against the naive forwarder of the same direction`,
     header: ["direction", "worker", "events/s", "naive events/s", "ratio", "p50 ms", "naive p50 ms"],
     rows: (["inbound", "outbound"] as const).flatMap((direction) =>
-      (["bridge", "bridgeFullLog", "bridgeNoLedger"] as const)
+      (["bridge", "bridgeFullLog", "bridgeInline", "bridgeInlineNoLedger"] as const)
         .filter((worker) => e2e.sweeps.some((s) => s.worker === worker && s.direction === direction))
         .map((worker): Cell[] => {
           const result = versusNaive(e2e, worker, direction, GOAL_SENDERS);
@@ -418,15 +419,17 @@ if (!failed(e2e)) {
     ]),
   });
   const ledger = e2e.ledger;
-  const withLedger = pointAt(e2e, "bridge", "outbound", GOAL_SENDERS);
-  const withoutLedger = pointAt(e2e, "bridgeNoLedger", "outbound", GOAL_SENDERS);
+  const queued = pointAt(e2e, "bridge", "outbound", GOAL_SENDERS);
+  const withLedger = pointAt(e2e, "bridgeInline", "outbound", GOAL_SENDERS);
+  const withoutLedger = pointAt(e2e, "bridgeInlineNoLedger", "outbound", GOAL_SENDERS);
   tables.push({
-    title: `Delivery ledger (D1): outbound at ${GOAL_SENDERS} senders with and without it, and its queries per Vero consumer batch`,
+    title: `Delivery ledger (D1): outbound at ${GOAL_SENDERS} senders inline with and without it (queue mode needs it for its dead letters), and its queries per Vero consumer batch`,
     header: ["measure", "value"],
     rows: [
       ["D1 database in wrangler.toml", ledger.bound ? "yes" : "no"],
-      ["outbound events/s, ledger bound", ledger.bound && usable(withLedger) ? withLedger.eventsPerSecond : na],
-      ["outbound events/s, without the ledger", usable(withoutLedger) ? withoutLedger.eventsPerSecond : na],
+      ["outbound events/s, queue mode (ledger bound)", usable(queued) ? queued.eventsPerSecond : na],
+      ["outbound events/s, inline, ledger bound", ledger.bound && usable(withLedger) ? withLedger.eventsPerSecond : na],
+      ["outbound events/s, inline, without the ledger", usable(withoutLedger) ? withoutLedger.eventsPerSecond : na],
       [
         "with / without",
         ledger.bound && usable(withLedger) && usable(withoutLedger)

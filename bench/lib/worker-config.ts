@@ -24,12 +24,13 @@ export function withoutTables(toml: string, name: string): string {
 }
 
 /**
- * Rewrites `main` so that a copy written to `toDir` still points at the
- * Worker's entry (wrangler resolves it against the config's own folder).
+ * Rewrites `main` and `migrations_dir` so that a copy written to `toDir`
+ * still points at the Worker's entry and the ledger's schema (wrangler
+ * resolves both against the config's own folder).
  */
 export function relocated(toml: string, fromConfig: string, toDir: string): string {
-  return toml.replace(/^(\s*main\s*=\s*)"([^"]+)"/m, (_, key: string, main: string) => {
-    const entry = isAbsolute(main) ? main : join(dirname(fromConfig), main);
-    return `${key}"${relative(toDir, entry)}"`;
-  });
+  const moved = (path: string) => relative(toDir, isAbsolute(path) ? path : join(dirname(fromConfig), path));
+  return toml
+    .replace(/^(\s*main\s*=\s*)"([^"]+)"/m, (_, key: string, main: string) => `${key}"${moved(main)}"`)
+    .replace(/^(\s*migrations_dir\s*=\s*)"([^"]+)"/m, (_, key: string, dir: string) => `${key}"${moved(dir)}"`);
 }

@@ -218,8 +218,10 @@ describe("wrangler.toml helpers", () => {
     expect(stripped).toContain('main = "src/index.ts"');
   });
 
-  it("points main at the same entry from the copy's folder", () => {
-    expect(relocated(toml, "/repo/wrangler.toml", "/repo/bench/.out")).toContain('main = "../../src/index.ts"');
+  it("points main and the ledger's migrations at the same places from the copy's folder", () => {
+    const copy = relocated(`${toml}\nmigrations_dir = "migrations"\n`, "/repo/wrangler.toml", "/repo/bench/.out");
+    expect(copy).toContain('main = "../../src/index.ts"');
+    expect(copy).toContain('migrations_dir = "../../migrations"');
   });
 });
 
