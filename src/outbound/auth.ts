@@ -29,7 +29,7 @@ async function basicMatches(header: string | undefined, secrets: readonly string
  */
 async function signatureMatches(signature: string, rawBody: string, secrets: readonly string[]): Promise<boolean> {
   const presented = signature.trim().toLowerCase();
-  const overRaw = await Promise.all(secrets.map((secret) => hmacSha1Hex(secret, rawBody)));
+  const overRaw = secrets.map((secret) => hmacSha1Hex(secret, rawBody));
   if (await matchesAnySecret(presented, overRaw)) return true;
   if (!rawBody.trimStart().startsWith("[")) return false;
   let first: unknown;
@@ -39,7 +39,7 @@ async function signatureMatches(signature: string, rawBody: string, secrets: rea
     return false;
   }
   if (first === undefined) return false;
-  const overFirst = await Promise.all(secrets.map((secret) => hmacSha1Hex(secret, JSON.stringify(first))));
+  const overFirst = secrets.map((secret) => hmacSha1Hex(secret, JSON.stringify(first)));
   return matchesAnySecret(presented, overFirst);
 }
 

@@ -1,3 +1,5 @@
+import { createHmac } from "node:crypto";
+
 const encoder = new TextEncoder();
 
 /**
@@ -17,10 +19,6 @@ export async function matchesAnySecret(presented: string, secrets: readonly stri
 }
 
 /** Hex HMAC-SHA1, the signature Segment's Webhooks destination sends in `X-Signature`. */
-export async function hmacSha1Hex(secret: string, data: string): Promise<string> {
-  const key = await crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-1" }, false, [
-    "sign",
-  ]);
-  const mac = await crypto.subtle.sign("HMAC", key, encoder.encode(data));
-  return [...new Uint8Array(mac)].map((byte) => byte.toString(16).padStart(2, "0")).join("");
+export function hmacSha1Hex(secret: string, data: string): string {
+  return createHmac("sha1", secret).update(data).digest("hex");
 }

@@ -21,7 +21,7 @@ const SECRET = "dev-segment-shared-secret";
 
 async function postSegment(env: Env, body: unknown): Promise<Response> {
   const raw = JSON.stringify(body);
-  const signature = await hmacSha1Hex(SECRET, raw);
+  const signature = hmacSha1Hex(SECRET, raw);
   return callWorker(
     new Request("http://bridge/segment", { method: "POST", body: raw, headers: { "X-Signature": signature } }),
     env,

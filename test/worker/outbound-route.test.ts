@@ -14,7 +14,7 @@ const secret = "dev-segment-shared-secret";
 
 /** POST /segment as Segment's Webhooks destination does: X-Signature over the raw body. */
 async function webhook(env: Env, body: unknown, raw = JSON.stringify(body)): Promise<Response> {
-  const signature = await hmacSha1Hex(secret, raw);
+  const signature = hmacSha1Hex(secret, raw);
   return callWorker(
     new Request("http://bridge/segment", { method: "POST", body: raw, headers: { "X-Signature": signature } }),
     env,
@@ -339,7 +339,7 @@ describe("authentication", () => {
       new Request("http://bridge/segment", {
         method: "POST",
         body: raw,
-        headers: { "X-Signature": await hmacSha1Hex("not the secret", raw) },
+        headers: { "X-Signature": hmacSha1Hex("not the secret", raw) },
       }),
       env,
     );
@@ -379,7 +379,7 @@ describe("batches", () => {
     const { env, veroToken } = await isolatedEnv();
     const events = [track, invalidEvent, alias];
     // Webhooks (Actions) signs only the first event of a batch.
-    const signature = await hmacSha1Hex(secret, JSON.stringify(events[0]));
+    const signature = hmacSha1Hex(secret, JSON.stringify(events[0]));
     const response = await callWorker(
       new Request("http://bridge/segment", {
         method: "POST",
