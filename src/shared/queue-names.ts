@@ -10,9 +10,6 @@ export const QUEUE_NAMES = {
   veroDeadLetters: "vero-segment-bridge-vero-dlq",
 } as const;
 
-/** wrangler.toml's `max_retries`: a message is delivered at most this many times plus one. */
-export const MAX_RETRIES = 100;
-
 /**
  * Cloudflare Queues' limits, in Cloudflare's units (1 KB = 1,000 bytes).
  * Each message counts up to about 100 bytes of metadata besides its body
@@ -28,3 +25,6 @@ export const QUEUE_LIMITS = {
 
 /** What a message with a JSON body of `bodyBytes` counts towards the limits. */
 export const queuedBytes = (bodyBytes: number): number => bodyBytes + QUEUE_LIMITS.metadataBytes;
+
+/** wrangler.toml's `max_retries`: a message is delivered at most this many times plus one. */
+export const MAX_RETRIES = 100;
