@@ -8,7 +8,7 @@ import { jsonBytes } from "../shared/json.ts";
 import { describeError } from "../shared/log.ts";
 import { QUEUE_LIMITS, queuedBytes } from "../shared/queue-names.ts";
 import type { VeroJob } from "./job.ts";
-import type { Job } from "./result.ts";
+import { eventName, type Job } from "./result.ts";
 
 /**
  * Enqueues the jobs of `jobs` that have requests, in order, and records each
@@ -31,8 +31,7 @@ export async function enqueueJobs(queue: Queue<unknown>, jobs: Job[]): Promise<v
     const body: VeroJob = {
       v: 1,
       kind: "vero",
-      // An event without a messageId is named by its position, for the logs and dead letters.
-      messageId: job.result.messageId ?? `#${job.result.index}`,
+      messageId: eventName(job.result),
       user: job.user,
       requests: job.requests,
       at,

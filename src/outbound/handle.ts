@@ -12,7 +12,7 @@ import { CallLedger, callName } from "./calls.ts";
 import { enqueueJobs } from "./enqueue.ts";
 import { orderingKey } from "./job.ts";
 import { mapSegmentEvent } from "./map.ts";
-import type { EventOutcome, EventResult, Job } from "./result.ts";
+import { type EventOutcome, type EventResult, eventName, type Job } from "./result.ts";
 import {
   messageIdOf,
   parseSegmentBody,
@@ -76,7 +76,7 @@ export async function handleSegmentRequest(c: AppContext, impliedType?: SegmentE
         ? 202
         : 200;
 
-  const messageIds = results.map((result) => result.messageId ?? `#${result.index}`);
+  const messageIds = results.map(eventName);
   const ok = status === 200 || status === 202;
   const line = {
     route,
@@ -132,7 +132,7 @@ async function deliver(c: AppContext, jobs: Job[], refused: Counters): Promise<n
       job.result.retryable = true;
       continue;
     }
-    const { error, failed } = await ledger.run(target, job.result.messageId ?? `#${job.result.index}`, job.requests);
+    const { error, failed } = await ledger.run(target, eventName(job.result), job.requests);
     if (!error) {
       job.result.outcome = "delivered";
       continue;
@@ -204,6 +204,6 @@ function firstError(failed: EventResult[], retryable: boolean): string {
 function describeInvalid(results: EventResult[]): string {
   const first = results[0];
   if (results.length === 1 && first?.error) return first.error;
-  const named = results.map((result) => `${result.messageId ?? `#${result.index}`}: ${result.error}`);
+  const named = results.map((result) => `${eventName(result)}: ${result.error}`);
   return `none of the ${results.length} events is deliverable: ${named.slice(0, 3).join("; ")}${results.length > 3 ? "; ..." : ""}`;
 }

@@ -16,5 +16,13 @@ export interface EventResult {
   retryable?: boolean;
 }
 
+/**
+ * How logs, dead letters and the ledger name an event: its messageId, or
+ * its position (`#3`) when it has none, which the ledger knows to mean
+ * nothing across requests (`isLedgerKey`).
+ */
+export const eventName = (result: Pick<EventResult, "messageId" | "index">): string =>
+  result.messageId ?? `#${result.index}`;
+
 /** `user` orders the event's job among the same user's in queue mode. */
 export type Job = { result: EventResult; requests: VeroRequest[]; user: string };
