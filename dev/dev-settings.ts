@@ -4,10 +4,10 @@
  */
 export const DEV_SECRETS = {
   SEGMENT_WRITE_KEY: "dev-segment-write-key",
-  VERO_WEBHOOK_TOKEN: "dev-vero-webhook-token",
+  VERO_WEBHOOK_TOKEN: "dev-vero-webhook-token-for-local-use",
   VERO_AUTH_TOKEN: "dev-vero-auth-token",
-  SEGMENT_SHARED_SECRET: "dev-segment-shared-secret",
-  ADMIN_TOKEN: "dev-admin-token",
+  SEGMENT_SHARED_SECRET: "dev-segment-shared-secret-for-local-use",
+  ADMIN_TOKEN: "dev-admin-token-for-the-local-console",
 } as const;
 
 /** The Worker's settings pointing at stand-ins running at these origins. */

@@ -5,7 +5,12 @@
  * test/node/retry-schedule.test.ts checks that the docs hold this table.
  */
 import { pathToFileURL } from "node:url";
-import { DEFAULT_RETRY_POLICY, formatDuration, type RetryPolicy, scheduleTable } from "../src/shared/retry-schedule.ts";
+import {
+  DEFAULT_RETRY_POLICY,
+  formatDuration,
+  type RetryPolicy,
+  scheduleTable,
+} from "../src/delivery/retry-schedule.ts";
 
 export function retryTableMarkdown(policy: RetryPolicy = DEFAULT_RETRY_POLICY): string {
   const rows = scheduleTable(policy);

@@ -1,10 +1,10 @@
 import { app } from "./app.ts";
+import { pruneLedger, retentionDays } from "./delivery/ledger.ts";
+import { consumeDeadLetterQueue, QUEUE_NAMES, retryPolicyFor } from "./delivery/settlement.ts";
 import { consumeSegmentBatch } from "./inbound/consumer.ts";
 import { consumeVeroBatch } from "./outbound/consumer.ts";
 import type { Env } from "./shared/env.ts";
-import { pruneLedger, retentionDays } from "./shared/ledger.ts";
 import { configureLogs, log } from "./shared/log.ts";
-import { consumeDeadLetterQueue, QUEUE_NAMES, retryPolicyFor } from "./shared/queue.ts";
 import { logSampleRate } from "./shared/settings.ts";
 
 /** Each queue in wrangler.toml has its consumer here. */

@@ -3,8 +3,7 @@
  * Every function takes the bound ledger: the routes check the binding once.
  */
 
-import { discardDeadLetter, mustGetDeadLetter, redriveDeadLetter, redriveListed } from "../shared/dead-letters.ts";
-import type { Env } from "../shared/env.ts";
+import { discardDeadLetter, mustGetDeadLetter, redriveDeadLetter, redriveListed } from "../delivery/dead-letters.ts";
 import {
   type CounterRow,
   type DeadLetter,
@@ -12,7 +11,8 @@ import {
   type DeadLetterSummary,
   listDeadLetters,
   readCounters,
-} from "../shared/ledger.ts";
+} from "../delivery/ledger.ts";
+import type { Env } from "../shared/env.ts";
 
 export type { CounterRow, DeadLetter, DeadLetterFilter, DeadLetterSummary };
 

@@ -2,7 +2,7 @@
  * The flow panel: pure functions of the ledger's hourly counters, rendered
  * on the server as SVG and tables (no script in the page).
  */
-import type { CounterOutcome, CounterRow, Direction } from "../shared/ledger.ts";
+import type { CounterOutcome, CounterRow, Direction } from "../delivery/ledger.ts";
 
 export const OUTCOMES: readonly CounterOutcome[] = ["delivered", "retried", "dead_lettered", "refused"];
 export const DIRECTIONS: readonly Direction[] = ["inbound", "outbound"];

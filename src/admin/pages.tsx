@@ -3,8 +3,8 @@
  * and reasons come from senders and upstreams, so they are only ever text.
  */
 import type { Child } from "hono/jsx";
+import type { CounterRow, DeadLetter, DeadLetterFilter, DeadLetterSummary } from "../delivery/ledger.ts";
 import type { Health } from "../shared/health.ts";
-import type { CounterRow, DeadLetter, DeadLetterFilter, DeadLetterSummary } from "../shared/ledger.ts";
 import { FlowPanel } from "./flow.tsx";
 
 export const BASE = "/admin";

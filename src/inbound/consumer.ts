@@ -5,12 +5,13 @@
  * own outcome. Retries are the queue's, with backoff: analytics-node makes
  * one attempt per invocation.
  */
+
+import { Counters } from "../delivery/ledger.ts";
+import { type Outcome, retryPolicyFor, Settlement } from "../delivery/settlement.ts";
 import type { Env } from "../shared/env.ts";
 import { DeliveryError } from "../shared/errors.ts";
 import { jsonBytes } from "../shared/json.ts";
-import { Counters } from "../shared/ledger.ts";
 import { log } from "../shared/log.ts";
-import { type Outcome, retryPolicyFor, Settlement } from "../shared/queue.ts";
 import { describeUnready, type SegmentTarget, settingsFor } from "../shared/settings.ts";
 import { describeIssues } from "../shared/zod.ts";
 import { MAX_SEGMENT_MESSAGE_BYTES, segmentJobSchema } from "./job.ts";

@@ -5,7 +5,7 @@
  * recorded, with the batch's counters, in one write after the last. Without
  * the LEDGER binding every call is made, as it is asked for.
  */
-import { DeliveryError } from "../shared/errors.ts";
+
 import {
   type CallRecord,
   Counters,
@@ -15,7 +15,8 @@ import {
   lookupCalls,
   markDone,
   recordCallsStatement,
-} from "../shared/ledger.ts";
+} from "../delivery/ledger.ts";
+import { DeliveryError } from "../shared/errors.ts";
 import type { VeroRequest } from "./map.ts";
 import { sendToVero, type VeroTarget } from "./vero.ts";
 

@@ -16,10 +16,11 @@
  * continues as a new job (same messageId, `step` = calls done): a retry of
  * the whole job would repeat its events/track, which Vero would record twice.
  */
+
+import type { RetryPolicy } from "../delivery/retry-schedule.ts";
+import { type Fate, type Outcome, retryPolicyFor, retryStep, Settlement } from "../delivery/settlement.ts";
 import type { Env } from "../shared/env.ts";
 import { describeError, log } from "../shared/log.ts";
-import { type Fate, type Outcome, retryPolicyFor, retryStep, Settlement } from "../shared/queue.ts";
-import type { RetryPolicy } from "../shared/retry-schedule.ts";
 import { describeUnready, settingsFor, type VeroTarget } from "../shared/settings.ts";
 import { describeIssues } from "../shared/zod.ts";
 import { CallLedger, callName } from "./calls.ts";

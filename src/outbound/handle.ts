@@ -3,10 +3,11 @@
  * and delivered on its own, and one answer that tells Segment whether to
  * retry (503), drop (400) or move on (200).
  */
+
+import { Counters } from "../delivery/ledger.ts";
 import { enqueueFailed, queueFor } from "../shared/enqueue.ts";
 import { BridgeError, badRequest, type DeliveryError } from "../shared/errors.ts";
 import type { AppContext } from "../shared/http.ts";
-import { Counters } from "../shared/ledger.ts";
 import { describeError, log, logSampled } from "../shared/log.ts";
 import { CallLedger, callName } from "./calls.ts";
 import { enqueueJobs } from "./enqueue.ts";

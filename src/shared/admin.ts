@@ -6,10 +6,16 @@ import {
   redriveDeadLetter,
   redriveListed,
   requireLedger,
-} from "./dead-letters.ts";
+} from "../delivery/dead-letters.ts";
+import {
+  BadCursor,
+  type DeadLetterFilter,
+  deadLetterSource,
+  listDeadLetters,
+  readCounters,
+} from "../delivery/ledger.ts";
 import { badRequest, unauthorized } from "./errors.ts";
 import { type AppEnv, methodNotAllowed, notConfigured } from "./http.ts";
-import { BadCursor, type DeadLetterFilter, deadLetterSource, listDeadLetters, readCounters } from "./ledger.ts";
 import { matchesAnySecret } from "./secrets.ts";
 import { settingsFor } from "./settings.ts";
 import "./zod.ts";

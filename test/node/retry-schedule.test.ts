@@ -7,7 +7,6 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { retryTableMarkdown } from "../../dev/retry-table.ts";
-import { MAX_RETRIES } from "../../src/shared/queue-names.ts";
 import {
   DEFAULT_RETRY_POLICY,
   keepDelaySeconds,
@@ -18,7 +17,8 @@ import {
   type RetryPolicy,
   scheduleTable,
   shortestSpanSeconds,
-} from "../../src/shared/retry-schedule.ts";
+} from "../../src/delivery/retry-schedule.ts";
+import { MAX_RETRIES } from "../../src/shared/queue-names.ts";
 
 const HOUR = 3600;
 const policy = DEFAULT_RETRY_POLICY;

@@ -2,8 +2,8 @@
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { unstable_readConfig } from "wrangler";
+import { DEFAULT_RETRY_POLICY, QUEUE_MAX_RETRIES_LIMIT } from "../../src/delivery/retry-schedule.ts";
 import { MAX_RETRIES, QUEUE_NAMES } from "../../src/shared/queue-names.ts";
-import { DEFAULT_RETRY_POLICY, QUEUE_MAX_RETRIES_LIMIT } from "../../src/shared/retry-schedule.ts";
 
 const config = unstable_readConfig({ config: fileURLToPath(new URL("../../wrangler.toml", import.meta.url)) });
 interface Consumer {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { type DeadLetter, getDeadLetter, storeDeadLetters } from "../../src/shared/dead-letters.ts";
+import { type DeadLetter, getDeadLetter, storeDeadLetters } from "../../src/delivery/dead-letters.ts";
 import type { Env } from "../../src/shared/env.ts";
 import { baseEnv, callWorker, expectJsonError } from "./helpers.ts";
 

@@ -12,9 +12,9 @@ const track = JSON.stringify({ type: "track", messageId: "m-1", userId: "u-1", e
 /**
  * A known answer computed outside the code, so that a wrong algorithm fails here:
  * printf '%s' '{"type":"track","messageId":"m-1","userId":"u-1","event":"Signed Up"}' |
- *   openssl dgst -sha1 -hmac dev-segment-shared-secret
+ *   openssl dgst -sha1 -hmac dev-segment-shared-secret-for-local-use
  */
-const TRACK_SIGNATURE = "fb34e4bc14bcd475b2aca174575d2cd1f715eca8";
+const TRACK_SIGNATURE = "c2746e20772f13549199ba5f0838910b85accf5c";
 
 /** The one Vero call `track` stands for. */
 const trackCall = {
@@ -73,7 +73,7 @@ describe("POST /vero/webhook", () => {
 });
 
 describe("POST /segment", () => {
-  const secret = "dev-segment-shared-secret";
+  const secret = "dev-segment-shared-secret-for-local-use";
 
   it("returns 401 without a signature or Basic credentials, and sends nothing", async () => {
     const { env, writeKey, veroToken } = await isolatedEnv();
@@ -189,7 +189,7 @@ describe("POST /v1/*", () => {
       new Request("http://bridge/v1/track", {
         method: "POST",
         body: track,
-        headers: { Authorization: basic("dev-segment-shared-secret") },
+        headers: { Authorization: basic("dev-segment-shared-secret-for-local-use") },
       }),
       env,
     );
@@ -212,7 +212,7 @@ describe("POST /v1/*", () => {
 
   it("does not accept an X-Signature in place of Basic", async () => {
     const { env } = await isolatedEnv();
-    const signature = await hmacSha1Hex("dev-segment-shared-secret", track);
+    const signature = await hmacSha1Hex("dev-segment-shared-secret-for-local-use", track);
     const response = await callWorker(
       new Request("http://bridge/v1/track", { method: "POST", body: track, headers: { "X-Signature": signature } }),
       env,

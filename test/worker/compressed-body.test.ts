@@ -4,7 +4,7 @@ import type { Env } from "../../src/shared/env.ts";
 import { MAX_BODY_BYTES } from "../../src/shared/http.ts";
 import { basic, callWorker, expectJsonError, isolatedEnv, vero } from "./helpers.ts";
 
-const SECRET = "dev-segment-shared-secret";
+const SECRET = "dev-segment-shared-secret-for-local-use";
 
 const track = {
   userId: "u-1",

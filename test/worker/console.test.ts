@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { bucketsOf, FlowChart, FlowTable, rowsIn, topNames, totalOf } from "../../src/admin/flow.tsx";
+import { type CounterRow, type DeadLetter, getDeadLetter, storeDeadLetters } from "../../src/delivery/ledger.ts";
 import type { Env } from "../../src/shared/env.ts";
-import { type CounterRow, type DeadLetter, getDeadLetter, storeDeadLetters } from "../../src/shared/ledger.ts";
 import { baseEnv, callWorker } from "./helpers.ts";
 
 const row = (

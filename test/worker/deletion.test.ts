@@ -5,9 +5,9 @@
  */
 import { afterEach, describe, expect, inject, it, vi } from "vitest";
 import { VERO_USER_NOT_FOUND } from "../../dev/stand-ins/types.ts";
+import { getDeadLetter } from "../../src/delivery/dead-letters.ts";
+import { QUEUE_NAMES } from "../../src/delivery/settlement.ts";
 import type { VeroJob } from "../../src/outbound/job.ts";
-import { getDeadLetter } from "../../src/shared/dead-letters.ts";
-import { QUEUE_NAMES } from "../../src/shared/queue.ts";
 import { isolatedEnv, vero } from "./helpers.ts";
 import { runBatch } from "./queue-helpers.ts";
 

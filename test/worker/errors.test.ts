@@ -5,14 +5,14 @@ import { type AppEnv, MAX_BODY_BYTES, renderError } from "../../src/shared/http.
 import { hmacSha1Hex } from "../../src/shared/secrets.ts";
 import { baseEnv, basic, callWorker, expectJsonError, isolatedEnv, segment } from "./helpers.ts";
 
-const secret = "dev-segment-shared-secret";
+const secret = "dev-segment-shared-secret-for-local-use";
 const oversized = `{"type":"opened","pad":"${"x".repeat(MAX_BODY_BYTES)}"}`;
 
 describe("request size", () => {
   it("returns 413 on /vero/webhook over 1 MiB, and sends nothing", async () => {
     const { env, writeKey } = await isolatedEnv();
     const response = await callWorker(
-      new Request("http://bridge/vero/webhook?token=dev-vero-webhook-token", { method: "POST", body: oversized }),
+      new Request("http://bridge/vero/webhook?token=dev-vero-webhook-token-for-local-use", { method: "POST", body: oversized }),
       env,
     );
     expect((await expectJsonError(response, 413)).error.message).toMatch(/1 MiB/);

@@ -22,7 +22,7 @@ import { callWorker, isolatedEnv, segment, vero } from "./helpers.ts";
 import { ALL_CASES } from "./inbound-cases.ts";
 
 const FILE = "test/worker/fuzz-inbound.test.ts";
-const TOKEN = "dev-vero-webhook-token";
+const TOKEN = "dev-vero-webhook-token-for-local-use";
 const fixtures = ALL_CASES.map((entry) => entry.payload);
 
 /** The only 5xx the bridge answers on purpose: Segment could not take the event, and Vero should resend. */

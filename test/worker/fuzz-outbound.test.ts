@@ -24,7 +24,7 @@ import { basic, callWorker, isolatedEnv, segment, vero } from "./helpers.ts";
 import { SEGMENT_EVENTS, SKIPPED_EVENTS } from "./segment-events.ts";
 
 const FILE = "test/worker/fuzz-outbound.test.ts";
-const SECRET = "dev-segment-shared-secret";
+const SECRET = "dev-segment-shared-secret-for-local-use";
 const events = [...Object.values(SEGMENT_EVENTS), ...SKIPPED_EVENTS];
 const serialized = (value: unknown): string => JSON.stringify(value) ?? "";
 

@@ -5,10 +5,10 @@
  */
 import { describe, expect, it } from "vitest";
 import { segmentMessages } from "../../dev/stand-ins/client.ts";
+import { getDeadLetter } from "../../src/delivery/dead-letters.ts";
+import { QUEUE_NAMES } from "../../src/delivery/settlement.ts";
 import { segmentJob } from "../../src/inbound/job.ts";
 import type { SegmentMessage } from "../../src/inbound/map.ts";
-import { getDeadLetter } from "../../src/shared/dead-letters.ts";
-import { QUEUE_NAMES } from "../../src/shared/queue.ts";
 import { isolatedEnv, segment } from "./helpers.ts";
 import { runBatch } from "./queue-helpers.ts";
 

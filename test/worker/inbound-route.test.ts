@@ -11,7 +11,7 @@ import userCreated from "../fixtures/vero/user_created.json";
 import { callWorker, expectJsonError, isolatedEnv, segment } from "./helpers.ts";
 import { ALL_CASES, MESSAGE_ID } from "./inbound-cases.ts";
 
-const TOKEN = "dev-vero-webhook-token";
+const TOKEN = "dev-vero-webhook-token-for-local-use";
 const ISO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
 function postWebhook(

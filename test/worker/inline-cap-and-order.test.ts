@@ -5,9 +5,9 @@
  */
 import { describe, expect, it } from "vitest";
 import { DEV_SECRETS } from "../../dev/dev-settings.ts";
+import { QUEUE_NAMES } from "../../src/delivery/settlement.ts";
 import type { VeroJob } from "../../src/outbound/job.ts";
 import type { Env } from "../../src/shared/env.ts";
-import { QUEUE_NAMES } from "../../src/shared/queue.ts";
 import { basic, callWorker, expectJsonError, isolatedEnv, vero } from "./helpers.ts";
 import { runBatch } from "./queue-helpers.ts";
 

@@ -7,17 +7,17 @@
  */
 import { createScheduledController } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { getDeadLetter, hourOf, storeDeadLetters } from "../../src/delivery/ledger.ts";
+import { QUEUE_NAMES } from "../../src/delivery/settlement.ts";
 import worker from "../../src/index.ts";
 import type { VeroJob } from "../../src/outbound/job.ts";
 import type { Env } from "../../src/shared/env.ts";
-import { getDeadLetter, hourOf, storeDeadLetters } from "../../src/shared/ledger.ts";
-import { QUEUE_NAMES } from "../../src/shared/queue.ts";
 import { hmacSha1Hex } from "../../src/shared/secrets.ts";
 import { capturingLogs } from "./fuzz.ts";
 import { basic, callWorker, isolatedEnv, vero } from "./helpers.ts";
 import { runBatch, summary, trackJob, unique } from "./queue-helpers.ts";
 
-const SECRET = "dev-segment-shared-secret";
+const SECRET = "dev-segment-shared-secret-for-local-use";
 
 async function postSegment(env: Env, body: unknown): Promise<Response> {
   const raw = JSON.stringify(body);

@@ -10,8 +10,8 @@ import { MAX_JSON_DEPTH } from "../../src/shared/json.ts";
 import { nested } from "./fuzz.ts";
 import { basic, callWorker, expectJsonError, isolatedEnv, segment, vero } from "./helpers.ts";
 
-const TOKEN = "dev-vero-webhook-token";
-const SECRET = "dev-segment-shared-secret";
+const TOKEN = "dev-vero-webhook-token-for-local-use";
+const SECRET = "dev-segment-shared-secret-for-local-use";
 
 const webhook = (env: Env, body: unknown) =>
   callWorker(

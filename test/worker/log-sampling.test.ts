@@ -6,12 +6,12 @@
  * the rate from its env as in production.
  */
 import { describe, expect, it } from "vitest";
+import { QUEUE_NAMES } from "../../src/delivery/settlement.ts";
 import { segmentJob } from "../../src/inbound/job.ts";
 import { mapVeroWebhook, type SegmentMessage } from "../../src/inbound/map.ts";
 import type { VeroJob } from "../../src/outbound/job.ts";
 import type { Env } from "../../src/shared/env.ts";
 import { DEFAULT_LOG_SAMPLE_RATE, isSampled } from "../../src/shared/log.ts";
-import { QUEUE_NAMES } from "../../src/shared/queue.ts";
 import { logSampleRate } from "../../src/shared/settings.ts";
 import { capturingLogs } from "./fuzz.ts";
 import { isolatedEnv, postSegment, postWebhook, segment, vero } from "./helpers.ts";

@@ -134,13 +134,13 @@ describe("arbitrary methods and paths", () => {
     const property = fc.asyncProperty(method, path, auth, async (verb, target, credential) => {
       const headers: Record<string, string> =
         credential === "basic"
-          ? { Authorization: basic("dev-segment-shared-secret") }
+          ? { Authorization: basic("dev-segment-shared-secret-for-local-use") }
           : credential === "bearer"
             ? { Authorization: `Bearer ${ADMIN}` }
             : {};
       const body = ["GET", "HEAD"].includes(verb.toUpperCase()) ? undefined : "{}";
       const response = await callWorker(
-        new Request(`http://bridge${target}?token=dev-vero-webhook-token`, { method: verb, headers, body }),
+        new Request(`http://bridge${target}?token=dev-vero-webhook-token-for-local-use`, { method: verb, headers, body }),
         env as Env,
       );
       const text = await response.text();

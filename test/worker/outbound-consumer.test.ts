@@ -5,9 +5,9 @@
  */
 import { describe, expect, it } from "vitest";
 import { DEV_SECRETS } from "../../dev/dev-settings.ts";
+import { getDeadLetter } from "../../src/delivery/dead-letters.ts";
+import { QUEUE_NAMES } from "../../src/delivery/settlement.ts";
 import type { VeroJob } from "../../src/outbound/job.ts";
-import { getDeadLetter } from "../../src/shared/dead-letters.ts";
-import { QUEUE_NAMES } from "../../src/shared/queue.ts";
 import { isolatedEnv, vero } from "./helpers.ts";
 import { runBatch, summary, trackJob, unique, veroJob } from "./queue-helpers.ts";
 

@@ -10,7 +10,7 @@ import track from "../fixtures/segment/track.json";
 import unsubscribe from "../fixtures/segment/unsubscribe.json";
 import { basic, callWorker, expectJsonError, isolatedEnv, vero } from "./helpers.ts";
 
-const secret = "dev-segment-shared-secret";
+const secret = "dev-segment-shared-secret-for-local-use";
 
 /** POST /segment as Segment's Webhooks destination does: X-Signature over the raw body. */
 async function webhook(env: Env, body: unknown, raw = JSON.stringify(body)): Promise<Response> {

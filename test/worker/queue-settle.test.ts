@@ -1,9 +1,9 @@
 import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { getDeadLetter } from "../../src/shared/dead-letters.ts";
+import { getDeadLetter } from "../../src/delivery/dead-letters.ts";
+import { DEFAULT_RETRY_POLICY } from "../../src/delivery/retry-schedule.ts";
+import { consumeDeadLetterQueue, MAX_RETRIES, type Outcome, Settlement } from "../../src/delivery/settlement.ts";
 import type { Env } from "../../src/shared/env.ts";
-import { consumeDeadLetterQueue, MAX_RETRIES, type Outcome, Settlement } from "../../src/shared/queue.ts";
-import { DEFAULT_RETRY_POLICY } from "../../src/shared/retry-schedule.ts";
 import { parseRetryPolicy } from "../../src/shared/settings.ts";
 import { baseEnv } from "./helpers.ts";
 import { runBatch } from "./queue-helpers.ts";

@@ -9,7 +9,7 @@
  * changes how many attempts fit, not how long delivery is tried. The count
  * still ends it when Queues' `max_retries` is reached.
  */
-import { MAX_RETRIES } from "./queue-names.ts";
+import { MAX_RETRIES } from "../shared/queue-names.ts";
 
 /** The largest `delaySeconds` Queues takes on `retry()`; the lower of the figures Cloudflare has published (12 h). */
 export const QUEUE_MAX_DELAY_SECONDS = 43_200;

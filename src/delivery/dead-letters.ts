@@ -4,10 +4,10 @@
  * deleted. Nothing is dropped silently: a permanent failure and an
  * exhausted retry budget both end here.
  */
-import type { Env } from "./env.ts";
-import { BridgeError } from "./errors.ts";
+import type { Env } from "../shared/env.ts";
+import { BridgeError } from "../shared/errors.ts";
+import { log } from "../shared/log.ts";
 import { type DeadLetter, type DeadLetterSummary, deleteDeadLetter, getDeadLetter } from "./ledger.ts";
-import { log } from "./log.ts";
 
 export {
   type DeadLetter,

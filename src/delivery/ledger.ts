@@ -5,9 +5,9 @@
  * statement serves a batch of any size within D1's 100 bound parameters.
  */
 import * as z from "zod/mini";
-import type { Env } from "./env.ts";
-import { log } from "./log.ts";
-import "./zod.ts";
+import type { Env } from "../shared/env.ts";
+import { log } from "../shared/log.ts";
+import "../shared/zod.ts";
 
 export type Direction = "inbound" | "outbound";
 export type CounterOutcome = "delivered" | "retried" | "dead_lettered" | "refused";

@@ -1,6 +1,7 @@
-import type { Env } from "./env.ts";
+import type { Env } from "../shared/env.ts";
+import { describeError, log } from "../shared/log.ts";
+import { settingsFor } from "../shared/settings.ts";
 import { Counters, type DeadLetter, type DeadLetterSource, storeDeadLetterStatements } from "./ledger.ts";
-import { describeError, log } from "./log.ts";
 import {
   backoffSeconds,
   DEFAULT_RETRY_POLICY,
@@ -9,13 +10,12 @@ import {
   nextStep,
   type RetryPolicy,
 } from "./retry-schedule.ts";
-import { settingsFor } from "./settings.ts";
 
 /**
  * What the queue consumers share: the one place where a message's fate
  * (ack, retry, dead letter) is decided, by the retry schedule.
  */
-export { MAX_RETRIES, QUEUE_NAMES } from "./queue-names.ts";
+export { MAX_RETRIES, QUEUE_NAMES } from "../shared/queue-names.ts";
 
 /**
  * What the schedule makes of a failed delivery of `message` now. The time
