@@ -74,7 +74,8 @@ export function drainTable(drain: Drain): { title: string; header: string[]; row
       p.requests,
       p.eventsPerSecond,
       p.serialLimit,
-      p.ratioToLimit,
+      // Three digits: at 1,000 users today's figure is a few thousandths.
+      fmt(p.ratioToLimit, 3),
       p.maxInFlight,
       p.complete ? p.check.delivered : `${p.check.delivered} (cut at ${Math.round(drain.options.timeoutMs / 1000)} s)`,
       p.check.duplicates,
