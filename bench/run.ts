@@ -58,7 +58,7 @@ const DRAIN = {
   users: (process.env.BENCH_DRAIN_USERS ?? (QUICK ? "10" : "10,100,1000")).split(",").map(Number),
   eventsPerUser: Number(process.env.BENCH_DRAIN_EVENTS ?? 8),
   veroDelayMs: 150,
-  timeoutMs: Number(process.env.BENCH_DRAIN_TIMEOUT_SECONDS ?? 120) * 1000,
+  timeoutMs: Number(process.env.BENCH_DRAIN_TIMEOUT_SECONDS ?? 60) * 1000,
   log: (line: string) => log(line),
 };
 
