@@ -10,7 +10,7 @@ import { DEV_SECRETS, devBindings } from "../dev/dev-settings.ts";
 import { StandInClient } from "../dev/stand-ins/client.ts";
 import { startSegmentStandIn } from "../dev/stand-ins/segment.ts";
 import { startVeroStandIn } from "../dev/stand-ins/vero.ts";
-import { acceptedEvents, checkDelivery, type DeliveryCheck } from "../dev/stand-ins/vero-events.ts";
+import { awaitEvents, type DeliveryCheck } from "../dev/stand-ins/vero-events.ts";
 import { round } from "./lib/stats.ts";
 import { sendUserEvents, userIds } from "./lib/user-events.ts";
 import { deliveryWork } from "./lib/worker-log.ts";
@@ -62,8 +62,6 @@ export interface Drain {
   points: DrainPoint[];
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 export async function measureDrain(options: DrainOptions): Promise<Drain> {
   const segment = await startSegmentStandIn();
   const vero = await startVeroStandIn();
@@ -105,23 +103,14 @@ export async function measureDrain(options: DrainOptions): Promise<Drain> {
         options.log(`  drain ${users} users: ${expected} events sent in ${requests} requests, ${sendMs} ms`);
 
         // Polled once a second: the figures come from the stand-in's own timestamps, not from the polling.
-        const deadline = firstSend + options.timeoutMs;
-        let calls = await veroClient.calls(veroToken);
-        while (checkDelivery(acceptedEvents(calls), ids, options.eventsPerUser).delivered < expected) {
-          if (Date.now() > deadline) break;
-          await sleep(1000);
-          calls = await veroClient.calls(veroToken);
-        }
-        const complete = checkDelivery(acceptedEvents(calls), ids, options.eventsPerUser).delivered >= expected;
-        // Until no call for 3 s (longer than the consumer's batch timeout), so a stray repeat is counted.
-        for (let seen = -1; complete && calls.length !== seen; ) {
-          seen = calls.length;
-          await sleep(3000);
-          calls = await veroClient.calls(veroToken);
-        }
+        // The quiet 3 s is longer than the queue consumer's batch timeout.
+        const { calls, check, complete } = await awaitEvents(
+          veroClient,
+          veroToken,
+          { users: ids, perUser: options.eventsPerUser },
+          { timeoutMs: options.timeoutMs - (Date.now() - firstSend) },
+        );
         const inFlight = await veroClient.inFlight(veroToken);
-        const events = acceptedEvents(calls);
-        const check = checkDelivery(events, ids, options.eventsPerUser);
         const delivering = calls.filter((call) => call.status === 200 && call.path.endsWith("/events/track"));
         const lastCall = delivering.length > 0 ? Math.max(...delivering.map((call) => call.at)) : Date.now();
         const drainMs = Math.max(1, lastCall - firstSend);

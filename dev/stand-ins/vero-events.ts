@@ -3,6 +3,7 @@
  * stand-in accepted, each named by its user and its place in that user's
  * sequence, checked for exactly once and, per user, for order.
  */
+import type { StandInClient } from "./client.ts";
 import type { RecordedCall } from "./types.ts";
 
 /** One accepted event: `seq` is its place among its user's events, carried in the event's data. */
@@ -81,3 +82,39 @@ export function checkDelivery(
     usersOutOfOrder: disordered.size,
   };
 }
+
+export interface AwaitedEvents {
+  calls: RecordedCall[];
+  check: DeliveryCheck;
+  /** Whether every expected event arrived within the time given. */
+  complete: boolean;
+}
+
+/**
+ * Polls the tenant's calls until Vero holds every expected event or
+ * `timeoutMs` has passed; once all are there, until no call came for
+ * `quietMs`, so a late repeat is counted too. The check is of the last poll.
+ */
+export async function awaitEvents(
+  vero: StandInClient,
+  token: string,
+  expected: { users: readonly string[]; perUser: number },
+  { timeoutMs, intervalMs = 1000, quietMs = 3000 }: { timeoutMs: number; intervalMs?: number; quietMs?: number },
+): Promise<AwaitedEvents> {
+  const checked = (calls: RecordedCall[]) => checkDelivery(acceptedEvents(calls), expected.users, expected.perUser);
+  const deadline = Date.now() + timeoutMs;
+  let calls = await vero.calls(token);
+  while (checked(calls).missing > 0 && Date.now() < deadline) {
+    await sleep(intervalMs);
+    calls = await vero.calls(token);
+  }
+  const complete = checked(calls).missing === 0;
+  for (let seen = -1; complete && calls.length !== seen; ) {
+    seen = calls.length;
+    await sleep(quietMs);
+    calls = await vero.calls(token);
+  }
+  return { calls, check: checked(calls), complete };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

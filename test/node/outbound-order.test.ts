@@ -8,8 +8,8 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { sendUserEvents, userIds } from "../../bench/lib/user-events.ts";
 import { DEV_SECRETS } from "../../dev/dev-settings.ts";
-import { type RecordedCall, StandInClient } from "../../dev/stand-ins/client.ts";
-import { acceptedEvents, checkDelivery, type DeliveryCheck } from "../../dev/stand-ins/vero-events.ts";
+import { StandInClient } from "../../dev/stand-ins/client.ts";
+import { awaitEvents, type DeliveryCheck } from "../../dev/stand-ins/vero-events.ts";
 import { bridgeWithTenants, type TenantBridge } from "./tenant-bridge.ts";
 
 const vero = new StandInClient(inject("veroOrigin"));
@@ -29,27 +29,6 @@ const clean = (expected: number): DeliveryCheck => ({
   outOfOrder: 0,
   usersOutOfOrder: 0,
 });
-
-/**
- * Waits until Vero holds every one of the users' events (or `timeoutMs` passes),
- * then until no call came for 3 s, so a late repeat is seen too.
- */
-async function delivered(
-  token: string,
-  users: string[],
-  perUser: number,
-  timeoutMs: number,
-): Promise<{ check: DeliveryCheck; calls: RecordedCall[] }> {
-  const all = (calls: RecordedCall[]) =>
-    checkDelivery(acceptedEvents(calls), users, perUser).delivered >= users.length * perUser;
-  let calls = await vero.waitFor(token, all, { timeoutMs, intervalMs: 500 }).catch(() => vero.calls(token));
-  for (let seen = -1; calls.length !== seen; ) {
-    seen = calls.length;
-    await new Promise((resolve) => setTimeout(resolve, 3000));
-    calls = await vero.calls(token);
-  }
-  return { check: checkDelivery(acceptedEvents(calls), users, perUser), calls };
-}
 
 describe("outbound drain of a backlog (wrangler dev, Vero answering after 150 ms)", () => {
   let tenant: TenantBridge | undefined;
@@ -71,7 +50,7 @@ describe("outbound drain of a backlog (wrangler dev, Vero answering after 150 ms
     });
     expect(requests).toBe(8);
 
-    const { check } = await delivered(veroToken, users, 8, 180_000);
+    const { check } = await awaitEvents(vero, veroToken, { users, perUser: 8 }, { timeoutMs: 180_000 });
     expect(check).toEqual(clean(800));
   }, 240_000);
 });
@@ -95,7 +74,7 @@ describe("outbound order under Vero faults (wrangler dev, 20 % of calls refused)
       run: `${run}-order`,
     });
 
-    const { check, calls } = await delivered(veroToken, users, 6, 300_000);
+    const { check, calls } = await awaitEvents(vero, veroToken, { users, perUser: 6 }, { timeoutMs: 300_000 });
     // The faults happened, both kinds, and were retried through.
     expect(new Set(calls.filter((call) => call.status >= 400).map((call) => call.status))).toEqual(new Set([500, 429]));
     expect(check).toEqual(clean(240));
