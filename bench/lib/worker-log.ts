@@ -4,20 +4,50 @@
  * (the ledger's queries per batch).
  */
 
-/** The JSON log object a line of wrangler's output carries, when its `msg` is `msg`. */
-export function logLine(line: string, msg: string): Record<string, unknown> | undefined {
-  // Cheap test first: wrangler prints every request and queue batch too.
-  if (!line.includes(`"${msg}"`)) return undefined;
+/** The JSON object a line of wrangler's output carries (the Worker logs one per line), if any. */
+function jsonOf(line: string): Record<string, unknown> | undefined {
   const start = line.indexOf("{");
   if (start === -1) return undefined;
   try {
     const value: unknown = JSON.parse(line.slice(start));
-    return typeof value === "object" && value !== null && (value as { msg?: unknown }).msg === msg
-      ? (value as Record<string, unknown>)
-      : undefined;
+    return typeof value === "object" && value !== null ? (value as Record<string, unknown>) : undefined;
   } catch {
     return undefined;
   }
+}
+
+/** The JSON log object a line of wrangler's output carries, when its `msg` is `msg`. */
+export function logLine(line: string, msg: string): Record<string, unknown> | undefined {
+  // Cheap test first: wrangler prints every request and queue batch too.
+  if (!line.includes(`"${msg}"`)) return undefined;
+  const value = jsonOf(line);
+  return value?.msg === msg ? value : undefined;
+}
+
+/** What one unit of delivery work cost, as its log line reports it. */
+export interface DeliveryWork {
+  d1Statements?: number;
+  doRequests?: number;
+}
+
+const DELIVERY_FIELDS = ["d1Statements", "doRequests", "ledgerQueries"] as const;
+
+/**
+ * The D1 statements and Durable Object requests a log line reports, from its
+ * numeric `d1Statements` and `doRequests`; a line with `ledgerQueries` and no
+ * `d1Statements` (the queue consumer's batch summary) counts those as D1
+ * statements. Undefined for a line that reports neither.
+ */
+export function deliveryWork(line: string): DeliveryWork | undefined {
+  if (!DELIVERY_FIELDS.some((field) => line.includes(`"${field}"`))) return undefined;
+  const value = jsonOf(line);
+  if (!value) return undefined;
+  const number = (field: string) => (typeof value[field] === "number" ? (value[field] as number) : undefined);
+  const work: DeliveryWork = {
+    d1Statements: number("d1Statements") ?? number("ledgerQueries"),
+    doRequests: number("doRequests"),
+  };
+  return work.d1Statements === undefined && work.doRequests === undefined ? undefined : work;
 }
 
 export interface FieldStats {

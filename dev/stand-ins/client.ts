@@ -2,9 +2,9 @@
  * Drives a running stand-in over HTTP: works with plain `fetch`, so tests
  * inside workerd, Node-side tests, the sandbox and the benchmarks share it.
  */
-import type { FailurePlan, RecordedCall } from "./types.ts";
+import type { FailurePlan, InFlight, RecordedCall } from "./types.ts";
 
-export type { FailurePlan, RecordedCall } from "./types.ts";
+export type { FailurePlan, InFlight, RecordedCall } from "./types.ts";
 
 export class StandInClient {
   readonly origin: string;
@@ -44,6 +44,12 @@ export class StandInClient {
     return (await this.control<{ calls: RecordedCall[] }>("GET", "/unknown")).calls;
   }
 
+  /** The tenant's calls not yet answered, and the most at once since its calls were last cleared. */
+  async inFlight(key: string): Promise<InFlight> {
+    return this.control<InFlight>("GET", `/tenants/${encodeURIComponent(key)}/in-flight`);
+  }
+
+  /** Forgets the tenant's calls, and starts its most-in-flight record again from the calls open now. */
   async clear(key: string): Promise<void> {
     await this.control("DELETE", `/tenants/${encodeURIComponent(key)}/calls`);
   }

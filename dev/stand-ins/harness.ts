@@ -6,9 +6,9 @@
 import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { FailurePlan, RecordedCall } from "./types.ts";
+import type { FailurePlan, InFlight, RecordedCall } from "./types.ts";
 
-export type { FailurePlan, RecordedCall } from "./types.ts";
+export type { FailurePlan, InFlight, RecordedCall } from "./types.ts";
 
 /** What a service's rules make of one request. */
 export interface Verdict {
@@ -49,6 +49,8 @@ export interface StandIn {
 
 interface Tenant {
   calls: RecordedCall[];
+  /** Calls received and not yet answered, and the most there were at once since the calls were last cleared. */
+  inFlight: InFlight;
   failure?: FailurePlan & { used: number; passed: number; dropped: number; rng: () => number };
 }
 
@@ -86,7 +88,8 @@ async function readBody(req: IncomingMessage, limit: number): Promise<Buffer | u
 export async function startStandIn(options: StandInOptions, port = 0): Promise<StandIn> {
   const tenants = new Map<string, Tenant>();
   const unknownCalls: RecordedCall[] = [];
-  for (const key of options.tenants ?? []) tenants.set(key, { calls: [] });
+  const fresh = (): Tenant => ({ calls: [], inFlight: { now: 0, max: 0 } });
+  for (const key of options.tenants ?? []) tenants.set(key, fresh());
   const maxBodyBytes = options.maxBodyBytes ?? 4 * 1024 * 1024;
 
   const knows = (key: string) => tenants.has(key);
@@ -97,7 +100,7 @@ export async function startStandIn(options: StandInOptions, port = 0): Promise<S
     const body = raw.length > 0 ? (JSON.parse(raw.toString("utf8")) as Record<string, unknown>) : {};
     if (parts[1] === "tenants" && parts.length === 2 && req.method === "POST") {
       const key = typeof body.key === "string" ? body.key : `${options.service}_${randomBytes(9).toString("hex")}`;
-      if (!tenants.has(key)) tenants.set(key, { calls: [] });
+      if (!tenants.has(key)) tenants.set(key, fresh());
       return send(res, 201, { key });
     }
     if (parts[1] === "unknown" && req.method === "GET") return send(res, 200, { calls: unknownCalls });
@@ -105,8 +108,10 @@ export async function startStandIn(options: StandInOptions, port = 0): Promise<S
     const tenant = tenants.get(key);
     if (parts[1] !== "tenants" || !tenant) return send(res, 404, { error: `no tenant ${key}` });
     if (parts[3] === "calls" && req.method === "GET") return send(res, 200, { calls: tenant.calls });
+    if (parts[3] === "in-flight" && req.method === "GET") return send(res, 200, tenant.inFlight);
     if (parts[3] === "calls" && req.method === "DELETE") {
       tenant.calls = [];
+      tenant.inFlight.max = tenant.inFlight.now;
       return send(res, 200, { ok: true });
     }
     if (parts[3] === "failure" && req.method === "PUT") {
@@ -155,12 +160,26 @@ export async function startStandIn(options: StandInOptions, port = 0): Promise<S
       headers: req.headers,
       raw: raw ?? Buffer.alloc(0),
     };
-    let verdict: Verdict =
+    const verdict: Verdict =
       raw === undefined
         ? { status: 413, body: { message: `request body over ${maxBodyBytes} bytes` } }
         : options.handle(request, knows);
 
     const tenant = verdict.tenant ? tenants.get(verdict.tenant) : undefined;
+    if (tenant) {
+      tenant.inFlight.now += 1;
+      tenant.inFlight.max = Math.max(tenant.inFlight.max, tenant.inFlight.now);
+    }
+    try {
+      await answer(res, request, verdict, tenant);
+    } finally {
+      if (tenant) tenant.inFlight.now -= 1;
+    }
+  }
+
+  /** Holds the answer back, applies the failure plan, records the call and answers it. */
+  async function answer(res: ServerResponse, request: ServiceRequest, judged: Verdict, tenant?: Tenant): Promise<void> {
+    let verdict = judged;
     if (tenant?.failure?.delayMs) await sleep(tenant.failure.delayMs);
     const failure = tenant && verdict.status < 400 ? injectedFailure(tenant) : undefined;
     if (failure) {
@@ -178,7 +197,7 @@ export async function startStandIn(options: StandInOptions, port = 0): Promise<S
     const call: RecordedCall = {
       service: options.service,
       method: request.method,
-      path,
+      path: request.path,
       status: dropped ? 0 : verdict.status,
       body: verdict.parsed ?? request.raw.toString("utf8"),
       response: verdict.body,

@@ -40,5 +40,11 @@ export interface FailurePlan {
   drop?: number;
 }
 
+/** A tenant's calls received and not yet answered: `now`, and `max`, the most at once since its calls were last cleared. */
+export interface InFlight {
+  now: number;
+  max: number;
+}
+
 /** What the Vero stand-in answers, with a 404, to a delete of a user it does not have (Vero's `{ status, message }`). */
 export const VERO_USER_NOT_FOUND = "User not found.";

@@ -11,6 +11,16 @@ const veroOrigin = inject("veroOrigin");
 const segment = new StandInClient(segmentOrigin);
 const vero = new StandInClient(veroOrigin);
 
+/** Polls `condition` every 20 ms for up to 5 s: whether it came true. */
+async function waitUntil(condition: () => Promise<boolean>): Promise<boolean> {
+  const deadline = Date.now() + 5000;
+  while (Date.now() < deadline) {
+    if (await condition()) return true;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return false;
+}
+
 const basic = (key: string) => `Basic ${Buffer.from(`${key}:`).toString("base64")}`;
 
 async function post(url: string, body: unknown, headers: Record<string, string> = {}, method = "POST") {
@@ -234,6 +244,32 @@ describe("failure switches", () => {
       signal: AbortSignal.timeout(200),
     });
     await expect(attempt).rejects.toThrow();
+  });
+
+  it("holds every call back by `delayMs` alone and still answers it: a round trip, not a failure", async () => {
+    const key = await vero.tenant();
+    await vero.fail(key, { delayMs: 300 });
+    const answered = post(`${veroOrigin}/api/v2/users/track`, { auth_token: key, id: "u" });
+    const held = await waitUntil(async () => (await vero.inFlight(key)).now === 1);
+    expect(held).toBe(true);
+    expect((await answered).status).toBe(200);
+    expect(await vero.accepted(key)).toHaveLength(1);
+    expect(await vero.inFlight(key)).toEqual({ now: 0, max: 1 });
+  });
+
+  it("records the most calls of a tenant in flight at once, apart from other tenants, until its calls are cleared", async () => {
+    const [busy, idle] = await Promise.all([vero.tenant(), vero.tenant()]);
+    await vero.fail(busy, { delayMs: 300 });
+    const calls = Array.from({ length: 4 }, (_, i) =>
+      post(`${veroOrigin}/api/v2/users/track`, { auth_token: busy, id: `u-${i}` }),
+    );
+    expect(await waitUntil(async () => (await vero.inFlight(busy)).now === 4)).toBe(true);
+    await Promise.all(calls);
+    await post(`${veroOrigin}/api/v2/users/track`, { auth_token: busy, id: "after" });
+    expect(await vero.inFlight(busy)).toEqual({ now: 0, max: 4 });
+    expect(await vero.inFlight(idle)).toEqual({ now: 0, max: 0 });
+    await vero.clear(busy);
+    expect(await vero.inFlight(busy)).toEqual({ now: 0, max: 0 });
   });
 
   it("records calls with unknown credentials apart from every tenant", async () => {

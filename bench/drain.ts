@@ -1,0 +1,154 @@
+/**
+ * The outbound drain point: how fast the bridge, under `wrangler dev` with
+ * `wrangler.toml` as it is, carries a backlog of many users' events to a Vero
+ * that answers every call after a realistic round trip, and whether each
+ * user's events arrive once and in order. Each point gets a bridge of its own
+ * (fresh queues and ledger) and a Vero tenant of its own.
+ */
+import { type RunningBridge, startBridge } from "../dev/bridge.ts";
+import { DEV_SECRETS, devBindings } from "../dev/dev-settings.ts";
+import { StandInClient } from "../dev/stand-ins/client.ts";
+import { startSegmentStandIn } from "../dev/stand-ins/segment.ts";
+import { startVeroStandIn } from "../dev/stand-ins/vero.ts";
+import { awaitEvents, type DeliveryCheck } from "../dev/stand-ins/vero-events.ts";
+import { round } from "./lib/stats.ts";
+import { sendUserEvents, userIds } from "./lib/user-events.ts";
+import { deliveryWork } from "./lib/worker-log.ts";
+
+export interface DrainOptions {
+  users: number[];
+  eventsPerUser: number;
+  /** How long the Vero stand-in holds every answer back: the round trip to Vero's API. */
+  veroDelayMs: number;
+  /** A point not drained by then is cut, and its figures are over what arrived. */
+  timeoutMs: number;
+  log: (line: string) => void;
+}
+
+export interface DrainPoint {
+  users: number;
+  eventsPerUser: number;
+  veroDelayMs: number;
+  /** `/v1/batch` requests sent, one round after another. */
+  requests: number;
+  /** First send to the last acknowledgement. */
+  sendMs: number;
+  /** First send to the last Vero call that delivered an event. */
+  drainMs: number;
+  /** Events Vero accepted over drainMs. */
+  eventsPerSecond: number;
+  /** users / Vero round trip: each user's events go one at a time, so no bridge can drain faster. */
+  serialLimit: number;
+  ratioToLimit: number;
+  /** The most Vero calls the stand-in held open at once. */
+  maxInFlight: number;
+  /** Every call the Vero stand-in received. */
+  veroCalls: number;
+  check: DeliveryCheck;
+  /** Whether every event arrived before the timeout. */
+  complete: boolean;
+  /** Summed over the Worker's log lines that report them (see bench/lib/worker-log.ts). */
+  d1Statements: number;
+  doRequests: number;
+  /** Log lines that reported D1 statements, and Durable Object requests. */
+  d1Lines: number;
+  doLines: number;
+  d1PerEvent: number;
+  doPerEvent: number;
+}
+
+export interface Drain {
+  options: Omit<DrainOptions, "log">;
+  points: DrainPoint[];
+}
+
+export async function measureDrain(options: DrainOptions): Promise<Drain> {
+  const segment = await startSegmentStandIn();
+  const vero = await startVeroStandIn();
+  const segmentClient = new StandInClient(segment.url);
+  const veroClient = new StandInClient(vero.url);
+  const points: DrainPoint[] = [];
+  try {
+    for (const users of options.users) {
+      const run = `drain-${users}-${Date.now().toString(36)}`;
+      const [writeKey, veroToken] = await Promise.all([segmentClient.tenant(), veroClient.tenant()]);
+      await veroClient.fail(veroToken, { delayMs: options.veroDelayMs });
+      const work = { d1Statements: 0, doRequests: 0, d1Lines: 0, doLines: 0 };
+      let bridge: RunningBridge | undefined;
+      try {
+        bridge = await startBridge({
+          vars: { ...devBindings(segment.url, vero.url), SEGMENT_WRITE_KEY: writeKey, VERO_AUTH_TOKEN: veroToken },
+          stdio: "pipe",
+          onLine: (line) => {
+            const reported = deliveryWork(line);
+            if (reported?.d1Statements !== undefined) {
+              work.d1Statements += reported.d1Statements;
+              work.d1Lines++;
+            }
+            if (reported?.doRequests !== undefined) {
+              work.doRequests += reported.doRequests;
+              work.doLines++;
+            }
+          },
+        });
+        const ids = userIds(run, users);
+        const expected = users * options.eventsPerUser;
+        const firstSend = Date.now();
+        const requests = await sendUserEvents(bridge.url, DEV_SECRETS.SEGMENT_SHARED_SECRET, {
+          users: ids,
+          eventsPerUser: options.eventsPerUser,
+          run,
+        });
+        const sendMs = Date.now() - firstSend;
+        options.log(`  drain ${users} users: ${expected} events sent in ${requests} requests, ${sendMs} ms`);
+
+        // Polled once a second: the figures come from the stand-in's own timestamps, not from the polling.
+        // The quiet 3 s is longer than the queue consumer's batch timeout.
+        const { calls, check, complete } = await awaitEvents(
+          veroClient,
+          veroToken,
+          { users: ids, perUser: options.eventsPerUser },
+          { timeoutMs: options.timeoutMs - (Date.now() - firstSend) },
+        );
+        const inFlight = await veroClient.inFlight(veroToken);
+        const delivering = calls.filter((call) => call.status === 200 && call.path.endsWith("/events/track"));
+        const lastCall = delivering.length > 0 ? Math.max(...delivering.map((call) => call.at)) : Date.now();
+        const drainMs = Math.max(1, lastCall - firstSend);
+        await bridge.stop();
+        bridge = undefined;
+        const eventsPerSecond = check.delivered / (drainMs / 1000);
+        const serialLimit = users / (options.veroDelayMs / 1000);
+        const point: DrainPoint = {
+          users,
+          eventsPerUser: options.eventsPerUser,
+          veroDelayMs: options.veroDelayMs,
+          requests,
+          sendMs,
+          drainMs,
+          eventsPerSecond: round(eventsPerSecond, 1),
+          serialLimit: round(serialLimit, 1),
+          ratioToLimit: round(eventsPerSecond / serialLimit, 3),
+          maxInFlight: inFlight.max,
+          veroCalls: calls.length,
+          check,
+          complete,
+          ...work,
+          d1PerEvent: round(work.d1Statements / Math.max(1, check.delivered), 3),
+          doPerEvent: round(work.doRequests / Math.max(1, check.delivered), 3),
+        };
+        points.push(point);
+        options.log(`  drain ${describeDrainPoint(point)}`);
+      } finally {
+        await bridge?.stop();
+      }
+    }
+  } finally {
+    await Promise.all([segment.close(), vero.close()]);
+  }
+  const { log: _log, ...rest } = options;
+  return { options: rest, points };
+}
+
+export function describeDrainPoint(p: DrainPoint): string {
+  return `${p.users} users x ${p.eventsPerUser}: ${p.eventsPerSecond} events/s (${p.ratioToLimit} of ${p.serialLimit}), ${p.maxInFlight} Vero calls in flight at most, ${p.check.delivered}/${p.check.expected} delivered${p.complete ? "" : " (CUT at the timeout)"}, ${p.check.duplicates} twice, ${p.check.outOfOrder} out of order for ${p.check.usersOutOfOrder} users, ${p.d1PerEvent} D1 statements and ${p.doPerEvent} DO requests per event`;
+}

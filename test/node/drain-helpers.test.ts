@@ -1,0 +1,110 @@
+/** The outbound drain's pure pieces: what is sent, how a Vero record is checked, what a log line reports. */
+import { describe, expect, it } from "vitest";
+import { roundBodies, userEvent, userIds } from "../../bench/lib/user-events.ts";
+import { deliveryWork } from "../../bench/lib/worker-log.ts";
+import type { RecordedCall } from "../../dev/stand-ins/client.ts";
+import { SEGMENT_MAX_BATCH_BYTES } from "../../dev/stand-ins/segment.ts";
+import { acceptedEvents, checkDelivery } from "../../dev/stand-ins/vero-events.ts";
+
+const call = (status: number, path: string, body: unknown): RecordedCall => ({
+  service: "vero",
+  method: "POST",
+  path,
+  status,
+  body,
+  response: {},
+  at: 0,
+});
+const event = (user: string, seq: number) => ({ identity: { id: user }, event_name: "e", data: { seq } });
+
+describe("acceptedEvents", () => {
+  it("keeps the events/track calls Vero accepted, in the order recorded, with their user and seq", () => {
+    const calls = [
+      call(200, "/api/v2/events/track", event("a", 0)),
+      call(500, "/api/v2/events/track", event("a", 1)),
+      call(200, "/api/v2/users/track", { id: "a", data: { seq: 9 } }),
+      call(200, "/api/v2/events/track", event("b", 0)),
+      call(200, "/api/v2/events/track", event("a", 1)),
+    ];
+    expect(acceptedEvents(calls)).toEqual([
+      { user: "a", seq: 0 },
+      { user: "b", seq: 0 },
+      { user: "a", seq: 1 },
+    ]);
+  });
+});
+
+describe("checkDelivery", () => {
+  const seqs = (user: string, list: number[]) => list.map((seq) => ({ user, seq }));
+
+  it("finds nothing wrong when every user's events arrived once, in order, interleaved with others'", () => {
+    const events = [...seqs("a", [0]), ...seqs("b", [0, 1]), ...seqs("a", [1, 2]), ...seqs("b", [2])];
+    expect(checkDelivery(events, ["a", "b"], 3)).toEqual({
+      expected: 6,
+      delivered: 6,
+      missing: 0,
+      duplicates: 0,
+      unexpected: 0,
+      outOfOrder: 0,
+      usersOutOfOrder: 0,
+    });
+  });
+
+  it("counts an event that arrived after a later one of its user as out of order, and its user once", () => {
+    const check = checkDelivery([...seqs("a", [1, 0, 3, 2]), ...seqs("b", [0, 1, 2, 3])], ["a", "b"], 4);
+    expect(check).toMatchObject({ delivered: 8, outOfOrder: 2, usersOutOfOrder: 1 });
+  });
+
+  it("counts repeats, missing and unexpected events apart, and judges order on first arrivals", () => {
+    const events = [...seqs("a", [0, 1, 0, 1]), ...seqs("z", [0]), ...seqs("b", [5])];
+    expect(checkDelivery(events, ["a", "b"], 2)).toMatchObject({
+      delivered: 2,
+      missing: 2,
+      duplicates: 2,
+      unexpected: 2,
+      outOfOrder: 0,
+    });
+  });
+});
+
+describe("user events", () => {
+  it("puts one event of every user in a round, in user order, each numbered by the round", () => {
+    const users = userIds("r", 3);
+    const bodies = roundBodies({ users, eventsPerUser: 2, run: "r" }, 1);
+    expect(bodies).toHaveLength(1);
+    const batch = (JSON.parse(bodies[0] as string) as { batch: Record<string, unknown>[] }).batch;
+    expect(batch).toEqual(users.map((user) => userEvent("r", user, 1)));
+    expect(batch.map((e) => e.properties)).toEqual([{ seq: 1 }, { seq: 1 }, { seq: 1 }]);
+  });
+
+  it("splits a round over requests that each stay within Segment's 500 KB, losing no user", () => {
+    const users = userIds(`r-${"x".repeat(2000)}`, 200);
+    const bodies = roundBodies({ users, eventsPerUser: 1, run: "r" }, 0);
+    expect(bodies.length).toBeGreaterThan(1);
+    for (const body of bodies) expect(Buffer.byteLength(body)).toBeLessThanOrEqual(SEGMENT_MAX_BATCH_BYTES);
+    const sent = bodies.flatMap((body) => (JSON.parse(body) as { batch: { userId: string }[] }).batch);
+    expect(sent.map((e) => e.userId)).toEqual(users);
+  });
+});
+
+describe("deliveryWork", () => {
+  it("reads d1Statements and doRequests from a Worker log line, wherever wrangler puts it", () => {
+    const line = JSON.stringify({ level: "info", msg: "mailbox drained", d1Statements: 1, doRequests: 3 });
+    expect(deliveryWork(line)).toEqual({ d1Statements: 1, doRequests: 3 });
+    expect(deliveryWork(`[wrangler:info] ${line}`)).toEqual({ d1Statements: 1, doRequests: 3 });
+  });
+
+  it("counts the queue consumer's ledgerQueries as D1 statements when d1Statements is absent, and only then", () => {
+    expect(deliveryWork(JSON.stringify({ msg: "vero batch", ledgerQueries: 2 }))).toEqual({
+      d1Statements: 2,
+      doRequests: undefined,
+    });
+    expect(deliveryWork(JSON.stringify({ msg: "x", ledgerQueries: 2, d1Statements: 5 }))?.d1Statements).toBe(5);
+  });
+
+  it("ignores lines that report neither, or do not parse", () => {
+    expect(deliveryWork(JSON.stringify({ msg: "outbound request", events: 3 }))).toBeUndefined();
+    expect(deliveryWork('{"msg":"vero batch","ledgerQueries":')).toBeUndefined();
+    expect(deliveryWork('{"d1Statements":"2"}')).toBeUndefined();
+  });
+});
