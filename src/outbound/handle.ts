@@ -38,7 +38,7 @@ export async function handleSegmentRequest(
   const trackingApi = contract === "tracking-api";
   // Before the body is read: queue mode without the ledger (its dead letters) is a 503 naming the binding.
   const queue = queueFor(c.env, "VERO_QUEUE");
-  // Segment's API refuses the events past its batch limit one by one (trackingApiRefusal), not the request.
+  // Segment's API refuses the events past its batch limit one by one (pastBatchLimit), not the request.
   const body = parseSegmentBody(await c.req.text(), trackingApi ? Number.POSITIVE_INFINITY : MAX_BATCH_EVENTS);
   if (!body.ok) {
     log("info", "outbound request refused", { route, status: 400, error: body.error });
