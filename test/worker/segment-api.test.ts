@@ -116,6 +116,27 @@ describe("analytics-python 2.3: POST /v1/batch, writeKey in the body, no Authori
   });
 });
 
+describe("a shared secret under rotation", () => {
+  const OLD = "old-shared-secret-0123456789abcdef0123";
+  const NEW = "new-shared-secret-fedcba9876543210fedc";
+
+  it("accepts either value as writeKey, Basic user name (/v1/*) and Bearer token (/segment), and no third", async () => {
+    const { env, veroToken } = await isolatedEnv({ SEGMENT_SHARED_SECRET: `${OLD},${NEW}` });
+    for (const [index, secret] of [OLD, NEW].entries()) {
+      const withKey = JSON.stringify({ batch: [track(`rot-key-${index}`)], writeKey: secret });
+      await expectSegmentSuccess(await post(env, "/v1/batch", withKey));
+      const plain = JSON.stringify({ batch: [track(`rot-basic-${index}`)] });
+      await expectSegmentSuccess(await post(env, "/v1/import", plain, { authorization: basic(secret) }));
+      const array = JSON.stringify([track(`rot-bearer-${index}`)]);
+      const bearer = await post(env, "/segment", array, { authorization: `Bearer ${secret}` });
+      expect(bearer.status, await bearer.text()).toBe(200);
+    }
+    const third = JSON.stringify({ batch: [track("rot-third")], writeKey: "third-shared-secret-0123456789abcdef01" });
+    await expectJsonError(await post(env, "/v1/batch", third), 401);
+    expect(await vero.accepted(veroToken)).toHaveLength(6);
+  });
+});
+
 describe("analytics-ruby, Analytics.NET: POST /v1/import with Basic", () => {
   it("serves /v1/import as /v1/batch, answering exactly 200 { success: true }", async () => {
     const { env, veroToken } = await isolatedEnv();
