@@ -58,7 +58,7 @@ print(`  Dead letters (JSON):   ${bridge.url}/admin/dead-letters   (Authorizatio
 print(`  Hourly counters:       ${bridge.url}/admin/counters?since=<ISO time>   (same token)`);
 print("The ledger (local D1, migrations applied at start) skips Vero calls already made for a messageId.");
 print(
-  "Both directions are queued (wrangler.toml binds the queues): routes answer 202, delivery follows within seconds.",
+  "Both directions are queued (wrangler.toml binds the queues): /segment and /vero/webhook answer 202 (/v1/* 200, as Segment's API), delivery follows within seconds.",
 );
 print("Every call the stand-ins receive is printed below. Ctrl-C stops everything.\n");
 

@@ -89,6 +89,7 @@ export function SignInForm(props: { problem?: string }) {
 const DIRECTION_NAMES: Record<string, string> = {
   inbound: "Inbound (Vero → Segment)",
   outbound: "Outbound (Segment → Vero)",
+  firstEventSignatures: "Arrays on /segment signed over their first event only",
 };
 
 function StatusValue(props: { value: unknown }) {

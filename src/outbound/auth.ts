@@ -1,71 +1,105 @@
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
+import { basicAuth } from "hono/basic-auth";
+import { bearerAuth } from "hono/bearer-auth";
 import { unauthorized } from "../shared/errors.ts";
 import type { AppEnv } from "../shared/http.ts";
+import { exceedsDepth, isRecord } from "../shared/json.ts";
 import { hmacSha1Hex, matchesAnySecret } from "../shared/secrets.ts";
 
-/** The secret from `Authorization: Basic base64(secret + ":")`, as Segment's SDKs send their write key. */
-function basicUsername(header: string | undefined): string | undefined {
-  const match = header?.match(/^Basic\s+([A-Za-z0-9+/=_-]+)\s*$/i);
-  if (!match?.[1]) return undefined;
-  let decoded: string;
-  try {
-    decoded = atob(match[1]);
-  } catch {
-    return undefined;
-  }
-  const colon = decoded.indexOf(":");
-  return colon === -1 ? decoded : decoded.slice(0, colon);
-}
+const secretsOf = (c: Context<AppEnv>) => c.get("outbound").sharedSecrets;
 
-async function basicMatches(header: string | undefined, secrets: readonly string[]): Promise<boolean> {
-  const username = basicUsername(header);
-  return username !== undefined && username.length > 0 && (await matchesAnySecret(username, secrets));
-}
+/** Hono calls these to word a refusal; throwing sends it down the one error path (`renderError`). */
+const refuse = (message: string) => (): never => {
+  throw unauthorized(message);
+};
+
+/** `Authorization: Basic base64(secret + ":")`, as Segment's libraries send their write key. */
+const basicSecret = basicAuth({
+  verifyUser: (username, _password, c) => matchesAnySecret(username, secretsOf(c as Context<AppEnv>)),
+  invalidUserMessage: refuse("wrong Basic credentials (the user name must be SEGMENT_SHARED_SECRET)"),
+});
+
+/** `Authorization: Bearer <secret>`, a header the user adds to a Webhooks (Actions) mapping. */
+const bearerSecret = bearerAuth<AppEnv>({
+  verifyToken: (token, c) => matchesAnySecret(token, secretsOf(c)),
+  noAuthenticationHeader: { message: refuse("missing Authorization header") },
+  invalidAuthenticationHeader: { message: refuse("malformed Bearer credentials") },
+  invalidToken: { message: refuse("wrong Bearer token (it must be SEGMENT_SHARED_SECRET)") },
+});
+
+/** Basic or Bearer, whichever scheme the header names. */
+const authorizationSecret: MiddlewareHandler<AppEnv> = (c, next) =>
+  /^\s*bearer\s/i.test(c.req.header("Authorization") ?? "") ? bearerSecret(c, next) : basicSecret(c, next);
+
+const signedWith = async (signature: string, data: string, secrets: readonly string[]) =>
+  matchesAnySecret(
+    signature.trim().toLowerCase(),
+    secrets.map((secret) => hmacSha1Hex(secret, data)),
+  );
 
 /**
- * What Segment signs: the raw body, except that Actions batches (a JSON
- * array) are signed over `JSON.stringify(body[0])`. The array is only parsed
- * when the raw signature has already failed.
+ * Segment signs an Actions batch over `JSON.stringify(body[0])`, which
+ * vouches for nothing after the first event. The first event is measured
+ * before it is re-serialised: the body limit bounds its size, and a nesting
+ * deeper than any event has is refused here rather than left to the stack.
  */
-async function signatureMatches(signature: string, rawBody: string, secrets: readonly string[]): Promise<boolean> {
-  const presented = signature.trim().toLowerCase();
-  const overRaw = secrets.map((secret) => hmacSha1Hex(secret, rawBody));
-  if (await matchesAnySecret(presented, overRaw)) return true;
-  if (!rawBody.trimStart().startsWith("[")) return false;
+async function firstEventSigned(signature: string, raw: string, secrets: readonly string[]): Promise<boolean> {
   let first: unknown;
   try {
-    first = (JSON.parse(rawBody) as unknown[])[0];
+    first = (JSON.parse(raw) as unknown[])[0];
   } catch {
     return false;
   }
-  if (first === undefined) return false;
-  const overFirst = secrets.map((secret) => hmacSha1Hex(secret, JSON.stringify(first)));
-  return matchesAnySecret(presented, overFirst);
+  if (!isRecord(first) || exceedsDepth(first)) return false;
+  return signedWith(signature, JSON.stringify(first), secrets);
 }
 
-/** `POST /segment`: Segment's Webhooks destination signs with `X-Signature`, or uses Basic. */
+/**
+ * `POST /segment`: `Authorization` (Basic or Bearer with the shared secret)
+ * authenticates any body. Without it, `X-Signature` over the raw body; for a
+ * JSON array, a signature over its first event only when
+ * SEGMENT_ACCEPT_FIRST_EVENT_SIGNATURE says so.
+ */
 export const segmentWebhookAuth: MiddlewareHandler<AppEnv> = async (c, next) => {
-  const secrets = c.get("outbound").sharedSecrets;
+  if (c.req.header("Authorization")) return authorizationSecret(c, next);
   const signature = c.req.header("X-Signature");
-  const authorization = c.req.header("Authorization");
-  if (signature) {
-    if (!(await signatureMatches(signature, await c.req.text(), secrets))) {
-      throw unauthorized("X-Signature does not match the body signed with SEGMENT_SHARED_SECRET");
-    }
-  } else if (authorization) {
-    if (!(await basicMatches(authorization, secrets))) throw unauthorized("wrong Basic credentials");
-  } else {
-    throw unauthorized("missing X-Signature or Authorization: Basic header");
-  }
-  await next();
+  if (!signature) throw unauthorized("missing Authorization (Basic or Bearer) or X-Signature header");
+  const raw = await c.req.text();
+  const secrets = secretsOf(c);
+  if (await signedWith(signature, raw, secrets)) return next();
+  if (!raw.trimStart().startsWith("["))
+    throw unauthorized("X-Signature does not match the body signed with SEGMENT_SHARED_SECRET");
+  if (!c.get("outbound").acceptFirstEventSignature)
+    throw unauthorized(
+      "a JSON array needs Authorization (Basic or Bearer with SEGMENT_SHARED_SECRET): an X-Signature over its first event covers nothing after it, and SEGMENT_ACCEPT_FIRST_EVENT_SIGNATURE is off",
+    );
+  if (await firstEventSigned(signature, raw, secrets)) return next();
+  throw unauthorized("X-Signature matches neither the body nor its first event signed with SEGMENT_SHARED_SECRET");
 };
 
-/** `POST /v1/*`: Segment's SDKs send the write key (here the shared secret) as Basic. */
-export const segmentBasicAuth: MiddlewareHandler<AppEnv> = async (c, next) => {
-  const authorization = c.req.header("Authorization");
-  if (!authorization)
-    throw unauthorized("missing Authorization: Basic header (the SDK's writeKey is SEGMENT_SHARED_SECRET)");
-  if (!(await basicMatches(authorization, c.get("outbound").sharedSecrets)))
-    throw unauthorized("wrong Basic credentials");
+/**
+ * `POST /v1/*`, first step: a write key in `Authorization: Basic` is checked
+ * before the body is read. Without the header the key must be in the body
+ * (`segmentApiKeyInBody`, after the size limit).
+ */
+export const segmentApiKeyInHeader: MiddlewareHandler<AppEnv> = async (c, next) =>
+  c.req.header("Authorization") ? basicSecret(c, next) : next();
+
+/** `POST /v1/*`, second step: `writeKey` in the JSON body, as analytics-python sends it. */
+export const segmentApiKeyInBody: MiddlewareHandler<AppEnv> = async (c, next) => {
+  if (c.req.header("Authorization")) return next();
+  let writeKey: unknown;
+  try {
+    const body: unknown = JSON.parse(await c.req.text());
+    writeKey = isRecord(body) ? body.writeKey : undefined;
+  } catch {
+    writeKey = undefined;
+  }
+  if (typeof writeKey !== "string")
+    throw unauthorized(
+      "missing Authorization: Basic header or writeKey in the body (the library's write key is SEGMENT_SHARED_SECRET)",
+    );
+  if (!(await matchesAnySecret(writeKey, secretsOf(c))))
+    throw unauthorized("wrong writeKey (it must be SEGMENT_SHARED_SECRET)");
   await next();
 };

@@ -10,11 +10,13 @@ import { BridgeError, badRequest, type DeliveryError } from "../shared/errors.ts
 import type { AppContext } from "../shared/http.ts";
 import { describeError, log, logSampled } from "../shared/log.ts";
 import { CallLedger, callName } from "./calls.ts";
+import { type Contract, oversizedEvent, pastBatchLimit } from "./contract.ts";
 import { enqueueJobs } from "./enqueue.ts";
 import { orderingKey } from "./job.ts";
 import { mapSegmentEvent } from "./map.ts";
 import { type EventOutcome, type EventResult, eventName, type Job } from "./result.ts";
 import {
+  MAX_BATCH_EVENTS,
   messageIdOf,
   parseSegmentBody,
   parseSegmentEvent,
@@ -26,12 +28,18 @@ import { refuseOverInlineCap } from "./vero.ts";
 // Enough to find a request's events in the logs without writing out a whole batch.
 const LOGGED_MESSAGE_IDS = 50;
 
-export async function handleSegmentRequest(c: AppContext, impliedType?: SegmentEventType): Promise<Response> {
+export async function handleSegmentRequest(
+  c: AppContext,
+  contract: Contract,
+  impliedType?: SegmentEventType,
+): Promise<Response> {
   const started = Date.now();
   const route = c.req.path;
+  const trackingApi = contract === "tracking-api";
   // Before the body is read: queue mode without the ledger (its dead letters) is a 503 naming the binding.
   const queue = queueFor(c.env, "VERO_QUEUE");
-  const body = parseSegmentBody(await c.req.text());
+  // Segment's API refuses the events past its batch limit one by one (pastBatchLimit), not the request.
+  const body = parseSegmentBody(await c.req.text(), trackingApi ? Number.POSITIVE_INFINITY : MAX_BATCH_EVENTS);
   if (!body.ok) {
     log("info", "outbound request refused", { route, status: 400, error: body.error });
     throw badRequest(body.error);
@@ -41,8 +49,13 @@ export async function handleSegmentRequest(c: AppContext, impliedType?: SegmentE
   const jobs: Job[] = body.events.map((input, index) => {
     const result: EventResult = { messageId: messageIdOf(input), index, outcome: "invalid" };
     const fallbackUser = `#${index}`;
+    const pastLimit = trackingApi ? pastBatchLimit(index) : undefined;
+    if (pastLimit) return { result: { ...result, error: pastLimit }, requests: [], user: fallbackUser };
     const parsed = parseSegmentEvent(input, impliedType);
     if (!parsed.ok) return { result: { ...result, error: parsed.error }, requests: [], user: fallbackUser };
+    // Measured only now: parsing has checked the depth that re-serialising it needs.
+    const tooLarge = trackingApi ? oversizedEvent(input) : undefined;
+    if (tooLarge) return { result: { ...result, error: tooLarge }, requests: [], user: fallbackUser };
     const mapped = mapSegmentEvent(parsed.event, { receivedAt });
     const user = orderingKey(parsed.event, fallbackUser);
     if (mapped.outcome === "invalid") return { result: { ...result, error: mapped.error }, requests: [], user };
@@ -69,16 +82,11 @@ export async function handleSegmentRequest(c: AppContext, impliedType?: SegmentE
   const results = jobs.map((job) => job.result);
   const count = (outcome: EventOutcome) => results.filter((result) => result.outcome === outcome).length;
   const failed = results.filter((result) => result.outcome === "failed");
-  const status = failed.some((result) => result.retryable)
-    ? 503
-    : failed.length > 0 || count("invalid") === results.length
-      ? 400
-      : count("queued") > 0
-        ? 202
-        : 200;
+  const status = answerStatus(contract, results);
 
   const messageIds = results.map(eventName);
   const ok = status === 200 || status === 202;
+  const refusals = count("invalid") + failed.length;
   const line = {
     route,
     status,
@@ -94,7 +102,8 @@ export async function handleSegmentRequest(c: AppContext, impliedType?: SegmentE
     errors: results.flatMap((result) => (result.error ? [result.error] : [])).slice(0, 5),
     durationMs: Date.now() - started,
   };
-  if (ok)
+  // A refused event is logged always, also when its request is accepted.
+  if (ok && refusals === 0)
     logSampled(
       results.map((result) => result.messageId),
       "outbound request",
@@ -102,6 +111,7 @@ export async function handleSegmentRequest(c: AppContext, impliedType?: SegmentE
     );
   else log("warn", "outbound request", line);
 
+  if (ok && trackingApi) return c.json({ success: true as const, ok: true as const, results }, 200);
   if (ok) return c.json({ ok: true as const, results }, status);
   const details = { results };
   if (status === 503 && queue) throw enqueueFailed(firstError(failed, true), details);
@@ -176,6 +186,21 @@ async function openLedger(c: AppContext, jobs: Job[]): Promise<CallLedger> {
       },
     );
   }
+}
+
+/**
+ * The answer's status, from the events' outcomes: 503 when a retry may
+ * deliver what failed. Otherwise Segment's API answers 200 whatever it
+ * refused (its libraries retry anything else), and the webhook route 400
+ * when it delivered nothing (Segment drops the request), 202 when it
+ * queued, else 200.
+ */
+function answerStatus(contract: Contract, results: EventResult[]): 200 | 202 | 400 | 503 {
+  const failed = results.filter((result) => result.outcome === "failed");
+  if (failed.some((result) => result.retryable)) return 503;
+  if (contract === "tracking-api") return 200;
+  if (failed.length > 0 || results.every((result) => result.outcome === "invalid")) return 400;
+  return results.some((result) => result.outcome === "queued") ? 202 : 200;
 }
 
 /** What a refused event is counted under: its type, or "(unknown)" when it has none the bridge knows. */

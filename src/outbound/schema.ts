@@ -9,8 +9,8 @@ import * as z from "zod/mini";
 import { exceedsDepth, isRecord, MAX_JSON_DEPTH } from "../shared/json.ts";
 import { describeIssues } from "../shared/zod.ts";
 
-/** Segment's own limit for one `/v1/batch` request. */
-export const MAX_BATCH_EVENTS = 2500;
+/** The most events one request may hold: the largest batch Webhooks (Actions) sends. */
+export const MAX_BATCH_EVENTS = 4000;
 
 export const SEGMENT_EVENT_TYPES = ["identify", "track", "page", "screen", "group", "alias", "delete"] as const;
 export type SegmentEventType = (typeof SEGMENT_EVENT_TYPES)[number];
@@ -177,7 +177,7 @@ export type SegmentBody = { ok: true; events: unknown[] } | { ok: false; error: 
  * (Actions) batching). A batch's top-level `context` and `integrations`
  * apply to every event that does not set them, as in Segment's HTTP API.
  */
-export function parseSegmentBody(raw: string): SegmentBody {
+export function parseSegmentBody(raw: string, maxEvents: number = MAX_BATCH_EVENTS): SegmentBody {
   let json: unknown;
   try {
     json = JSON.parse(raw);
@@ -197,8 +197,8 @@ export function parseSegmentBody(raw: string): SegmentBody {
     return { ok: false, error: "the body must be an event, { batch: [...] } or an array of events" };
   }
   if (events.length === 0) return { ok: false, error: "the request holds no events" };
-  if (events.length > MAX_BATCH_EVENTS)
-    return { ok: false, error: `the request holds ${events.length} events; at most ${MAX_BATCH_EVENTS} per batch` };
+  if (events.length > maxEvents)
+    return { ok: false, error: `the request holds ${events.length} events; at most ${maxEvents} per batch` };
   return { ok: true, events };
 }
 

@@ -32,6 +32,8 @@ interface Undeclared {
   QUEUE_RETENTION_HOURS: string;
   /** Var: inline mode's most Vero calls per request (default 50, the Workers Free plan's subrequests). */
   INLINE_MAX_VERO_CALLS: string;
+  /** Var: "true" lets a JSON array on /segment go by an X-Signature over its first event alone (default "false"). */
+  SEGMENT_ACCEPT_FIRST_EVENT_SIGNATURE: string;
   /** Var or secret: the share of messageIds whose success lines are logged, 0 to 1 (default 0.01). */
   LOG_SAMPLE_RATE: string;
 }

@@ -14,6 +14,11 @@ export function healthOf(env: Env) {
     consumers: { segment: settings.consumers.segment.ready, vero: settings.consumers.vero.ready },
     // Whether re-sent events are recognised (the LEDGER binding): without it Vero may receive them twice.
     dedup: env.LEDGER !== undefined,
+    // SEGMENT_ACCEPT_FIRST_EVENT_SIGNATURE: whether /segment takes an array signed over its first event alone.
+    firstEventSignatures:
+      settings.outbound.ready && settings.outbound.settings.acceptFirstEventSignature
+        ? ("accepted (weaker)" as const)
+        : ("refused" as const),
   };
 }
 

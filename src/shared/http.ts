@@ -22,8 +22,16 @@ export type AppContext = Context<AppEnv>;
 /** Vero and Segment both send far less; anything larger is a mistake or an attack. */
 export const MAX_BODY_BYTES = 1024 * 1024;
 
-const tooLarge = () =>
-  new BridgeError(413, "payload_too_large", `request body is over ${MAX_BODY_BYTES} bytes (1 MiB)`);
+/** A route's limit on its body: the most bytes it reads, and what it answers past them. */
+export interface BodyLimit {
+  maxBytes: number;
+  tooLarge: () => BridgeError;
+}
+
+const DEFAULT_LIMIT: BodyLimit = {
+  maxBytes: MAX_BODY_BYTES,
+  tooLarge: () => new BridgeError(413, "payload_too_large", `request body is over ${MAX_BODY_BYTES} bytes (1 MiB)`),
+};
 
 type Compression = "gzip" | "deflate";
 
@@ -47,18 +55,22 @@ function decoders(header: string | undefined): Compression[] {
 }
 
 /**
- * Decodes a compressed body into memory, at most MAX_BODY_BYTES of it as
+ * Decodes a compressed body into memory, at most `maxBytes` of it as
  * sent and as decoded: reading stops at the first byte over either, so a small
  * compressed bomb is never inflated in full.
  */
-async function readLimited(body: ReadableStream<Uint8Array>, formats: Compression[]): Promise<Uint8Array> {
+async function readLimited(
+  body: ReadableStream<Uint8Array>,
+  formats: Compression[],
+  { maxBytes, tooLarge }: BodyLimit,
+): Promise<Uint8Array> {
   let over = false;
   const capped = () => {
     let size = 0;
     return new TransformStream<Uint8Array, Uint8Array>({
       transform(chunk, controller) {
         size += chunk.byteLength;
-        if (size <= MAX_BODY_BYTES) return controller.enqueue(chunk);
+        if (size <= maxBytes) return controller.enqueue(chunk);
         over = true;
         controller.error(tooLarge());
       },
@@ -77,20 +89,20 @@ async function readLimited(body: ReadableStream<Uint8Array>, formats: Compressio
   }
 }
 
-/** Hono's own limit: a declared Content-Length is checked without touching the body, which then flows as sent. */
-const limitPlain = bodyLimit({ maxSize: MAX_BODY_BYTES, onError: () => Promise.reject(tooLarge()) });
-
 /**
  * The size limit, and on the routes Segment's SDKs call, `Content-Encoding:
  * gzip` or `deflate` undone first: the limit counts the decoded bytes. The
  * handler then reads a plain body.
  */
-function bodyReader({ decode }: { decode: boolean }): MiddlewareHandler<AppEnv> {
+export function bodyReader({ decode, limit }: { decode: boolean; limit?: BodyLimit }): MiddlewareHandler<AppEnv> {
+  const { maxBytes, tooLarge } = limit ?? DEFAULT_LIMIT;
+  // Hono's own limit: a declared Content-Length is checked without touching the body, which then flows as sent.
+  const limitPlain = bodyLimit({ maxSize: maxBytes, onError: () => Promise.reject(tooLarge()) });
   return async (c, next) => {
     const formats = decode ? decoders(c.req.header("Content-Encoding")) : [];
     const raw = c.req.raw;
     if (formats.length === 0 || !raw.body) return limitPlain(c, next);
-    const bytes = await readLimited(raw.body, formats);
+    const bytes = await readLimited(raw.body, formats, { maxBytes, tooLarge });
     const headers = new Headers(raw.headers);
     headers.delete("Content-Encoding");
     headers.set("Content-Length", String(bytes.byteLength));
@@ -101,9 +113,6 @@ function bodyReader({ decode }: { decode: boolean }): MiddlewareHandler<AppEnv> 
 
 /** The size limit on bodies taken as sent. */
 export const limitBody = bodyReader({ decode: false });
-
-/** The size limit after undoing gzip or deflate, as Segment's HTTP API accepts from SDKs. */
-export const limitDecodedBody = bodyReader({ decode: true });
 
 /**
  * Puts a direction's parsed settings on the context, or answers 503 naming
@@ -130,9 +139,12 @@ export function notConfigured(
   });
 }
 
+/** `code` and `message` also at the top, where Segment's libraries read an error (analytics-python). */
 export function errorBody(status: number, code: string, message: string, details?: unknown) {
   return {
     ok: false as const,
+    code,
+    message,
     error: details === undefined ? { status, code, message } : { status, code, message, details },
   };
 }

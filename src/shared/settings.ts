@@ -39,6 +39,8 @@ export interface OutboundSettings extends VeroTarget {
   sharedSecrets: readonly string[];
   /** Inline mode: the most Vero calls one request may need (each is a subrequest). */
   inlineMaxVeroCalls: number;
+  /** Whether a JSON array on `/segment` may go by an X-Signature over its first event alone (weaker). */
+  acceptFirstEventSignature: boolean;
 }
 
 /** A direction is either ready to use or says which settings to fix. */
@@ -105,6 +107,9 @@ const callCap = z.pipe(
   z.int().check(z.minimum(1, "must be a whole number of at least 1"), z.maximum(10_000, "must be at most 10000")),
 );
 
+// Off unless set: such a signature authenticates the first event of an array and nothing after it.
+const offByDefault = z._default(z.stringbool({ error: 'must be "true" or "false"' }), false);
+
 const segmentSchema = z.object(segmentShape);
 const veroSchema = z.object(veroShape);
 const inboundSchema = z.object({ ...segmentShape, VERO_WEBHOOK_TOKEN: secretList });
@@ -112,6 +117,7 @@ const outboundSchema = z.object({
   ...veroShape,
   SEGMENT_SHARED_SECRET: secretList,
   INLINE_MAX_VERO_CALLS: z._default(callCap, DEFAULT_INLINE_MAX_VERO_CALLS),
+  SEGMENT_ACCEPT_FIRST_EVENT_SIGNATURE: offByDefault,
 });
 
 const adminSchema = z.object({
@@ -224,6 +230,7 @@ export function parseSettings(env: Env): Settings {
         ...veroTarget(s),
         sharedSecrets: s.SEGMENT_SHARED_SECRET,
         inlineMaxVeroCalls: s.INLINE_MAX_VERO_CALLS,
+        acceptFirstEventSignature: s.SEGMENT_ACCEPT_FIRST_EVENT_SIGNATURE,
       }),
       noVeroCredential,
     ),

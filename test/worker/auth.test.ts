@@ -1,5 +1,8 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
+import type { Env } from "../../src/shared/env.ts";
+import { exceedsDepth } from "../../src/shared/json.ts";
 import { hmacSha1Hex } from "../../src/shared/secrets.ts";
+import { nestedText } from "./fuzz.ts";
 import { basic, callWorker, expectJsonError, isolatedEnv, segment, vero } from "./helpers.ts";
 
 const webhook = JSON.stringify({
@@ -78,7 +81,9 @@ describe("POST /segment", () => {
   it("returns 401 without a signature or Basic credentials, and sends nothing", async () => {
     const { env, writeKey, veroToken } = await isolatedEnv();
     const response = await callWorker(new Request("http://bridge/segment", { method: "POST", body: track }), env);
-    expect((await expectJsonError(response, 401)).error.message).toMatch(/missing X-Signature/);
+    expect((await expectJsonError(response, 401)).error.message).toMatch(
+      /missing Authorization \(Basic or Bearer\) or X-Signature/,
+    );
     await expectNothingSent(writeKey, veroToken);
   });
 
@@ -146,20 +151,109 @@ describe("POST /segment", () => {
     expect(await vero.accepted(veroToken)).toMatchObject([trackCall]);
   });
 
-  it("delivers an Actions batch signed over JSON.stringify(body[0])", async () => {
-    const { env, veroToken } = await isolatedEnv();
-    // JSON.stringify(events[0]) is `track` itself, so the known answer applies.
-    const events = [JSON.parse(track), { ...JSON.parse(track), messageId: "m-2" }];
-    const response = await callWorker(
-      new Request("http://bridge/segment", {
-        method: "POST",
-        body: JSON.stringify(events, null, 2),
-        headers: { "X-Signature": TRACK_SIGNATURE },
-      }),
-      env,
-    );
-    await expectDelivered(response);
-    expect(await vero.accepted(veroToken)).toMatchObject([trackCall, trackCall]);
+  describe("a JSON array (a Webhooks (Actions) batch)", () => {
+    // JSON.stringify(events[0]) is `track` itself, so the known answer is its first-event signature.
+    const events = [JSON.parse(track), { ...JSON.parse(track), messageId: "m-2", userId: "someone-else" }];
+    const signedFirstOnly = (env: Env, body = JSON.stringify(events, null, 2)) =>
+      callWorker(
+        new Request("http://bridge/segment", { method: "POST", body, headers: { "X-Signature": TRACK_SIGNATURE } }),
+        env,
+      );
+
+    it("refuses by default an array whose X-Signature covers only its first event (401), and sends nothing", async () => {
+      const { env, writeKey, veroToken } = await isolatedEnv();
+      const error = await expectJsonError(await signedFirstOnly(env), 401);
+      expect(error.message).toMatch(/SEGMENT_ACCEPT_FIRST_EVENT_SIGNATURE is off/);
+      await expectNothingSent(writeKey, veroToken);
+    });
+
+    it("delivers that array when SEGMENT_ACCEPT_FIRST_EVENT_SIGNATURE is true", async () => {
+      const { env, veroToken } = await isolatedEnv({ SEGMENT_ACCEPT_FIRST_EVENT_SIGNATURE: "true" });
+      await expectDelivered(await signedFirstOnly(env));
+      expect(await vero.accepted(veroToken)).toMatchObject([trackCall, trackCall]);
+    });
+
+    it("refuses, even with the setting on, a first-event signature whose first event is not the array's", async () => {
+      const { env, veroToken } = await isolatedEnv({ SEGMENT_ACCEPT_FIRST_EVENT_SIGNATURE: "true" });
+      await expectJsonError(await signedFirstOnly(env, JSON.stringify(events.toReversed())), 401);
+      expect(await vero.calls(veroToken)).toEqual([]);
+    });
+
+    it("delivers an array whose X-Signature covers the whole raw body, setting off", async () => {
+      const { env, veroToken } = await isolatedEnv();
+      const body = JSON.stringify(events);
+      const response = await callWorker(
+        new Request("http://bridge/segment", {
+          method: "POST",
+          body,
+          headers: { "X-Signature": await hmacSha1Hex(secret, body) },
+        }),
+        env,
+      );
+      await expectDelivered(response);
+      expect(await vero.accepted(veroToken)).toHaveLength(2);
+    });
+
+    for (const [scheme, header] of [
+      ["Basic", basic(secret)],
+      ["Bearer", `Bearer ${secret}`],
+    ] as const) {
+      it(`delivers an array authenticated by Authorization: ${scheme} with the shared secret`, async () => {
+        const { env, veroToken } = await isolatedEnv();
+        const response = await callWorker(
+          new Request("http://bridge/segment", {
+            method: "POST",
+            body: JSON.stringify(events),
+            headers: { Authorization: header },
+          }),
+          env,
+        );
+        await expectDelivered(response);
+        expect(await vero.accepted(veroToken)).toHaveLength(2);
+      });
+    }
+
+    it("refuses a wrong Bearer token with 401 and a JSON error naming the scheme", async () => {
+      const { env, veroToken } = await isolatedEnv();
+      const response = await callWorker(
+        new Request("http://bridge/segment", {
+          method: "POST",
+          body: JSON.stringify(events),
+          headers: { Authorization: "Bearer not-the-secret" },
+        }),
+        env,
+      );
+      expect((await expectJsonError(response, 401)).message).toMatch(/wrong Bearer token/);
+      expect(await vero.calls(veroToken)).toEqual([]);
+    });
+
+    it("refuses with 401, without re-serialising it, a wrongly signed array whose first event nests deeper than a stack can walk (Node's stack limit simulated)", async () => {
+      // JSON.stringify in Node throws RangeError from a depth of about 5,000; workerd's stack goes further.
+      // This double gives the Worker Node's limit, so re-serialising the first event would be a 500 here.
+      const realStringify = JSON.stringify;
+      const spy = vi.spyOn(JSON, "stringify").mockImplementation(((value: unknown, ...rest: unknown[]) => {
+        if (exceedsDepth(value, 5_000)) throw new RangeError("Maximum call stack size exceeded");
+        return (realStringify as (...args: unknown[]) => string)(value, ...rest);
+      }) as typeof JSON.stringify);
+      try {
+        const body = `[{"type":"track","userId":"u-1","event":"Deep","properties":{"deep":${nestedText(50_000)}}}]`;
+        for (const accepted of ["false", "true"]) {
+          const { env, veroToken } = await isolatedEnv({ SEGMENT_ACCEPT_FIRST_EVENT_SIGNATURE: accepted });
+          const response = await callWorker(
+            new Request("http://bridge/segment", {
+              method: "POST",
+              body,
+              headers: { "X-Signature": "0".repeat(40) },
+            }),
+            env,
+          );
+          await expectJsonError(response, 401);
+          expect(await vero.calls(veroToken)).toEqual([]);
+        }
+      } finally {
+        spy.mockRestore();
+      }
+    });
   });
 
   it("delivers with correct Basic credentials", async () => {

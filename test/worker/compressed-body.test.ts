@@ -1,5 +1,6 @@
 /** `/v1/*` bodies sent with `Content-Encoding`, as RudderStack's and Segment's Java SDKs send them. */
 import { describe, expect, it } from "vitest";
+import { TRACKING_API_LIMITS } from "../../src/outbound/contract.ts";
 import type { Env } from "../../src/shared/env.ts";
 import { MAX_BODY_BYTES } from "../../src/shared/http.ts";
 import { basic, callWorker, expectJsonError, isolatedEnv, vero } from "./helpers.ts";
@@ -95,18 +96,20 @@ describe("Content-Encoding on /v1/*", () => {
     expect(await vero.calls(veroToken)).toMatchObject([expectedCall(veroToken)]);
   });
 
-  it("answers 413 for 100 MB of zeros gzipped to 100 KB, naming the limit", async () => {
+  it("answers Segment's 400 for 100 MB of zeros gzipped to 100 KB, naming the 500 KB limit", async () => {
     const { env, veroToken } = await isolatedEnv();
-    const body = await expectJsonError(await post(env, "batch", await bomb(), "gzip"), 413);
+    const body = await expectJsonError(await post(env, "batch", await bomb(), "gzip"), 400);
     expect(body.error.code).toBe("payload_too_large");
-    expect(body.error.message).toBe(`request body is over ${MAX_BODY_BYTES} bytes (1 MiB)`);
+    expect(body.error.message).toBe(
+      `request body is over ${TRACKING_API_LIMITS.batchBytes} bytes (500 KB), Segment's limit for this path`,
+    );
     expect(await vero.calls(veroToken)).toEqual([]);
   });
 
-  it("answers 413 for an endless gzip stream, having stopped reading it", async () => {
+  it("answers Segment's 400 for an endless gzip stream, having stopped reading it", async () => {
     const { env, veroToken } = await isolatedEnv();
     const { stream, pulled } = endlessBomb();
-    await expectJsonError(await post(env, "batch", stream, "gzip"), 413);
+    await expectJsonError(await post(env, "batch", stream, "gzip"), 400);
     // The limit on the bytes as sent would stop it at 1 MiB of gzip (about 1 GB of zeros); the
     // limit on the decoded bytes stops it within a few times 1 MiB of zeros (a few KB of gzip).
     expect(pulled.bytes).toBeLessThan(MAX_BODY_BYTES / 10);

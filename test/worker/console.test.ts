@@ -189,6 +189,16 @@ describe("console sign-in and session", () => {
 });
 
 describe("console pages", () => {
+  it("shows in its status panel whether /segment accepts first-event signatures", async () => {
+    const row = (html: string) => html.match(/<tr data-part="firstEventSignatures">[\s\S]*?<\/tr>/)?.[0] ?? "";
+    const off = await (await visit("/admin", await sessionCookie())).text();
+    expect(row(off)).toContain("refused");
+    const on = { ...env(), SEGMENT_ACCEPT_FIRST_EVENT_SIGNATURE: "true" };
+    const html = await (await visit("/admin", await sessionCookie(ADMIN, on), on)).text();
+    expect(row(html)).toContain("Arrays on /segment signed over their first event only");
+    expect(row(html)).toContain("accepted (weaker)");
+  });
+
   it("says the ledger is not bound, instead of failing", async () => {
     const { LEDGER: _, ...unbound } = env();
     const cookie = await sessionCookie(ADMIN, unbound);

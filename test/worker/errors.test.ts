@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import { describe, expect, it } from "vitest";
+import { TRACKING_API_LIMITS, WEBHOOK_MAX_BODY_BYTES } from "../../src/outbound/contract.ts";
 import { retryAfterSeconds } from "../../src/shared/errors.ts";
 import { type AppEnv, MAX_BODY_BYTES, renderError } from "../../src/shared/http.ts";
 import { hmacSha1Hex } from "../../src/shared/secrets.ts";
@@ -22,7 +23,7 @@ describe("request size", () => {
     expect(await segment.calls(writeKey)).toEqual([]);
   });
 
-  it("returns 413 on a streamed body with no Content-Length", async () => {
+  it("answers a streamed body with no Content-Length over /v1/track's 32 KB with Segment's 400", async () => {
     const bytes = new TextEncoder().encode(oversized);
     const stream = new ReadableStream<Uint8Array>({
       start(controller) {
@@ -38,21 +39,22 @@ describe("request size", () => {
         headers: { Authorization: basic(secret) },
       }),
     );
-    await expectJsonError(response, 413);
+    const body = await expectJsonError(response, 400);
+    expect(body.error.message).toMatch(`over ${TRACKING_API_LIMITS.eventBytes} bytes`);
   });
 
-  it("returns 413 on /segment over 1 MiB, before the signature is computed", async () => {
+  it("returns 413 on /segment over 10 MiB, before the signature is computed", async () => {
     const response = await callWorker(
       new Request("http://bridge/segment", {
         method: "POST",
-        body: oversized,
+        body: `[${"0,".repeat(WEBHOOK_MAX_BODY_BYTES / 2)}0]`,
         headers: { "X-Signature": await hmacSha1Hex(secret, "whatever") },
       }),
     );
     await expectJsonError(response, 413);
   });
 
-  it("returns 413 on /v1/batch over 1 MiB", async () => {
+  it("answers /v1/batch over 500 KB with Segment's 400, top-level code and message included", async () => {
     const response = await callWorker(
       new Request("http://bridge/v1/batch", {
         method: "POST",
@@ -60,7 +62,8 @@ describe("request size", () => {
         headers: { Authorization: basic(secret) },
       }),
     );
-    await expectJsonError(response, 413);
+    const body = await expectJsonError(response, 400);
+    expect(body).toMatchObject({ code: "payload_too_large", message: body.error.message });
   });
 });
 
@@ -127,7 +130,7 @@ describe("routing", () => {
   });
 
   it("returns a JSON 404 for an unknown /v1 call", async () => {
-    await expectJsonError(await callWorker(new Request("http://bridge/v1/import", { method: "POST" })), 404);
+    await expectJsonError(await callWorker(new Request("http://bridge/v1/export", { method: "POST" })), 404);
   });
 
   for (const [method, path, allow] of [

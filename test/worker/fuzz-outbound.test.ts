@@ -15,6 +15,7 @@ import {
   expectPrototypesClean,
   FUZZ_SEED,
   hostileJson,
+  hostileString,
   hostileValue,
   mutated,
   nestedText,
@@ -139,4 +140,118 @@ describe("POST /segment and /v1/* under fuzzing", () => {
     expect(outcomes.get("invalid_event") ?? 0, summary).toBeGreaterThanOrEqual(100);
     expect(outcomes.get("bad_request") ?? 0, summary).toBeGreaterThanOrEqual(50);
   }, 180_000);
+});
+
+/** Every outbound path, /v1/import/ (analytics-java's) included. */
+const OUTBOUND_PATHS = [
+  "/segment",
+  ...["batch", "import", "import/", "track", "identify", "group", "alias", "page", "screen"].map(
+    (call) => `/v1/${call}`,
+  ),
+];
+
+const base64 = (text: string) => btoa(String.fromCharCode(...new TextEncoder().encode(text)));
+/** What a caller might present as the secret: anything but the secret itself. */
+const wrongSecret = fc
+  .oneof(
+    hostileString,
+    fc.constantFrom("", SECRET.slice(0, -1), `${SECRET}x`, SECRET.toUpperCase(), ` ${SECRET}`, `${SECRET}\u0000`),
+  )
+  .filter((value) => value !== SECRET);
+/** Header values a fetch Request accepts: printable ASCII. */
+const headerText = fc.string({ unit: "grapheme-ascii", maxLength: 60 });
+
+type Credential =
+  | { kind: "basic" | "bearer" | "authorization" | "signature"; headers: Record<string, string> }
+  | { kind: "writeKey"; writeKey: unknown }
+  | { kind: "none" };
+
+const credential: fc.Arbitrary<Credential> = fc.oneof(
+  wrongSecret.map((secret) => ({
+    kind: "basic" as const,
+    headers: { Authorization: `Basic ${base64(`${secret}:`)}` },
+  })),
+  headerText.map((token) => ({ kind: "bearer" as const, headers: { Authorization: `Bearer ${token}` } })),
+  headerText.map((value) => ({ kind: "authorization" as const, headers: { Authorization: value } })),
+  fc
+    .oneof(fc.stringMatching(/^[0-9a-f]{40}$/), headerText)
+    .map((signature) => ({ kind: "signature" as const, headers: { "X-Signature": signature } })),
+  fc.oneof(wrongSecret, hostileValue).map((writeKey) => ({ kind: "writeKey" as const, writeKey })),
+  fc.constant({ kind: "none" as const }),
+);
+
+/** Bodies that reach authentication, as sent: events, batches, arrays, and arrays whose first event nests deep. */
+const credentialBody: fc.Arbitrary<string> = fc.oneof(
+  event.map(serialized),
+  eventList.map(serialized),
+  eventList.map((batch) => serialized({ batch })),
+  hostileJson.map(serialized),
+  fc
+    .constantFrom(40, 6_000, 50_000)
+    .map(
+      (depth) =>
+        `[{"type":"track","userId":"u-1","event":"Deep","properties":{"deep":${nestedText(depth)}}},{"type":"delete","userId":"someone-else"}]`,
+    ),
+);
+
+/** `text` with `writeKey` added at its top level (an object), or as `{ batch: text, writeKey }`. */
+function withWriteKey(text: string, writeKey: unknown): string {
+  const key = `"writeKey":${serialized(writeKey) || "null"}`;
+  if (!text.startsWith("{")) return `{"batch":${text || "null"},${key}}`;
+  const rest = text.slice(1);
+  return `{${key}${rest.startsWith("}") ? "" : ","}${rest}`;
+}
+
+function credentialRequest(path: string, presented: Credential, text: string): Request {
+  const body = presented.kind === "writeKey" ? withWriteKey(text, presented.writeKey) : text;
+  const headers = "headers" in presented ? presented.headers : {};
+  return new Request(`http://bridge${path}`, { method: "POST", body, headers });
+}
+
+/**
+ * A stand-in call after seconds without one: the stand-in's server may have closed the pooled
+ * connection as it idled (Node's keep-alive timeout), which workerd reports as a lost connection
+ * on its first reuse. One retry opens a new one.
+ */
+async function afterIdle<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    if (!String(error).includes("Network connection lost")) throw error;
+    return call();
+  }
+}
+
+describe("POST /segment and /v1/* under fuzzing with wrong credentials", () => {
+  for (const path of OUTBOUND_PATHS) {
+    const test = `${path}: 1,000 wrong signatures, Basic, Bearer and writeKeys are each a JSON 401 (or Segment's 400 for size), never a 5xx or an error log line, and reach nothing`;
+    it(test, async () => {
+      const { env: base, writeKey, veroToken } = await isolatedEnv();
+      const statuses = new Map<string, number>();
+      const property = fc.asyncProperty(credential, credentialBody, fc.boolean(), async (presented, body, accept) => {
+        const env: Env = { ...base, SEGMENT_ACCEPT_FIRST_EVENT_SIGNATURE: accept ? "true" : "false" };
+        const response = await callWorker(credentialRequest(path, presented, body), env);
+        const text = await response.text();
+        const json = JSON.parse(text) as { code: string; message: string; error: { code: string } };
+        expect(response.status < 500, text).toBe(true);
+        expect(json, text).toMatchObject({ ok: false, code: json.error.code, message: expect.stringMatching(/\S/) });
+        const sizeRefusal = response.status === 400 && json.code === "payload_too_large" && path.startsWith("/v1/");
+        expect(response.status === 401 || sizeRefusal, text).toBe(true);
+        statuses.set(
+          `${presented.kind} ${response.status}`,
+          (statuses.get(`${presented.kind} ${response.status}`) ?? 0) + 1,
+        );
+      });
+      const { lines } = await capturingLogs(() => checkProperty(property, { file: FILE, test, numRuns: 1_000 }));
+      expect(lines.filter((line) => line.includes('"level":"error"'))).toEqual([]);
+      expect(await afterIdle(() => vero.calls(veroToken))).toEqual([]);
+      expect(await afterIdle(() => segment.calls(writeKey))).toEqual([]);
+      // Each kind of credential was tried and refused.
+      for (const kind of ["basic", "bearer", "authorization", "signature", "writeKey", "none"])
+        expect(
+          [...statuses.keys()].some((key) => key.startsWith(`${kind} 401`)),
+          JSON.stringify([...statuses]),
+        ).toBe(true);
+    }, 120_000);
+  }
 });

@@ -14,6 +14,7 @@ describe("GET /health", () => {
       outbound: true,
       dedup: true,
       consumers: { segment: true, vero: true },
+      firstEventSignatures: "refused",
     });
   });
 
@@ -26,6 +27,7 @@ describe("GET /health", () => {
       outbound: false,
       dedup: false,
       consumers: { segment: false, vero: false },
+      firstEventSignatures: "refused",
     });
   });
 

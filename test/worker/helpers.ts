@@ -71,6 +71,9 @@ export const basic = (secret: string) => `Basic ${btoa(`${secret}:`)}`;
 
 export interface ErrorBody {
   ok: false;
+  /** The error's code and message again at the top, where Segment's libraries read them. */
+  code: string;
+  message: string;
   error: { status: number; code: string; message: string; details?: unknown };
 }
 
@@ -86,9 +89,11 @@ export async function expectJsonError(response: Response, status: number): Promi
     body.ok !== false ||
     body.error.status !== status ||
     typeof body.error.message !== "string" ||
-    body.error.message === ""
+    body.error.message === "" ||
+    body.code !== body.error.code ||
+    body.message !== body.error.message
   ) {
-    throw new Error(`error body lacks { ok: false, error: { status, code, message } }: ${text}`);
+    throw new Error(`error body lacks { ok: false, code, message, error: { status, code, message } }: ${text}`);
   }
   return body;
 }

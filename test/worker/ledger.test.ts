@@ -56,9 +56,10 @@ function capturingQueue() {
 /** The acceptance scenario's sends: three times to /segment, once to /v1/track, then inside a /v1/batch with `fresh`. */
 async function sendAgainAndAgain(env: Env, again: object, fresh: object, status: number): Promise<Response> {
   for (let i = 0; i < 3; i++) expect((await postSegment(env, again)).status).toBe(status);
-  expect((await postApi(env, "track", again)).status).toBe(status);
+  // /v1/* answers 200 in queue mode too, as Segment's API does.
+  expect((await postApi(env, "track", again)).status).toBe(200);
   const batch = await postApi(env, "batch", { batch: [again, fresh] });
-  expect(batch.status).toBe(status);
+  expect(batch.status).toBe(200);
   return batch;
 }
 

@@ -1,14 +1,15 @@
 /**
  * The limits the bridge enforces before any upstream call: nesting depth on
- * both routes, Segment's 2,500 events per batch, and Vero's 255 characters
- * for ids, emails and event names.
+ * both routes, events per request (4,000 on /segment, Segment's 2,500 on
+ * /v1/batch), and Vero's 255 characters for ids, emails and event names.
  */
 import { describe, expect, it } from "vitest";
 import { VERO_MAX_FIELD_LENGTH } from "../../src/outbound/map.ts";
 import type { Env } from "../../src/shared/env.ts";
 import { MAX_JSON_DEPTH } from "../../src/shared/json.ts";
 import { nested } from "./fuzz.ts";
-import { basic, callWorker, expectJsonError, isolatedEnv, segment, vero } from "./helpers.ts";
+import { basic, callWorker, expectJsonError, isolatedEnv, postSegment, segment, vero } from "./helpers.ts";
+import { recordingQueue } from "./recording-queue.ts";
 
 const TOKEN = "dev-vero-webhook-token-for-local-use";
 const SECRET = "dev-segment-shared-secret-for-local-use";
@@ -16,6 +17,17 @@ const SECRET = "dev-segment-shared-secret-for-local-use";
 const webhook = (env: Env, body: unknown) =>
   callWorker(
     new Request(`http://bridge/vero/webhook?token=${TOKEN}`, { method: "POST", body: JSON.stringify(body) }),
+    env,
+  );
+
+/** An array body as Webhooks (Actions) batches it, authenticated as a whole. */
+const actionsBatch = (env: Env, body: unknown) =>
+  callWorker(
+    new Request("http://bridge/segment", {
+      method: "POST",
+      body: JSON.stringify(body),
+      headers: { Authorization: basic(SECRET) },
+    }),
     env,
   );
 
@@ -91,9 +103,9 @@ describe(`nesting depth (at most ${MAX_JSON_DEPTH} levels)`, () => {
     const { env, veroToken } = await isolatedEnv();
     const deep = `${"[".repeat(300_000)}${"]".repeat(300_000)}`;
     const response = await callWorker(
-      new Request("http://bridge/v1/track", {
+      new Request("http://bridge/segment", {
         method: "POST",
-        body: `{"userId":"u-1","event":"Deep","properties":{"deep":${deep}}}`,
+        body: `{"type":"track","userId":"u-1","event":"Deep","properties":{"deep":${deep}}}`,
         headers: { Authorization: basic(SECRET) },
       }),
       env,
@@ -103,14 +115,44 @@ describe(`nesting depth (at most ${MAX_JSON_DEPTH} levels)`, () => {
   });
 });
 
-describe("events per batch (Segment's 2,500)", () => {
-  it("reads 2,500 events one by one, and refuses 2,501 as a whole", async () => {
+describe("events per request", () => {
+  it("/segment reads 4,000 events one by one (Webhooks (Actions)' largest batch), and refuses 4,001 as a whole", async () => {
     const { env, veroToken } = await isolatedEnv();
-    const atLimit = await expectJsonError(await batch(env, { batch: Array(2_500).fill({}) }), 400);
+    const atLimit = await expectJsonError(await actionsBatch(env, Array(4_000).fill({})), 400);
     expect(atLimit.error.code).toBe("invalid_event");
-    expect(atLimit.error.message).toMatch(/^none of the 2500 events is deliverable/);
-    const overLimit = await expectJsonError(await batch(env, { batch: Array(2_501).fill({}) }), 400);
-    expect(overLimit.error.message).toBe("the request holds 2501 events; at most 2500 per batch");
+    expect(atLimit.error.message).toMatch(/^none of the 4000 events is deliverable/);
+    const overLimit = await expectJsonError(await actionsBatch(env, Array(4_001).fill({})), 400);
+    expect(overLimit.error.message).toBe("the request holds 4001 events; at most 4000 per batch");
+    expect(await vero.calls(veroToken)).toEqual([]);
+  });
+
+  it("/v1/batch refuses the events past Segment's 2,500th one by one and answers 200, as Segment does", async () => {
+    const { env: queuedEnv, veroToken } = await isolatedEnv({}, { queued: true });
+    const { queue, sent } = recordingQueue();
+    const env = { ...queuedEnv, VERO_QUEUE: queue };
+    const events = Array.from({ length: 2_502 }, (_, index) => ({
+      type: "track",
+      messageId: `m-${index}`,
+      userId: "u-1",
+      event: "E",
+    }));
+    const response = await batch(env, { batch: events });
+    expect(response.status).toBe(200);
+    const { success, results } = (await response.json()) as {
+      success: boolean;
+      results: { index: number; outcome: string; error?: string }[];
+    };
+    expect(success).toBe(true);
+    expect(results.filter((result) => result.outcome === "queued")).toHaveLength(2_500);
+    expect(sent).toHaveLength(2_500);
+    expect(results.slice(2_500)).toEqual([
+      expect.objectContaining({
+        index: 2_500,
+        outcome: "invalid",
+        error: expect.stringMatching(/past the 2500 events/),
+      }),
+      expect.objectContaining({ index: 2_501, outcome: "invalid" }),
+    ]);
     expect(await vero.calls(veroToken)).toEqual([]);
   });
 });
@@ -137,7 +179,7 @@ describe(`Vero's ${VERO_MAX_FIELD_LENGTH} characters`, () => {
   for (const [field, event] of cases) {
     it(`refuses a ${event.type} whose ${field} is over ${VERO_MAX_FIELD_LENGTH} characters before any Vero call`, async () => {
       const { env, veroToken } = await isolatedEnv();
-      const body = await expectJsonError(await batch(env, { batch: [{ messageId: "m-1", ...event }] }), 400);
+      const body = await expectJsonError(await postSegment(env, { messageId: "m-1", ...event }), 400);
       expect(body.error.code).toBe("invalid_event");
       expect(body.error.message).toBe(`${field} is longer than ${VERO_MAX_FIELD_LENGTH} characters (Vero's limit)`);
       expect(await vero.calls(veroToken)).toEqual([]);

@@ -19,7 +19,7 @@ const ROUTES: [path: string, allowed: readonly string[]][] = [
   ["/health", ["GET", "HEAD"]],
   ["/vero/webhook", ["POST"]],
   ["/segment", ["POST"]],
-  ...["batch", "track", "identify", "group", "alias", "page", "screen"].map(
+  ...["batch", "import", "import/", "track", "identify", "group", "alias", "page", "screen"].map(
     (call) => [`/v1/${call}`, ["POST"]] as [string, string[]],
   ),
   ["/admin/dead-letters", ["GET"]],
@@ -40,14 +40,13 @@ const UNKNOWN_PATHS = [
   "/segment/extra",
   "/v1",
   "/v1/",
-  "/v1/import",
-  "/v1/track/",
+  "/v1/imports",
+  "/v1/import/extra",
   "/v1/track/extra",
   // Each once served as a real call: the route's pattern was not anchored (a regression guard).
   "/v1/xtrack",
   "/v1/batchy",
   "/v1/trackx",
-  "/v1/identify/",
   "/V1/track",
   "/admin/",
   "/admin/dead-letters/some-id/extra",

@@ -421,12 +421,12 @@ describe("wire shapes", () => {
     });
   });
 
-  it("refuses malformed JSON, empty batches and batches over 2,500 events", () => {
+  it("refuses malformed JSON, empty batches and batches over 4,000 events", () => {
     expect(parseSegmentBody("{nope")).toEqual({ ok: false, error: "the body is not valid JSON" });
     expect(parseSegmentBody("[]")).toEqual({ ok: false, error: "the request holds no events" });
-    expect(parseSegmentBody(JSON.stringify({ batch: Array.from({ length: 2501 }, () => track) }))).toMatchObject({
+    expect(parseSegmentBody(JSON.stringify({ batch: Array.from({ length: 4001 }, () => track) }))).toMatchObject({
       ok: false,
-      error: expect.stringMatching(/at most 2500/),
+      error: expect.stringMatching(/at most 4000/),
     });
   });
 });

@@ -375,16 +375,14 @@ describe("authentication", () => {
 describe("batches", () => {
   const invalidEvent = { type: "track", messageId: "bad-1", event: "No one" };
 
-  it("a signed JSON array: the valid events delivered, the invalid one reported", async () => {
+  it("a JSON array with Basic: the valid events delivered, the invalid one reported", async () => {
     const { env, veroToken } = await isolatedEnv();
     const events = [track, invalidEvent, alias];
-    // Webhooks (Actions) signs only the first event of a batch.
-    const signature = hmacSha1Hex(secret, JSON.stringify(events[0]));
     const response = await callWorker(
       new Request("http://bridge/segment", {
         method: "POST",
         body: JSON.stringify(events),
-        headers: { "X-Signature": signature },
+        headers: { Authorization: basic(secret) },
       }),
       env,
     );
@@ -408,18 +406,33 @@ describe("batches", () => {
     expect((await received(veroToken)).map((call) => call.path)).toEqual(["/users/track", "/users/edit"]);
   });
 
-  it("a batch with nothing deliverable: 400 listing each event", async () => {
+  it("/segment with nothing deliverable: 400 listing each event (Segment drops the request)", async () => {
     const { env, veroToken } = await isolatedEnv();
-    const response = await api(env, "batch", { batch: [invalidEvent, { ...invalidEvent, messageId: "bad-2" }] });
+    const response = await webhook(env, [invalidEvent, { ...invalidEvent, messageId: "bad-2" }]);
     const error = await expectJsonError(response, 400);
     expect(error.error.message).toMatch(/none of the 2 events is deliverable/);
     expect(await vero.calls(veroToken)).toEqual([]);
   });
 
-  it("a batch over 2,500 events: 400, nothing sent", async () => {
+  it("/v1/batch with nothing deliverable: 200 { success: true } listing each event refused, as Segment's API answers", async () => {
     const { env, veroToken } = await isolatedEnv();
-    const response = await api(env, "batch", { batch: Array.from({ length: 2501 }, () => alias) });
-    expect((await expectJsonError(response, 400)).error.message).toMatch(/at most 2500/);
+    const response = await api(env, "batch", { batch: [invalidEvent, { ...invalidEvent, messageId: "bad-2" }] });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({
+      success: true,
+      ok: true,
+      results: [
+        { messageId: "bad-1", index: 0, outcome: "invalid", error: "no userId or email" },
+        { messageId: "bad-2", index: 1, outcome: "invalid", error: "no userId or email" },
+      ],
+    });
+    expect(await vero.calls(veroToken)).toEqual([]);
+  });
+
+  it("/segment over 4,000 events: 400, nothing sent", async () => {
+    const { env, veroToken } = await isolatedEnv();
+    const response = await webhook(env, { batch: Array.from({ length: 4001 }, () => alias) });
+    expect((await expectJsonError(response, 400)).error.message).toMatch(/at most 4000/);
     expect(await vero.calls(veroToken)).toEqual([]);
   });
 });
@@ -497,7 +510,7 @@ describe("Vero failures", () => {
   it("a permanent failure does not hold back the other events", async () => {
     const { env, veroToken } = await isolatedEnv();
     await vero.fail(veroToken, { status: 400, times: 1 });
-    const response = await api(env, "batch", { batch: [track, alias] });
+    const response = await webhook(env, { batch: [track, alias] });
     const error = await expectJsonError(response, 400);
     expect(error.error.details).toMatchObject({
       results: [

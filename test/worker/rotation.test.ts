@@ -81,7 +81,11 @@ describe("SEGMENT_SHARED_SECRET", () => {
 
   for (const [index, stage] of STAGES.entries()) {
     it(`set to ${JSON.stringify(stage.secret)}: X-Signature, Actions batches and Basic with ${stage.accepted.join(" and ")}, nothing else`, async () => {
-      const { env, veroToken } = await isolatedEnv({ SEGMENT_SHARED_SECRET: stage.secret });
+      // First-event signatures on, so that batches signed the way Webhooks (Actions) signs them rotate too.
+      const { env, veroToken } = await isolatedEnv({
+        SEGMENT_SHARED_SECRET: stage.secret,
+        SEGMENT_ACCEPT_FIRST_EVENT_SIGNATURE: "true",
+      });
       const delivered: string[] = [];
       for (const secret of stage.accepted) {
         const id = `rot-${index}-${secret}`;

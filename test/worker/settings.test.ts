@@ -18,6 +18,7 @@ describe("settings", () => {
         veroCredential: { auth_token: "vat" },
         sharedSecrets: ["shh"],
         inlineMaxVeroCalls: 50,
+        acceptFirstEventSignature: false,
       },
     });
   });
@@ -46,6 +47,17 @@ describe("settings", () => {
     expect(parseSettings({ ...outbound, INLINE_MAX_VERO_CALLS: "0" }).outbound).toMatchObject({
       ready: false,
       invalid: ["INLINE_MAX_VERO_CALLS must be a whole number of at least 1"],
+    });
+  });
+
+  it("reads SEGMENT_ACCEPT_FIRST_EVENT_SIGNATURE, off unless set, and refuses a value that is not a boolean", () => {
+    expect(parseSettings(outbound).outbound).toMatchObject({ settings: { acceptFirstEventSignature: false } });
+    expect(parseSettings({ ...outbound, SEGMENT_ACCEPT_FIRST_EVENT_SIGNATURE: "true" }).outbound).toMatchObject({
+      settings: { acceptFirstEventSignature: true },
+    });
+    expect(parseSettings({ ...outbound, SEGMENT_ACCEPT_FIRST_EVENT_SIGNATURE: "perhaps" }).outbound).toMatchObject({
+      ready: false,
+      invalid: ['SEGMENT_ACCEPT_FIRST_EVENT_SIGNATURE must be "true" or "false"'],
     });
   });
 
