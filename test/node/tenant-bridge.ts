@@ -13,7 +13,11 @@ export interface TenantBridge {
  * The bridge under wrangler dev with stand-in tenants of its own, so that what the stand-ins record belongs to
  * its test. QUEUE_RETRY_BASE_SECONDS=0 retries at once, so outages play out in seconds.
  */
-export async function bridgeWithTenants(adminToken: string, config?: string): Promise<TenantBridge> {
+export async function bridgeWithTenants(
+  adminToken: string,
+  config?: string,
+  extra: { vars?: Record<string, string>; args?: string[] } = {},
+): Promise<TenantBridge> {
   const segment = new StandInClient(inject("segmentOrigin"));
   const vero = new StandInClient(inject("veroOrigin"));
   const [writeKey, veroToken] = await Promise.all([segment.tenant(), vero.tenant()]);
@@ -27,7 +31,9 @@ export async function bridgeWithTenants(adminToken: string, config?: string): Pr
       VERO_AUTH_TOKEN: veroToken,
       ADMIN_TOKEN: adminToken,
       QUEUE_RETRY_BASE_SECONDS: "0",
+      ...extra.vars,
     },
+    args: extra.args,
     stdio: "ignore",
   });
   return { bridge, writeKey, veroToken };
