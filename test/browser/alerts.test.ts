@@ -86,7 +86,7 @@ describe.skipIf(!executablePath)("the console's alert panel in Chromium", () => 
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
     const [alert] = await receiver.calls(hook);
-    expect((alert?.body as { text: string }).text).toContain("1 new dead letter since the last alert");
+    expect((alert?.body as { text?: string } | undefined)?.text).toContain("1 new dead letter since the last alert");
 
     await page.goto(`${bridge.url}/admin`);
     const condition = page.locator('#alert-conditions li[data-condition="dead-letters"]');
