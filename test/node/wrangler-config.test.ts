@@ -3,7 +3,7 @@
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { unstable_readConfig } from "wrangler";
-import { ALERT_CRON } from "../../src/admin/alerts/run.ts";
+import { ALERT_CRON } from "../../src/admin/alerts/schedule.ts";
 import { DEFAULT_RETRY_POLICY, QUEUE_MAX_RETRIES_LIMIT } from "../../src/delivery/retry-schedule.ts";
 import { MAX_RETRIES, QUEUE_NAMES } from "../../src/shared/queue-names.ts";
 

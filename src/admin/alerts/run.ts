@@ -11,10 +11,9 @@ import { type Condition, type ConditionKey, conditionsOf, ledgerCondition } from
 import { bodyOf, plain } from "./format.ts";
 import { postAlert } from "./send.ts";
 import { logSentStatement, pruneSentStatement, readSnapshot, readStates, writeStateStatement } from "./store.ts";
-import { type ConditionState, transition } from "./transitions.ts";
+import { type AlertKind, type ConditionState, transition } from "./transitions.ts";
 
-/** Every 5 minutes: the failure rate's 15-minute window is seen three times. */
-export const ALERT_CRON = "*/5 * * * *";
+export { ALERT_CRON } from "./schedule.ts";
 
 const KEYS: ConditionKey[] = [
   "ledger",
@@ -34,7 +33,7 @@ export function forgetLedgerState(): void {
 }
 
 export interface AlertRun {
-  sent: { condition: ConditionKey; kind: string; delivered: boolean }[];
+  sent: { condition: ConditionKey; kind: AlertKind; delivered: boolean }[];
 }
 
 async function deliver(
@@ -45,18 +44,19 @@ async function deliver(
   now: Date,
 ) {
   const step = transition(key, previous, current, now, settings.repeatMinutes * 60_000);
-  if (!step?.send) return undefined;
-  // A "resolved" message describes what cleared: the condition as it was last known.
-  const condition = current ?? { key, summary: resolvedSummary(key), details: [], link: "/admin#alerts", fresh: true };
-  const result = await postAlert(settings.webhook, bodyOf({ kind: step.send, condition, at: now }, settings));
+  const kind = step?.send;
+  if (!step || !kind) return undefined;
+  // A "resolved" message says what cleared, in the words of RESOLVED.
+  const condition = current ?? { key, summary: RESOLVED[key], details: [], link: "/admin#alerts", fresh: true };
+  const result = await postAlert(settings.webhook, bodyOf({ kind, condition, at: now }, settings));
   log(result.delivered ? "info" : "error", "alert", {
     condition: key,
-    kind: step.send,
+    kind,
     delivered: result.delivered,
     status: result.status ?? null,
     host: settings.webhook.host,
   });
-  return { step, result, condition };
+  return { kind, next: step.next, result, condition };
 }
 
 const RESOLVED: Record<ConditionKey, string> = {
@@ -66,7 +66,6 @@ const RESOLVED: Record<ConditionKey, string> = {
   "failure-rate:outbound": "outbound deliveries no longer fail above the threshold",
   "stalled-mailboxes": "no user's deliveries are stalled",
 };
-const resolvedSummary = (key: ConditionKey) => RESOLVED[key];
 
 export async function runAlerts(env: Env, now = new Date()): Promise<AlertRun> {
   const settings = parseAlertSettings(env);
@@ -89,8 +88,8 @@ export async function runAlerts(env: Env, now = new Date()): Promise<AlertRun> {
     conditions = conditionsOf(snapshot, settings);
   } catch (error) {
     const sent = await deliver(withWebhook, "ledger", ledgerState, ledgerCondition(describeError(error)), now);
-    if (sent?.result.delivered) ledgerState = sent.step.next;
-    if (sent) run.sent.push({ condition: "ledger", kind: sent.step.send ?? "", delivered: sent.result.delivered });
+    if (sent?.result.delivered) ledgerState = sent.next;
+    if (sent) run.sent.push({ condition: "ledger", kind: sent.kind, delivered: sent.result.delivered });
     return run;
   }
   states.set("ledger", ledgerState ?? { condition: "ledger", active: false, since: now.toISOString() });
@@ -99,21 +98,21 @@ export async function runAlerts(env: Env, now = new Date()): Promise<AlertRun> {
   for (const key of KEYS) {
     const current = conditions.find((condition) => condition.key === key);
     const sent = await deliver(withWebhook, key, states.get(key), current, now);
-    if (!sent?.step.send) continue;
-    run.sent.push({ condition: key, kind: sent.step.send, delivered: sent.result.delivered });
+    if (!sent) continue;
+    run.sent.push({ condition: key, kind: sent.kind, delivered: sent.result.delivered });
     statements.push(
       logSentStatement(db, {
         sentAt: now.toISOString(),
         condition: key,
-        kind: sent.step.send,
+        kind: sent.kind,
         summary: plain(sent.condition.summary),
         status: sent.result.status ?? null,
         delivered: sent.result.delivered,
       }),
     );
     if (!sent.result.delivered) continue;
-    if (key === "ledger") ledgerState = sent.step.next;
-    else statements.push(writeStateStatement(db, sent.step.next, now));
+    if (key === "ledger") ledgerState = sent.next;
+    else statements.push(writeStateStatement(db, sent.next, now));
   }
   statements.push(pruneSentStatement(db, new Date(now.getTime() - retentionDays(env) * 86_400_000)));
   await db.batch(statements);
