@@ -58,7 +58,9 @@ describe("dead letters", () => {
     const first = await texts(key);
     expect(first).toHaveLength(1);
     expect(first[0]).toContain("1 new dead letter since the last alert");
-    expect(first[0]).toContain("https://bridge.example.com/admin#dead-letters");
+    // The console's list, filtered to the new letters: since the oldest of them.
+    const since = encodeURIComponent(at(-1).toISOString());
+    expect(first[0]).toContain(`https://bridge.example.com/admin?since=${since}#dead-letters`);
 
     await addDeadLetter("dl-2", at(10));
     await cron(env, at(15));

@@ -23,7 +23,8 @@ export interface Snapshot {
     total: number;
     /** Letters that failed after the newest one already alerted on. */
     fresh: number;
-    /** The newest `failed_at` among the fresh ones. */
+    /** The oldest and newest `failed_at` among the fresh ones. */
+    oldest?: string;
     newest?: string;
     sources: Counted[];
     reasons: Counted[];
@@ -61,6 +62,15 @@ const DIRECTIONS: Record<Direction, string> = {
 const plural = (count: number, one: string, many = `${one}s`) => `${count} ${count === 1 ? one : many}`;
 const listed = (items: Counted[]) => items.map((item) => `${item.value} (${item.count})`).join(", ");
 
+/**
+ * The console's list filtered to the new letters (since the oldest of them). One parameter only:
+ * an `&` would need escaping for Slack, which Discord would then show as it is.
+ */
+export function deadLettersLink(snapshot: Snapshot["deadLetters"]): string {
+  const since = snapshot.fresh > 0 && snapshot.oldest ? `?since=${encodeURIComponent(snapshot.oldest)}` : "";
+  return `/admin${since}#dead-letters`;
+}
+
 export function deadLetterCondition(snapshot: Snapshot["deadLetters"]): Condition | undefined {
   if (snapshot.total === 0) return undefined;
   const details = [`${plural(snapshot.total, "dead letter")} in all wait for an operator`];
@@ -73,7 +83,7 @@ export function deadLetterCondition(snapshot: Snapshot["deadLetters"]): Conditio
         ? `${plural(snapshot.fresh, "new dead letter")} since the last alert`
         : `${plural(snapshot.total, "dead letter")} wait for an operator`,
     details,
-    link: "/admin#dead-letters",
+    link: deadLettersLink(snapshot),
     fresh: snapshot.fresh > 0,
     mark: snapshot.newest,
   };

@@ -111,6 +111,7 @@ async function readDeadLetters(db: D1Database, mark: string | undefined): Promis
     db
       .prepare(
         `SELECT count(*) AS total, count(*) FILTER (WHERE failed_at > ?1) AS fresh,
+           min(failed_at) FILTER (WHERE failed_at > ?1) AS oldest,
            max(failed_at) FILTER (WHERE failed_at > ?1) AS newest FROM dead_letters`,
       )
       .bind(after),
@@ -126,10 +127,16 @@ async function readDeadLetters(db: D1Database, mark: string | undefined): Promis
       )
       .bind(after, REASON_CHARS, TOP_REASONS),
   ]);
-  const row = (totals?.results[0] ?? {}) as { total?: number; fresh?: number; newest?: string | null };
+  const row = (totals?.results[0] ?? {}) as {
+    total?: number;
+    fresh?: number;
+    oldest?: string | null;
+    newest?: string | null;
+  };
   return {
     total: row.total ?? 0,
     fresh: row.fresh ?? 0,
+    oldest: row.oldest ?? undefined,
     newest: row.newest ?? undefined,
     sources: counted((sources?.results ?? []) as { value: string; count: number }[]),
     reasons: counted((reasons?.results ?? []) as { value: string; count: number }[]),
