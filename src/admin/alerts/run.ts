@@ -23,8 +23,8 @@ const KEYS: ConditionKey[] = [
   "stalled-mailboxes",
 ];
 
-// The ledger's own condition cannot be remembered in the ledger: this isolate remembers it,
-// so an outage that outlives the isolate may be told twice, never not at all.
+// The ledger's own condition cannot be remembered in the ledger: this isolate remembers it, so an
+// outage that outlives the isolate may be told twice, and only the isolate that told it says "resolved".
 let ledgerState: ConditionState | undefined;
 
 /** For tests: forget the ledger condition's state. */
