@@ -6,6 +6,7 @@
 import { startBridge } from "./bridge.ts";
 import { DEV_SECRETS, devBindings } from "./dev-settings.ts";
 import { formatCall } from "./format-call.ts";
+import { startAlertStandIn } from "./stand-ins/alerts.ts";
 import { StandInClient } from "./stand-ins/client.ts";
 import type { StandIn } from "./stand-ins/harness.ts";
 import { startSegmentStandIn } from "./stand-ins/segment.ts";
@@ -14,6 +15,10 @@ import { startVeroStandIn } from "./stand-ins/vero.ts";
 const BRIDGE_PORT = Number(process.env.PORT ?? 8787);
 const SEGMENT_PORT = Number(process.env.SEGMENT_STAND_IN_PORT ?? 8790);
 const VERO_PORT = Number(process.env.VERO_STAND_IN_PORT ?? 8791);
+const ALERTS_PORT = Number(process.env.ALERT_STAND_IN_PORT ?? 8792);
+/** How often the sandbox runs the alert cron (deployed, Cloudflare runs it every 5 minutes). */
+const ALERT_CHECK_MS = 15_000;
+const ALERT_CRON = "*/5 * * * *";
 
 const print = (line: string) => process.stdout.write(`${line}\n`);
 
@@ -38,29 +43,61 @@ const vero = await listen(
   VERO_PORT,
 );
 
+const alerts = await listen(
+  (port) =>
+    startAlertStandIn(
+      {
+        tenants: ["sandbox"],
+        onCall: (call) =>
+          print(
+            `${new Date(call.at).toISOString().slice(11, 23)} alert   -> ${call.status}\n${String((call.body as { text?: unknown }).text ?? JSON.stringify(call.body)).replace(/^/gm, "    ")}`,
+          ),
+      },
+      port,
+    ),
+  ALERTS_PORT,
+);
+
 print(`Segment stand-in: ${segment.url}   (write key ${DEV_SECRETS.SEGMENT_WRITE_KEY})`);
 print(`Vero stand-in:    ${vero.url}/api/v2   (auth_token ${DEV_SECRETS.VERO_AUTH_TOKEN})`);
+print(`Alert receiver:   ${alerts.url}/hooks/sandbox   (ALERT_WEBHOOK_URL)`);
 print(`Bridge:           http://127.0.0.1:${BRIDGE_PORT}   (starting wrangler dev...)`);
 
-const bridge = await startBridge({ vars: devBindings(segment.url, vero.url), port: BRIDGE_PORT }).catch(
-  async (error: unknown) => {
-    print(String(error));
-    await Promise.all([segment.close(), vero.close()]);
-    process.exit(1);
+const bridge = await startBridge({
+  vars: {
+    ...devBindings(segment.url, vero.url),
+    ALERT_WEBHOOK_URL: `${alerts.url}/hooks/sandbox`,
+    PUBLIC_URL: `http://127.0.0.1:${BRIDGE_PORT}`,
   },
-);
+  port: BRIDGE_PORT,
+  // Lets the sandbox run the alert cron at /__scheduled, sooner than every 5 minutes.
+  args: ["--test-scheduled"],
+}).catch(async (error: unknown) => {
+  print(String(error));
+  await Promise.all([segment.close(), vero.close(), alerts.close()]);
+  process.exit(1);
+});
 
 print(`\nReady on ${bridge.url}`);
 print(`  Vero webhook URL:      ${bridge.url}/vero/webhook?token=${DEV_SECRETS.VERO_WEBHOOK_TOKEN}`);
 print(`  Segment webhook URL:   ${bridge.url}/segment   (shared secret ${DEV_SECRETS.SEGMENT_SHARED_SECRET})`);
 print(`  Console:               ${bridge.url}/admin   (sign in with ADMIN_TOKEN ${DEV_SECRETS.ADMIN_TOKEN})`);
 print(`  Dead letters (JSON):   ${bridge.url}/admin/dead-letters   (Authorization: Bearer ${DEV_SECRETS.ADMIN_TOKEN})`);
+print(`  Readiness:             ${bridge.url}/health/ready   (503 with the reasons when the bridge cannot do its job)`);
 print(`  Hourly counters:       ${bridge.url}/admin/counters?since=<ISO time>   (same token)`);
 print("The ledger (local D1, migrations applied at start) skips Vero calls already made for a messageId.");
 print(
   "Both directions are queued (wrangler.toml binds the queues): /segment and /vero/webhook answer 202 (/v1/* 200, as Segment's API), delivery follows within seconds.",
 );
+print(`The alert cron runs every ${ALERT_CHECK_MS / 1000} s here; what the alert receiver gets is printed as "alert".`);
 print("Every call the stand-ins receive is printed below. Ctrl-C stops everything.\n");
+
+/** Sandbox only: runs the alert cron through wrangler's --test-scheduled route, as Cloudflare would every 5 minutes. */
+const alertChecks = setInterval(() => {
+  fetch(`${bridge.url}/__scheduled?cron=${encodeURIComponent(ALERT_CRON)}`)
+    .then((response) => response.arrayBuffer())
+    .catch((error: unknown) => print(`Alert check failed: ${String(error)}`));
+}, ALERT_CHECK_MS);
 
 /**
  * Sandbox only: a little traffic so that the console has something to show in its first minute. Real calls
@@ -125,7 +162,8 @@ let stopping = false;
 async function stop(code: number): Promise<never> {
   if (!stopping) {
     stopping = true;
-    await Promise.all([bridge.stop(), segment.close(), vero.close()]);
+    clearInterval(alertChecks);
+    await Promise.all([bridge.stop(), segment.close(), vero.close(), alerts.close()]);
   }
   process.exit(code);
 }

@@ -26,7 +26,7 @@ CREATE TABLE dead_letters (
 );
 CREATE INDEX dead_letters_failed_at ON dead_letters (failed_at, id);
 
--- Hourly counts per direction, name (inbound: the Segment event name; outbound: the Vero call)
+-- Counts per 5 minutes (the column `hour` holds the bucket's start; reads sum them to hours) per direction, name (inbound: the Segment event name; outbound: the Vero call)
 -- and outcome (delivered, retried, dead_lettered, refused).
 CREATE TABLE counters (
   hour TEXT NOT NULL,

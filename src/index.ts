@@ -1,3 +1,4 @@
+import { ALERT_CRON, runAlerts } from "./admin/alerts/run.ts";
 import { app } from "./app.ts";
 import { pruneLedger, retentionDays } from "./delivery/ledger.ts";
 import { consumeDeadLetterQueue, QUEUE_NAMES, retryPolicyFor } from "./delivery/settlement.ts";
@@ -29,8 +30,12 @@ async function queue(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   }
 }
 
-/** The Cron Trigger in wrangler.toml: the ledger forgets recorded calls and counters past their retention. */
-async function scheduled(_controller: ScheduledController, env: Env): Promise<void> {
+/** The Cron Triggers in wrangler.toml: the alerts' check (src/admin/alerts/), and daily, the ledger forgets recorded calls and counters past their retention. */
+async function scheduled(controller: ScheduledController, env: Env): Promise<void> {
+  if (controller.cron === ALERT_CRON) {
+    await runAlerts(env, new Date(controller.scheduledTime));
+    return;
+  }
   if (!env.LEDGER) return;
   const days = retentionDays(env);
   const pruned = await pruneLedger(env.LEDGER, days);

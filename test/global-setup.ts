@@ -1,5 +1,6 @@
 import type { TestProject } from "vitest/node";
 import { DEV_SECRETS } from "../dev/dev-settings.ts";
+import { startAlertStandIn } from "../dev/stand-ins/alerts.ts";
 import { startSegmentStandIn } from "../dev/stand-ins/segment.ts";
 import { startVeroStandIn } from "../dev/stand-ins/vero.ts";
 
@@ -9,6 +10,8 @@ export default async function setup(project: TestProject) {
   const vero = await startVeroStandIn({ tenants: [DEV_SECRETS.VERO_AUTH_TOKEN] });
   project.provide("segmentOrigin", segment.url);
   project.provide("veroOrigin", vero.url);
+  const alerts = await startAlertStandIn();
+  project.provide("alertsOrigin", alerts.url);
   // workerd cannot see the shell's environment: the fuzz suites' replay settings travel this way.
   project.provide("fuzz", {
     seed: process.env.FUZZ_SEED ?? "",
@@ -16,6 +19,6 @@ export default async function setup(project: TestProject) {
     runs: process.env.FUZZ_RUNS ?? "",
   });
   return async () => {
-    await Promise.all([segment.close(), vero.close()]);
+    await Promise.all([segment.close(), vero.close(), alerts.close()]);
   };
 }

@@ -29,7 +29,7 @@ export interface ServiceRequest {
 }
 
 export interface StandInOptions {
-  service: "segment" | "vero";
+  service: "segment" | "vero" | "alerts";
   /** Applies the real service's rules; `knows(key)` says whether a credential belongs to a tenant. */
   handle: (request: ServiceRequest, knows: (key: string) => boolean) => Verdict;
   /** Credentials that exist from the start (the sandbox's fixed development keys). */

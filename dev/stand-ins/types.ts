@@ -1,7 +1,7 @@
 /** Shapes shared by the stand-in servers (Node) and their client (Node and workerd). */
 
 export interface RecordedCall {
-  service: "segment" | "vero";
+  service: "segment" | "vero" | "alerts";
   method: string;
   path: string;
   /** The status the stand-in answered; 0 when it closed the connection instead (`drop`). */

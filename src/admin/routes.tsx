@@ -14,6 +14,8 @@ import type { AppEnv } from "../shared/http.ts";
 import { matchesAnySecret } from "../shared/secrets.ts";
 import { describeUnready, settingsFor } from "../shared/settings.ts";
 import "../shared/zod.ts";
+import { AlertsPanel } from "./alerts/panel.tsx";
+import { alertStatus } from "./alerts/status.ts";
 import { deadLetter, deadLetters, deleteOne, hourStart, redriveMatching, redriveOne, weekOfCounters } from "./data.ts";
 import {
   BASE,
@@ -147,6 +149,7 @@ async function dashboard(c: ConsoleContext) {
   const [rows, page_] = db
     ? await Promise.all([weekOfCounters(db, now), deadLetters(db, filter)])
     : [undefined, undefined];
+  const alerts = await alertStatus(c.env, now);
   const settings = settingsFor(c.env);
   const problems: Record<string, string> = {};
   for (const name of ["inbound", "outbound"] as const) {
@@ -158,6 +161,7 @@ async function dashboard(c: ConsoleContext) {
     "Console",
     <>
       <Notice done={parseDone(c.req.query())} />
+      <AlertsPanel status={alerts} />
       <StatusPanel health={healthOf(c.env)} problems={problems} ledgerBound={db !== undefined} />
       <FlowSection rows={rows} until={new Date(hourStart(now).getTime() + HOUR_MS)} />
       <DeadLettersSection page={page_} filter={filter} />

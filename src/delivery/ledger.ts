@@ -100,11 +100,19 @@ export function recordCallsStatement(db: D1Database, records: CallRecord[], now 
 
 // ---- Counters --------------------------------------------------------------
 
-/** The hour `date` falls in, as stored. */
+/** The hour `date` falls in, as `readCounters` reports it. */
 export function hourOf(date: Date): string {
   const hour = new Date(date);
   hour.setUTCMinutes(0, 0, 0);
   return hour.toISOString();
+}
+
+/** Counters are stored per 5 minutes, fine enough for the alerts' 15-minute failure rate; reads sum them to hours. */
+export const BUCKET_MS = 5 * 60_000;
+
+/** The 5-minute bucket `date` falls in, as stored (in the column named `hour`, which holds the bucket's start). */
+export function bucketOf(date: Date): string {
+  return new Date(Math.floor(date.getTime() / BUCKET_MS) * BUCKET_MS).toISOString();
 }
 
 /** Counts gathered in memory over a batch or request, written by one statement. */
@@ -121,7 +129,7 @@ export class Counters {
     for (const [key, count] of other.counts) this.counts.set(key, (this.counts.get(key) ?? 0) + count);
   }
 
-  /** The upsert adding every count to its hour's row, or undefined when nothing was counted. */
+  /** The upsert adding every count to its 5-minute bucket's row, or undefined when nothing was counted. */
   statement(db: D1Database, now = new Date()): D1PreparedStatement | undefined {
     if (this.counts.size === 0) return undefined;
     const rows = [...this.counts].map(([key, count]) => [...(JSON.parse(key) as string[]), count]);
@@ -133,20 +141,37 @@ export class Counters {
          FROM json_each(?1) WHERE true
          ON CONFLICT (hour, direction, name, outcome) DO UPDATE SET count = count + excluded.count`,
       )
-      .bind(JSON.stringify(rows), hourOf(now));
+      .bind(JSON.stringify(rows), bucketOf(now));
   }
 }
 
+/** Hourly rows: the 5-minute buckets of each hour summed. */
 export async function readCounters(db: D1Database, range: { since: Date; until?: Date }): Promise<CounterRow[]> {
   const { results } = await db
     .prepare(
-      `SELECT hour, direction, name, outcome, count FROM counters
-       WHERE hour >= ?1 AND (?2 IS NULL OR hour < ?2)
-       ORDER BY hour, direction, name, outcome`,
+      `SELECT substr(hour, 1, 13) || ':00:00.000Z' AS hour, direction, name, outcome, sum(count) AS count
+       FROM counters WHERE hour >= ?1 AND (?2 IS NULL OR hour < ?2)
+       GROUP BY 1, direction, name, outcome
+       ORDER BY 1, direction, name, outcome`,
     )
     .bind(hourOf(range.since), range.until ? range.until.toISOString() : null)
     .all<CounterRow>();
   return results;
+}
+
+export type OutcomeCounts = Record<Direction, Partial<Record<CounterOutcome, number>>>;
+
+/** Each direction's outcomes since the 5-minute bucket `since` falls in, all names together. */
+export async function readRecentOutcomes(db: D1Database, since: Date): Promise<OutcomeCounts> {
+  const { results } = await db
+    .prepare(
+      `SELECT direction, outcome, sum(count) AS count FROM counters WHERE hour >= ?1 GROUP BY direction, outcome`,
+    )
+    .bind(bucketOf(since))
+    .all<{ direction: Direction; outcome: CounterOutcome; count: number }>();
+  const counts: OutcomeCounts = { inbound: {}, outbound: {} };
+  for (const row of results) counts[row.direction][row.outcome] = row.count;
+  return counts;
 }
 
 // ---- Dead letters ----------------------------------------------------------

@@ -36,6 +36,22 @@ interface Undeclared {
   SEGMENT_ACCEPT_FIRST_EVENT_SIGNATURE: string;
   /** Var or secret: the share of messageIds whose success lines are logged, 0 to 1 (default 0.01). */
   LOG_SAMPLE_RATE: string;
+  /** Secret: where the alert cron posts (Slack, Discord, PagerDuty, any JSON receiver); unset, alerts are off. */
+  ALERT_WEBHOOK_URL: string;
+  /** Var: the alerts' body, `chat` (default, Slack and Discord), `json` or `pagerduty`. */
+  ALERT_WEBHOOK_FORMAT: string;
+  /** Secret: PagerDuty's integration (routing) key, with ALERT_WEBHOOK_FORMAT = "pagerduty". */
+  ALERT_ROUTING_KEY: string;
+  /** Var: a direction's 15-minute failure share that alerts, above 0 to 1 (default 0.2). */
+  ALERT_FAILURE_RATE: string;
+  /** Var: the fewest attempts in 15 minutes for a failure rate to count (default 20). */
+  ALERT_MIN_ATTEMPTS: string;
+  /** Var: minutes a user's oldest pending job may wait before it alerts (default 60). */
+  ALERT_STALLED_MINUTES: string;
+  /** Var: minutes before a persisting condition is sent again (default 240). */
+  ALERT_REPEAT_MINUTES: string;
+  /** Var: the bridge's public origin, for the alerts' links to the console. */
+  PUBLIC_URL: string;
 }
 
 export type Env = Partial<Cloudflare.Env & Undeclared>;

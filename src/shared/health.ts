@@ -1,5 +1,9 @@
+import { failureRateCondition } from "../admin/alerts/conditions.ts";
+import { RATE_WINDOW_MS } from "../admin/alerts/store.ts";
+import { readRecentOutcomes } from "../delivery/ledger.ts";
 import type { Env } from "./env.ts";
-import { settingsFor } from "./settings.ts";
+import { describeError } from "./log.ts";
+import { describeUnready, parseAlertSettings, settingsFor } from "./settings.ts";
 import { VERSION } from "./version.ts";
 
 /** What `GET /health` answers, and what the console's status panel shows. */
@@ -23,3 +27,42 @@ export function healthOf(env: Env) {
 }
 
 export type Health = ReturnType<typeof healthOf>;
+
+/** What `GET /health/ready` checks: each a reason when it fails. */
+export interface Readiness {
+  ready: boolean;
+  reasons: string[];
+}
+
+/**
+ * Whether the bridge can do its job now: every direction and consumer
+ * configured, the ledger bound and readable, and neither direction failing
+ * above the alert threshold over the last 15 minutes. Reasons name settings
+ * and counts, never their values.
+ */
+export async function readinessOf(env: Env, now = new Date()): Promise<Readiness> {
+  const settings = settingsFor(env);
+  const reasons: string[] = [];
+  const parts = [
+    ["inbound", settings.inbound],
+    ["outbound", settings.outbound],
+    ["the Segment consumer", settings.consumers.segment],
+    ["the Vero consumer", settings.consumers.vero],
+  ] as const;
+  for (const [name, state] of parts) if (!state.ready) reasons.push(describeUnready(name, state));
+  if (!env.LEDGER) {
+    reasons.push("the LEDGER D1 database is not bound (see wrangler.toml)");
+    return { ready: false, reasons };
+  }
+  try {
+    const outcomes = await readRecentOutcomes(env.LEDGER, new Date(now.getTime() - RATE_WINDOW_MS));
+    const thresholds = parseAlertSettings(env);
+    for (const direction of ["inbound", "outbound"] as const) {
+      const condition = failureRateCondition(direction, outcomes[direction], thresholds);
+      if (condition) reasons.push(condition.summary);
+    }
+  } catch (error) {
+    reasons.push(`the ledger (D1 binding LEDGER) cannot be read: ${describeError(error)}`);
+  }
+  return { ready: reasons.length === 0, reasons };
+}

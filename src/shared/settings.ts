@@ -288,3 +288,83 @@ export function logSampleRate(env: Pick<Env, "LOG_SAMPLE_RATE">): number {
   }
   return rate;
 }
+
+// ---- Alerts ----------------------------------------------------------------
+
+/** How an alert's body is shaped: `chat` for Slack and Discord (and Teams workflows), `pagerduty` for Events v2. */
+export const alertFormats = ["chat", "json", "pagerduty"] as const;
+export type AlertFormat = (typeof alertFormats)[number];
+
+export interface AlertSettings {
+  /** Absent: alerts are off. Only `host` may be logged or shown: the URL itself is a secret. */
+  webhook?: { url: string; host: string };
+  format: AlertFormat;
+  /** PagerDuty's integration key (format `pagerduty`). */
+  routingKey?: string;
+  /** A direction's share of failed attempts over 15 minutes above which it alerts. */
+  failureRate: number;
+  /** Fewer attempts than this in 15 minutes say nothing about a rate. */
+  minAttempts: number;
+  /** A mailbox whose oldest job is older than this is stalled. */
+  stalledMinutes: number;
+  /** A condition that persists is sent again after this long. */
+  repeatMinutes: number;
+  /** The bridge's own origin, for links to the console; without it, links are paths. */
+  publicUrl?: string;
+  /** What was wrong with the settings (a default then applies, or alerts are off). */
+  invalid: string[];
+}
+
+export const ALERT_DEFAULTS = { failureRate: 0.2, minAttempts: 20, stalledMinutes: 60, repeatMinutes: 240 } as const;
+
+const share = z.pipe(z.coerce.number(), z.number().check(z.gt(0), z.maximum(1)));
+const minutes = z.pipe(z.coerce.number(), z.int().check(z.minimum(1), z.maximum(7 * 24 * 60)));
+const attempts = z.pipe(z.coerce.number(), z.int().check(z.minimum(1), z.maximum(1_000_000)));
+
+/**
+ * ALERT_* and PUBLIC_URL. The cron has no response to put a 400 in: a bad
+ * threshold falls back to its default and is reported (console, logs); a bad
+ * ALERT_WEBHOOK_URL turns alerts off, as there is nowhere to send them.
+ */
+export function parseAlertSettings(env: Env): AlertSettings {
+  const invalid: string[] = [];
+  const raw = env as Record<string, unknown>;
+  const read = <T>(name: string, schema: z.ZodMiniType<T>, fallback: T, problem: string): T => {
+    if (isUnset(raw[name])) return fallback;
+    const parsed = schema.safeParse(String(raw[name]).trim());
+    if (parsed.success) return parsed.data;
+    invalid.push(`${name} ${problem}`);
+    return fallback;
+  };
+  const url = read("ALERT_WEBHOOK_URL", httpUrl, undefined, "must be an http(s) URL; alerts are off");
+  const publicUrl = read("PUBLIC_URL", httpUrl, undefined, "must be an http(s) URL");
+  const format = read("ALERT_WEBHOOK_FORMAT", z.enum(alertFormats), "chat", `must be ${alertFormats.join(", ")}`);
+  const routingKey = read("ALERT_ROUTING_KEY", present, undefined, "is empty");
+  if (url && format === "pagerduty" && !routingKey) invalid.push("ALERT_ROUTING_KEY must be set with format pagerduty");
+  return {
+    webhook: url ? { url, host: new URL(url).host } : undefined,
+    format,
+    routingKey,
+    failureRate: read("ALERT_FAILURE_RATE", share, ALERT_DEFAULTS.failureRate, "must be a number above 0, at most 1"),
+    minAttempts: read(
+      "ALERT_MIN_ATTEMPTS",
+      attempts,
+      ALERT_DEFAULTS.minAttempts,
+      "must be a whole number of at least 1",
+    ),
+    stalledMinutes: read(
+      "ALERT_STALLED_MINUTES",
+      minutes,
+      ALERT_DEFAULTS.stalledMinutes,
+      "must be whole minutes, 1 to 10080",
+    ),
+    repeatMinutes: read(
+      "ALERT_REPEAT_MINUTES",
+      minutes,
+      ALERT_DEFAULTS.repeatMinutes,
+      "must be whole minutes, 1 to 10080",
+    ),
+    publicUrl,
+    invalid,
+  };
+}

@@ -33,7 +33,7 @@ const clean = (expected: number): DeliveryCheck => ({
 describe("outbound drain of a backlog (wrangler dev, Vero answering after 150 ms)", () => {
   let tenant: TenantBridge | undefined;
   beforeAll(async () => {
-    tenant = await bridgeWithTenants("drain-admin-token-for-the-end-to-end-tests", undefined, FAST_RETRIES);
+    tenant = await bridgeWithTenants("drain-admin-token-for-the-end-to-end-tests", undefined, { vars: FAST_RETRIES });
   }, STARTUP_MS);
   afterAll(async () => {
     await tenant?.bridge.stop();
@@ -58,7 +58,7 @@ describe("outbound drain of a backlog (wrangler dev, Vero answering after 150 ms
 describe("outbound order under Vero faults (wrangler dev, 20 % of calls refused)", () => {
   let tenant: TenantBridge | undefined;
   beforeAll(async () => {
-    tenant = await bridgeWithTenants("order-admin-token-for-the-end-to-end-tests", undefined, FAST_RETRIES);
+    tenant = await bridgeWithTenants("order-admin-token-for-the-end-to-end-tests", undefined, { vars: FAST_RETRIES });
   }, STARTUP_MS);
   afterAll(async () => {
     await tenant?.bridge.stop();

@@ -16,8 +16,8 @@ export interface TenantBridge {
 export async function bridgeWithTenants(
   adminToken: string,
   config?: string,
-  /** More vars, or other values for the ones above. */
-  vars: Record<string, string> = {},
+  /** More vars (or other values for the ones below) and wrangler dev arguments. */
+  extra: { vars?: Record<string, string>; args?: string[] } = {},
 ): Promise<TenantBridge> {
   const segment = new StandInClient(inject("segmentOrigin"));
   const vero = new StandInClient(inject("veroOrigin"));
@@ -32,8 +32,9 @@ export async function bridgeWithTenants(
       VERO_AUTH_TOKEN: veroToken,
       ADMIN_TOKEN: adminToken,
       QUEUE_RETRY_BASE_SECONDS: "0",
-      ...vars,
+      ...extra.vars,
     },
+    args: extra.args,
     stdio: "ignore",
   });
   return { bridge, writeKey, veroToken };

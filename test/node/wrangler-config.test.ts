@@ -1,7 +1,9 @@
 /** wrangler.toml, read as wrangler reads it, agrees with the queue names and retry budget the code relies on. */
+
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { unstable_readConfig } from "wrangler";
+import { ALERT_CRON } from "../../src/admin/alerts/schedule.ts";
 import { DEFAULT_RETRY_POLICY, QUEUE_MAX_RETRIES_LIMIT } from "../../src/delivery/retry-schedule.ts";
 import { MAX_RETRIES, QUEUE_NAMES } from "../../src/shared/queue-names.ts";
 
@@ -69,7 +71,8 @@ describe("wrangler.toml", () => {
     expect(config.d1_databases).toEqual([
       expect.objectContaining({ binding: "LEDGER", database_name: expect.any(String), migrations_dir: "migrations" }),
     ]);
-    expect(config.triggers?.crons).toHaveLength(1);
+    // The daily prune, and the alerts' check, whose schedule src/admin/alerts/run.ts dispatches on.
+    expect(config.triggers?.crons).toEqual(["17 3 * * *", ALERT_CRON]);
     expect(config.kv_namespaces ?? []).toEqual([]);
   });
 });

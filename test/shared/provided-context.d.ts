@@ -5,6 +5,8 @@ declare module "vitest" {
   export interface ProvidedContext {
     segmentOrigin: string;
     veroOrigin: string;
+    /** The alert receiver stand-in (dev/stand-ins/alerts.ts); its webhooks are `${origin}/hooks/<tenant>`. */
+    alertsOrigin: string;
     /** FUZZ_SEED, FUZZ_PATH and FUZZ_RUNS from the shell ("" when unset), for test/worker/fuzz.ts. */
     fuzz: { seed: string; path: string; runs: string };
   }

@@ -1,0 +1,33 @@
+/** What the console's alert panel shows: the conditions that hold now, and the last alerts sent. */
+import type { Env } from "../../shared/env.ts";
+import { describeError } from "../../shared/log.ts";
+import { type AlertSettings, parseAlertSettings } from "../../shared/settings.ts";
+import { type Condition, conditionsOf, ledgerCondition } from "./conditions.ts";
+import { readSnapshot, readStates, recentAlerts, type SentAlert } from "./store.ts";
+
+export interface AlertStatus {
+  settings: AlertSettings;
+  /** Undefined without the ledger: there is nothing to read the conditions from. */
+  conditions?: Condition[];
+  recent: SentAlert[];
+}
+
+export async function alertStatus(env: Env, now: Date): Promise<AlertStatus> {
+  const settings = parseAlertSettings(env);
+  const db = env.LEDGER;
+  if (!db) return { settings, recent: [] };
+  try {
+    const states = await readStates(db);
+    const [snapshot, recent] = await Promise.all([
+      readSnapshot(db, {
+        deadLetterMark: states.get("dead-letters")?.mark,
+        stalledMinutes: settings.stalledMinutes,
+        now,
+      }),
+      recentAlerts(db),
+    ]);
+    return { settings, conditions: conditionsOf(snapshot, settings), recent };
+  } catch (error) {
+    return { settings, conditions: [ledgerCondition(describeError(error))], recent: [] };
+  }
+}
