@@ -12,7 +12,7 @@ import { bridgeWithTenants, type TenantBridge } from "../node/tenant-bridge.ts";
 import { browserRequired, CHROMIUM_ARGS, findChromium, HOW_TO_ENABLE } from "./chromium.ts";
 
 const executablePath = findChromium();
-const ADMIN = "browser-admin-token";
+const ADMIN = "browser-admin-token-0123456789abcdef";
 const run = Date.now().toString(36);
 const segment = new StandInClient(inject("segmentOrigin"));
 const vero = new StandInClient(inject("veroOrigin"));

@@ -87,7 +87,9 @@ describe("console flow panel (pure functions of the counters)", () => {
   });
 });
 
-const ADMIN = "console-admin-token";
+const ADMIN = "console-admin-token-0123456789abcdef";
+const OLD_ADMIN = "old-admin-0123456789abcdef0123456789";
+const NEW_ADMIN = "new-admin-0123456789abcdef0123456789";
 const env = (extra: Partial<Env> = {}): Env => ({ ...baseEnv, ADMIN_TOKEN: ADMIN, ...extra });
 const ORIGIN = "http://127.0.0.1:8787";
 
@@ -167,11 +169,11 @@ describe("console sign-in and session", () => {
   });
 
   it("keeps sessions of a token still configured across a rotation, and drops those of the removed one", async () => {
-    const oldCookie = await sessionCookie("old-admin", env({ ADMIN_TOKEN: "old-admin" }));
-    const rotating = env({ ADMIN_TOKEN: "old-admin,new-admin" });
+    const oldCookie = await sessionCookie(OLD_ADMIN, env({ ADMIN_TOKEN: OLD_ADMIN }));
+    const rotating = env({ ADMIN_TOKEN: `${OLD_ADMIN},${NEW_ADMIN}` });
     expect((await visit("/admin", oldCookie, rotating)).status).toBe(200);
-    const newCookie = await sessionCookie("new-admin", rotating);
-    const rotated = env({ ADMIN_TOKEN: "new-admin" });
+    const newCookie = await sessionCookie(NEW_ADMIN, rotating);
+    const rotated = env({ ADMIN_TOKEN: NEW_ADMIN });
     expect((await visit("/admin", newCookie, rotated)).status).toBe(200);
     expect((await visit("/admin", oldCookie, rotated)).status).toBe(303);
   });
