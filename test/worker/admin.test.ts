@@ -14,6 +14,9 @@ function recordingQueue() {
     send: async (body: unknown) => {
       sent.push(body);
     },
+    sendBatch: async (messages: { body: unknown }[]) => {
+      sent.push(...messages.map((message) => message.body));
+    },
   } as unknown as Queue<unknown>;
   return { queue, sent };
 }
