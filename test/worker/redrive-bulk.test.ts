@@ -80,7 +80,11 @@ describe("bulk re-drive", () => {
     const signIn = await callWorker(
       new Request(`${ORIGIN}/admin/console/sign-in`, {
         method: "POST",
-        headers: { "content-type": "application/x-www-form-urlencoded", origin: ORIGIN },
+        headers: {
+          "content-type": "application/x-www-form-urlencoded",
+          origin: ORIGIN,
+          "cf-connecting-ip": crypto.randomUUID(),
+        },
         body: new URLSearchParams({ token: ADMIN }),
       }),
       plain,
