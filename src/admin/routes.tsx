@@ -165,7 +165,16 @@ async function signInAllowed(c: ConsoleContext): Promise<boolean> {
 }
 
 async function formOf(c: ConsoleContext): Promise<Record<string, unknown>> {
-  return Object.fromEntries(Object.entries(await c.req.parseBody()).filter(([, value]) => typeof value === "string"));
+  let body: Record<string, unknown>;
+  try {
+    body = await c.req.parseBody();
+  } catch (error) {
+    // A body that is not the form it claims to be (a broken multipart, say): the sender's mistake.
+    throw new BridgeError(400, "bad_request", "the form could not be read; send it as the console's page does", {
+      cause: error,
+    });
+  }
+  return Object.fromEntries(Object.entries(body).filter(([, value]) => typeof value === "string"));
 }
 
 const letterPath = (id: string) => `${CONSOLE}/dead-letters/${encodeURIComponent(id)}`;

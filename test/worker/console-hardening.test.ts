@@ -49,6 +49,19 @@ describe("console sign-in limits", () => {
     expect(await response.json()).toMatchObject({ ok: false, error: { code: "payload_too_large" } });
   });
 
+  it("answers 400, not 500, to a sign-in body that is not the multipart form it claims to be", async () => {
+    const response = await callWorker(
+      new Request(`${ORIGIN}/admin/console/sign-in`, {
+        method: "POST",
+        headers: { "content-type": "multipart/form-data; boundary=x", origin: ORIGIN },
+        body: "not a multipart body",
+      }),
+      env(),
+    );
+    expect(response.status).toBe(400);
+    expect(await response.json()).toMatchObject({ ok: false, error: { code: "bad_request" } });
+  });
+
   it("limits sign-in attempts per client (Rate Limiting binding): the 11th in a minute is a 429, even with the token", async () => {
     const client = `client-${crypto.randomUUID()}`;
     for (let attempt = 1; attempt <= 10; attempt++) expect((await signIn("wrong", client)).status).toBe(401);
