@@ -129,8 +129,16 @@ const outboundSchema = z.object({
   INLINE_MAX_VERO_CALLS: z._default(callCap, DEFAULT_INLINE_MAX_VERO_CALLS),
 });
 
+// The admin routes take ADMIN_TOKEN as a bearer token, whose syntax (RFC 6750) allows only these characters.
+const bearerTokens = z.pipe(
+  secretList,
+  z.array(
+    z.string().check(z.regex(/^[A-Za-z0-9._~+/-]+=*$/, "must use only letters, digits and ._~+/-= (a bearer token)")),
+  ),
+);
+
 const adminSchema = z.object({
-  ADMIN_TOKEN: secretList,
+  ADMIN_TOKEN: bearerTokens,
 });
 
 const isUnset = (value: unknown) => value === undefined || (typeof value === "string" && value.trim() === "");

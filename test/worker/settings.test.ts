@@ -111,6 +111,14 @@ describe("settings", () => {
     expect(settings.consumers.segment.ready && settings.consumers.vero.ready).toBe(true);
   });
 
+  it("refuses an ADMIN_TOKEN that cannot travel as a bearer token, naming the characters allowed", () => {
+    expect(parseSettings({ ADMIN_TOKEN: `${"a".repeat(32)}!` }).admin).toEqual({
+      ready: false,
+      missing: [],
+      invalid: ["ADMIN_TOKEN must use only letters, digits and ._~+/-= (a bearer token)"],
+    });
+  });
+
   it("refuses QUEUE_RETRY_BASE_SECONDS=0, which would spend all 100 retries in seconds, and keeps the 5 s default", () => {
     const { policy, invalid } = parseRetryPolicy({ QUEUE_RETRY_BASE_SECONDS: "0" } as never);
     expect(policy.baseSeconds).toBe(5);
