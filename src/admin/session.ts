@@ -11,6 +11,8 @@
 import type { Context } from "hono";
 import { deleteCookie, getSignedCookie, setSignedCookie } from "hono/cookie";
 import type { CookieOptions } from "hono/utils/cookie";
+import { BridgeError } from "../shared/errors.ts";
+import { describeError } from "../shared/log.ts";
 
 export const SESSION_HOURS = 8;
 const COOKIE = "bridge_console";
@@ -34,6 +36,20 @@ function cookieOptions(c: Context): CookieOptions {
     // `__Host-`: a sibling subdomain cannot plant or overwrite the cookie; it needs Secure.
     ...(secure ? { prefix: "host" as const } : {}),
   };
+}
+
+/** A session query that fails (the ledger unreachable, or migrations/0004 not applied) is a 503 saying so. */
+async function sessionQuery<T>(query: () => Promise<T>): Promise<T> {
+  try {
+    return await query();
+  } catch (error) {
+    throw new BridgeError(
+      503,
+      "ledger_unavailable",
+      `the console's sessions could not be read or written (is migrations/0004_sessions.sql applied?): ${describeError(error)}`,
+      { cause: error },
+    );
+  }
 }
 
 /** What a valid signed cookie holds. */
@@ -73,7 +89,8 @@ export async function startSession(c: Context, token: string, db: D1Database | u
 /** Ends the session server-side (its row), then in the browser (its cookie). */
 export async function endSession(c: Context, tokens: readonly string[], db: D1Database | undefined): Promise<void> {
   const session = await readCookie(c, tokens);
-  if (session && db) await db.prepare("DELETE FROM console_sessions WHERE id = ?1").bind(session.id).run();
+  if (session && db)
+    await sessionQuery(() => db.prepare("DELETE FROM console_sessions WHERE id = ?1").bind(session.id).run());
   const options = cookieOptions(c);
   deleteCookie(c, COOKIE, { path: options.path, secure: options.secure, prefix: options.prefix });
 }
@@ -88,9 +105,11 @@ export async function hasSession(
   const session = await readCookie(c, tokens);
   if (!session || session.expires <= now) return false;
   if (!db) return true;
-  const row = await db
-    .prepare("SELECT 1 AS live FROM console_sessions WHERE id = ?1 AND expires_at > ?2")
-    .bind(session.id, new Date(now).toISOString())
-    .first<{ live: number }>();
+  const row = await sessionQuery(() =>
+    db
+      .prepare("SELECT 1 AS live FROM console_sessions WHERE id = ?1 AND expires_at > ?2")
+      .bind(session.id, new Date(now).toISOString())
+      .first<{ live: number }>(),
+  );
   return row !== null;
 }

@@ -117,6 +117,25 @@ describe("console sessions", () => {
   });
 });
 
+describe("console sessions when the ledger fails", () => {
+  it("answers 503 ledger_unavailable, not 500, when the sessions table cannot be read (migration not applied)", async () => {
+    const cookie = await sessionCookie();
+    // A D1 whose console_sessions table is missing, as before migrations/0004 is applied.
+    const real = ledger();
+    const withoutSessions = new Proxy(real, {
+      get(target, prop) {
+        if (prop === "prepare")
+          return (query: string) => target.prepare(query.replaceAll("console_sessions", "no_such_table"));
+        const value = Reflect.get(target, prop);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const response = await visit("/admin", cookie, env({ LEDGER: withoutSessions }));
+    expect(response.status).toBe(503);
+    expect(await response.json()).toMatchObject({ error: { code: "ledger_unavailable" } });
+  });
+});
+
 describe("console paging", () => {
   it("follows 'Next page' with the ledger's cursor to the letters after the first 100", async () => {
     const tag = `paging-${Date.now()}`;
