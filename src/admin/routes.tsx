@@ -144,7 +144,7 @@ async function dashboard(c: ConsoleContext) {
 }
 
 /** The console's forms hold a token or a filter: 8 KB is ample, and nothing larger is buffered. */
-export const FORM_MAX_BYTES = 8_192;
+const FORM_MAX_BYTES = 8_192;
 const formLimit = bodyLimit({
   maxSize: FORM_MAX_BYTES,
   onError: () => Promise.reject(new BridgeError(413, "payload_too_large", `form body is over ${FORM_MAX_BYTES} bytes`)),
@@ -160,7 +160,8 @@ async function signInAllowed(c: ConsoleContext): Promise<boolean> {
   if (!limiter) return true;
   const client = c.req.header("CF-Connecting-IP") ?? "unknown";
   const { success } = await limiter.limit({ key: `sign-in:${client}` });
-  if (!success) log("warn", "console sign-in rate-limited", { client });
+  // The address is not logged: it is personal data, and the count is what tells an attack.
+  if (!success) log("warn", "console sign-in rate-limited", {});
   return success;
 }
 
