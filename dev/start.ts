@@ -78,6 +78,14 @@ const bridge = await startBridge({
   process.exit(1);
 });
 
+// The Worker's own verdict on its settings (e.g. a secret under 32 characters): refused before anything is served.
+const health = (await (await fetch(`${bridge.url}/health`)).json()) as { problems?: string[] };
+if (health.problems) {
+  for (const problem of health.problems) print(`Cannot start: ${problem}`);
+  await Promise.all([bridge.stop(), segment.close(), vero.close()]);
+  process.exit(1);
+}
+
 print(`\nReady on ${bridge.url}`);
 print(`  Vero webhook URL:      ${bridge.url}/vero/webhook?token=${DEV_SECRETS.VERO_WEBHOOK_TOKEN}`);
 print(`  Segment webhook URL:   ${bridge.url}/segment   (shared secret ${DEV_SECRETS.SEGMENT_SHARED_SECRET})`);

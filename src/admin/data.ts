@@ -12,6 +12,7 @@ import {
   listDeadLetters,
   readCounters,
 } from "../delivery/ledger.ts";
+import { listPage } from "../shared/dead-letter-query.ts";
 import type { Env } from "../shared/env.ts";
 
 export type { CounterRow, DeadLetter, DeadLetterFilter, DeadLetterSummary };
@@ -31,7 +32,7 @@ export async function weekOfCounters(db: D1Database, now: Date): Promise<Counter
 }
 
 export function deadLetters(db: D1Database, filter: DeadLetterFilter) {
-  return listDeadLetters(db, filter);
+  return listPage(db, filter);
 }
 
 export const deadLetter = mustGetDeadLetter;

@@ -3,14 +3,17 @@
  * sign-in with ADMIN_TOKEN. The JSON routes beside it keep their bearer token.
  */
 import { type Context, Hono, type MiddlewareHandler } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import { csrf } from "hono/csrf";
 import type { Child } from "hono/jsx";
 import { NONCE, type SecureHeadersVariables, secureHeaders } from "hono/secure-headers";
 import * as z from "zod/mini";
 import type { DeadLetter, DeadLetterFilter } from "../delivery/ledger.ts";
+import { parseDeadLetterQuery } from "../shared/dead-letter-query.ts";
 import { BridgeError } from "../shared/errors.ts";
 import { healthOf } from "../shared/health.ts";
 import type { AppEnv } from "../shared/http.ts";
+import { log } from "../shared/log.ts";
 import { matchesAnySecret } from "../shared/secrets.ts";
 import { describeUnready, settingsFor } from "../shared/settings.ts";
 import "../shared/zod.ts";
@@ -66,7 +69,7 @@ function page(
   c: ConsoleContext,
   title: string,
   body: Child,
-  options: { signedIn?: boolean; status?: 200 | 401 | 503 } = {},
+  options: { signedIn?: boolean; status?: 200 | 401 | 429 | 503 } = {},
 ) {
   return c.html(
     `<!doctype html>${(
@@ -81,7 +84,7 @@ function page(
 /** Every page but sign-in: a signed-out visitor is sent to sign in, and sees no data. */
 const requireSession: MiddlewareHandler<ConsoleEnv> = async (c, next) => {
   const tokens = adminTokens(c);
-  if (!tokens || !(await hasSession(c, tokens))) return c.redirect(`${CONSOLE}/sign-in`, 303);
+  if (!tokens || !(await hasSession(c, tokens, c.env.LEDGER))) return c.redirect(`${CONSOLE}/sign-in`, 303);
   await next();
 };
 
@@ -92,35 +95,10 @@ function ledgerOf(c: ConsoleContext): D1Database {
   return c.env.LEDGER;
 }
 
-const blankAsUnset = (value: unknown) => (typeof value === "string" && value.trim() === "" ? undefined : value);
-
-/** `since` as typed in the filter: ISO 8601, or without a zone (read as UTC). */
-const sinceField = z.pipe(
-  z.string().check(
-    z.maxLength(40),
-    z.refine((value) => !Number.isNaN(Date.parse(/[zZ]|[+-]\d\d:?\d\d$/.test(value) ? value : `${value}Z`)), {
-      message: "since must be a date and time such as 2026-11-28T00:00Z",
-    }),
-  ),
-  z.transform((value) => new Date(/[zZ]|[+-]\d\d:?\d\d$/.test(value) ? value : `${value}Z`).toISOString()),
-);
-
-const filterSchema = z.object({
-  source: z.optional(z.enum(["segment", "vero"], { error: "source must be segment or vero" })),
-  reason: z.optional(z.string().check(z.maxLength(200, "reason is over 200 characters"))),
-  since: z.optional(sinceField),
-  cursor: z.optional(z.string().check(z.regex(/^\d{1,9}$/, "cursor is not one this console gave"))),
-});
-
+/** The console's dead-letter filter: the JSON routes' one, without their page size. */
 function parseFilter(input: Record<string, unknown>): DeadLetterFilter {
-  const cleaned = Object.fromEntries(
-    ["source", "reason", "since", "cursor"].map((key) => [key, blankAsUnset(input[key])]),
-  );
-  const parsed = filterSchema.safeParse(cleaned);
-  if (!parsed.success) {
-    throw new BridgeError(400, "bad_request", parsed.error.issues.map((issue) => issue.message).join("; "));
-  }
-  return Object.fromEntries(Object.entries(parsed.data).filter(([, value]) => value !== undefined));
+  const { limit: _limit, ...filter } = parseDeadLetterQuery(input);
+  return filter;
 }
 
 const count = z.pipe(z.coerce.number(), z.int().check(z.nonnegative()));
@@ -169,8 +147,39 @@ async function dashboard(c: ConsoleContext) {
   );
 }
 
+/** The console's forms hold a token or a filter: 8 KB is ample, and nothing larger is buffered. */
+const FORM_MAX_BYTES = 8_192;
+const formLimit = bodyLimit({
+  maxSize: FORM_MAX_BYTES,
+  onError: () => Promise.reject(new BridgeError(413, "payload_too_large", `form body is over ${FORM_MAX_BYTES} bytes`)),
+});
+
+/**
+ * Sign-in attempts per client, by Cloudflare's Rate Limiting binding keyed on
+ * CF-Connecting-IP (which Cloudflare sets). Without the binding, no limit:
+ * docs/security.md says what that leaves.
+ */
+async function signInAllowed(c: ConsoleContext): Promise<boolean> {
+  const limiter = c.env.SIGN_IN_LIMITER;
+  if (!limiter) return true;
+  const client = c.req.header("CF-Connecting-IP") ?? "unknown";
+  const { success } = await limiter.limit({ key: `sign-in:${client}` });
+  // The address is not logged: it is personal data, and the count is what tells an attack.
+  if (!success) log("warn", "console sign-in rate-limited", {});
+  return success;
+}
+
 async function formOf(c: ConsoleContext): Promise<Record<string, unknown>> {
-  return Object.fromEntries(Object.entries(await c.req.parseBody()).filter(([, value]) => typeof value === "string"));
+  let body: Record<string, unknown>;
+  try {
+    body = await c.req.parseBody();
+  } catch (error) {
+    // A body that is not the form it claims to be (a broken multipart, say): the sender's mistake.
+    throw new BridgeError(400, "bad_request", "the form could not be read; send it as the console's page does", {
+      cause: error,
+    });
+  }
+  return Object.fromEntries(Object.entries(body).filter(([, value]) => typeof value === "string"));
 }
 
 const letterPath = (id: string) => `${CONSOLE}/dead-letters/${encodeURIComponent(id)}`;
@@ -199,7 +208,7 @@ async function confirmForLetter(
 /** Mounted at `/admin`, before the JSON routes: it answers only its own paths. */
 export const consoleRoutes = new Hono<ConsoleEnv>()
   .use("/", pageHeaders, noStore)
-  .use("/console/*", pageHeaders, noStore, csrf())
+  .use("/console/*", pageHeaders, noStore, csrf(), formLimit)
   .get("/console/sign-in", (c) => {
     const state = settingsFor(c.env).admin;
     if (!state.ready) {
@@ -226,6 +235,17 @@ export const consoleRoutes = new Hono<ConsoleEnv>()
         status: 503,
       });
     }
+    if (!(await signInAllowed(c))) {
+      return page(
+        c,
+        "Sign in",
+        <SignInForm problem="Too many sign-in attempts from here. Wait a minute, then try again." />,
+        {
+          signedIn: false,
+          status: 429,
+        },
+      );
+    }
     const form = signInForm.safeParse(await formOf(c));
     if (!form.success || !(await matchesAnySecret(form.data.token, state.settings.adminTokens))) {
       return page(c, "Sign in", <SignInForm problem="That is not the admin token. Nothing is shown without it." />, {
@@ -233,11 +253,11 @@ export const consoleRoutes = new Hono<ConsoleEnv>()
         status: 401,
       });
     }
-    await startSession(c, form.data.token);
+    await startSession(c, form.data.token, c.env.LEDGER);
     return c.redirect(BASE, 303);
   })
-  .post("/console/sign-out", (c) => {
-    endSession(c);
+  .post("/console/sign-out", async (c) => {
+    await endSession(c, adminTokens(c) ?? [], c.env.LEDGER);
     return c.redirect(`${CONSOLE}/sign-in${doneQuery({ done: "signed-out" })}`, 303);
   })
   .get("/", requireSession, dashboard)

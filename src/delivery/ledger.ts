@@ -225,6 +225,30 @@ export async function getDeadLetter(db: D1Database, id: string): Promise<DeadLet
   return deadLetterSchema.parse({ ...summaryOf(row), body: JSON.parse(row.body) });
 }
 
+/** The letters `ids` that still exist, bodies included, in the order of `ids`; one query whatever their number. */
+export async function getDeadLetters(db: D1Database, ids: readonly string[]): Promise<DeadLetter[]> {
+  if (ids.length === 0) return [];
+  const { results } = await db
+    .prepare("SELECT * FROM dead_letters WHERE id IN (SELECT value FROM json_each(?1))")
+    .bind(JSON.stringify(ids))
+    .all<DeadLetterRow>();
+  const byId = new Map(results.map((row) => [row.id, row]));
+  return ids.flatMap((id) => {
+    const row = byId.get(id);
+    return row ? [deadLetterSchema.parse({ ...summaryOf(row), body: JSON.parse(row.body) })] : [];
+  });
+}
+
+/** Deletes the letters `ids` in one statement; returns how many there were. */
+export async function deleteDeadLetterIds(db: D1Database, ids: readonly string[]): Promise<number> {
+  if (ids.length === 0) return 0;
+  const result = await db
+    .prepare("DELETE FROM dead_letters WHERE id IN (SELECT value FROM json_each(?1))")
+    .bind(JSON.stringify(ids))
+    .run();
+  return result.meta.changes;
+}
+
 /** False when there was no such letter. */
 export async function deleteDeadLetter(db: D1Database, id: string): Promise<boolean> {
   const result = await db.prepare("DELETE FROM dead_letters WHERE id = ?1").bind(id).run();

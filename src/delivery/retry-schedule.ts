@@ -83,7 +83,9 @@ export function backoffSeconds(policy: Pick<RetryPolicy, "baseSeconds" | "capSec
 /**
  * Retry after a delay, or stop. The delay is the jittered backoff,
  * lengthened to a Retry-After (up to Queues' maximum delay), and shortened
- * so that the last retry lands on the horizon rather than past it.
+ * so that the last retry lands on the horizon rather than past it. A
+ * Retry-After that ends past the horizon stops at once: a try at the
+ * horizon would come before the upstream allowed it.
  */
 export function nextStep(policy: RetryPolicy, failed: FailedAttempt): NextStep {
   if (failed.attempts > policy.maxRetries) {
@@ -94,6 +96,12 @@ export function nextStep(policy: RetryPolicy, failed: FailedAttempt): NextStep {
     return {
       retry: false,
       reason: `retries exhausted after ${failed.attempts} attempts over ${formatDuration(failed.elapsedSeconds)}`,
+    };
+  }
+  if (failed.retryAfter !== undefined && Math.ceil(failed.retryAfter) > remaining) {
+    return {
+      retry: false,
+      reason: `the upstream asked to wait ${formatDuration(Math.ceil(failed.retryAfter))}, past the retry horizon (${formatDuration(remaining)} left) after ${failed.attempts} attempts`,
     };
   }
   const jittered = backoffSeconds(policy, failed.attempts) * (1 - JITTER * failed.random);

@@ -9,12 +9,18 @@
 import { createHash } from "node:crypto";
 import { isRecord } from "../shared/json.ts";
 
-/** Rebuilds each object with its keys sorted; JSON.stringify then walks the copy's children in turn. */
+/**
+ * Rebuilds each object with its keys sorted; JSON.stringify then walks the
+ * copy's children in turn. Defined, not assigned: assigning `__proto__`
+ * would set the copy's prototype and drop the key.
+ */
 function sortKeys(_key: string, value: unknown): unknown {
   if (!isRecord(value)) return value;
-  const sorted: Record<string, unknown> = {};
-  for (const key of Object.keys(value).sort()) sorted[key] = value[key];
-  return sorted;
+  return Object.fromEntries(
+    Object.keys(value)
+      .sort()
+      .map((key) => [key, value[key]]),
+  );
 }
 
 /** JSON with object keys sorted at every depth; arrays keep their order. */

@@ -5,7 +5,7 @@
  */
 
 import { jsonBytes } from "../shared/json.ts";
-import { describeError } from "../shared/log.ts";
+import { describeError, log } from "../shared/log.ts";
 import { QUEUE_LIMITS, queuedBytes } from "../shared/queue-names.ts";
 import type { VeroJob } from "./job.ts";
 import { eventName, type Job } from "./result.ts";
@@ -41,6 +41,12 @@ export async function enqueueJobs(queue: Queue<unknown>, jobs: Job[]): Promise<v
     if (bytes > QUEUE_LIMITS.messageBytes) {
       job.result.outcome = "invalid";
       job.result.error = `the event's Vero calls make a queue message of ${bytes} bytes, over Queues' ${QUEUE_LIMITS.messageBytes} bytes per message`;
+      // Refused inside a 202 and kept nowhere: always logged, never left to the request line's sampling.
+      log("warn", "outbound event refused: too large for a queue message", {
+        messageId: body.messageId,
+        bytes,
+        limit: QUEUE_LIMITS.messageBytes,
+      });
       continue;
     }
     if (

@@ -23,6 +23,21 @@ const id = z.custom<string | number>(
   { error: "must be a string or a number" },
 );
 
+/** Segment's own limit on a messageId; longer ones cannot come from Segment, and would bloat the ledger's lookups. */
+export const MAX_MESSAGE_ID_LENGTH = 100;
+
+const messageId = z.custom<string | number>(
+  (value) =>
+    (typeof value === "string" && value.length <= MAX_MESSAGE_ID_LENGTH) ||
+    (typeof value === "number" && Number.isFinite(value)),
+  {
+    error: (issue) =>
+      typeof issue.input === "string"
+        ? `must be at most ${MAX_MESSAGE_ID_LENGTH} characters`
+        : "must be a string or a number",
+  },
+);
+
 /**
  * What zod's record accepts as an object (its util.isPlainObject, written out: reaching it through
  * `z.core` would make the bundler keep all of zod's core namespace, locales included).
@@ -120,7 +135,7 @@ const contextSchema = z.looseObject(
 
 export const segmentEventSchema = z.looseObject({
   type: z.enum(SEGMENT_EVENT_TYPES, { error: `must be one of ${SEGMENT_EVENT_TYPES.join(", ")}` }),
-  messageId: z.nullish(id),
+  messageId: z.nullish(messageId),
   userId: z.nullish(id),
   anonymousId: z.nullish(id),
   previousId: z.nullish(id),
@@ -162,11 +177,15 @@ export const idOf = (value: unknown): string | undefined => {
   return typeof value === "string" && value.trim() !== "" ? value : undefined;
 };
 
-/** The messageId a response reports an event by, read even from an event that failed validation. */
+/**
+ * The messageId a response reports an event by, read even from an event that
+ * failed validation; one over the limit is not echoed, and the event is named by position.
+ */
 export function messageIdOf(input: unknown): string | null {
   if (typeof input !== "object" || input === null || !("messageId" in input)) return null;
   const value = input.messageId;
-  return typeof value === "string" || typeof value === "number" ? String(value) : null;
+  if (typeof value === "string") return value.length <= MAX_MESSAGE_ID_LENGTH ? value : null;
+  return typeof value === "number" ? String(value) : null;
 }
 
 export type SegmentBody = { ok: true; events: unknown[] } | { ok: false; error: string };

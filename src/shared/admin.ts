@@ -1,4 +1,5 @@
 import { Hono, type MiddlewareHandler } from "hono";
+import { bearerAuth } from "hono/bearer-auth";
 import * as z from "zod/mini";
 import {
   discardDeadLetter,
@@ -7,58 +8,50 @@ import {
   redriveListed,
   requireLedger,
 } from "../delivery/dead-letters.ts";
-import {
-  BadCursor,
-  type DeadLetterFilter,
-  deadLetterSource,
-  listDeadLetters,
-  readCounters,
-} from "../delivery/ledger.ts";
+import { readCounters } from "../delivery/ledger.ts";
+import { deadLetterQuery, listPage } from "./dead-letter-query.ts";
+import type { Env } from "./env.ts";
 import { badRequest, unauthorized } from "./errors.ts";
 import { type AppEnv, methodNotAllowed, notConfigured } from "./http.ts";
 import { matchesAnySecret } from "./secrets.ts";
 import { settingsFor } from "./settings.ts";
 import "./zod.ts";
 
-/** The admin routes need the token and the ledger; without either they say which is missing. */
-const requireAdmin: MiddlewareHandler<AppEnv> = async (c, next) => {
-  const state = settingsFor(c.env).admin;
-  if (!state.ready) {
-    throw notConfigured("admin", state);
-  }
-  const match = c.req.header("Authorization")?.match(/^Bearer\s+(\S+)\s*$/i);
-  if (!match?.[1]) throw unauthorized("missing Authorization: Bearer <ADMIN_TOKEN>");
-  if (!(await matchesAnySecret(match[1], state.settings.adminTokens))) throw unauthorized("wrong admin token");
-  requireLedger(c.env);
-  await next();
-};
-
 const isoTime = z.pipe(
   z.string().check(z.refine((value) => !Number.isNaN(Date.parse(value)), { error: "must be an ISO date and time" })),
   z.transform((value) => new Date(value).toISOString()),
 );
 
-const listQuery = z.object({
-  source: z.optional(deadLetterSource),
-  reason: z.optional(z.string().check(z.minLength(1))),
-  since: z.optional(isoTime),
-  cursor: z.optional(z.string()),
-  limit: z.optional(
-    z.pipe(
-      z.coerce.number(),
-      z
-        .int({ error: "must be a whole number from 1 to 1000" })
-        .check(
-          z.minimum(1, "must be a whole number from 1 to 1000"),
-          z.maximum(1000, "must be a whole number from 1 to 1000"),
-        ),
-    ),
-  ),
+/** The admin routes need the token and the ledger; without either they say which is missing. */
+const requireAdminSettings: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const state = settingsFor(c.env).admin;
+  if (!state.ready) throw notConfigured("admin", state);
+  await next();
+};
+
+/** Hono's bearer auth, its refusals thrown as the bridge's own 401 so that every error has one shape. */
+const requireBearer = bearerAuth<AppEnv>({
+  verifyToken: async (token, c) => {
+    const state = settingsFor(c.env as Env).admin;
+    return state.ready && matchesAnySecret(token, state.settings.adminTokens);
+  },
+  noAuthenticationHeader: {
+    message: () => Promise.reject(unauthorized("missing Authorization: Bearer <ADMIN_TOKEN>")),
+  },
+  invalidAuthenticationHeader: {
+    message: () => Promise.reject(unauthorized("missing Authorization: Bearer <ADMIN_TOKEN>")),
+  },
+  invalidToken: { message: () => Promise.reject(unauthorized("wrong admin token")) },
 });
+
+const requireLedgerBound: MiddlewareHandler<AppEnv> = async (c, next) => {
+  requireLedger(c.env);
+  await next();
+};
 
 const countersQuery = z.object({ since: isoTime, until: z.optional(isoTime) });
 
-/** A query's first problem, named: `limit: ...`. */
+/** A query's first problem, named: `since: ...`. */
 function parseQuery<T>(schema: z.ZodMiniType<T>, query: Record<string, string>): T {
   const parsed = schema.safeParse(query);
   if (parsed.success) return parsed.data;
@@ -66,27 +59,17 @@ function parseQuery<T>(schema: z.ZodMiniType<T>, query: Record<string, string>):
   throw badRequest(`${issue?.path.join(".") || "query"}: ${issue?.message ?? "is invalid"}`);
 }
 
-async function listPage(db: D1Database, query: Record<string, string>) {
-  const filter: DeadLetterFilter = parseQuery(listQuery, query);
-  try {
-    return await listDeadLetters(db, filter);
-  } catch (error) {
-    if (error instanceof BadCursor) throw badRequest(`cursor: ${error.message}`);
-    throw error;
-  }
-}
-
 /** Mounted at `/admin`: bearer `ADMIN_TOKEN`, checked before anything else runs. */
 export const adminRoutes = new Hono<AppEnv>()
-  .use("*", requireAdmin)
-  .get("/dead-letters", async (c) => {
-    const page = await listPage(requireLedger(c.env), c.req.query());
+  .use("*", requireAdminSettings, requireBearer, requireLedgerBound)
+  .get("/dead-letters", deadLetterQuery("query"), async (c) => {
+    const page = await listPage(requireLedger(c.env), c.req.valid("query"));
     return c.json({ ok: true, ...page });
   })
-  .post("/dead-letters/redrive", async (c) => {
+  .post("/dead-letters/redrive", deadLetterQuery("query"), async (c) => {
     // Re-drives one page at a time, so a huge backlog cannot exhaust one request's limits.
     const db = requireLedger(c.env);
-    const page = await listPage(db, c.req.query());
+    const page = await listPage(db, c.req.valid("query"));
     const redriven = await redriveListed(c.env, db, page.letters);
     return c.json({ ok: true, redriven, cursor: page.cursor });
   })

@@ -9,6 +9,11 @@ import { VERSION } from "./version.ts";
 /** What `GET /health` answers, and what the console's status panel shows. */
 export function healthOf(env: Env) {
   const settings = settingsFor(env);
+  // Which settings to fix, by name only (never a value): e.g. a secret shorter than its minimum.
+  const problems = (["inbound", "outbound", "admin"] as const).flatMap((name) => {
+    const state = settings[name];
+    return !state.ready && state.invalid.length > 0 ? [describeUnready(name, state)] : [];
+  });
   return {
     status: "ok" as const,
     version: VERSION,
@@ -23,6 +28,7 @@ export function healthOf(env: Env) {
       settings.outbound.ready && settings.outbound.settings.acceptFirstEventSignature
         ? ("accepted (weaker)" as const)
         : ("refused" as const),
+    ...(problems.length > 0 ? { problems } : {}),
   };
 }
 

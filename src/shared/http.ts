@@ -38,12 +38,21 @@ type Compression = "gzip" | "deflate";
 /** The `Content-Encoding` names accepted where SDKs call, and the runtime's format for each. */
 const DECODERS: Record<string, Compression> = { gzip: "gzip", "x-gzip": "gzip", deflate: "deflate" };
 
+/** SDKs apply one coding; two allow a proxy's on top. Each more is another decoder to chain. */
+const MAX_CODINGS = 2;
+
 /** The encodings of a body in the order they were applied, or the first one the bridge cannot undo. */
 function decoders(header: string | undefined): Compression[] {
   const codings = (header ?? "")
     .split(",")
     .map((coding) => coding.trim().toLowerCase())
     .filter((coding) => coding !== "" && coding !== "identity");
+  if (codings.length > MAX_CODINGS)
+    throw new BridgeError(
+      415,
+      "unsupported_encoding",
+      `Content-Encoding lists ${codings.length} codings; at most ${MAX_CODINGS} are undone`,
+    );
   for (const coding of codings)
     if (!Object.hasOwn(DECODERS, coding))
       throw new BridgeError(

@@ -73,7 +73,11 @@ const present = z.pipe(
   z.string().check(z.minLength(1)),
 );
 
-// A comma separates the old and the new value while a secret is rotated.
+/** What a secret the operator chooses must reach: `openssl rand -hex 32` gives 64 characters. */
+export const MIN_SECRET_LENGTH = 32;
+
+// A comma separates the old and the new value while a secret is rotated; each
+// value must be long enough that it cannot be guessed online.
 const secretList = z.pipe(
   mapped(present, (value) =>
     value
@@ -81,7 +85,18 @@ const secretList = z.pipe(
       .map((part) => part.trim())
       .filter((part) => part.length > 0),
   ),
-  z.array(z.string()).check(z.minLength(1, "holds no value"), z.maxLength(2, "holds more than two values")),
+  z
+    .array(
+      z
+        .string()
+        .check(
+          z.minLength(
+            MIN_SECRET_LENGTH,
+            `must be at least ${MIN_SECRET_LENGTH} characters (generate one with openssl rand -hex 32)`,
+          ),
+        ),
+    )
+    .check(z.minLength(1, "holds no value"), z.maxLength(2, "holds more than two values")),
 );
 
 const httpUrl = mapped(z.pipe(present, z.url({ protocol: /^https?$/, error: "must be an http(s) URL" })), (url) =>
@@ -120,8 +135,16 @@ const outboundSchema = z.object({
   SEGMENT_ACCEPT_FIRST_EVENT_SIGNATURE: offByDefault,
 });
 
+// The admin routes take ADMIN_TOKEN as a bearer token, whose syntax (RFC 6750) allows only these characters.
+const bearerTokens = z.pipe(
+  secretList,
+  z.array(
+    z.string().check(z.regex(/^[A-Za-z0-9._~+/-]+=*$/, "must use only letters, digits and ._~+/-= (a bearer token)")),
+  ),
+);
+
 const adminSchema = z.object({
-  ADMIN_TOKEN: secretList,
+  ADMIN_TOKEN: bearerTokens,
 });
 
 const isUnset = (value: unknown) => value === undefined || (typeof value === "string" && value.trim() === "");
@@ -152,7 +175,7 @@ function direction<S extends z.ZodMiniObject, T>(
     if (isUnset((env as Record<string, unknown>)[name])) missing.push(name);
     else invalid.push(`${name} ${issue.message}`);
   }
-  return { ready: false, missing: [...new Set([...missing, ...extraMissing])], invalid };
+  return { ready: false, missing: [...new Set([...missing, ...extraMissing])], invalid: [...new Set(invalid)] };
 }
 
 const segmentTarget = (s: z.output<typeof segmentSchema>): SegmentTarget => ({
@@ -170,7 +193,10 @@ const veroTarget = (s: z.output<typeof veroSchema>): VeroTarget => ({
 
 const wholeSeconds = z.pipe(
   z.coerce.number(),
-  z.int().check(z.minimum(0), z.maximum(RETRY_DEFAULTS.capSeconds, "must be at most the 3600 s cap")),
+  // At 0 every retry would come at once, and the 100 that Queues allows would be spent in seconds.
+  z
+    .int()
+    .check(z.minimum(1, "must be at least 1"), z.maximum(RETRY_DEFAULTS.capSeconds, "must be at most the 3600 s cap")),
 );
 // Queues keeps a message from 60 s to 14 days; hours may be fractional (a test's short retention).
 const hours = z.pipe(

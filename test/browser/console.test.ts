@@ -12,7 +12,7 @@ import { bridgeWithTenants, type TenantBridge } from "../node/tenant-bridge.ts";
 import { browserRequired, CHROMIUM_ARGS, findChromium, HOW_TO_ENABLE } from "./chromium.ts";
 
 const executablePath = findChromium();
-const ADMIN = "browser-admin-token";
+const ADMIN = "browser-admin-token-0123456789abcdef";
 const run = Date.now().toString(36);
 const segment = new StandInClient(inject("segmentOrigin"));
 const vero = new StandInClient(inject("veroOrigin"));
@@ -208,6 +208,38 @@ describe.skipIf(!executablePath)(
       expect(await page.locator("#notice").textContent()).toMatch(/Deleted 1 dead letter/);
       expect(await page.locator(`tr[data-id="${letter.id}"]`).count()).toBe(0);
     }, 90_000);
+
+    it("pages through 250 dead letters with 'Next page', each letter once", async () => {
+      const since = new Date().toISOString();
+      await vero.fail(veroToken, { status: 400, times: 250 });
+      await postSegment(Array.from({ length: 250 }, (_, i) => trackEvent(1_000 + i, { paging: true })));
+      const query = `since=${encodeURIComponent(since)}`;
+      for (const deadline = Date.now() + 90_000; ; ) {
+        const { total } = await admin<{ total: number }>(`/dead-letters?${query}&limit=1`);
+        if (total >= 250) break;
+        if (Date.now() > deadline) throw new Error(`only ${total} of 250 dead letters within 90 s`);
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+      await vero.heal(veroToken);
+
+      await page.goto(`${bridge.url}/admin?${query}`);
+      const seen: string[] = [];
+      let pages = 0;
+      for (;;) {
+        pages++;
+        const ids = await page
+          .locator("#dead-letter-table tr[data-id]")
+          .evaluateAll((rows) => rows.map((row) => row.getAttribute("data-id") ?? ""));
+        seen.push(...ids);
+        const next = page.getByRole("link", { name: "Next page" });
+        if ((await next.count()) === 0) break;
+        await next.click();
+        await page.waitForLoadState();
+      }
+      expect(pages).toBe(3);
+      expect(seen).toHaveLength(250);
+      expect(new Set(seen).size).toBe(250);
+    }, 150_000);
 
     it("refuses a form posted from another site", async () => {
       const attacker = "http://attacker.test";

@@ -80,12 +80,24 @@ describe("the retry schedule", () => {
       retry: true,
       delaySeconds: QUEUE_MAX_DELAY_SECONDS,
     });
-    expect(nextStep(policy, { attempts: 5, elapsedSeconds: 25 * HOUR, random: 0, retryAfter: 7200 })).toEqual({
+    expect(nextStep(policy, { attempts: 5, elapsedSeconds: 25 * HOUR, random: 0, retryAfter: HOUR })).toEqual({
       retry: true,
       delaySeconds: HOUR,
     });
     // A shorter Retry-After than the backoff does not shorten it.
     expect(nextStep(policy, { attempts: 12, elapsedSeconds: 0, random: 0, retryAfter: 10 })).toEqual({
+      retry: true,
+      delaySeconds: HOUR,
+    });
+  });
+
+  it("dead-letters at once when Retry-After ends past the horizon, rather than trying before the upstream allows", () => {
+    expect(nextStep(policy, { attempts: 5, elapsedSeconds: 25 * HOUR, random: 0, retryAfter: 7200 })).toEqual({
+      retry: false,
+      reason: "the upstream asked to wait 2 h 00 min, past the retry horizon (1 h 00 min left) after 5 attempts",
+    });
+    // Just within what is left, it is waited for in full.
+    expect(nextStep(policy, { attempts: 5, elapsedSeconds: 25 * HOUR, random: 0, retryAfter: 3599.5 })).toEqual({
       retry: true,
       delaySeconds: HOUR,
     });
@@ -102,7 +114,7 @@ describe("the retry schedule", () => {
     expect(MAX_RETRIES).toBe(QUEUE_MAX_RETRIES_LIMIT);
   });
 
-  it("compresses to immediate retries with a base of 0 (tests), the attempt count then ending them", () => {
+  it("would compress to immediate retries with a base of 0 (which the settings refuse), the attempt count then ending them", () => {
     const run = failForever({ ...policy, baseSeconds: 0 }, () => 0);
     expect(new Set(run.delays)).toEqual(new Set([0]));
     expect(run.attempts).toBe(MAX_RETRIES + 1);

@@ -11,7 +11,7 @@ export interface TenantBridge {
 
 /**
  * The bridge under wrangler dev with stand-in tenants of its own, so that what the stand-ins record belongs to
- * its test. QUEUE_RETRY_BASE_SECONDS=0 retries at once, so outages play out in seconds.
+ * its test. QUEUE_RETRY_BASE_SECONDS=1 (the least allowed) retries within seconds.
  */
 export async function bridgeWithTenants(
   adminToken: string,
@@ -31,7 +31,7 @@ export async function bridgeWithTenants(
       SEGMENT_WRITE_KEY: writeKey,
       VERO_AUTH_TOKEN: veroToken,
       ADMIN_TOKEN: adminToken,
-      QUEUE_RETRY_BASE_SECONDS: "0",
+      QUEUE_RETRY_BASE_SECONDS: "1",
       ...extra.vars,
     },
     args: extra.args,

@@ -3,7 +3,9 @@ import { type DeadLetter, getDeadLetter, storeDeadLetters } from "../../src/deli
 import type { Env } from "../../src/shared/env.ts";
 import { baseEnv, callWorker, expectJsonError } from "./helpers.ts";
 
-const ADMIN = "admin-token";
+const ADMIN = "admin-token-0123456789abcdef0123456";
+const OLD_ADMIN = "old-admin-0123456789abcdef0123456789";
+const NEW_ADMIN = "new-admin-0123456789abcdef0123456789";
 
 /** A queue binding that records what is sent: the admin routes only ever `send`. */
 function recordingQueue() {
@@ -11,6 +13,9 @@ function recordingQueue() {
   const queue = {
     send: async (body: unknown) => {
       sent.push(body);
+    },
+    sendBatch: async (messages: { body: unknown }[]) => {
+      sent.push(...messages.map((message) => message.body));
     },
   } as unknown as Queue<unknown>;
   return { queue, sent };
@@ -55,8 +60,8 @@ describe("/admin/dead-letters", () => {
   });
 
   it("accepts both values of a token under rotation", async () => {
-    const env = adminEnv({ ADMIN_TOKEN: "old-admin,new-admin" });
-    for (const token of ["old-admin", "new-admin"]) {
+    const env = adminEnv({ ADMIN_TOKEN: `${OLD_ADMIN},${NEW_ADMIN}` });
+    for (const token of [OLD_ADMIN, NEW_ADMIN]) {
       expect((await callWorker(get("/dead-letters", token), env)).status).toBe(200);
     }
     await expectJsonError(await callWorker(get("/dead-letters", "third"), env), 401);

@@ -58,8 +58,10 @@ describe("POST /vero/webhook", () => {
   });
 
   it("accepts either value of a token under rotation, and no third", async () => {
-    const { env, writeKey } = await isolatedEnv({ VERO_WEBHOOK_TOKEN: "old-token, new-token" });
-    for (const token of ["old-token", "new-token"]) {
+    const { env, writeKey } = await isolatedEnv({
+      VERO_WEBHOOK_TOKEN: "old-token-0123456789abcdef0123456, new-token-0123456789abcdef0123456",
+    });
+    for (const token of ["old-token-0123456789abcdef0123456", "new-token-0123456789abcdef0123456"]) {
       const response = await callWorker(
         new Request(`http://bridge/vero/webhook?token=${token}`, { method: "POST", body: webhook }),
         env,

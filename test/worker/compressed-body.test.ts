@@ -133,6 +133,18 @@ describe("Content-Encoding on /v1/*", () => {
     expect(await vero.calls(veroToken)).toEqual([]);
   });
 
+  it("answers 415 to a Content-Encoding list of more than 2 codings, before chaining a decoder per coding", async () => {
+    const { env, veroToken } = await isolatedEnv();
+    const header = Array.from({ length: 10_000 }, () => "gzip").join(",");
+    const body = await expectJsonError(await post(env, "track", await compressJson("gzip", track), header), 415);
+    expect(body.error).toEqual({
+      status: 415,
+      code: "unsupported_encoding",
+      message: "Content-Encoding lists 10000 codings; at most 2 are undone",
+    });
+    expect(await vero.calls(veroToken)).toEqual([]);
+  });
+
   it("answers 400 for a body that says gzip but is not", async () => {
     const { env, veroToken } = await isolatedEnv();
     const gzip = await compressJson("gzip", track);

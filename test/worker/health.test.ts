@@ -47,6 +47,29 @@ describe("GET /health", () => {
     expect(await response.json()).toMatchObject({ inbound: true, outbound: false });
   });
 
+  it("names an operator-chosen secret under 32 characters, and its route and the console refuse to serve", async () => {
+    const env = { ...baseEnv, VERO_WEBHOOK_TOKEN: "short-token", ADMIN_TOKEN: "short-admin" };
+    const health = await (await callWorker(new Request("http://bridge/health"), env)).json();
+    const why = "must be at least 32 characters (generate one with openssl rand -hex 32)";
+    expect(health).toMatchObject({
+      inbound: false,
+      outbound: true,
+      problems: [
+        `inbound is not configured: fix VERO_WEBHOOK_TOKEN ${why}`,
+        `admin is not configured: fix ADMIN_TOKEN ${why}`,
+      ],
+    });
+    const webhook = await callWorker(
+      new Request("http://bridge/vero/webhook?token=short-token", { method: "POST", body: "{}" }),
+      env,
+    );
+    expect(webhook.status).toBe(503);
+    expect(await webhook.text()).toContain(`VERO_WEBHOOK_TOKEN ${why}`);
+    const signIn = await callWorker(new Request("http://bridge/admin/console/sign-in"), env);
+    expect(signIn.status).toBe(503);
+    expect(await signIn.text()).toContain(`ADMIN_TOKEN ${why}`);
+  });
+
   it("never shows a secret", async () => {
     const text = await (await callWorker(new Request("http://bridge/health"))).text();
     for (const secret of Object.values(DEV_SECRETS)) expect(text).not.toContain(secret);

@@ -230,6 +230,13 @@ describe("messageId", () => {
     expect(canonicalJson(undefined)).toBe("null");
   });
 
+  it("keeps a __proto__ key in the canonical JSON, so webhooks differing only there get different ids", () => {
+    const plain = JSON.parse('{"type":"sent","user":{"email":"a@example.com"}}');
+    const withProto = JSON.parse('{"type":"sent","user":{"email":"a@example.com"},"__proto__":{"x":1}}');
+    expect(canonicalJson(withProto)).toBe('{"__proto__":{"x":1},"type":"sent","user":{"email":"a@example.com"}}');
+    expect(veroMessageId(withProto)).not.toBe(veroMessageId(plain));
+  });
+
   it("does not depend on key order or on where non-ASCII text sits", () => {
     const { campaign, ...rest } = clicked;
     expect(veroMessageId({ campaign, ...rest })).toBe(veroMessageId(clicked));

@@ -16,9 +16,9 @@ import { ALL_CASES } from "./inbound-cases.ts";
 import { SEGMENT_EVENTS, SKIPPED_EVENTS } from "./segment-events.ts";
 
 // Distinctive values, so that a leak cannot hide behind a coincidence.
-const WEBHOOK_TOKENS = ["whk-old-0d6f1c7a9b2e", "whk-new-5e8a3b1c7d4f"];
-const SHARED_SECRETS = ["shs-old-8c1e4a7b2d9f", "shs-new-3f6b9d2a5c8e"];
-const ADMIN_TOKENS = ["adm-old-7a2c5e8b1d4f", "adm-new-1b4d7f0a3c6e"];
+const WEBHOOK_TOKENS = ["whk-old-0d6f1c7a9b2e-5e8a3b1c7d4f0d6f", "whk-new-5e8a3b1c7d4f-0d6f1c7a9b2e5e8a"];
+const SHARED_SECRETS = ["shs-old-8c1e4a7b2d9f-3f6b9d2a5c8e8c1e", "shs-new-3f6b9d2a5c8e-8c1e4a7b2d9f3f6b"];
+const ADMIN_TOKENS = ["adm-old-7a2c5e8b1d4f-1b4d7f0a3c6e7a2c", "adm-new-1b4d7f0a3c6e-7a2c5e8b1d4f1b4d"];
 
 const EMAIL = /[^\s@"'<>(),;:[\]{}\\]+@[^\s@"'<>(),;:[\]{}\\]+\.[A-Za-z]{2,}/g;
 

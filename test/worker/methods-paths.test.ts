@@ -11,7 +11,7 @@ import { capturingLogs, checkProperty } from "./fuzz.ts";
 import { basic, callWorker, expectJsonError, isolatedEnv, segment, vero } from "./helpers.ts";
 
 const FILE = "test/worker/methods-paths.test.ts";
-const ADMIN = "admin-token-for-methods";
+const ADMIN = "admin-token-for-methods-0123456789ab";
 const METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] as const;
 
 /** Each route of the contract (and the admin routes), with the methods it serves. */

@@ -123,7 +123,7 @@ describe("the Vero queue consumer", () => {
 
   it("without LEDGER, after a partial success, acks the job and continues only with the calls left", async () => {
     const { env, veroToken } = await isolatedEnv(
-      { QUEUE_RETRY_BASE_SECONDS: "0", LEDGER: undefined },
+      { QUEUE_RETRY_BASE_SECONDS: "1", LEDGER: undefined },
       { queued: true },
     );
     // The identify goes through, the tags edit fails once.

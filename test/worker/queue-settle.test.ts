@@ -47,13 +47,13 @@ describe("retry settings", () => {
 
   it("starts from QUEUE_RETRY_BASE_SECONDS when set, and from 5 s when it is unset or invalid", () => {
     expect(policyOf({ QUEUE_RETRY_BASE_SECONDS: " 2 " }).policy.baseSeconds).toBe(2);
-    expect(policyOf({ QUEUE_RETRY_BASE_SECONDS: "0" }).policy.baseSeconds).toBe(0);
+    expect(policyOf({ QUEUE_RETRY_BASE_SECONDS: "1" }).policy.baseSeconds).toBe(1);
     for (const value of [undefined, ""])
       expect(policyOf({ QUEUE_RETRY_BASE_SECONDS: value })).toMatchObject({
         policy: { baseSeconds: 5 },
         invalid: [],
       });
-    for (const value of ["soon", "-1", "1.5", "3601"]) {
+    for (const value of ["soon", "0", "-1", "1.5", "3601"]) {
       const { policy, invalid } = policyOf({ QUEUE_RETRY_BASE_SECONDS: value });
       expect(policy.baseSeconds).toBe(5);
       expect(invalid).toEqual([expect.stringMatching(/^QUEUE_RETRY_BASE_SECONDS /)]);

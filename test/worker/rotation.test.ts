@@ -8,9 +8,9 @@ import type { Env } from "../../src/shared/env.ts";
 import { hmacSha1Hex } from "../../src/shared/secrets.ts";
 import { basic, callWorker, expectJsonError, isolatedEnv, segment, vero } from "./helpers.ts";
 
-const OLD = "old-value-1a2b3c";
-const NEW = "new-value-4d5e6f";
-const THIRD = "third-value-7a8b9c";
+const OLD = "old-value-1a2b3c-0123456789abcdef01";
+const NEW = "new-value-4d5e6f-0123456789abcdef01";
+const THIRD = "third-value-7a8b9c-0123456789abcdef";
 
 /** The three stages of a rotation: the old value alone, both (with the spaces an operator may type), the new alone. */
 const STAGES = [
@@ -47,14 +47,14 @@ describe("VERO_WEBHOOK_TOKEN", () => {
  *   openssl dgst -sha1 -hmac <secret>
  */
 const SIGNATURES: Record<string, string> = {
-  [`0-${OLD}-raw`]: "65aca6e88c0532f54021f3b346c4efa64416539b",
-  [`0-${OLD}-batch`]: "0362136f28c5ad326681f70cc52409440b6a1312",
-  [`1-${OLD}-raw`]: "0cea715a377fb9836f0416dae872e97b0a9e97a3",
-  [`1-${OLD}-batch`]: "dee7591da69374e15d750aedb4cc2d8beccc60ea",
-  [`1-${NEW}-raw`]: "6173bf720ee9f18e9baf80f719115b1471b61eba",
-  [`1-${NEW}-batch`]: "0f04c48b42bed994e81d7a91671d272eee829314",
-  [`2-${NEW}-raw`]: "c1733b534b5ba918801ad5d86c23f98b40215008",
-  [`2-${NEW}-batch`]: "e3f7d3f9dcc137236b5468ec395abcd85e8effd1",
+  [`0-${OLD}-raw`]: "bb7898def91de9a97bfc8bdd3304f5ae383feafc",
+  [`0-${OLD}-batch`]: "861a46cac1289643d280353893353d15628588b0",
+  [`1-${OLD}-raw`]: "9b1f71b4a64aa1b0b73c93d50e6b213613d316fe",
+  [`1-${OLD}-batch`]: "9125f95d2963e8e2fef88b17b8486bfdb48e0fd8",
+  [`1-${NEW}-raw`]: "b4c2ab97ec7ca443304858668432f9f88c3fa0e0",
+  [`1-${NEW}-batch`]: "02bc16f67acaf5d4cf2f8a46cf6470842f37c65d",
+  [`2-${NEW}-raw`]: "3790838d4ce7712977ee93e8a554c16f032ac64d",
+  [`2-${NEW}-batch`]: "f3076d985e82d3ba132caf7e59674e9d724acce3",
 };
 
 describe("SEGMENT_SHARED_SECRET", () => {

@@ -1,22 +1,27 @@
 import { describe, expect, it } from "vitest";
-import { parseSettings, settingsFor } from "../../src/shared/settings.ts";
+import { parseRetryPolicy, parseSettings, settingsFor } from "../../src/shared/settings.ts";
 
-const inbound = { SEGMENT_WRITE_KEY: "wk", VERO_WEBHOOK_TOKEN: "tok" };
-const outbound = { SEGMENT_SHARED_SECRET: "shh", VERO_AUTH_TOKEN: "vat" };
+// Operator-chosen secrets of the minimum 32 characters; keys Segment and Vero issue are taken as issued.
+const TOK = "tok-0123456789abcdef0123456789abc";
+const SHH = "shh-0123456789abcdef0123456789abc";
+const OLD = "old-0123456789abcdef0123456789abc";
+const NEW = "new-0123456789abcdef0123456789abc";
+const inbound = { SEGMENT_WRITE_KEY: "wk", VERO_WEBHOOK_TOKEN: TOK };
+const outbound = { SEGMENT_SHARED_SECRET: SHH, VERO_AUTH_TOKEN: "vat" };
 
 describe("settings", () => {
   it("applies the contract's defaults for the API hosts", () => {
     const settings = parseSettings({ ...inbound, ...outbound });
     expect(settings.inbound).toEqual({
       ready: true,
-      settings: { segmentWriteKey: "wk", segmentApiHost: "https://api.segment.io", webhookTokens: ["tok"] },
+      settings: { segmentWriteKey: "wk", segmentApiHost: "https://api.segment.io", webhookTokens: [TOK] },
     });
     expect(settings.outbound).toEqual({
       ready: true,
       settings: {
         veroApiUrl: "https://api.getvero.com/api/v2",
         veroCredential: { auth_token: "vat" },
-        sharedSecrets: ["shh"],
+        sharedSecrets: [SHH],
         inlineMaxVeroCalls: 50,
         acceptFirstEventSignature: false,
       },
@@ -73,10 +78,10 @@ describe("settings", () => {
   });
 
   it("holds two comma-separated values during a rotation, and refuses three", () => {
-    expect(parseSettings({ ...inbound, VERO_WEBHOOK_TOKEN: "old, new" }).inbound).toMatchObject({
-      settings: { webhookTokens: ["old", "new"] },
+    expect(parseSettings({ ...inbound, VERO_WEBHOOK_TOKEN: `${OLD}, ${NEW}` }).inbound).toMatchObject({
+      settings: { webhookTokens: [OLD, NEW] },
     });
-    expect(parseSettings({ ...inbound, VERO_WEBHOOK_TOKEN: "a,b,c" }).inbound).toEqual({
+    expect(parseSettings({ ...inbound, VERO_WEBHOOK_TOKEN: `${OLD},${NEW},${TOK}` }).inbound).toEqual({
       ready: false,
       missing: [],
       invalid: ["VERO_WEBHOOK_TOKEN holds more than two values"],
@@ -84,7 +89,7 @@ describe("settings", () => {
   });
 
   it("sends VERO_TRACKING_API_KEY as tracking_api_key, preferred over VERO_AUTH_TOKEN", () => {
-    expect(parseSettings({ SEGMENT_SHARED_SECRET: "s", VERO_TRACKING_API_KEY: "tak" }).outbound).toMatchObject({
+    expect(parseSettings({ SEGMENT_SHARED_SECRET: SHH, VERO_TRACKING_API_KEY: "tak" }).outbound).toMatchObject({
       settings: { veroCredential: { tracking_api_key: "tak" } },
     });
     expect(parseSettings({ ...outbound, VERO_TRACKING_API_KEY: "tak" }).outbound).toMatchObject({
@@ -98,6 +103,38 @@ describe("settings", () => {
       missing: [],
       invalid: ["VERO_API_URL must be an http(s) URL"],
     });
+  });
+
+  it("refuses an operator-chosen secret under 32 characters, naming it, and takes issued keys as issued", () => {
+    const short = "x".repeat(31);
+    const why = "must be at least 32 characters (generate one with openssl rand -hex 32)";
+    const settings = parseSettings({
+      ...inbound,
+      ...outbound,
+      VERO_WEBHOOK_TOKEN: short,
+      SEGMENT_SHARED_SECRET: `${SHH},${short}`,
+      ADMIN_TOKEN: `${short},${short}`,
+    });
+    expect(settings.inbound).toEqual({ ready: false, missing: [], invalid: [`VERO_WEBHOOK_TOKEN ${why}`] });
+    expect(settings.outbound).toEqual({ ready: false, missing: [], invalid: [`SEGMENT_SHARED_SECRET ${why}`] });
+    expect(settings.admin).toEqual({ ready: false, missing: [], invalid: [`ADMIN_TOKEN ${why}`] });
+    // SEGMENT_WRITE_KEY and VERO_AUTH_TOKEN are short here: Segment and Vero issue them.
+    expect(parseSettings({ ...inbound, ...outbound, ADMIN_TOKEN: "a".repeat(32) }).admin.ready).toBe(true);
+    expect(settings.consumers.segment.ready && settings.consumers.vero.ready).toBe(true);
+  });
+
+  it("refuses an ADMIN_TOKEN that cannot travel as a bearer token, naming the characters allowed", () => {
+    expect(parseSettings({ ADMIN_TOKEN: `${"a".repeat(32)}!` }).admin).toEqual({
+      ready: false,
+      missing: [],
+      invalid: ["ADMIN_TOKEN must use only letters, digits and ._~+/-= (a bearer token)"],
+    });
+  });
+
+  it("refuses QUEUE_RETRY_BASE_SECONDS=0, which would spend all 100 retries in seconds, and keeps the 5 s default", () => {
+    const { policy, invalid } = parseRetryPolicy({ QUEUE_RETRY_BASE_SECONDS: "0" } as never);
+    expect(policy.baseSeconds).toBe(5);
+    expect(invalid).toEqual(["QUEUE_RETRY_BASE_SECONDS must be at least 1"]);
   });
 
   it("parses once per env object", () => {

@@ -1,0 +1,73 @@
+/**
+ * The dead-letter filter, as the JSON admin routes take it in a query and the
+ * console in a query or a form: one schema, one 400 naming the first problem.
+ */
+import type { ValidationTargets } from "hono";
+import { validator } from "hono/validator";
+import * as z from "zod/mini";
+import { BadCursor, type DeadLetterFilter, deadLetterSource, listDeadLetters } from "../delivery/ledger.ts";
+import { badRequest } from "./errors.ts";
+import "./zod.ts";
+
+const hasZone = (value: string) => /[zZ]|[+-]\d\d:?\d\d$/.test(value);
+/** ISO 8601; a time without a zone (as a datetime-local field sends it) is read as UTC. */
+const asDate = (value: string) => new Date(hasZone(value) ? value : `${value}Z`);
+
+const sinceSchema = z.pipe(
+  z.string().check(
+    z.maxLength(40, "must be an ISO date and time such as 2026-11-28T00:00Z"),
+    z.refine((value) => !Number.isNaN(asDate(value).getTime()), {
+      error: "must be an ISO date and time such as 2026-11-28T00:00Z",
+    }),
+  ),
+  z.transform((value) => asDate(value).toISOString()),
+);
+
+const LIMIT_MESSAGE = "must be a whole number from 1 to 1000";
+
+export const deadLetterQuerySchema = z.object({
+  source: z.optional(deadLetterSource),
+  reason: z.optional(z.string().check(z.maxLength(200, "is over 200 characters"))),
+  since: z.optional(sinceSchema),
+  // Opaque: the ledger decodes it, and names one it did not hand out.
+  cursor: z.optional(z.string().check(z.maxLength(500, "is not one this bridge returned"))),
+  limit: z.optional(
+    z.pipe(
+      z.coerce.number(),
+      z.int({ error: LIMIT_MESSAGE }).check(z.minimum(1, LIMIT_MESSAGE), z.maximum(1000, LIMIT_MESSAGE)),
+    ),
+  ),
+});
+
+const KEYS = ["source", "reason", "since", "cursor", "limit"] as const;
+
+/** The filter in `input`, blank fields left out (an empty form field means "any"); a 400 naming the first problem. */
+export function parseDeadLetterQuery(input: Record<string, unknown>): DeadLetterFilter {
+  const present = Object.fromEntries(
+    KEYS.flatMap((key) => {
+      const value = input[key];
+      return typeof value === "string" && value.trim() !== "" ? [[key, value.trim()]] : [];
+    }),
+  );
+  const parsed = deadLetterQuerySchema.safeParse(present);
+  if (parsed.success)
+    return Object.fromEntries(
+      Object.entries(parsed.data).filter(([, value]) => value !== undefined),
+    ) as DeadLetterFilter;
+  const issue = parsed.error.issues[0];
+  throw badRequest(`${issue?.path.join(".") || "query"}: ${issue?.message ?? "is invalid"}`);
+}
+
+/** Hono's validator over `parseDeadLetterQuery`, for a query string or a form. */
+export const deadLetterQuery = <T extends keyof Pick<ValidationTargets, "query" | "form">>(target: T) =>
+  validator(target, (value) => parseDeadLetterQuery(value as Record<string, unknown>));
+
+/** One page of the letters `filter` matches; a cursor this bridge did not hand out is a 400. */
+export async function listPage(db: D1Database, filter: DeadLetterFilter) {
+  try {
+    return await listDeadLetters(db, filter);
+  } catch (error) {
+    if (error instanceof BadCursor) throw badRequest(`cursor: ${error.message}`);
+    throw error;
+  }
+}
