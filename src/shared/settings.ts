@@ -37,8 +37,6 @@ export interface VeroTarget {
 export interface OutboundSettings extends VeroTarget {
   /** One value, or two during a rotation. */
   sharedSecrets: readonly string[];
-  /** Inline mode: the most Vero calls one request may need (each is a subrequest). */
-  inlineMaxVeroCalls: number;
 }
 
 /** A direction is either ready to use or says which settings to fix. */
@@ -97,21 +95,12 @@ const veroShape = {
   VERO_TRACKING_API_KEY: z.optional(present),
 };
 
-/** The Workers Free plan's subrequests per request: inline mode's Vero calls must fit in them. */
-export const DEFAULT_INLINE_MAX_VERO_CALLS = 50;
-
-const callCap = z.pipe(
-  z.coerce.number(),
-  z.int().check(z.minimum(1, "must be a whole number of at least 1"), z.maximum(10_000, "must be at most 10000")),
-);
-
 const segmentSchema = z.object(segmentShape);
 const veroSchema = z.object(veroShape);
 const inboundSchema = z.object({ ...segmentShape, VERO_WEBHOOK_TOKEN: secretList });
 const outboundSchema = z.object({
   ...veroShape,
   SEGMENT_SHARED_SECRET: secretList,
-  INLINE_MAX_VERO_CALLS: z._default(callCap, DEFAULT_INLINE_MAX_VERO_CALLS),
 });
 
 const adminSchema = z.object({
@@ -223,7 +212,6 @@ export function parseSettings(env: Env): Settings {
       (s) => ({
         ...veroTarget(s),
         sharedSecrets: s.SEGMENT_SHARED_SECRET,
-        inlineMaxVeroCalls: s.INLINE_MAX_VERO_CALLS,
       }),
       noVeroCredential,
     ),
