@@ -69,8 +69,8 @@ export function observingMailboxes(env: Env): { observed: Env; touched: DurableO
 }
 
 /**
- * Waits until none of `ids` holds a job that is due (one waiting for its
- * retry does not count): their alarms have run. An event, not a time: it
+ * Waits until none of `ids` has a head job that is due (one waiting for
+ * its retry does not count): their alarms have run. An event, not a time: it
  * polls the objects' own storage.
  */
 export async function mailboxesIdle(env: Env, ids: readonly DurableObjectId[]): Promise<void> {
@@ -79,12 +79,13 @@ export async function mailboxesIdle(env: Env, ids: readonly DurableObjectId[]): 
   for (;;) {
     let due = 0;
     for (const id of ids) {
-      due += await runInDurableObject(
-        namespace.get(id),
-        (_instance, state) =>
-          state.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM jobs WHERE next_at <= ?", Date.now()).one()
-            .n,
-      );
+      // The head job decides: the jobs behind it wait for it, due or not.
+      due += await runInDurableObject(namespace.get(id), (_instance, state) => {
+        const [head] = state.storage.sql
+          .exec<{ next_at: number }>("SELECT next_at FROM jobs ORDER BY at, rseq, seq LIMIT 1")
+          .toArray();
+        return head && head.next_at <= Date.now() ? 1 : 0;
+      });
     }
     if (due === 0) return;
     await new Promise((resolve) => setTimeout(resolve, 20));
