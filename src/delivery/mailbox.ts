@@ -22,7 +22,7 @@ import type { VeroRequest } from "../outbound/map.ts";
 import { sendToVero, type VeroTarget } from "../outbound/vero.ts";
 import type { Env } from "../shared/env.ts";
 import { DeliveryError } from "../shared/errors.ts";
-import { describeError, log, redactEmails } from "../shared/log.ts";
+import { configureLogs, describeError, log, redactEmails } from "../shared/log.ts";
 import type { CountReport, CountRow } from "./counter-shard.ts";
 import { counterShardFor } from "./counter-shard.ts";
 import { type CounterOutcome, callKey, hourOf, isLedgerKey, storeDeadLetters } from "./ledger.ts";
@@ -33,6 +33,8 @@ export interface MailboxConfig {
   target: VeroTarget;
   policy: RetryPolicy;
   retentionDays: number;
+  /** LOG_SAMPLE_RATE: the share of messageIds whose success lines are logged, as in the Worker. */
+  logSampleRate: number;
 }
 
 /** A job for a mailbox, with the calls the previous (D1) ledger recorded for it, if any. */
@@ -174,6 +176,8 @@ export class Mailbox extends DurableObject<Env> {
 
   /** Never throws: Cloudflare retries a throwing alarm only a few times. */
   override async alarm(): Promise<void> {
+    const sampleRate = this.getState<MailboxConfig>("config")?.logSampleRate;
+    if (sampleRate !== undefined) configureLogs({ sampleRate });
     const stats: DrainStats = {
       delivered: 0,
       retried: 0,

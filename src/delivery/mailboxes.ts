@@ -6,7 +6,7 @@
 import type { VeroJob } from "../outbound/job.ts";
 import type { Env } from "../shared/env.ts";
 import { describeError } from "../shared/log.ts";
-import { describeUnready, settingsFor } from "../shared/settings.ts";
+import { describeUnready, logSampleRate, settingsFor } from "../shared/settings.ts";
 import { isLedgerKey, lookupCalls, retentionDays } from "./ledger.ts";
 import type { Accepted, Letter, Mailbox, MailboxConfig } from "./mailbox.ts";
 import { mailboxName } from "./mailbox.ts";
@@ -26,7 +26,12 @@ export function mailboxConfigFor(env: Env): { ok: true; config: MailboxConfig } 
   if (!vero.ready) return { ok: false, reason: describeUnready("the Vero consumer", vero) };
   return {
     ok: true,
-    config: { target: vero.settings, policy: settingsFor(env).retry.policy, retentionDays: retentionDays(env) },
+    config: {
+      target: vero.settings,
+      policy: settingsFor(env).retry.policy,
+      retentionDays: retentionDays(env),
+      logSampleRate: logSampleRate(env),
+    },
   };
 }
 
