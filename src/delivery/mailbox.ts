@@ -148,7 +148,8 @@ export class Mailbox extends DurableObject<Env> {
     let accepted = 0;
     let skipped = 0;
     this.ctx.storage.transactionSync(() => {
-      this.setState("config", config);
+      // Written only when it changed: a row written per accept would be most of the mailbox's storage writes.
+      if (JSON.stringify(this.getState("config")) !== JSON.stringify(config)) this.setState("config", config);
       for (const { job, recorded = [] } of letters) {
         for (const call of recorded) this.record(job.messageId, call, 200, now);
         if (isLedgerKey(job.messageId) && (this.holds(job.messageId) || this.isDelivered(job))) {
