@@ -6,7 +6,7 @@
  * makes its delays zero, so a test waits for calls, not for time.
  */
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import type { RecordedCall } from "../../dev/stand-ins/client.ts";
 import { getDeadLetter, listDeadLetters, redriveDeadLetter } from "../../src/delivery/dead-letters.ts";
 import type { Mailbox } from "../../src/delivery/mailbox.ts";
@@ -14,7 +14,7 @@ import { mailboxConfigFor, mailboxFor } from "../../src/delivery/mailboxes.ts";
 import { QUEUE_NAMES } from "../../src/delivery/settlement.ts";
 import type { Env } from "../../src/shared/env.ts";
 import { basic, callWorker, isolatedEnv, vero } from "./helpers.ts";
-import { runBatch, trackJob, unique } from "./queue-helpers.ts";
+import { deadLetterFor, runBatch, trackJob, unique } from "./queue-helpers.ts";
 
 const secret = "dev-segment-shared-secret-for-local-use";
 const fast = { QUEUE_RETRY_BASE_SECONDS: "0" };
@@ -203,6 +203,63 @@ describe("a user's mailbox", { timeout: 60_000 }, () => {
     expect(ok.indexOf("/events/track")).toBeLessThan(ok.indexOf("/users/reidentify"));
     expect(await held(env, before)).toEqual([]);
     expect(await held(env, after)).toEqual([]);
+  });
+
+  it("keeps a job it cannot dead-letter while D1 refuses the letter, and stores it once D1 is back", async () => {
+    const { env, veroToken } = await isolatedEnv({}, { ledger: true });
+    const user = unique("u");
+    const mailbox = stub(env, user);
+    const refused = unique("m");
+    // D1 refuses every statement, as during an outage; the mailbox's own storage still works.
+    const broken = {
+      prepare: () => {
+        throw new Error("D1_ERROR: the database is unavailable");
+      },
+    };
+    await runInDurableObject(mailbox, (instance: Mailbox) => {
+      (instance as unknown as { env: Env }).env = { ...env, LEDGER: broken as unknown as D1Database };
+    });
+    await vero.fail(veroToken, { status: 400, times: 1 });
+    await api(env, "track", track(user, "refused", refused));
+    await vero.waitFor(veroToken, (all) => all.some((call) => call.status === 400));
+    const kept = await runInDurableObject(mailbox, (_instance: Mailbox, state) =>
+      state.storage.sql.exec<{ message_id: string; next_at: number }>("SELECT message_id, next_at FROM jobs").toArray(),
+    );
+    expect(kept.map((row) => row.message_id)).toEqual([refused]);
+    expect(kept[0]?.next_at).toBeGreaterThan(Date.now());
+    expect(await deadLetterFor(env.LEDGER as D1Database, refused)).toBeUndefined();
+    // D1 is back: the next run stores the letter and lets the job go.
+    await runInDurableObject(mailbox, (instance: Mailbox, state) => {
+      (instance as unknown as { env: Env }).env = env;
+      state.storage.sql.exec("UPDATE jobs SET next_at = 0");
+    });
+    await vero.fail(veroToken, { status: 400, times: 1 });
+    await runDurableObjectAlarm(mailbox);
+    expect(await deadLetterFor(env.LEDGER as D1Database, refused)).toMatchObject({ permanent: true });
+    expect(await held(env, user)).toEqual([]);
+  });
+
+  it("lists itself in stalled_mailboxes when its head job first fails, and leaves once it is delivered", async () => {
+    // A minute before the retry: the test moves the job's clock instead of waiting.
+    const { env, veroToken } = await isolatedEnv({ QUEUE_RETRY_BASE_SECONDS: "60" }, { ledger: true });
+    const user = unique("u");
+    const mailbox = stub(env, user);
+    const row = () =>
+      (env.LEDGER as D1Database)
+        .prepare("SELECT mailbox, reason FROM stalled_mailboxes WHERE mailbox = ?1")
+        .bind(mailbox.id.toString())
+        .first<{ mailbox: string; reason: string }>();
+    await vero.fail(veroToken, { status: 503, times: 1 });
+    await api(env, "track", track(user, "late"));
+    await vero.waitFor(veroToken, (all) => all.some((call) => call.status === 503));
+    await vi.waitFor(async () => expect(await row()).toMatchObject({ reason: expect.stringMatching(/503/) }));
+    expect((await row())?.reason).not.toContain(user);
+    await runInDurableObject(mailbox, (_instance: Mailbox, state) =>
+      state.storage.sql.exec("UPDATE jobs SET next_at = 0"),
+    );
+    await runDurableObjectAlarm(mailbox);
+    expect(delivered(await vero.calls(veroToken))).toEqual([`${user} late`]);
+    expect(await row()).toBeNull();
   });
 
   it("keeps its ledger for the retention and prunes what is older, at most once a day", async () => {
