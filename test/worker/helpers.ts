@@ -65,7 +65,7 @@ export function observingMailboxes(env: Env): { observed: Env; touched: DurableO
       return namespace.get(id);
     },
   };
-  return { observed: { ...env, MAILBOX: recording as unknown as DurableObjectNamespace }, touched };
+  return { observed: { ...env, MAILBOX: recording as unknown as NonNullable<Env["MAILBOX"]> }, touched };
 }
 
 /**

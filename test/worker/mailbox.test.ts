@@ -326,7 +326,7 @@ describe("the Vero queue's consumer and the mailboxes", { timeout: 30_000 }, () 
   it("retries, never acks, the messages whose mailbox cannot take them, and acks the others", async () => {
     const { env } = await isolatedEnv({}, { queued: true });
     const [ok, broken] = [unique("ok"), unique("broken")];
-    const real = env.MAILBOX as DurableObjectNamespace;
+    const real = env.MAILBOX as NonNullable<Env["MAILBOX"]>;
     // A namespace whose calls fail for one user, as an overloaded or unreachable object would.
     const failing = {
       idFromName: (name: string) => real.idFromName(name),
@@ -341,7 +341,7 @@ describe("the Vero queue's consumer and the mailboxes", { timeout: 30_000 }, () 
         { id: "ok", body: trackJob(ok, "fine") },
         { id: "broken", body: trackJob(broken, "later") },
       ],
-      { ...env, MAILBOX: failing as unknown as DurableObjectNamespace },
+      { ...env, MAILBOX: failing as unknown as NonNullable<Env["MAILBOX"]> },
     );
     expect(fate.acked).toEqual(["ok"]);
     expect(Object.keys(fate.retried)).toEqual(["broken"]);

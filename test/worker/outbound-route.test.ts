@@ -485,7 +485,7 @@ describe("Vero failures are the user's mailbox's, not the request's", () => {
 describe("when the mailboxes cannot take the events (no queue bound)", () => {
   it("a mailbox that fails: 503 mailbox_unavailable, retryable, and the other users' events are taken", async () => {
     const { env, veroToken } = await isolatedEnv();
-    const real = env.MAILBOX as DurableObjectNamespace;
+    const real = env.MAILBOX as NonNullable<Env["MAILBOX"]>;
     const broken = mailboxNameFor(env, "broken-user");
     // A namespace whose calls fail for one user, as an overloaded object or a storage error would.
     const failing = {
@@ -494,7 +494,7 @@ describe("when the mailboxes cannot take the events (no queue bound)", () => {
         id.equals(real.idFromName(broken))
           ? { accept: () => Promise.reject(new Error("Durable Object storage operation exceeded timeout")) }
           : real.get(id),
-    } as unknown as DurableObjectNamespace;
+    } as unknown as NonNullable<Env["MAILBOX"]>;
     const response = await api({ ...env, MAILBOX: failing }, "batch", {
       batch: [
         { ...track, messageId: "to-broken", userId: "broken-user" },
@@ -520,7 +520,7 @@ describe("when the mailboxes cannot take the events (no queue bound)", () => {
 
   it(`more users in one request than an invocation may call (${MAILBOXES_PER_INVOCATION}): 413 before any mailbox is called, against a double enforcing the 1,000 subrequests to Cloudflare services`, async () => {
     const { env, veroToken } = await isolatedEnv();
-    const real = env.MAILBOX as DurableObjectNamespace;
+    const real = env.MAILBOX as NonNullable<Env["MAILBOX"]>;
     let calls = 0;
     const limited = {
       idFromName: (name: string) => real.idFromName(name),
@@ -528,7 +528,7 @@ describe("when the mailboxes cannot take the events (no queue bound)", () => {
         if (++calls > 1_000) throw new Error("Too many subrequests.");
         return real.get(id);
       },
-    } as unknown as DurableObjectNamespace;
+    } as unknown as NonNullable<Env["MAILBOX"]>;
     const users = MAILBOXES_PER_INVOCATION + 1;
     const batch = Array.from({ length: users }, (_, n) => ({
       type: "track",
