@@ -42,6 +42,10 @@ async function scheduled(controller: ScheduledController, env: Env): Promise<voi
   log("info", "ledger pruned", { retentionDays: days, ...pruned });
 }
 
+// The Durable Object classes wrangler.toml binds (MAILBOX, COUNTERS) are exported by the main module.
+export { CounterShard } from "./delivery/counter-shard.ts";
+export { Mailbox } from "./delivery/mailbox.ts";
+
 export default {
   fetch(request: Request, env: Env, ctx: ExecutionContext) {
     configureLogs({ sampleRate: logSampleRate(env) });

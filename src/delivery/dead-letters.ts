@@ -4,11 +4,14 @@
  * deleted. Nothing is dropped silently: a permanent failure and an
  * exhausted retry budget both end here.
  */
+
+import { veroJobSchema } from "../outbound/job.ts";
 import type { Env } from "../shared/env.ts";
 import { BridgeError } from "../shared/errors.ts";
 import { jsonBytes } from "../shared/json.ts";
 import { log } from "../shared/log.ts";
 import { QUEUE_LIMITS, queuedBytes } from "../shared/queue-names.ts";
+import { describeIssues } from "../shared/zod.ts";
 import {
   type DeadLetter,
   type DeadLetterSummary,
@@ -17,6 +20,14 @@ import {
   getDeadLetter,
   getDeadLetters,
 } from "./ledger.ts";
+import {
+  handToMailboxes,
+  MAILBOXES_PER_INVOCATION,
+  mailboxConfigFor,
+  mailboxFor,
+  recordedBefore,
+  usersOf,
+} from "./mailboxes.ts";
 
 export {
   type DeadLetter,
@@ -41,18 +52,76 @@ export function requireLedger(env: Env): D1Database {
 }
 
 /**
- * Sends a dead letter back to the queue it came from, then forgets it. The
- * ledger keeps the calls Vero already accepted, so a re-driven Vero job
- * makes only the calls it is missing.
+ * Sends a dead letter back to the queue it came from, then forgets it.
+ * Without VERO_QUEUE, a Vero letter goes straight back into its user's
+ * mailbox, whose ledger keeps the calls Vero already accepted, so the job
+ * makes only the calls it is missing (and none if it was delivered since).
  */
 export async function redriveDeadLetter(env: Env, letter: DeadLetter): Promise<void> {
   const queue = letter.source === "segment" ? env.SEGMENT_QUEUE : env.VERO_QUEUE;
   const binding = letter.source === "segment" ? "SEGMENT_QUEUE" : "VERO_QUEUE";
-  if (!queue) throw new BridgeError(503, "not_configured", `${binding} is not bound: cannot re-drive ${letter.id}`);
   // Sent before the delete: a crash in between leaves a duplicate to delete, never a loss.
-  await queue.send(letter.body, { contentType: "json" });
+  if (queue) await queue.send(letter.body, { contentType: "json" });
+  else if (letter.source === "vero") await redriveToMailbox(env, letter);
+  else throw new BridgeError(503, "not_configured", `${binding} is not bound: cannot re-drive ${letter.id}`);
   await deleteDeadLetter(requireLedger(env), letter.id);
   log("info", "dead letter re-driven", { id: letter.id, source: letter.source });
+}
+
+async function redriveToMailbox(env: Env, letter: DeadLetter): Promise<void> {
+  const parsed = veroJobSchema.safeParse(letter.body);
+  if (!parsed.success)
+    throw new BridgeError(
+      409,
+      "not_redrivable",
+      `dead letter ${letter.id} is not a Vero job: ${describeIssues(parsed.error, { whole: "body", most: 3 })}`,
+    );
+  const ready = mailboxConfigFor(env);
+  if (!ready.ok) throw new BridgeError(503, "not_configured", `cannot re-drive ${letter.id}: ${ready.reason}`);
+  const recorded = await recordedBefore(env, [parsed.data]);
+  const job = parsed.data;
+  await mailboxFor(env, ready.config, job.user).accept([{ job, recorded: recorded.get(job.messageId) }], ready.config);
+}
+
+/**
+ * Without VERO_QUEUE: the letters go back into their users' mailboxes, one
+ * call per user; returns the ids a mailbox took. More users than an
+ * invocation may call is refused before any call, as on the routes.
+ */
+async function redriveToMailboxes(env: Env, letters: readonly DeadLetter[]): Promise<string[]> {
+  const ready = mailboxConfigFor(env);
+  if (!ready.ok) throw new BridgeError(503, "not_configured", `cannot re-drive: ${ready.reason}`);
+  const items = letters.map((letter) => {
+    const parsed = veroJobSchema.safeParse(letter.body);
+    if (!parsed.success)
+      throw new BridgeError(
+        409,
+        "not_redrivable",
+        `dead letter ${letter.id} is not a Vero job: ${describeIssues(parsed.error, { whole: "body", most: 3 })}`,
+      );
+    return { id: letter.id, job: parsed.data };
+  });
+  const users = usersOf(items.map((item) => item.job));
+  if (users > MAILBOXES_PER_INVOCATION)
+    throw new BridgeError(
+      413,
+      "too_many_users",
+      `the letters go to ${users} users, over the ${MAILBOXES_PER_INVOCATION} one request can re-drive without a queue; re-drive fewer at once`,
+    );
+  const recorded = await recordedBefore(
+    env,
+    items.map((item) => item.job),
+  );
+  const handed = await handToMailboxes(env, ready.config, items, ({ job }) => ({
+    job,
+    recorded: recorded.get(job.messageId),
+  }));
+  const failed = handed.filter((group) => !group.ok);
+  if (failed.length > 0)
+    log("warn", "dead letters not re-driven: their mailboxes did not take them", {
+      letters: failed.flatMap((group) => group.items.map((item) => item.id)).slice(0, 50),
+    });
+  return handed.filter((group) => group.ok).flatMap((group) => group.items.map((item) => item.id));
 }
 
 /** The dead letter `id`, or the 404 that names it. */
@@ -106,10 +175,16 @@ export async function redriveListed(env: Env, db: D1Database, listed: readonly D
         const queue = source === "segment" ? env.SEGMENT_QUEUE : env.VERO_QUEUE;
         const ofSource = letters.filter((letter) => letter.source === source);
         if (ofSource.length === 0) continue;
-        if (!queue) {
-          const binding = source === "segment" ? "SEGMENT_QUEUE" : "VERO_QUEUE";
-          throw new BridgeError(503, "not_configured", `${binding} is not bound: cannot re-drive ${ofSource[0]?.id}`);
+        if (!queue && source === "vero") {
+          sent.push(...(await redriveToMailboxes(env, ofSource)));
+          continue;
         }
+        if (!queue)
+          throw new BridgeError(
+            503,
+            "not_configured",
+            `SEGMENT_QUEUE is not bound: cannot re-drive ${ofSource[0]?.id}`,
+          );
         for (const chunk of sendChunks(ofSource)) {
           await queue.sendBatch(chunk.map((letter) => ({ body: letter.body, contentType: "json" as const })));
           sent.push(...chunk.map((letter) => letter.id));

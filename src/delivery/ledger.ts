@@ -1,6 +1,7 @@
 /**
- * The delivery ledger (D1 binding LEDGER, schema in migrations/): the Vero
- * calls Vero accepted, the dead letters, and hourly counters. Every batch of
+ * The delivery ledger (D1 binding LEDGER, schema in migrations/): the dead
+ * letters, the hourly counters, and the Vero calls recorded before the
+ * mailboxes kept their own (read for jobs queued before them, then pruned). Every batch of
  * rows travels as one JSON parameter expanded by `json_each`, so one
  * statement serves a batch of any size within D1's 100 bound parameters.
  */
@@ -57,13 +58,6 @@ export const DEFAULT_PAGE_SIZE = 100;
 /** One Vero call of one event: its position among the event's calls and the call, so two calls of one path differ. */
 export const callKey = (step: number, method: string, path: string) => `${step} ${method} ${path}`;
 
-export interface CallRecord {
-  messageId: string;
-  call: string;
-  /** Vero's (2xx) status. */
-  status: number;
-}
-
 /** An event without a messageId is named by its position (`#3`): such a name says nothing across requests. */
 export const isLedgerKey = (messageId: string) => !messageId.startsWith("#");
 
@@ -80,22 +74,6 @@ export async function lookupCalls(db: D1Database, messageIds: Iterable<string>):
     .all<{ message_id: string; call: string }>();
   for (const row of results) done.add(pairKey(row.message_id, row.call));
   return done;
-}
-
-export const isDone = (done: Set<string>, messageId: string, call: string) => done.has(pairKey(messageId, call));
-export const markDone = (done: Set<string>, messageId: string, call: string) => done.add(pairKey(messageId, call));
-
-/** One statement recording every call of `records`; a call recorded already keeps its first row. */
-export function recordCallsStatement(db: D1Database, records: CallRecord[], now = new Date()): D1PreparedStatement {
-  const rows = records.filter((record) => isLedgerKey(record.messageId)).map((r) => [r.messageId, r.call, r.status]);
-  return db
-    .prepare(
-      `INSERT INTO vero_calls (message_id, call, status, done_at)
-       SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), ?2
-       FROM json_each(?1) WHERE true
-       ON CONFLICT (message_id, call) DO NOTHING`,
-    )
-    .bind(JSON.stringify(rows), now.toISOString());
 }
 
 // ---- Counters --------------------------------------------------------------
@@ -323,7 +301,15 @@ export function retentionDays(env: Pick<Env, "LEDGER_RETENTION_DAYS">): number {
   return DEFAULT_RETENTION_DAYS;
 }
 
-/** Deletes recorded calls and counters older than the retention; dead letters stay until an operator acts. */
+/** How many of the previous ledger's recorded calls one cron run deletes at most: D1 queries are time-limited. */
+export const PRUNE_CHUNK_ROWS = 10_000;
+
+/**
+ * Deletes counters older than the retention, and a bounded chunk of the
+ * previous ledger's recorded calls (the mailboxes keep their own now), so
+ * no run issues an unbounded DELETE; the table empties over a few days.
+ * Dead letters stay until an operator acts.
+ */
 export async function pruneLedger(
   db: D1Database,
   days: number,
@@ -331,7 +317,12 @@ export async function pruneLedger(
 ): Promise<{ calls: number; counters: number; before: string }> {
   const before = new Date(now.getTime() - days * 86_400_000).toISOString();
   const [calls, counters] = await db.batch([
-    db.prepare("DELETE FROM vero_calls WHERE done_at < ?1").bind(before),
+    db
+      .prepare(
+        `DELETE FROM vero_calls WHERE (message_id, call) IN (
+           SELECT message_id, call FROM vero_calls WHERE done_at < ?1 LIMIT ?2)`,
+      )
+      .bind(before, PRUNE_CHUNK_ROWS),
     db.prepare("DELETE FROM counters WHERE hour < ?1").bind(before),
   ]);
   return { calls: calls?.meta.changes ?? 0, counters: counters?.meta.changes ?? 0, before };

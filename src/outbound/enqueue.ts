@@ -10,6 +10,11 @@ import { QUEUE_LIMITS, queuedBytes } from "../shared/queue-names.ts";
 import type { VeroJob } from "./job.ts";
 import { eventName, type Job } from "./result.ts";
 
+/** The job of a deliverable event, as the queue and the mailboxes take it. */
+export function veroJobOf(job: Job, at: number, seq: number): VeroJob {
+  return { v: 2, kind: "vero", messageId: eventName(job.result), user: job.user, requests: job.requests, at, seq };
+}
+
 /**
  * Enqueues the jobs of `jobs` that have requests, in order, and records each
  * one's outcome in its result: `queued`, `invalid` (a job over a queue
@@ -28,15 +33,7 @@ export async function enqueueJobs(queue: Queue<unknown>, jobs: Job[]): Promise<v
   let currentBytes = 0;
   for (const job of jobs) {
     if (job.requests.length === 0) continue;
-    const body: VeroJob = {
-      v: 1,
-      kind: "vero",
-      messageId: eventName(job.result),
-      user: job.user,
-      requests: job.requests,
-      at,
-      seq: seq++,
-    };
+    const body = veroJobOf(job, at, seq++);
     const bytes = queuedBytes(jsonBytes(body));
     if (bytes > QUEUE_LIMITS.messageBytes) {
       job.result.outcome = "invalid";

@@ -1,17 +1,18 @@
 /**
- * The inline outbound route: body to events, each event validated, mapped
- * and delivered on its own, and one answer that tells Segment whether to
- * retry (503), drop (400) or move on (200).
+ * The outbound routes: body to events, each event validated and mapped,
+ * the deliverable ones queued (VERO_QUEUE) or handed to their users'
+ * mailboxes, and one answer that tells Segment whether to retry (503),
+ * drop (400) or move on (2xx).
  */
 
 import { Counters } from "../delivery/ledger.ts";
+import { handToMailboxes, MAILBOXES_PER_INVOCATION, mailboxConfigFor } from "../delivery/mailboxes.ts";
 import { enqueueFailed, queueFor } from "../shared/enqueue.ts";
-import { BridgeError, badRequest, type DeliveryError } from "../shared/errors.ts";
+import { BridgeError, badRequest } from "../shared/errors.ts";
 import type { AppContext } from "../shared/http.ts";
 import { describeError, log, logSampled } from "../shared/log.ts";
-import { CallLedger, callName } from "./calls.ts";
 import { type Contract, oversizedEvent, pastBatchLimit } from "./contract.ts";
-import { enqueueJobs } from "./enqueue.ts";
+import { enqueueJobs, veroJobOf } from "./enqueue.ts";
 import { orderingKey } from "./job.ts";
 import { mapSegmentEvent } from "./map.ts";
 import { type EventOutcome, type EventResult, eventName, type Job } from "./result.ts";
@@ -23,7 +24,6 @@ import {
   SEGMENT_EVENT_TYPES,
   type SegmentEventType,
 } from "./schema.ts";
-import { refuseOverInlineCap } from "./vero.ts";
 
 // Enough to find a request's events in the logs without writing out a whole batch.
 const LOGGED_MESSAGE_IDS = 50;
@@ -64,21 +64,14 @@ export async function handleSegmentRequest(
     return { result: { ...result, outcome: "failed" }, requests: mapped.requests, user };
   });
 
+  if (queue) await enqueueJobs(queue, jobs);
+  else await handToUsersMailboxes(c, jobs);
+  // Counted after the hand-over, which refuses an event too large for a queue message.
   const counters = new Counters();
   for (const [index, job] of jobs.entries())
     if (job.result.outcome === "invalid")
       counters.add("outbound", refusedName(body.events[index], impliedType), "refused");
-  let retryAfter: number | undefined;
-  if (queue) {
-    await enqueueJobs(queue, jobs);
-    writeCounters(c, counters);
-  } else {
-    refuseOverInlineCap(
-      jobs.map((job) => job.requests.length),
-      c.get("outbound").inlineMaxVeroCalls,
-    );
-    retryAfter = await deliver(c, jobs, counters);
-  }
+  writeCounters(c, counters);
   const results = jobs.map((job) => job.result);
   const count = (outcome: EventOutcome) => results.filter((result) => result.outcome === outcome).length;
   const failed = results.filter((result) => result.outcome === "failed");
@@ -115,77 +108,56 @@ export async function handleSegmentRequest(
   if (ok) return c.json({ ok: true as const, results }, status);
   const details = { results };
   if (status === 503 && queue) throw enqueueFailed(firstError(failed, true), details);
-  if (status === 503) {
-    throw new BridgeError(503, "vero_unavailable", `${firstError(failed, true)}; retry later`, {
-      details,
-      headers: retryAfter === undefined ? {} : { "Retry-After": String(retryAfter) },
-    });
-  }
+  if (status === 503)
+    throw new BridgeError(503, "mailbox_unavailable", `${firstError(failed, true)}; retry later`, { details });
   if (failed.length > 0) throw new BridgeError(400, "vero_rejected", firstError(failed, false), { details });
   throw new BridgeError(400, "invalid_event", describeInvalid(results), { details });
 }
 
 /**
- * Sends each job's requests in arrival order, skipping the calls the ledger
- * holds (the same event sent before, through any route). After the first
- * retryable failure the rest are not attempted: Segment retries the whole
- * request anyway, and an unavailable Vero should not take thousands more
- * calls. Returns the Retry-After Vero asked for, if any.
+ * Without a queue: each user's events go to the user's mailbox (one call
+ * per user, in parallel), and the route answers once the mailboxes have
+ * committed them, which makes them durable. A mailbox that could not take
+ * its user's events leaves them failed and retryable (503): Segment sends
+ * the request again, and the mailboxes skip what they already hold.
  */
-async function deliver(c: AppContext, jobs: Job[], refused: Counters): Promise<number | undefined> {
-  const target = c.get("outbound");
-  const ledger = await openLedger(c, jobs);
-  let halted: DeliveryError | undefined;
-  for (const job of jobs) {
-    if (job.requests.length === 0) continue;
-    if (halted) {
-      job.result.error = "not sent: an earlier event hit a retryable Vero failure";
-      job.result.retryable = true;
-      continue;
-    }
-    const { error, failed } = await ledger.run(target, eventName(job.result), job.requests);
-    if (!error) {
-      job.result.outcome = "delivered";
-      continue;
-    }
-    job.result.error = error.message;
-    job.result.retryable = error.retryable;
-    // Inline there is no dead letter: Segment retries (503) or drops (400) the event.
-    if (failed) ledger.counters.add("outbound", callName(failed), error.retryable ? "retried" : "refused");
-    if (error.retryable) halted = error;
-  }
-  ledger.counters.merge(refused);
-  // Awaited, not left to waitUntil: Segment's retry of this request must find the calls recorded.
-  const writes = ledger.statements().filter((statement) => statement !== undefined);
-  if (ledger.db && writes.length > 0) {
-    try {
-      await ledger.db.batch(writes);
-    } catch (error) {
-      log("error", "could not record Vero calls in the ledger; a re-sent event may repeat them", {
-        error: describeError(error),
-      });
-    }
-  }
-  return halted?.retryAfter;
-}
-
-/** The request's recorded calls, in one query; a ledger that cannot be read is a 503 (Segment retries). */
-async function openLedger(c: AppContext, jobs: Job[]): Promise<CallLedger> {
-  const messageIds = jobs.flatMap((job) =>
-    job.requests.length > 0 && job.result.messageId ? [job.result.messageId] : [],
-  );
-  try {
-    return await CallLedger.open(c.env.LEDGER, messageIds);
-  } catch (error) {
+async function handToUsersMailboxes(c: AppContext, jobs: Job[]): Promise<void> {
+  const deliverable = jobs.filter((job) => job.requests.length > 0);
+  if (deliverable.length === 0) return;
+  const ready = mailboxConfigFor(c.env);
+  if (!ready.ok) throw new BridgeError(503, "not_configured", ready.reason);
+  const users = new Set(deliverable.map((job) => job.user)).size;
+  if (users > MAILBOXES_PER_INVOCATION) {
+    // Each user is a Durable Object call, and an invocation's calls are limited: a re-send would fail the same way.
     throw new BridgeError(
-      503,
-      "ledger_unavailable",
-      `the ledger could not be read; retry later (${describeError(error)})`,
-      {
-        cause: error,
-      },
+      413,
+      "too_many_users",
+      `the request's events go to ${users} users, over the ${MAILBOXES_PER_INVOCATION} one request can hand on without a queue; send smaller batches, or bind VERO_QUEUE`,
+      { details: { users, limit: MAILBOXES_PER_INVOCATION } },
     );
   }
+  const at = Date.now();
+  const items = deliverable.map((job, seq) => ({ job, letter: { job: veroJobOf(job, at, seq) } }));
+  const handed = await handToMailboxes(c.env, ready.config, items, ({ letter }) => letter);
+  for (const group of handed) {
+    for (const { job } of group.items) {
+      if (group.ok) {
+        job.result.outcome = "queued";
+        continue;
+      }
+      job.result.outcome = "failed";
+      job.result.retryable = true;
+      job.result.error = `the user's mailbox did not take the event: ${group.error}`;
+    }
+  }
+  log("info", "outbound handed to mailboxes", {
+    route: c.req.path,
+    events: deliverable.length,
+    users,
+    failedUsers: handed.filter((group) => !group.ok).length,
+    d1Statements: 0,
+    doRequests: handed.length,
+  });
 }
 
 /**
@@ -209,7 +181,7 @@ function refusedName(input: unknown, impliedType?: SegmentEventType): string {
   return (SEGMENT_EVENT_TYPES as readonly unknown[]).includes(type) ? `${type}` : "(unknown)";
 }
 
-/** Queue mode's refused counts: one statement after the answer, never one per event. */
+/** The refused counts: one statement after the answer, never one per event. */
 function writeCounters(c: AppContext, counters: Counters): void {
   const statement = c.env.LEDGER && counters.statement(c.env.LEDGER);
   if (!statement) return;

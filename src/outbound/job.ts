@@ -2,7 +2,8 @@
  * What the Vero queue carries: one job per Segment event, the event's Vero
  * calls in the order they must be made. Versioned, and re-validated by the
  * consumer (a queue body is untrusted input too). `user` is the ordering
- * key: jobs with the same key run one after another, in batch order.
+ * key: it names the mailbox that delivers the job, in order with the
+ * user's other jobs.
  */
 
 import * as z from "zod/mini";
@@ -35,7 +36,8 @@ const veroRequestSchema = z
   ) satisfies z.ZodMiniType<VeroRequest>;
 
 export const veroJobSchema = z.object({
-  v: z.literal(1),
+  /** 2 since the mailboxes; 1 was queued before them, and its recorded calls are in D1's vero_calls. */
+  v: z.union([z.literal(1), z.literal(2)]),
   kind: z.literal("vero"),
   /** The Segment event's messageId (or `#<index>` when it had none); kept by continuations. */
   messageId: z.string().check(z.minLength(1)),

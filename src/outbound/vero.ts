@@ -1,9 +1,9 @@
 /**
  * Sends mapped requests to Vero's Track API v2. Knows nothing of Segment or
- * of HTTP routes, so the inline routes and a later queue consumer share it:
+ * of HTTP routes, so the mailboxes call it with what they hold:
  * settings and requests in, success or a DeliveryError out.
  */
-import { BridgeError, DeliveryError, isRetryableStatus, retryAfterSeconds } from "../shared/errors.ts";
+import { DeliveryError, isRetryableStatus, retryAfterSeconds } from "../shared/errors.ts";
 import { describeError, log, logSampled } from "../shared/log.ts";
 import type { VeroTarget } from "../shared/settings.ts";
 import type { VeroRequest } from "./map.ts";
@@ -34,23 +34,6 @@ export async function sendToVero(
         : await sendOne(target, request, messageId),
     );
   return statuses;
-}
-
-/**
- * Inline delivery makes every call inside the request, and each is a
- * subrequest the plan limits: a request needing more would fail at the same
- * call on every re-send, after repeating the ones before it. So it is
- * refused whole, before any call, and Segment does not retry a 413.
- */
-export function refuseOverInlineCap(requestCounts: readonly number[], cap: number): void {
-  const calls = requestCounts.reduce((sum, count) => sum + count, 0);
-  if (calls <= cap) return;
-  throw new BridgeError(
-    413,
-    "too_many_vero_calls",
-    `the request needs ${calls} Vero calls, over the inline limit of ${cap} (INLINE_MAX_VERO_CALLS); send smaller batches, or bind VERO_QUEUE to deliver through the queue`,
-    { details: { calls, limit: cap, setting: "INLINE_MAX_VERO_CALLS" } },
-  );
 }
 
 /** Vero's own answer that the user does not exist (any other 404 is made retryable by callVero). */

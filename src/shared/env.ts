@@ -30,8 +30,6 @@ interface Undeclared {
   QUEUE_RETRY_HORIZON_HOURS: string;
   /** Var: the message retention set on the queues (default 96, Workers Paid's default; Free keeps 24). */
   QUEUE_RETENTION_HOURS: string;
-  /** Var: inline mode's most Vero calls per request (default 50, the Workers Free plan's subrequests). */
-  INLINE_MAX_VERO_CALLS: string;
   /** Var: "true" lets a JSON array on /segment go by an X-Signature over its first event alone (default "false"). */
   SEGMENT_ACCEPT_FIRST_EVENT_SIGNATURE: string;
   /** Var or secret: the share of messageIds whose success lines are logged, 0 to 1 (default 0.01). */

@@ -21,8 +21,8 @@ export function healthOf(env: Env) {
     outbound: settings.outbound.ready,
     // The queue consumers need only their own upstream's settings, so they can be ready while a route is closed.
     consumers: { segment: settings.consumers.segment.ready, vero: settings.consumers.vero.ready },
-    // Whether re-sent events are recognised (the LEDGER binding): without it Vero may receive them twice.
-    dedup: env.LEDGER !== undefined,
+    // Whether re-sent events are recognised: the mailboxes (MAILBOX) keep the ledger of calls Vero accepted.
+    dedup: env.MAILBOX !== undefined,
     // SEGMENT_ACCEPT_FIRST_EVENT_SIGNATURE: whether /segment takes an array signed over its first event alone.
     firstEventSignatures:
       settings.outbound.ready && settings.outbound.settings.acceptFirstEventSignature

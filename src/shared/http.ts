@@ -175,13 +175,13 @@ export function renderError(error: Error, c: Context<AppEnv>): Response {
 
 /**
  * What a request is refused with before any route handler reads it, or
- * before the handler writes its own line (inline mode's call cap); handlers
+ * before the handler writes its own line (too many users for the mailboxes); handlers
  * log their other outcomes themselves.
  */
 const REFUSED_BEFORE_HANDLER = new Set([
   "unauthorized",
   "payload_too_large",
-  "too_many_vero_calls",
+  "too_many_users",
   "unsupported_encoding",
   "invalid_encoding",
   "not_configured",

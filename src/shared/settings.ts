@@ -37,8 +37,6 @@ export interface VeroTarget {
 export interface OutboundSettings extends VeroTarget {
   /** One value, or two during a rotation. */
   sharedSecrets: readonly string[];
-  /** Inline mode: the most Vero calls one request may need (each is a subrequest). */
-  inlineMaxVeroCalls: number;
   /** Whether a JSON array on `/segment` may go by an X-Signature over its first event alone (weaker). */
   acceptFirstEventSignature: boolean;
 }
@@ -114,14 +112,6 @@ const veroShape = {
   VERO_TRACKING_API_KEY: z.optional(present),
 };
 
-/** The Workers Free plan's subrequests per request: inline mode's Vero calls must fit in them. */
-export const DEFAULT_INLINE_MAX_VERO_CALLS = 50;
-
-const callCap = z.pipe(
-  z.coerce.number(),
-  z.int().check(z.minimum(1, "must be a whole number of at least 1"), z.maximum(10_000, "must be at most 10000")),
-);
-
 // Off unless set: such a signature authenticates the first event of an array and nothing after it.
 const offByDefault = z._default(z.stringbool({ error: 'must be "true" or "false"' }), false);
 
@@ -131,7 +121,6 @@ const inboundSchema = z.object({ ...segmentShape, VERO_WEBHOOK_TOKEN: secretList
 const outboundSchema = z.object({
   ...veroShape,
   SEGMENT_SHARED_SECRET: secretList,
-  INLINE_MAX_VERO_CALLS: z._default(callCap, DEFAULT_INLINE_MAX_VERO_CALLS),
   SEGMENT_ACCEPT_FIRST_EVENT_SIGNATURE: offByDefault,
 });
 
@@ -255,7 +244,6 @@ export function parseSettings(env: Env): Settings {
       (s) => ({
         ...veroTarget(s),
         sharedSecrets: s.SEGMENT_SHARED_SECRET,
-        inlineMaxVeroCalls: s.INLINE_MAX_VERO_CALLS,
         acceptFirstEventSignature: s.SEGMENT_ACCEPT_FIRST_EVENT_SIGNATURE,
       }),
       noVeroCredential,

@@ -144,9 +144,15 @@ describe.skipIf(!executablePath)(
       await vero.waitFor(veroToken, (calls) => calls.filter((call) => call.status === 200).length >= 2, {
         timeoutMs: 30_000,
       });
-      await page.goto(`${bridge.url}/admin`);
       const inbound = page.locator('#flow-day table.flow[data-direction="inbound"]');
       const outbound = page.locator('#flow-day table.flow[data-direction="outbound"]');
+      const outboundDelivered = async () => {
+        await page.goto(`${bridge.url}/admin`);
+        return Number(await outbound.locator('tr.total td[data-outcome="delivered"]').textContent());
+      };
+      // The mailboxes' counts reach D1 through the counter shards, a few seconds after the calls.
+      for (let tries = 0; tries < 60 && (await outboundDelivered()) === 0; tries++)
+        await new Promise((resolve) => setTimeout(resolve, 500));
       expect(Number(await inbound.locator('tr.total td[data-outcome="delivered"]').textContent())).toBe(3);
       expect(Number(await outbound.locator('tr.total td[data-outcome="delivered"]').textContent())).toBeGreaterThan(0);
       expect(await inbound.locator("tbody").textContent()).toMatch(/Email Opened/);

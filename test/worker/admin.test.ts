@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { type DeadLetter, getDeadLetter, storeDeadLetters } from "../../src/delivery/dead-letters.ts";
 import type { Env } from "../../src/shared/env.ts";
-import { baseEnv, callWorker, expectJsonError } from "./helpers.ts";
+import { baseEnv, callWorker, expectJsonError, isolatedEnv, vero } from "./helpers.ts";
+import { trackJob } from "./queue-helpers.ts";
 
 const ADMIN = "admin-token-0123456789abcdef0123456";
 const OLD_ADMIN = "old-admin-0123456789abcdef0123456789";
@@ -102,14 +103,24 @@ describe("/admin/dead-letters", () => {
     expect(await getDeadLetter(ledger(), "redrive-me")).toBeUndefined();
   });
 
-  it("keeps the dead letter and answers 503 when its queue is not bound", async () => {
-    await store(letter("no-queue"));
-    const { VERO_QUEUE: _, ...env } = adminEnv();
+  it("without VERO_QUEUE, re-drives a Vero letter into its user's mailbox, and forgets the letter", async () => {
+    const { env, veroToken } = await isolatedEnv({ ADMIN_TOKEN: ADMIN }, { ledger: true });
+    const user = `redriven-${veroToken}`;
+    await store({ ...letter("to-mailbox"), body: trackJob(user, "again") });
+    const response = await callWorker(get("/dead-letters/to-mailbox/redrive", ADMIN, "POST"), env);
+    expect(await response.json()).toEqual({ ok: true, redriven: "to-mailbox" });
+    expect(await getDeadLetter(ledger(), "to-mailbox")).toBeUndefined();
+    expect((await vero.accepted(veroToken)).map((call) => call.path)).toEqual(["/api/v2/events/track"]);
+  });
+
+  it("keeps a Segment letter and answers 503 when its queue is not bound", async () => {
+    await store({ ...letter("no-queue"), source: "segment" });
+    const { SEGMENT_QUEUE: _, ...env } = adminEnv();
     const body = await expectJsonError(
       await callWorker(get("/dead-letters/no-queue/redrive", ADMIN, "POST"), env),
       503,
     );
-    expect(body.error.message).toBe("VERO_QUEUE is not bound: cannot re-drive no-queue");
+    expect(body.error.message).toBe("SEGMENT_QUEUE is not bound: cannot re-drive no-queue");
     expect(await getDeadLetter(ledger(), "no-queue")).toBeDefined();
   });
 

@@ -26,8 +26,9 @@ const trackCall = {
   body: expect.objectContaining({ event_name: "Signed Up" }),
 };
 
+/** Taken by the user's mailbox (202); callWorker waits for the mailbox to deliver it. */
 async function expectDelivered(response: Response) {
-  expect(response.status, await response.text()).toBe(200);
+  expect(response.status, await response.text()).toBe(202);
 }
 
 /** Proves the request went nowhere: neither stand-in heard from this test's tenants. */
@@ -66,7 +67,7 @@ describe("POST /vero/webhook", () => {
         new Request(`http://bridge/vero/webhook?token=${token}`, { method: "POST", body: webhook }),
         env,
       );
-      await expectDelivered(response);
+      expect(response.status, await response.text()).toBe(200);
     }
     expect(await segment.accepted(writeKey)).toHaveLength(2);
     const third = await callWorker(

@@ -109,11 +109,12 @@ describe("POST /segment and /v1/* under fuzzing", () => {
         count(error.code);
         return;
       }
-      expect(response.status, text).toBe(200);
       const { results } = json as { ok: true; results: Result[] };
-      const delivered = results.filter((result) => result.outcome === "delivered").length;
+      // Taken by the users' mailboxes (202), which callWorker waits for; 200 when none was deliverable.
+      const delivered = results.filter((result) => result.outcome === "queued").length;
+      expect(response.status, text).toBe(delivered > 0 ? 202 : 200);
       for (const result of results) {
-        expect(["delivered", "skipped", "invalid"], text).toContain(result.outcome);
+        expect(["queued", "skipped", "invalid"], text).toContain(result.outcome);
         if (result.outcome === "invalid") expect(result.error, text).toMatch(/\S/);
       }
       // One call per delivered event, two with tags; none for invalid or skipped neighbours.
@@ -121,7 +122,11 @@ describe("POST /segment and /v1/* under fuzzing", () => {
         calls.every((call) => call.status === 200),
         text,
       ).toBe(true);
-      expect(calls.length, text).toBeGreaterThanOrEqual(delivered);
+      // A messageId twice in one request is delivered once: the mailbox skips what it holds.
+      const distinct = new Set(
+        results.filter((result) => result.outcome === "queued").map((r) => r.messageId ?? r.index),
+      );
+      expect(calls.length, text).toBeGreaterThanOrEqual(distinct.size);
       expect(calls.length, text).toBeLessThanOrEqual(2 * delivered);
       count(delivered === 0 ? "skipped" : results.length === delivered ? "delivered" : "delivered_some");
     });

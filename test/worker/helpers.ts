@@ -1,4 +1,4 @@
-import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { createExecutionContext, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { inject } from "vitest";
 import { DEV_SECRETS } from "../../dev/dev-settings.ts";
@@ -39,12 +39,58 @@ export async function isolatedEnv(
   };
 }
 
-/** Calls the Worker's fetch handler as the runtime would, and waits for its background work. */
+/**
+ * Calls the Worker's fetch handler as the runtime would, and waits for its
+ * background work, and for the mailboxes it handed events to to have
+ * delivered what is due: what Vero received can then be read at once.
+ */
 export async function callWorker(request: Request, workerEnv: Env = baseEnv): Promise<Response> {
   const ctx = createExecutionContext();
-  const response = await worker.fetch(request, workerEnv, ctx);
+  const { observed, touched } = observingMailboxes(workerEnv);
+  const response = await worker.fetch(request, observed, ctx);
   await waitOnExecutionContext(ctx);
+  await mailboxesIdle(workerEnv, touched);
   return response;
+}
+
+/** `env` with a MAILBOX namespace that notes which mailboxes are called, for `mailboxesIdle`. */
+export function observingMailboxes(env: Env): { observed: Env; touched: DurableObjectId[] } {
+  const touched: DurableObjectId[] = [];
+  const namespace = env.MAILBOX;
+  if (!namespace) return { observed: env, touched };
+  const recording = {
+    idFromName: (name: string) => namespace.idFromName(name),
+    get: (id: DurableObjectId) => {
+      touched.push(id);
+      return namespace.get(id);
+    },
+  };
+  return { observed: { ...env, MAILBOX: recording as unknown as NonNullable<Env["MAILBOX"]> }, touched };
+}
+
+/**
+ * Waits until none of `ids` has a head job that is due (one waiting for
+ * its retry does not count): their alarms have run. An event, not a time: it
+ * polls the objects' own storage.
+ */
+export async function mailboxesIdle(env: Env, ids: readonly DurableObjectId[]): Promise<void> {
+  // The real namespace: a test may have handed the Worker a double of it.
+  const namespace = env.MAILBOX && baseEnv.MAILBOX;
+  if (!namespace) return;
+  for (;;) {
+    let due = 0;
+    for (const id of ids) {
+      // The head job decides: the jobs behind it wait for it, due or not.
+      due += await runInDurableObject(namespace.get(id), (_instance, state) => {
+        const [head] = state.storage.sql
+          .exec<{ next_at: number }>("SELECT next_at FROM jobs ORDER BY at, rseq, seq LIMIT 1")
+          .toArray();
+        return head && head.next_at <= Date.now() ? 1 : 0;
+      });
+    }
+    if (due === 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }
 
 /** A Vero webhook with the development token, as Vero sends it. */

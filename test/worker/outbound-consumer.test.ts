@@ -1,15 +1,27 @@
 /**
  * The Vero queue's consumer: worker.queue on batches made with
- * createMessageBatch, real HTTP to the Vero stand-in (a fresh tenant per
+ * createMessageBatch; it hands the jobs to the users' mailboxes, which
+ * deliver them over real HTTP to the Vero stand-in (a fresh tenant per
  * test, failures switched on per tenant).
  */
+import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { DEV_SECRETS } from "../../dev/dev-settings.ts";
 import { getDeadLetter } from "../../src/delivery/dead-letters.ts";
+import { mailboxConfigFor, mailboxFor } from "../../src/delivery/mailboxes.ts";
 import { QUEUE_NAMES } from "../../src/delivery/settlement.ts";
 import type { VeroJob } from "../../src/outbound/job.ts";
+import type { Env } from "../../src/shared/env.ts";
 import { isolatedEnv, vero } from "./helpers.ts";
-import { runBatch, summary, trackJob, unique, veroJob } from "./queue-helpers.ts";
+import { deadLetterFor, runBatch, summary, trackJob, unique, veroJob } from "./queue-helpers.ts";
+
+/** The jobs a user's mailbox holds, in delivery order. */
+async function heldBy(env: Env, user: string) {
+  const ready = mailboxConfigFor(env);
+  if (!ready.ok) throw new Error(ready.reason);
+  return runInDurableObject(mailboxFor(env, ready.config, user), (_instance, state) =>
+    state.storage.sql.exec("SELECT message_id, attempts FROM jobs ORDER BY at, rseq, seq").toArray(),
+  );
+}
 
 const ledger = (env: { LEDGER?: D1Database }) => env.LEDGER as D1Database;
 
@@ -67,36 +79,34 @@ describe("the Vero queue consumer", () => {
     expect(summary(await vero.calls(veroToken))).toEqual(["200 /events/track kim k1", "200 /events/track kim k2"]);
   });
 
-  it("retries a failed job with growing delays, and holds the same user's later jobs back behind it", async () => {
-    const { env, veroToken } = await isolatedEnv({}, { ledger: true });
+  it("acks a job its mailbox holds for a retry, and the mailbox holds the same user's later jobs behind it", async () => {
+    // A minute before the retry: the test reads the mailbox well before it.
+    const { env, veroToken } = await isolatedEnv({ QUEUE_RETRY_BASE_SECONDS: "60" }, { ledger: true });
     await vero.fail(veroToken, { status: 500, times: 1 });
+    const [fails, behind] = [trackJob("cy", "c1"), trackJob("cy", "c2")];
     const fate = await runBatch(
       QUEUE_NAMES.vero,
       [
-        { id: "fails", body: trackJob("cy", "c1"), attempts: 3 },
-        { id: "behind", body: trackJob("cy", "c2"), attempts: 1 },
+        { id: "fails", body: fails, attempts: 3 },
+        { id: "behind", body: behind, attempts: 1 },
       ],
       env,
     );
-    // 5 s doubled per attempt: the third attempt waits 20 s, and the job behind it at least as long.
-    expect(fate).toEqual({ acked: [], retried: { fails: 20, behind: 20 } });
+    expect(fate).toEqual({ acked: ["behind", "fails"], retried: {} });
     expect(summary(await vero.calls(veroToken))).toEqual(["500 /events/track cy c1"]);
+    expect(await heldBy(env, "cy")).toEqual([
+      { message_id: fails.messageId, attempts: 1 },
+      { message_id: behind.messageId, attempts: 0 },
+    ]);
   });
 
-  it("lets other users' jobs go on while one user's job is retried", async () => {
+  it("lets other users' jobs go on while one user's job waits for its retry", async () => {
     const { env, veroToken } = await isolatedEnv({}, { ledger: true });
     await vero.fail(veroToken, { status: 429, times: 1, retryAfter: 30 });
-    const fate = await runBatch(QUEUE_NAMES.vero, [{ id: "limited", body: trackJob("dee", "d1") }], env);
-    expect(fate.retried).toEqual({ limited: 30 });
-    const next = await runBatch(
-      QUEUE_NAMES.vero,
-      [
-        { id: "d-again", body: trackJob("dee", "d1"), attempts: 2 },
-        { id: "e", body: trackJob("eve", "e1") },
-      ],
-      env,
-    );
-    expect(next).toEqual({ acked: ["d-again", "e"], retried: {} });
+    await runBatch(QUEUE_NAMES.vero, [{ id: "limited", body: trackJob("dee", "d1") }], env);
+    const fate = await runBatch(QUEUE_NAMES.vero, [{ id: "e", body: trackJob("eve", "e1") }], env);
+    expect(fate).toEqual({ acked: ["e"], retried: {} });
+    expect(summary(await vero.calls(veroToken))).toEqual(["429 /events/track dee d1", "200 /events/track eve e1"]);
   });
 
   it("dead-letters a job Vero refuses for good, with Vero's reason, and goes on with the user's next job", async () => {
@@ -113,7 +123,7 @@ describe("the Vero queue consumer", () => {
     );
     expect(fate).toEqual({ acked: ["next-1", "refused-1"], retried: {} });
     expect(summary(await vero.calls(veroToken))).toEqual(["400 /events/track fay f1", "200 /events/track fay f2"]);
-    expect(await getDeadLetter(ledger(env), "refused-1")).toMatchObject({
+    expect(await deadLetterFor(ledger(env), refused.messageId)).toMatchObject({
       source: "vero",
       permanent: true,
       body: refused,
@@ -121,26 +131,34 @@ describe("the Vero queue consumer", () => {
     });
   });
 
-  it("without LEDGER, after a partial success, acks the job and continues only with the calls left", async () => {
-    const { env, veroToken } = await isolatedEnv(
-      { QUEUE_RETRY_BASE_SECONDS: "1", LEDGER: undefined },
-      { queued: true },
-    );
-    // The identify goes through, the tags edit fails once.
-    await vero.fail(veroToken, { status: 503, times: 1, after: 1 });
+  it("resumes a job queued before the mailboxes (v: 1) after the calls D1's previous ledger recorded", async () => {
+    const { env, veroToken } = await isolatedEnv({}, { ledger: true });
     const user = unique("gil");
-    const job = identifyWithTags(user);
-    const fate = await runBatch(QUEUE_NAMES.vero, [{ id: "partial", body: job }], env);
-    expect(fate).toEqual({ acked: ["partial"], retried: {} });
-    expect(summary(await vero.calls(veroToken))).toEqual([`200 /users/track ${user}`, `503 /users/tags/edit ${user}`]);
-    // The continuation runs in the Worker's own consumer, with the Worker's configured (development) credential.
-    const calls = await vero.waitFor(
-      DEV_SECRETS.VERO_AUTH_TOKEN,
-      (all) => summary(all).includes(`200 /users/tags/edit ${user}`),
-      { timeoutMs: 20_000 },
+    const job = { ...identifyWithTags(user), v: 1 as const };
+    await ledger(env)
+      .prepare("INSERT INTO vero_calls (message_id, call, status, done_at) VALUES (?1, '0 POST /users/track', 200, ?2)")
+      .bind(job.messageId, new Date().toISOString())
+      .run();
+    const fate = await runBatch(QUEUE_NAMES.vero, [{ id: "old-shape", body: job, attempts: 2 }], env);
+    expect(fate).toEqual({ acked: ["old-shape"], retried: {} });
+    expect(summary(await vero.calls(veroToken))).toEqual([`200 /users/tags/edit ${user}`]);
+  });
+
+  it("retries a batch of old-shape jobs, never sends them blind, while the previous ledger cannot be read", async () => {
+    const { env, veroToken } = await isolatedEnv({}, { ledger: true });
+    const broken = {
+      prepare: () => {
+        throw new Error("D1_ERROR: the database is unavailable");
+      },
+    } as unknown as D1Database;
+    const fate = await runBatch(
+      QUEUE_NAMES.vero,
+      [{ id: "old", body: { ...trackJob(unique("u"), "x"), v: 1 as const } }],
+      { ...env, LEDGER: broken },
     );
-    expect(summary(calls).filter((call) => call.includes(user))).toEqual([`200 /users/tags/edit ${user}`]);
-  }, 30_000);
+    expect(fate).toEqual({ acked: [], retried: { old: 5 } });
+    expect(await vero.calls(veroToken)).toEqual([]);
+  });
 
   it("dead-letters a malformed job without calling Vero", async () => {
     const { env, veroToken } = await isolatedEnv({}, { ledger: true });

@@ -1,5 +1,7 @@
 /** Segment events through the routes to the Vero stand-in over real HTTP: what Vero receives, what Segment is told. */
 import { describe, expect, it } from "vitest";
+import { mailboxName } from "../../src/delivery/mailbox.ts";
+import { MAILBOXES_PER_INVOCATION, mailboxConfigFor } from "../../src/delivery/mailboxes.ts";
 import type { Env } from "../../src/shared/env.ts";
 import { hmacSha1Hex } from "../../src/shared/secrets.ts";
 import alias from "../fixtures/segment/alias.json";
@@ -9,6 +11,14 @@ import identifyWithTags from "../fixtures/segment/identify_with_tags.json";
 import track from "../fixtures/segment/track.json";
 import unsubscribe from "../fixtures/segment/unsubscribe.json";
 import { basic, callWorker, expectJsonError, isolatedEnv, vero } from "./helpers.ts";
+import { deadLetterFor } from "./queue-helpers.ts";
+
+/** The name the bridge gives `user`'s mailbox under `env`'s Vero account. */
+function mailboxNameFor(env: Env, user: string): string {
+  const ready = mailboxConfigFor(env);
+  if (!ready.ok) throw new Error(ready.reason);
+  return mailboxName(ready.config.target, user);
+}
 
 const secret = "dev-segment-shared-secret-for-local-use";
 
@@ -42,9 +52,10 @@ async function received(key: string) {
   }));
 }
 
-async function expectDelivered(response: Response) {
+/** Taken by the users' mailboxes (202); callWorker waits for them to deliver. */
+async function expectDelivered(response: Response, status = 202) {
   const text = await response.text();
-  expect(response.status, text).toBe(200);
+  expect(response.status, text).toBe(status);
   return JSON.parse(text) as { ok: true; results: { messageId: string | null; outcome: string; error?: string }[] };
 }
 
@@ -52,7 +63,7 @@ describe("each contract row reaches Vero as the exact call", () => {
   it("identify: POST /users/track with id, email, traits and userAgent, and the auth_token", async () => {
     const { env, veroToken } = await isolatedEnv();
     const body = await expectDelivered(await webhook(env, identify));
-    expect(body.results).toEqual([{ messageId: "ex-identify-1", index: 0, outcome: "delivered" }]);
+    expect(body.results).toEqual([{ messageId: "ex-identify-1", index: 0, outcome: "queued" }]);
     expect(await received(veroToken)).toEqual([
       {
         method: "POST",
@@ -304,9 +315,10 @@ describe("tags", () => {
   });
 
   it("sends no tags edit when the main call fails", async () => {
-    const { env, veroToken } = await isolatedEnv();
+    // A minute before the mailbox's retry: the test reads what Vero received before it.
+    const { env, veroToken } = await isolatedEnv({ QUEUE_RETRY_BASE_SECONDS: "60" });
     await vero.fail(veroToken, { status: 500 });
-    await expectJsonError(await webhook(env, identifyWithTags), 503);
+    expect((await webhook(env, identifyWithTags)).status).toBe(202);
     expect((await received(veroToken)).map((call) => call.path)).toEqual(["/users/track"]);
   });
 });
@@ -388,9 +400,9 @@ describe("batches", () => {
     );
     const body = await expectDelivered(response);
     expect(body.results).toEqual([
-      { messageId: "ex-track-1", index: 0, outcome: "delivered" },
+      { messageId: "ex-track-1", index: 0, outcome: "queued" },
       { messageId: "bad-1", index: 1, outcome: "invalid", error: "no userId or email" },
-      { messageId: "ex-alias-1", index: 2, outcome: "delivered" },
+      { messageId: "ex-alias-1", index: 2, outcome: "queued" },
     ]);
     expect((await received(veroToken)).map((call) => call.path)).toEqual(["/events/track", "/users/reidentify"]);
   });
@@ -399,9 +411,9 @@ describe("batches", () => {
     const { env, veroToken } = await isolatedEnv();
     const body = await expectDelivered(await api(env, "batch", { batch: [identify, invalidEvent, group] }));
     expect(body.results.map((result) => [result.messageId, result.outcome])).toEqual([
-      ["ex-identify-1", "delivered"],
+      ["ex-identify-1", "queued"],
       ["bad-1", "invalid"],
-      ["ex-group-1", "delivered"],
+      ["ex-group-1", "queued"],
     ]);
     expect((await received(veroToken)).map((call) => call.path)).toEqual(["/users/track", "/users/edit"]);
   });
@@ -446,36 +458,32 @@ describe("the loop guard", () => {
         context: { integration: { name: "vero-segment-bridge", version: "0.1.0" } },
         integrations: { Vero: false },
       }),
+      200,
     );
     expect(body.results[0]).toMatchObject({ messageId: "ex-track-1", outcome: "skipped" });
     expect(await vero.calls(veroToken)).toEqual([]);
   });
 });
 
-describe("Vero failures", () => {
-  it("Vero answering 500: 503 so that Segment retries", async () => {
-    const { env, veroToken } = await isolatedEnv();
-    await vero.fail(veroToken, { status: 500 });
-    const error = await expectJsonError(await webhook(env, track), 503);
-    expect(error.error.message).toMatch(/Vero answered 500 to POST \/events\/track/);
-  });
-
-  it("Vero answering 429: 503 with Vero's Retry-After", async () => {
-    const { env, veroToken } = await isolatedEnv();
-    await vero.fail(veroToken, { status: 429, retryAfter: 3 });
+describe("Vero failures are the user's mailbox's, not the request's", () => {
+  it("Vero answering 500: 202, the mailbox holds the event and retries it", async () => {
+    const { env, veroToken } = await isolatedEnv({ QUEUE_RETRY_BASE_SECONDS: "0" });
+    await vero.fail(veroToken, { status: 500, times: 1 });
     const response = await webhook(env, track);
-    expect(response.headers.get("Retry-After")).toBe("3");
-    await expectJsonError(response, 503);
+    expect(response.status, await response.text()).toBe(202);
+    expect((await vero.calls(veroToken)).map((call) => call.status)).toEqual([500, 200]);
   });
 
-  it("Vero refusing the event: 400 with Vero's message, so that Segment drops it", async () => {
-    const { env, veroToken } = await isolatedEnv();
+  it("Vero refusing the event: 202, and the mailbox keeps it as a dead letter with Vero's message", async () => {
+    const { env, veroToken } = await isolatedEnv({}, { ledger: true });
     await vero.fail(veroToken, { status: 422, times: 1 });
-    const response = await webhook(env, track);
-    const error = await expectJsonError(response, 400);
-    expect(error.error.code).toBe("vero_rejected");
-    expect(error.error.message).toMatch(/^Vero answered 422 to POST \/events\/track: /);
+    const event = { ...track, messageId: `refused-${veroToken}` };
+    expect((await webhook(env, event)).status).toBe(202);
     expect(await vero.accepted(veroToken)).toEqual([]);
+    expect(await deadLetterFor(env.LEDGER as D1Database, event.messageId)).toMatchObject({
+      permanent: true,
+      reason: expect.stringMatching(/^Vero answered 422 to POST \/events\/track: /),
+    });
   });
 
   it("what Vero would refuse for its length is refused before the call, naming the event's field", async () => {
@@ -485,52 +493,65 @@ describe("Vero failures", () => {
     expect(error.error.message).toBe("event is longer than 255 characters (Vero's limit)");
     expect(await vero.calls(veroToken)).toEqual([]);
   });
+});
 
-  it("an injected 400: Vero's message reaches Segment", async () => {
+describe("when the mailboxes cannot take the events (no queue bound)", () => {
+  it("a mailbox that fails: 503 mailbox_unavailable, retryable, and the other users' events are taken", async () => {
     const { env, veroToken } = await isolatedEnv();
-    await vero.fail(veroToken, { status: 400, times: 1 });
-    const error = await expectJsonError(await webhook(env, alias), 400);
-    expect(error.error.message).toMatch(/stand-in failure injected \(400\)/);
-  });
-
-  it("a retryable failure stops the batch: later events are reported, not sent", async () => {
-    const { env, veroToken } = await isolatedEnv();
-    await vero.fail(veroToken, { status: 503, times: 1 });
-    const response = await api(env, "batch", { batch: [track, alias] });
+    const real = env.MAILBOX as NonNullable<Env["MAILBOX"]>;
+    const broken = mailboxNameFor(env, "broken-user");
+    // A namespace whose calls fail for one user, as an overloaded object or a storage error would.
+    const failing = {
+      idFromName: (name: string) => real.idFromName(name),
+      get: (id: DurableObjectId) =>
+        id.equals(real.idFromName(broken))
+          ? { accept: () => Promise.reject(new Error("Durable Object storage operation exceeded timeout")) }
+          : real.get(id),
+    } as unknown as NonNullable<Env["MAILBOX"]>;
+    const response = await api({ ...env, MAILBOX: failing }, "batch", {
+      batch: [
+        { ...track, messageId: "to-broken", userId: "broken-user" },
+        { ...track, messageId: "to-fine", userId: "fine-user" },
+      ],
+    });
     const error = await expectJsonError(response, 503);
+    expect(error.error.code).toBe("mailbox_unavailable");
     expect(error.error.details).toMatchObject({
       results: [
-        { messageId: "ex-track-1", outcome: "failed", retryable: true },
-        { messageId: "ex-alias-1", outcome: "failed", retryable: true, error: expect.stringMatching(/not sent/) },
+        { messageId: "to-broken", outcome: "failed", retryable: true, error: expect.stringMatching(/storage/) },
+        { messageId: "to-fine", outcome: "queued" },
       ],
     });
-    expect(await vero.calls(veroToken)).toHaveLength(1);
+    await vero.waitFor(veroToken, (calls) => calls.length === 1);
   });
 
-  it("a permanent failure does not hold back the other events", async () => {
-    const { env, veroToken } = await isolatedEnv();
-    await vero.fail(veroToken, { status: 400, times: 1 });
-    const response = await webhook(env, { batch: [track, alias] });
-    const error = await expectJsonError(response, 400);
-    expect(error.error.details).toMatchObject({
-      results: [
-        { messageId: "ex-track-1", outcome: "failed", retryable: false },
-        { messageId: "ex-alias-1", outcome: "delivered" },
-      ],
-    });
-    expect((await vero.accepted(veroToken)).map((call) => call.path)).toEqual(["/api/v2/users/reidentify"]);
-  });
-
-  it("a Vero that does not answer within 10 s: 503, retryable", { timeout: 30_000 }, async () => {
-    const { env, veroToken } = await isolatedEnv();
-    await vero.fail(veroToken, { delayMs: 11_000 });
+  it("no MAILBOX bound: 503 not_configured, naming it", async () => {
+    const { env } = await isolatedEnv({ MAILBOX: undefined });
     const error = await expectJsonError(await webhook(env, track), 503);
-    expect(error.error.message).toMatch(/did not answer POST \/events\/track within 10 s/);
+    expect(error.error.message).toMatch(/MAILBOX/);
   });
 
-  it("a Vero that cannot be reached: 503, retryable", async () => {
-    const { env } = await isolatedEnv({ VERO_API_URL: "http://127.0.0.1:9/api/v2" });
-    const error = await expectJsonError(await webhook(env, track), 503);
-    expect(error.error.message).toMatch(/could not be reached/);
+  it(`more users in one request than an invocation may call (${MAILBOXES_PER_INVOCATION}): 413 before any mailbox is called, against a double enforcing the 1,000 subrequests to Cloudflare services`, async () => {
+    const { env, veroToken } = await isolatedEnv();
+    const real = env.MAILBOX as NonNullable<Env["MAILBOX"]>;
+    let calls = 0;
+    const limited = {
+      idFromName: (name: string) => real.idFromName(name),
+      get: (id: DurableObjectId) => {
+        if (++calls > 1_000) throw new Error("Too many subrequests.");
+        return real.get(id);
+      },
+    } as unknown as NonNullable<Env["MAILBOX"]>;
+    const users = MAILBOXES_PER_INVOCATION + 1;
+    const batch = Array.from({ length: users }, (_, n) => ({
+      type: "track",
+      messageId: `m${n}`,
+      userId: `u${n}`,
+      event: "e",
+    }));
+    const error = await expectJsonError(await api({ ...env, MAILBOX: limited }, "batch", { batch }), 413);
+    expect(error.error).toMatchObject({ code: "too_many_users", details: { users, limit: MAILBOXES_PER_INVOCATION } });
+    expect(calls).toBe(0);
+    expect(await vero.calls(veroToken)).toEqual([]);
   });
 });

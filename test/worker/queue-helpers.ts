@@ -2,10 +2,12 @@
 import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { vi } from "vitest";
 import type { RecordedCall } from "../../dev/stand-ins/client.ts";
+import { type DeadLetter, getDeadLetter } from "../../src/delivery/dead-letters.ts";
 import worker from "../../src/index.ts";
 import type { VeroJob } from "../../src/outbound/job.ts";
 import type { VeroRequest } from "../../src/outbound/map.ts";
 import type { Env } from "../../src/shared/env.ts";
+import { mailboxesIdle, observingMailboxes } from "./helpers.ts";
 
 export interface QueuedMessage {
   id: string;
@@ -33,14 +35,17 @@ export async function runBatch(queue: string, messages: QueuedMessage[], env: En
     });
   }
   const ctx = createExecutionContext();
+  const { observed, touched } = observingMailboxes(env);
   // The schedule's jitter drawn as 0: the longest delays, the ones the docs' table shows.
   const random = vi.spyOn(Math, "random").mockReturnValue(0);
   try {
-    await worker.queue(batch, env);
+    await worker.queue(batch, observed);
   } finally {
     random.mockRestore();
   }
   const result = await getQueueResult(batch, ctx);
+  // What the mailboxes were given is delivered (what is due) before the test reads Vero's calls.
+  await mailboxesIdle(env, touched);
   const retried: Record<string, number | undefined> = {};
   for (const { msgId } of result.retryMessages) retried[msgId] = delays[msgId];
   return { acked: [...result.explicitAcks].sort(), retried };
@@ -50,7 +55,7 @@ export const unique = (prefix: string) => `${prefix}-${Date.now()}-${Math.random
 
 /** A Vero queue job: `requests` for `user`, under a messageId of its own unless given. */
 export function veroJob(user: string, requests: VeroRequest[], messageId = unique("m")): VeroJob {
-  return { v: 1, kind: "vero", messageId, user, requests };
+  return { v: 2, kind: "vero", messageId, user, requests };
 }
 
 /** A Vero queue job of one events/track for `user`. */
@@ -65,3 +70,12 @@ export const summary = (calls: RecordedCall[]) =>
     const body = call.body as { id?: string; identity?: { id?: string }; event_name?: string };
     return `${call.status} ${call.path.replace("/api/v2", "")} ${body.id ?? body.identity?.id}${body.event_name ? ` ${body.event_name}` : ""}`;
   });
+
+/** The dead letter a mailbox wrote for the job `messageId`, if any (its id is the mailbox's, not the message's). */
+export async function deadLetterFor(db: D1Database, messageId: string): Promise<DeadLetter | undefined> {
+  const row = await db
+    .prepare("SELECT id FROM dead_letters WHERE json_extract(body, '$.messageId') = ?1 ORDER BY failed_at DESC LIMIT 1")
+    .bind(messageId)
+    .first<{ id: string }>();
+  return row ? getDeadLetter(db, row.id) : undefined;
+}

@@ -91,11 +91,11 @@ describe("SEGMENT_SHARED_SECRET", () => {
         const id = `rot-${index}-${secret}`;
         const raw = event(`${id}-raw`);
         const batch = [event(`${id}-batch`), event(`${id}-batch-2`)];
-        expect((await signed(env, SIGNATURES[`${id.slice(4)}-raw`] ?? "", raw)).status).toBe(200);
+        expect((await signed(env, SIGNATURES[`${id.slice(4)}-raw`] ?? "", raw)).status).toBe(202);
         // Webhooks (Actions) sign the first event of a batch.
-        expect((await signed(env, SIGNATURES[`${id.slice(4)}-batch`] ?? "", batch)).status).toBe(200);
-        expect((await withBasic(env, secret, "/segment", `${id}-basic`)).status).toBe(200);
-        expect((await withBasic(env, secret, "/v1/track", `${id}-v1`)).status).toBe(200);
+        expect((await signed(env, SIGNATURES[`${id.slice(4)}-batch`] ?? "", batch)).status).toBe(202);
+        expect((await withBasic(env, secret, "/segment", `${id}-basic`)).status).toBe(202);
+        expect((await withBasic(env, secret, "/v1/track", `${id}-v1`)).status).toBe(202);
         delivered.push(raw.messageId, ...batch.map((one) => one.messageId), `${id}-basic`, `${id}-v1`);
       }
       for (const secret of stage.refused.filter((value) => value !== "")) {

@@ -22,7 +22,6 @@ describe("settings", () => {
         veroApiUrl: "https://api.getvero.com/api/v2",
         veroCredential: { auth_token: "vat" },
         sharedSecrets: [SHH],
-        inlineMaxVeroCalls: 50,
         acceptFirstEventSignature: false,
       },
     });
@@ -42,16 +41,6 @@ describe("settings", () => {
     expect(parseSettings({}).consumers).toEqual({
       segment: { ready: false, missing: ["SEGMENT_WRITE_KEY"], invalid: [] },
       vero: { ready: false, missing: ["VERO_AUTH_TOKEN or VERO_TRACKING_API_KEY"], invalid: [] },
-    });
-  });
-
-  it("reads INLINE_MAX_VERO_CALLS, and refuses a value that is not a positive whole number", () => {
-    expect(parseSettings({ ...outbound, INLINE_MAX_VERO_CALLS: "200" }).outbound).toMatchObject({
-      settings: { inlineMaxVeroCalls: 200 },
-    });
-    expect(parseSettings({ ...outbound, INLINE_MAX_VERO_CALLS: "0" }).outbound).toMatchObject({
-      ready: false,
-      invalid: ["INLINE_MAX_VERO_CALLS must be a whole number of at least 1"],
     });
   });
 

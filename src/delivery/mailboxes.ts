@@ -1,0 +1,94 @@
+/**
+ * Handing jobs to the users' mailboxes: what the Vero queue's consumer,
+ * the outbound routes without a queue, and a re-drive share. One call per
+ * user, all users side by side; a user's jobs go in the order given.
+ */
+import type { VeroJob } from "../outbound/job.ts";
+import type { Env } from "../shared/env.ts";
+import { describeError } from "../shared/log.ts";
+import { describeUnready, logSampleRate, settingsFor } from "../shared/settings.ts";
+import { isLedgerKey, lookupCalls, retentionDays } from "./ledger.ts";
+import type { Accepted, Letter, Mailbox, MailboxConfig } from "./mailbox.ts";
+import { mailboxName } from "./mailbox.ts";
+
+/**
+ * The most mailboxes one invocation calls: an invocation may make 1,000
+ * subrequests to Cloudflare services (Durable Objects, D1, Queues) on every
+ * plan; the rest is left for its own D1 writes.
+ */
+export const MAILBOXES_PER_INVOCATION = 990;
+
+/** What a mailbox needs from the settings, or why they are not usable (a missing binding or setting). */
+export function mailboxConfigFor(env: Env): { ok: true; config: MailboxConfig } | { ok: false; reason: string } {
+  if (!env.MAILBOX)
+    return { ok: false, reason: "the MAILBOX Durable Object namespace is not bound (see wrangler.toml)" };
+  const vero = settingsFor(env).consumers.vero;
+  if (!vero.ready) return { ok: false, reason: describeUnready("the Vero consumer", vero) };
+  return {
+    ok: true,
+    config: {
+      target: vero.settings,
+      policy: settingsFor(env).retry.policy,
+      retentionDays: retentionDays(env),
+      logSampleRate: logSampleRate(env),
+    },
+  };
+}
+
+export function mailboxFor(env: Env, config: MailboxConfig, user: string): DurableObjectStub<Mailbox> {
+  const namespace = env.MAILBOX as DurableObjectNamespace<Mailbox> | undefined;
+  if (!namespace) throw new Error("the MAILBOX Durable Object namespace is not bound");
+  return namespace.get(namespace.idFromName(mailboxName(config.target, user)));
+}
+
+export type Handed<T> = { items: T[]; user: string } & ({ ok: true; result: Accepted } | { ok: false; error: string });
+
+/**
+ * Groups `items` by user (keeping their order), gives each user's jobs to
+ * the user's mailbox in one call, all users in parallel, and reports each
+ * group's outcome: committed, or the error (nothing of the group committed).
+ */
+export async function handToMailboxes<T>(
+  env: Env,
+  config: MailboxConfig,
+  items: readonly T[],
+  letterOf: (item: T) => Letter,
+): Promise<Handed<T>[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const user = letterOf(item).job.user;
+    const group = groups.get(user) ?? [];
+    group.push(item);
+    groups.set(user, group);
+  }
+  return Promise.all(
+    [...groups].map(async ([user, group]): Promise<Handed<T>> => {
+      try {
+        const result = await mailboxFor(env, config, user).accept(group.map(letterOf), config);
+        return { items: group, user, ok: true, result };
+      } catch (error) {
+        return { items: group, user, ok: false, error: describeError(error) };
+      }
+    }),
+  );
+}
+
+/** How many mailboxes `jobs` go to. */
+export const usersOf = (jobs: readonly Pick<VeroJob, "user">[]): number => new Set(jobs.map((job) => job.user)).size;
+
+/**
+ * The calls the previous ledger (D1 `vero_calls`) recorded for jobs queued
+ * before the mailboxes (`v: 1`), so that they resume after them: one query,
+ * and none at all once no such job is left.
+ */
+export async function recordedBefore(env: Env, jobs: readonly VeroJob[]): Promise<Map<string, string[]>> {
+  const ids = jobs.filter((job) => job.v === 1 && isLedgerKey(job.messageId)).map((job) => job.messageId);
+  const recorded = new Map<string, string[]>();
+  if (ids.length === 0 || !env.LEDGER) return recorded;
+  for (const pair of await lookupCalls(env.LEDGER, ids)) {
+    const cut = pair.lastIndexOf("\n");
+    const [messageId, call] = [pair.slice(0, cut), pair.slice(cut + 1)];
+    recorded.set(messageId, [...(recorded.get(messageId) ?? []), call]);
+  }
+  return recorded;
+}
