@@ -8,7 +8,8 @@ import { type DeadLetter, listDeadLetters, storeDeadLetters } from "../../src/de
 import type { Env } from "../../src/shared/env.ts";
 import { QUEUE_LIMITS, queuedBytes } from "../../src/shared/queue-names.ts";
 import { queryLimitedD1 } from "./d1-query-limit.ts";
-import { baseEnv, callWorker } from "./helpers.ts";
+import { baseEnv, callWorker, isolatedEnv, vero } from "./helpers.ts";
+import { trackJob, unique } from "./queue-helpers.ts";
 
 const ADMIN = "redrive-admin-token-0123456789abcdef";
 const ORIGIN = "http://127.0.0.1:8787";
@@ -106,5 +107,40 @@ describe("bulk re-drive", () => {
     expect(vero.sent).toHaveLength(100);
     expect(counted.count()).toBeLessThanOrEqual(10);
     expect(await remaining(tag)).toBe(50);
+  });
+});
+
+describe("bulk re-drive without a queue", () => {
+  it("hands each Vero letter back to its user's mailbox, which delivers it, and forgets the letters", async () => {
+    const { env, veroToken } = await isolatedEnv({ ADMIN_TOKEN: ADMIN }, { ledger: true });
+    const tag = `mailbox-${Date.now()}`;
+    const users = ["ann", "bob", "cyd"].map((name) => unique(name));
+    const letters: DeadLetter[] = users.map((user, i) => ({
+      id: `${tag}-${i}`,
+      source: "vero",
+      body: trackJob(user, `redriven-${i}`),
+      reason: `bulk ${tag}`,
+      permanent: true,
+      attempts: 1,
+      failedAt: new Date().toISOString(),
+    }));
+    await storeDeadLetters(ledger(), letters);
+    const response = await callWorker(
+      new Request(`http://bridge/admin/dead-letters/redrive?reason=${encodeURIComponent(`bulk ${tag}`)}`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${ADMIN}` },
+      }),
+      { ...env, VERO_QUEUE: undefined },
+    );
+    const text = await response.text();
+    expect(response.status, text).toBe(200);
+    expect((JSON.parse(text) as { redriven: string[] }).redriven.sort()).toEqual(letters.map((letter) => letter.id));
+    const calls = await vero.waitFor(veroToken, (all) => all.length === 3);
+    expect(calls.map((call) => (call.body as { event_name: string }).event_name).sort()).toEqual([
+      "redriven-0",
+      "redriven-1",
+      "redriven-2",
+    ]);
+    expect(await remaining(tag)).toBe(0);
   });
 });
