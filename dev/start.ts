@@ -50,6 +50,16 @@ const bridge = await startBridge({ vars: devBindings(segment.url, vero.url), por
   },
 );
 
+// A consumer that cannot deliver (a setting that cannot hold, such as a retry horizon past the queues'
+// retention) stops the sandbox here, once, rather than as an error on every batch.
+const health = (await (await fetch(`${bridge.url}/health`)).json()) as { consumersNotReady?: string[] };
+if (health.consumersNotReady) {
+  print("\nThe queue consumers cannot deliver with these settings (wrangler.toml [vars]):");
+  for (const reason of health.consumersNotReady) print(`  ${reason}`);
+  await Promise.all([bridge.stop(), segment.close(), vero.close()]);
+  process.exit(1);
+}
+
 print(`\nReady on ${bridge.url}`);
 print(`  Vero webhook URL:      ${bridge.url}/vero/webhook?token=${DEV_SECRETS.VERO_WEBHOOK_TOKEN}`);
 print(`  Segment webhook URL:   ${bridge.url}/segment   (shared secret ${DEV_SECRETS.SEGMENT_SHARED_SECRET})`);
