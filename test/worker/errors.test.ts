@@ -12,7 +12,10 @@ describe("request size", () => {
   it("returns 413 on /vero/webhook over 1 MiB, and sends nothing", async () => {
     const { env, writeKey } = await isolatedEnv();
     const response = await callWorker(
-      new Request("http://bridge/vero/webhook?token=dev-vero-webhook-token-for-local-use", { method: "POST", body: oversized }),
+      new Request("http://bridge/vero/webhook?token=dev-vero-webhook-token-for-local-use", {
+        method: "POST",
+        body: oversized,
+      }),
       env,
     );
     expect((await expectJsonError(response, 413)).error.message).toMatch(/1 MiB/);

@@ -140,7 +140,11 @@ describe("arbitrary methods and paths", () => {
             : {};
       const body = ["GET", "HEAD"].includes(verb.toUpperCase()) ? undefined : "{}";
       const response = await callWorker(
-        new Request(`http://bridge${target}?token=dev-vero-webhook-token-for-local-use`, { method: verb, headers, body }),
+        new Request(`http://bridge${target}?token=dev-vero-webhook-token-for-local-use`, {
+          method: verb,
+          headers,
+          body,
+        }),
         env as Env,
       );
       const text = await response.text();
