@@ -15,6 +15,8 @@ export default defineConfig({
         plugins: [
           cloudflareTest(async ({ inject }) => ({
             wrangler: { configPath: "./wrangler.toml" },
+            // workerd logs every failed outgoing fetch as an "uncaught exception" even when the code handles it.
+            verbose: false,
             miniflare: {
               bindings: {
                 ...devBindings(inject("segmentOrigin"), inject("veroOrigin")),

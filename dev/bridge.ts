@@ -50,6 +50,22 @@ export const WRANGLER_BIN = join(
   "wrangler.js",
 );
 
+const EXIT_WITH_PARENT = new URL("exit-with-parent.ts", import.meta.url).href;
+
+// The process groups of the running instances: each is killed when this process exits, even mid-test.
+const running = new Set<number>();
+process.on("exit", () => {
+  for (const group of running) killGroup(group, "SIGKILL");
+});
+
+function killGroup(group: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-group, signal);
+  } catch {
+    // already gone
+  }
+}
+
 // Offline by design: no telemetry, no fetch of Cloudflare's `Request.cf` data.
 const WRANGLER_ENV = { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" };
 
@@ -89,6 +105,8 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
   const state = await mkdtemp(join(tmpdir(), "bridge-state-"));
   if (options.migrate ?? options.config === undefined) await applyMigrations(state, options.config);
   const args = [
+    "--import",
+    EXIT_WITH_PARENT,
     WRANGLER_BIN,
     "dev",
     ...(options.config ? ["--config", options.config] : []),
@@ -104,21 +122,30 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
     ...Object.entries(options.vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
     ...(options.args ?? []),
   ];
+  // A process group of its own, so that stopping it stops workerd too; stdin a pipe that ends with this process.
   const child = spawn(process.execPath, args, {
-    stdio: ["ignore", options.stdio ?? "inherit", options.stdio ?? "inherit"],
+    stdio: ["pipe", options.stdio ?? "inherit", options.stdio ?? "inherit"],
     env: WRANGLER_ENV,
+    detached: true,
   });
+  const group = child.pid;
+  if (group !== undefined) running.add(group);
   for (const stream of [child.stdout, child.stderr])
     if (stream) createInterface({ input: stream }).on("line", (line) => options.onLine?.(line));
   const url = `http://127.0.0.1:${port}`;
 
   const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise((resolve) => child.once("exit", resolve));
-      child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
-      await exited;
-      clearTimeout(timer);
+    if (group !== undefined) {
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((resolve) => child.once("exit", resolve));
+        killGroup(group, "SIGTERM");
+        const timer = setTimeout(() => killGroup(group, "SIGKILL"), 5000);
+        await exited;
+        clearTimeout(timer);
+      }
+      // workerd may outlive wrangler's exit by a moment: the group goes as a whole.
+      killGroup(group, "SIGKILL");
+      running.delete(group);
     }
     await rm(state, { recursive: true, force: true });
   };

@@ -78,11 +78,18 @@ const bridge = await startBridge({
   process.exit(1);
 });
 
-// The Worker's own verdict on its settings (e.g. a secret under 32 characters): refused before anything is served.
-const health = (await (await fetch(`${bridge.url}/health`)).json()) as { problems?: string[] };
-if (health.problems) {
-  for (const problem of health.problems) print(`Cannot start: ${problem}`);
-  await Promise.all([bridge.stop(), segment.close(), vero.close()]);
+// The Worker's own verdict on its settings, read once: a secret under 32 characters, or a consumer that
+// cannot deliver (a retry horizon past the queues' retention), stops the sandbox before anything is served.
+const health = (await (await fetch(`${bridge.url}/health`)).json()) as {
+  problems?: string[];
+  consumersNotReady?: string[];
+};
+if (health.problems || health.consumersNotReady) {
+  for (const problem of health.problems ?? []) print(`Cannot start: ${problem}`);
+  if (health.consumersNotReady)
+    print("\nThe queue consumers cannot deliver with these settings (wrangler.toml [vars]):");
+  for (const reason of health.consumersNotReady ?? []) print(`  ${reason}`);
+  await Promise.all([bridge.stop(), segment.close(), vero.close(), alerts.close()]);
   process.exit(1);
 }
 

@@ -1,24 +1,25 @@
 import { ALERT_CRON, runAlerts } from "./admin/alerts/run.ts";
 import { app } from "./app.ts";
 import { pruneLedger, retentionDays } from "./delivery/ledger.ts";
-import { consumeDeadLetterQueue, QUEUE_NAMES, retryPolicyFor } from "./delivery/settlement.ts";
+import { consumeDeadLetterQueue, retryPolicyFor } from "./delivery/settlement.ts";
 import { consumeSegmentBatch } from "./inbound/consumer.ts";
 import { consumeVeroBatch } from "./outbound/consumer.ts";
 import type { Env } from "./shared/env.ts";
 import { configureLogs, log } from "./shared/log.ts";
+import { queueRole } from "./shared/queue-names.ts";
 import { logSampleRate } from "./shared/settings.ts";
 
-/** Each queue in wrangler.toml has its consumer here. */
+/** Each queue in wrangler.toml has its consumer here, chosen by what the queue's name says it carries. */
 async function queue(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   configureLogs({ sampleRate: logSampleRate(env) });
-  switch (batch.queue) {
-    case QUEUE_NAMES.segment:
+  switch (queueRole(batch.queue)) {
+    case "segment":
       return consumeSegmentBatch(batch, env);
-    case QUEUE_NAMES.vero:
+    case "vero":
       return consumeVeroBatch(batch, env);
-    case QUEUE_NAMES.segmentDeadLetters:
+    case "segmentDeadLetters":
       return consumeDeadLetterQueue(batch, "segment", env.LEDGER, retryPolicyFor(env));
-    case QUEUE_NAMES.veroDeadLetters:
+    case "veroDeadLetters":
       return consumeDeadLetterQueue(batch, "vero", env.LEDGER, retryPolicyFor(env));
     default:
       // A queue wired to this Worker by mistake: its messages are kept (retried) for whoever fixes the wiring.

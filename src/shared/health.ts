@@ -21,6 +21,7 @@ export function healthOf(env: Env) {
     outbound: settings.outbound.ready,
     // The queue consumers need only their own upstream's settings, so they can be ready while a route is closed.
     consumers: { segment: settings.consumers.segment.ready, vero: settings.consumers.vero.ready },
+    ...consumersNotReady(settings.consumers),
     // Whether re-sent events are recognised: the mailboxes (MAILBOX) keep the ledger of calls Vero accepted.
     dedup: env.MAILBOX !== undefined,
     // SEGMENT_ACCEPT_FIRST_EVENT_SIGNATURE: whether /segment takes an array signed over its first event alone.
@@ -30,6 +31,15 @@ export function healthOf(env: Env) {
         : ("refused" as const),
     ...(problems.length > 0 ? { problems } : {}),
   };
+}
+
+/** Why a consumer cannot deliver, setting names only: the same sentences its batches log. */
+function consumersNotReady({ segment, vero }: ReturnType<typeof settingsFor>["consumers"]) {
+  const reasons = [
+    ...(segment.ready ? [] : [describeUnready("the Segment consumer", segment)]),
+    ...(vero.ready ? [] : [describeUnready("the Vero consumer", vero)]),
+  ];
+  return reasons.length > 0 ? { consumersNotReady: reasons } : {};
 }
 
 export type Health = ReturnType<typeof healthOf>;

@@ -60,8 +60,11 @@ export interface Settings {
    * route by removing its secret must not stop what is already queued.
    */
   consumers: { segment: Direction<SegmentTarget>; vero: Direction<VeroTarget> };
-  /** The consumers' retry schedule, and what was wrong with its settings (the defaults or a clamp then apply). */
-  retry: { policy: RetryPolicy; invalid: string[] };
+  /**
+   * The consumers' retry schedule, what was wrong with its settings (the defaults then apply), and
+   * `conflict`: a horizon the retention cannot hold, which keeps both consumers from being ready.
+   */
+  retry: { policy: RetryPolicy; invalid: string[]; conflict?: string };
 }
 
 // Secrets set through the dashboard or `wrangler secret put` often carry a
@@ -195,10 +198,11 @@ const hours = z.pipe(
 
 /**
  * QUEUE_RETRY_BASE_SECONDS, QUEUE_RETRY_HORIZON_HOURS and QUEUE_RETENTION_HOURS.
- * A consumer has no response to put a 503 in, so a bad value is reported
- * (logs, /health) and a safe one applies: the default, and a horizon past
- * what the retention allows is cut to it, as Queues would delete the message
- * before it could become a dead letter.
+ * A consumer has no response to put a 503 in, so a bad value is logged and
+ * its default applies. A horizon past what the retention allows cannot hold
+ * (Queues would delete a message before it became a dead letter): it is a
+ * `conflict` that /health and `npm start` report, and the consumers keep
+ * their messages until it is fixed; the schedule is cut to the retention.
  */
 export function parseRetryPolicy(env: Env): Settings["retry"] {
   const invalid: string[] = [];
@@ -214,13 +218,13 @@ export function parseRetryPolicy(env: Env): Settings["retry"] {
   const retentionSeconds = read("QUEUE_RETENTION_HOURS", hours, RETRY_DEFAULTS.retentionHours) * 3_600;
   const wanted = read("QUEUE_RETRY_HORIZON_HOURS", hours, RETRY_DEFAULTS.horizonHours) * 3_600;
   const allowed = maxHorizonSeconds(retentionSeconds);
-  if (wanted > allowed) {
-    const hoursAllowed = Math.floor(Math.max(0, allowed) / 36) / 100;
-    invalid.push(
-      `QUEUE_RETRY_HORIZON_HOURS (${wanted / 3_600}) must end 1 hour before QUEUE_RETENTION_HOURS (${retentionSeconds / 3_600}) and within ${MAX_RETRIES} retries; using ${hoursAllowed}`,
-    );
-  }
+  const hoursAllowed = Math.floor(Math.max(0, allowed) / 36) / 100;
+  const conflict =
+    wanted > allowed
+      ? `QUEUE_RETRY_HORIZON_HOURS (${wanted / 3_600}) must end 1 hour before QUEUE_RETENTION_HOURS (${retentionSeconds / 3_600}) and within ${MAX_RETRIES} retries: set it to ${hoursAllowed} or less`
+      : undefined;
   return {
+    ...(conflict ? { conflict } : {}),
     policy: {
       ...DEFAULT_RETRY_POLICY,
       baseSeconds,
@@ -236,6 +240,13 @@ export function parseSettings(env: Env): Settings {
     isUnset(env.VERO_AUTH_TOKEN) && isUnset(env.VERO_TRACKING_API_KEY)
       ? ["VERO_AUTH_TOKEN or VERO_TRACKING_API_KEY"]
       : [];
+  const retry = parseRetryPolicy(env);
+  const consumer = <T>(state: Direction<T>): Direction<T> => {
+    if (!retry.conflict) return state;
+    return state.ready
+      ? { ready: false, missing: [], invalid: [retry.conflict] }
+      : { ...state, invalid: [...state.invalid, retry.conflict] };
+  };
   return {
     inbound: direction(inboundSchema, env, (s) => ({ ...segmentTarget(s), webhookTokens: s.VERO_WEBHOOK_TOKEN })),
     outbound: direction(
@@ -250,10 +261,10 @@ export function parseSettings(env: Env): Settings {
     ),
     admin: direction(adminSchema, env, (s) => ({ adminTokens: s.ADMIN_TOKEN })),
     consumers: {
-      segment: direction(segmentSchema, env, segmentTarget),
-      vero: direction(veroSchema, env, veroTarget, noVeroCredential),
+      segment: consumer(direction(segmentSchema, env, segmentTarget)),
+      vero: consumer(direction(veroSchema, env, veroTarget, noVeroCredential)),
     },
-    retry: parseRetryPolicy(env),
+    retry,
   };
 }
 

@@ -1,13 +1,8 @@
 /**
- * The bridge validates with `zod/mini`, whose functional API lets the
- * bundler keep only the validators the schemas name (the classic `z`
- * namespace hangs every method and all 64 locales off each schema, and was
- * three quarters of the Worker's bundle). Every schema module imports
- * `zod/mini` as a namespace itself and this module for its side effect:
- * re-exporting the namespace from here would make the bundler keep all of
- * it, locales included. Mini ships no locale, so English is installed
- * here: the default messages of a check without its own `error` (a dead
- * letter's reason, a log line) stay readable.
+ * Schemas use `zod/mini`, importing it as a namespace themselves: its
+ * functional API lets the bundler keep only the validators they name.
+ * Mini ships no locale, so English is installed here, for the default
+ * messages that reach dead letters and logs.
  */
 import * as z from "zod/mini";
 import en from "zod/v4/locales/en.js";

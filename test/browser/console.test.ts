@@ -3,6 +3,7 @@
  * stand-ins over real HTTP, Chromium driven by playwright-core.
  */
 import { mkdir } from "node:fs/promises";
+import { dirname } from "node:path";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { RunningBridge } from "../../dev/bridge.ts";
@@ -13,6 +14,8 @@ import { browserRequired, CHROMIUM_ARGS, findChromium, HOW_TO_ENABLE } from "./c
 
 const executablePath = findChromium();
 const ADMIN = "browser-admin-token-0123456789abcdef";
+// Deliveries are waited for until they happen: only each test's timeout bounds the wait.
+const UNTIL_TEST_TIMEOUT = Number.POSITIVE_INFINITY;
 const run = Date.now().toString(36);
 const segment = new StandInClient(inject("segmentOrigin"));
 const vero = new StandInClient(inject("veroOrigin"));
@@ -102,9 +105,10 @@ describe.skipIf(!executablePath)(
 
     /**
      * Waits for the consumer to dead-letter the message whose body contains `marker`, and returns it.
+     * Only the test's timeout bounds the wait, so a busy machine makes it slower, not failed.
      */
     async function deadLetterFor(marker: string): Promise<Letter> {
-      for (const deadline = Date.now() + 30_000; Date.now() < deadline; ) {
+      for (;;) {
         const { letters } = await admin<{ letters: { id: string }[] }>("/dead-letters?limit=1000");
         for (const summary of letters) {
           const { letter } = await admin<{ letter: Letter }>(`/dead-letters/${encodeURIComponent(summary.id)}`);
@@ -112,7 +116,6 @@ describe.skipIf(!executablePath)(
         }
         await new Promise((resolve) => setTimeout(resolve, 250));
       }
-      throw new Error(`no dead letter containing ${marker} within 30 s`);
     }
 
     async function signIn(token: string): Promise<void> {
@@ -140,9 +143,11 @@ describe.skipIf(!executablePath)(
     it("counts events delivered through the routes, per direction and name", async () => {
       for (let n = 0; n < 3; n++) await postWebhook(n);
       for (let n = 0; n < 2; n++) await postSegment(trackEvent(100 + n));
-      await segment.waitFor(writeKey, (calls) => calls.some((call) => call.status === 200), { timeoutMs: 30_000 });
+      await segment.waitFor(writeKey, (calls) => calls.some((call) => call.status === 200), {
+        timeoutMs: UNTIL_TEST_TIMEOUT,
+      });
       await vero.waitFor(veroToken, (calls) => calls.filter((call) => call.status === 200).length >= 2, {
-        timeoutMs: 30_000,
+        timeoutMs: UNTIL_TEST_TIMEOUT,
       });
       const inbound = page.locator('#flow-day table.flow[data-direction="inbound"]');
       const outbound = page.locator('#flow-day table.flow[data-direction="outbound"]');
@@ -168,9 +173,13 @@ describe.skipIf(!executablePath)(
       await page.goto(`${bridge.url}/admin`);
       const row = page.locator(`#dead-letter-table tr[data-id="${letter.id}"]`);
       expect(await row.locator(".reason").textContent()).toMatch(/^Vero answered 400/);
-      await mkdir("docs", { recursive: true });
-      await page.setViewportSize({ width: 1200, height: 900 });
-      await page.screenshot({ path: "docs/console.png", fullPage: true });
+      // `npm run screenshot` asks for docs/console.png; a plain test run leaves the tracked file alone.
+      const screenshot = process.env.CONSOLE_SCREENSHOT;
+      if (screenshot) {
+        await mkdir(dirname(screenshot), { recursive: true });
+        await page.setViewportSize({ width: 1200, height: 900 });
+        await page.screenshot({ path: screenshot, fullPage: true });
+      }
 
       await vero.heal(veroToken);
       await row.getByRole("link", { name: "details" }).click();
@@ -185,7 +194,7 @@ describe.skipIf(!executablePath)(
       const calls = await vero.waitFor(
         veroToken,
         (all) => all.some((call) => call.status === 200 && JSON.stringify(call.body).includes(marker)),
-        { timeoutMs: 30_000 },
+        { timeoutMs: UNTIL_TEST_TIMEOUT },
       );
       expect(calls.filter((call) => call.status === 200 && JSON.stringify(call.body).includes(marker))).toHaveLength(1);
     }, 90_000);

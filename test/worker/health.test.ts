@@ -28,7 +28,28 @@ describe("GET /health", () => {
       dedup: false,
       consumers: { segment: false, vero: false },
       firstEventSignatures: "refused",
+      consumersNotReady: [
+        "the Segment consumer is not configured: set SEGMENT_WRITE_KEY",
+        "the Vero consumer is not configured: set VERO_AUTH_TOKEN or VERO_TRACKING_API_KEY",
+      ],
     });
+  });
+
+  it("reports both consumers not ready, naming the fix, when the retry horizon outlasts the queues' retention", async () => {
+    const response = await callWorker(new Request("http://bridge/health"), {
+      ...baseEnv,
+      QUEUE_RETENTION_HOURS: "24",
+    });
+    const health = await response.json();
+    expect(health).toMatchObject({ inbound: true, outbound: true, consumers: { segment: false, vero: false } });
+    expect(health).toHaveProperty("consumersNotReady", [
+      expect.stringMatching(
+        /^the Segment consumer is not configured: fix QUEUE_RETRY_HORIZON_HOURS \(26\) .* set it to 23 or less$/,
+      ),
+      expect.stringMatching(
+        /^the Vero consumer is not configured: fix QUEUE_RETRY_HORIZON_HOURS \(26\) .* set it to 23 or less$/,
+      ),
+    ]);
   });
 
   it("reports the consumers ready when only the routes' secrets are missing", async () => {

@@ -67,12 +67,13 @@ describe("retry settings", () => {
     });
   });
 
-  it("cuts a horizon that would outlast the declared retention, and says so", () => {
-    const { policy, invalid } = policyOf({ QUEUE_RETENTION_HOURS: "24" });
+  it("refuses a horizon that would outlast the declared retention as a conflict, not a per-batch error, and cuts the schedule to it", () => {
+    const { policy, invalid, conflict } = policyOf({ QUEUE_RETENTION_HOURS: "24" });
     expect(policy.horizonSeconds).toBe(23 * 3600);
-    expect(invalid).toEqual([
-      expect.stringMatching(/^QUEUE_RETRY_HORIZON_HOURS \(26\) must end 1 hour before QUEUE_RETENTION_HOURS \(24\)/),
-    ]);
+    expect(invalid).toEqual([]);
+    expect(conflict).toMatch(
+      /^QUEUE_RETRY_HORIZON_HOURS \(26\) must end 1 hour before QUEUE_RETENTION_HOURS \(24\) .*: set it to 23 or less$/,
+    );
     expect(policyOf({ QUEUE_RETENTION_HOURS: "24", QUEUE_RETRY_HORIZON_HOURS: "22" })).toMatchObject({
       policy: { horizonSeconds: 22 * 3600, retentionSeconds: 24 * 3600 },
       invalid: [],
