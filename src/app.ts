@@ -1,16 +1,20 @@
 import { Hono } from "hono";
+import { methodNotAllowed } from "hono/method-not-allowed";
+import { adminRoutes } from "./admin/api.ts";
 import { consoleRoutes } from "./admin/routes.tsx";
 import { inboundRoutes } from "./inbound/routes.ts";
 import { outboundRoutes } from "./outbound/routes.ts";
-import { adminRoutes } from "./shared/admin.ts";
 import { BridgeError } from "./shared/errors.ts";
 import { healthOf, readinessOf } from "./shared/health.ts";
-import { type AppEnv, methodNotAllowed, notFound, refusalLog, renderError } from "./shared/http.ts";
+import { type AppEnv, notFound, refusalLog, rejectMethod, renderError } from "./shared/http.ts";
 
-export const app = new Hono<AppEnv>()
+export const app = new Hono<AppEnv>();
+
+app
   .use("*", refusalLog)
+  // A known path called with another method: 405 with `Allow`, from the routes registered below.
+  .use("*", methodNotAllowed({ app, onMethodNotAllowed: rejectMethod }))
   .get("/health", (c) => c.json(healthOf(c.env)))
-  .all("/health", methodNotAllowed(["GET", "HEAD"]))
   // Readiness for uptime monitors: 200 when the bridge can do its job, 503 with the reasons when it cannot.
   .get("/health/ready", async (c) => {
     c.header("Cache-Control", "no-store");
@@ -23,7 +27,6 @@ export const app = new Hono<AppEnv>()
     }
     return c.json({ status: "ready" as const, version: healthOf(c.env).version });
   })
-  .all("/health/ready", methodNotAllowed(["GET", "HEAD"]))
   .route("/vero", inboundRoutes)
   .route("/", outboundRoutes)
   .route("/admin", consoleRoutes)

@@ -3,7 +3,7 @@
  * Every function takes the bound ledger: the routes check the binding once.
  */
 
-import { discardDeadLetter, mustGetDeadLetter, redriveDeadLetter, redriveListed } from "../delivery/dead-letters.ts";
+import { discardDeadLetter, redriveDeadLetter, redriveListed, requireDeadLetter } from "../delivery/dead-letters.ts";
 import {
   type CounterRow,
   type DeadLetter,
@@ -12,8 +12,8 @@ import {
   listDeadLetters,
   readCounters,
 } from "../delivery/ledger.ts";
-import { listPage } from "../shared/dead-letter-query.ts";
 import type { Env } from "../shared/env.ts";
+import { listPage } from "./dead-letter-query.ts";
 
 export type { CounterRow, DeadLetter, DeadLetterFilter, DeadLetterSummary };
 
@@ -35,10 +35,8 @@ export function deadLetters(db: D1Database, filter: DeadLetterFilter) {
   return listPage(db, filter);
 }
 
-export const deadLetter = mustGetDeadLetter;
-
 export async function redriveOne(env: Env, db: D1Database, id: string): Promise<void> {
-  await redriveDeadLetter(env, await deadLetter(db, id));
+  await redriveDeadLetter(env, await requireDeadLetter(db, id));
 }
 
 /** One page of at most 100 letters a request, so a huge backlog cannot exhaust one request's limits. */
@@ -55,5 +53,5 @@ export async function redriveMatching(
 }
 
 export async function deleteOne(db: D1Database, id: string): Promise<void> {
-  await discardDeadLetter(db, await mustGetDeadLetter(db, id));
+  await discardDeadLetter(db, await requireDeadLetter(db, id));
 }

@@ -8,18 +8,19 @@ import { csrf } from "hono/csrf";
 import type { Child } from "hono/jsx";
 import { NONCE, type SecureHeadersVariables, secureHeaders } from "hono/secure-headers";
 import * as z from "zod/mini";
+import { requireDeadLetter } from "../delivery/dead-letters.ts";
 import type { DeadLetter, DeadLetterFilter } from "../delivery/ledger.ts";
-import { parseDeadLetterQuery } from "../shared/dead-letter-query.ts";
 import { BridgeError } from "../shared/errors.ts";
 import { healthOf } from "../shared/health.ts";
 import type { AppEnv } from "../shared/http.ts";
 import { log } from "../shared/log.ts";
 import { matchesAnySecret } from "../shared/secrets.ts";
 import { describeUnready, settingsFor } from "../shared/settings.ts";
+import { parseDeadLetterQuery } from "./dead-letter-query.ts";
 import "../shared/zod.ts";
 import { AlertsPanel } from "./alerts/panel.tsx";
 import { alertStatus } from "./alerts/status.ts";
-import { deadLetter, deadLetters, deleteOne, hourStart, redriveMatching, redriveOne, weekOfCounters } from "./data.ts";
+import { deadLetters, deleteOne, hourStart, redriveMatching, redriveOne, weekOfCounters } from "./data.ts";
 import {
   BASE,
   CONSOLE,
@@ -191,7 +192,7 @@ async function confirmForLetter(
   title: string,
   question: (letter: DeadLetter) => Child,
 ) {
-  const letter = await deadLetter(ledgerOf(c), c.req.param("id") ?? "");
+  const letter = await requireDeadLetter(ledgerOf(c), c.req.param("id") ?? "");
   return page(
     c,
     title,
@@ -291,7 +292,7 @@ export const consoleRoutes = new Hono<ConsoleEnv>()
     );
   })
   .get("/console/dead-letters/:id", async (c) => {
-    const letter = await deadLetter(ledgerOf(c), c.req.param("id"));
+    const letter = await requireDeadLetter(ledgerOf(c), c.req.param("id"));
     return page(c, "Dead letter", <LetterDetail letter={letter} />);
   })
   .get("/console/dead-letters/:id/redrive", (c) =>

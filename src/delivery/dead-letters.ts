@@ -125,7 +125,7 @@ async function redriveToMailboxes(env: Env, letters: readonly DeadLetter[]): Pro
 }
 
 /** The dead letter `id`, or the 404 that names it. */
-export async function mustGetDeadLetter(db: D1Database, id: string): Promise<DeadLetter> {
+export async function requireDeadLetter(db: D1Database, id: string): Promise<DeadLetter> {
   const letter = await getDeadLetter(db, id);
   if (!letter) throw new BridgeError(404, "not_found", `no dead letter ${id}`);
   return letter;

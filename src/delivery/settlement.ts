@@ -67,14 +67,14 @@ export class Settlement {
   private readonly letters: { message: Message<unknown>; letter: DeadLetter }[] = [];
 
   /**
-   * `keep`: a dead-letter queue's settlement. Nothing stands behind those
-   * messages, so while the store is down they are kept for the queue's whole
-   * retention instead of following the delivery schedule.
+   * `keepForRetention`: a dead-letter queue's settlement. Nothing stands
+   * behind those messages, so while the store is down they are kept for the
+   * queue's whole retention instead of following the delivery schedule.
    */
   constructor(
     readonly source: DeadLetterSource,
     readonly policy: RetryPolicy = DEFAULT_RETRY_POLICY,
-    readonly keep = false,
+    readonly options: { keepForRetention?: boolean } = {},
   ) {}
 
   settle(message: Message<unknown>, outcome: Outcome): Fate {
@@ -150,7 +150,7 @@ export class Settlement {
     for (const { message, letter } of this.letters) {
       const failure = unstored.get(message);
       if (failure !== undefined) {
-        const delaySeconds = this.keep
+        const delaySeconds = this.options.keepForRetention
           ? keepDelaySeconds(this.policy, message.attempts)
           : backoffSeconds(this.policy, message.attempts);
         log("error", "could not store a dead letter, will retry", {
@@ -243,7 +243,7 @@ export async function consumeDeadLetterQueue(
   ledger: D1Database | undefined,
   policy: RetryPolicy = DEFAULT_RETRY_POLICY,
 ): Promise<void> {
-  const settlement = new Settlement(source, policy, true);
+  const settlement = new Settlement(source, policy, { keepForRetention: true });
   const counters = new Counters();
   for (const message of batch.messages) {
     settlement.settle(message, {

@@ -8,10 +8,10 @@ import { jsonBytes } from "../shared/json.ts";
 import { describeError, log } from "../shared/log.ts";
 import { QUEUE_LIMITS, queuedBytes } from "../shared/queue-names.ts";
 import type { VeroJob } from "./job.ts";
-import { eventName, type Job } from "./result.ts";
+import { eventName, type RoutedEvent } from "./result.ts";
 
 /** The job of a deliverable event, as the queue and the mailboxes take it. */
-export function veroJobOf(job: Job, at: number, seq: number): VeroJob {
+export function veroJobOf(job: RoutedEvent, at: number, seq: number): VeroJob {
   return { v: 2, kind: "vero", messageId: eventName(job.result), user: job.user, requests: job.requests, at, seq };
 }
 
@@ -25,11 +25,11 @@ export function veroJobOf(job: Job, at: number, seq: number): VeroJob {
  * say so; Segment's re-send of the request enqueues them again, and the
  * consumer's record of delivered calls keeps Vero from seeing them twice.
  */
-export async function enqueueJobs(queue: Queue<unknown>, jobs: Job[]): Promise<void> {
+export async function enqueueJobs(queue: Queue<unknown>, jobs: RoutedEvent[]): Promise<void> {
   const at = Date.now();
   let seq = 0;
-  const chunks: { job: Job; body: VeroJob; bytes: number }[][] = [];
-  let current: { job: Job; body: VeroJob; bytes: number }[] = [];
+  const chunks: { job: RoutedEvent; body: VeroJob; bytes: number }[][] = [];
+  let current: { job: RoutedEvent; body: VeroJob; bytes: number }[] = [];
   let currentBytes = 0;
   for (const job of jobs) {
     if (job.requests.length === 0) continue;

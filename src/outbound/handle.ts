@@ -15,7 +15,7 @@ import { type Contract, oversizedEvent, pastBatchLimit } from "./contract.ts";
 import { enqueueJobs, veroJobOf } from "./enqueue.ts";
 import { orderingKey } from "./job.ts";
 import { mapSegmentEvent } from "./map.ts";
-import { type EventOutcome, type EventResult, eventName, type Job } from "./result.ts";
+import { type EventOutcome, type EventResult, eventName, type RoutedEvent } from "./result.ts";
 import {
   MAX_BATCH_EVENTS,
   messageIdOf,
@@ -46,7 +46,7 @@ export async function handleSegmentRequest(
   }
 
   const receivedAt = new Date();
-  const jobs: Job[] = body.events.map((input, index) => {
+  const jobs: RoutedEvent[] = body.events.map((input, index) => {
     const result: EventResult = { messageId: messageIdOf(input), index, outcome: "invalid" };
     const fallbackUser = `#${index}`;
     const pastLimit = trackingApi ? pastBatchLimit(index) : undefined;
@@ -121,7 +121,7 @@ export async function handleSegmentRequest(
  * its user's events leaves them failed and retryable (503): Segment sends
  * the request again, and the mailboxes skip what they already hold.
  */
-async function handToUsersMailboxes(c: AppContext, jobs: Job[]): Promise<void> {
+async function handToUsersMailboxes(c: AppContext, jobs: RoutedEvent[]): Promise<void> {
   const deliverable = jobs.filter((job) => job.requests.length > 0);
   if (deliverable.length === 0) return;
   const ready = mailboxConfigFor(c.env);

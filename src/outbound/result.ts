@@ -25,4 +25,4 @@ export const eventName = (result: Pick<EventResult, "messageId" | "index">): str
   result.messageId ?? `#${result.index}`;
 
 /** `user` orders the event's job among the same user's in queue mode. */
-export type Job = { result: EventResult; requests: VeroRequest[]; user: string };
+export type RoutedEvent = { result: EventResult; requests: VeroRequest[]; user: string };

@@ -1,5 +1,5 @@
 import { Hono } from "hono";
-import { type AppEnv, bodyReader, methodNotAllowed, requireDirection } from "../shared/http.ts";
+import { type AppEnv, bodyReader, requireDirection } from "../shared/http.ts";
 import { segmentApiKeyInBody, segmentApiKeyInHeader, segmentWebhookAuth } from "./auth.ts";
 import { TRACKING_API_LIMITS, trackingApiBodyLimit, webhookBodyLimit } from "./contract.ts";
 import { handleSegmentRequest } from "./handle.ts";
@@ -22,7 +22,6 @@ export const outboundRoutes = new Hono<AppEnv>()
   .post("/segment", requireDirection("outbound"), webhookLimit, segmentWebhookAuth, (c) =>
     handleSegmentRequest(c, "webhook"),
   )
-  .all("/segment", methodNotAllowed(["POST"]))
   .on(
     "POST",
     V1_PATHS,
@@ -35,6 +34,4 @@ export const outboundRoutes = new Hono<AppEnv>()
       // `/v1/track` and its kin imply the type of an event that does not state it.
       return handleSegmentRequest(c, "tracking-api", isBatch(call) ? undefined : (call as SegmentEventType));
     },
-  )
-  .all(V1_PATH, methodNotAllowed(["POST"]))
-  .all(`${V1_PATH}/`, methodNotAllowed(["POST"]));
+  );

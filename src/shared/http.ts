@@ -214,16 +214,15 @@ export function notFound(c: Context<AppEnv>): Response {
   return c.json(errorBody(404, "not_found", `no route for ${c.req.method} ${c.req.path}`), 404);
 }
 
-/** Answers a known path called with a method it does not serve. */
-export function methodNotAllowed(allowed: readonly string[]): MiddlewareHandler<AppEnv> {
-  return async (c) => {
-    throw new BridgeError(
-      405,
-      "method_not_allowed",
-      `${c.req.method} is not allowed on ${c.req.path}; use ${allowed.join(" or ")}`,
-      {
-        headers: { Allow: allowed.join(", ") },
-      },
-    );
-  };
+/**
+ * For Hono's method-not-allowed: a known path called with another method is
+ * answered through the one error path, as JSON with `Allow`.
+ */
+export function rejectMethod(c: Context<AppEnv>, allowed: string[]): never {
+  throw new BridgeError(
+    405,
+    "method_not_allowed",
+    `${c.req.method} is not allowed on ${c.req.path}; use ${allowed.join(" or ")}`,
+    { headers: { Allow: allowed.join(", ") } },
+  );
 }

@@ -41,8 +41,8 @@ export interface OutboundSettings extends VeroTarget {
   acceptFirstEventSignature: boolean;
 }
 
-/** A direction is either ready to use or says which settings to fix. */
-export type Direction<T> = { ready: true; settings: T } | { ready: false; missing: string[]; invalid: string[] };
+/** A part of the bridge is either configured, ready to use, or says which settings to fix. */
+export type Configured<T> = { ready: true; settings: T } | { ready: false; missing: string[]; invalid: string[] };
 
 export interface AdminSettings {
   /** One value, or two during a rotation. */
@@ -51,15 +51,15 @@ export interface AdminSettings {
 
 export interface Settings {
   /** The webhook route: the Segment settings and the webhook token. */
-  inbound: Direction<InboundSettings>;
+  inbound: Configured<InboundSettings>;
   /** The Segment-facing routes: the Vero settings and the shared secret. */
-  outbound: Direction<OutboundSettings>;
-  admin: Direction<AdminSettings>;
+  outbound: Configured<OutboundSettings>;
+  admin: Configured<AdminSettings>;
   /**
    * The queue consumers need only the upstream they deliver to: closing a
    * route by removing its secret must not stop what is already queued.
    */
-  consumers: { segment: Direction<SegmentTarget>; vero: Direction<VeroTarget> };
+  consumers: { segment: Configured<SegmentTarget>; vero: Configured<VeroTarget> };
   /**
    * The consumers' retry schedule, what was wrong with its settings (the defaults then apply), and
    * `conflict`: a horizon the retention cannot hold, which keeps both consumers from being ready.
@@ -156,7 +156,7 @@ function direction<S extends z.ZodMiniObject, T>(
   env: Env,
   build: (parsed: z.output<S>) => T,
   extraMissing: string[] = [],
-): Direction<T> {
+): Configured<T> {
   const names = Object.keys(schema.shape);
   const result = schema.safeParse(definedOnly(env, names));
   if (result.success && extraMissing.length === 0) return { ready: true, settings: build(result.data) };
@@ -241,7 +241,7 @@ export function parseSettings(env: Env): Settings {
       ? ["VERO_AUTH_TOKEN or VERO_TRACKING_API_KEY"]
       : [];
   const retry = parseRetryPolicy(env);
-  const consumer = <T>(state: Direction<T>): Direction<T> => {
+  const consumer = <T>(state: Configured<T>): Configured<T> => {
     if (!retry.conflict) return state;
     return state.ready
       ? { ready: false, missing: [], invalid: [retry.conflict] }

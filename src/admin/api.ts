@@ -3,19 +3,19 @@ import { bearerAuth } from "hono/bearer-auth";
 import * as z from "zod/mini";
 import {
   discardDeadLetter,
-  mustGetDeadLetter as mustGet,
   redriveDeadLetter,
   redriveListed,
+  requireDeadLetter,
   requireLedger,
 } from "../delivery/dead-letters.ts";
 import { readCounters } from "../delivery/ledger.ts";
+import type { Env } from "../shared/env.ts";
+import { badRequest, unauthorized } from "../shared/errors.ts";
+import { type AppEnv, notConfigured } from "../shared/http.ts";
+import { matchesAnySecret } from "../shared/secrets.ts";
+import { settingsFor } from "../shared/settings.ts";
 import { deadLetterQuery, listPage } from "./dead-letter-query.ts";
-import type { Env } from "./env.ts";
-import { badRequest, unauthorized } from "./errors.ts";
-import { type AppEnv, methodNotAllowed, notConfigured } from "./http.ts";
-import { matchesAnySecret } from "./secrets.ts";
-import { settingsFor } from "./settings.ts";
-import "./zod.ts";
+import "../shared/zod.ts";
 
 const isoTime = z.pipe(
   z.string().check(z.refine((value) => !Number.isNaN(Date.parse(value)), { error: "must be an ISO date and time" })),
@@ -73,24 +73,20 @@ export const adminRoutes = new Hono<AppEnv>()
     const redriven = await redriveListed(c.env, db, page.letters);
     return c.json({ ok: true, redriven, cursor: page.cursor });
   })
-  .all("/dead-letters/redrive", methodNotAllowed(["POST"]))
-  .all("/dead-letters", methodNotAllowed(["GET"]))
   .get("/dead-letters/:id", async (c) =>
-    c.json({ ok: true, letter: await mustGet(requireLedger(c.env), c.req.param("id")) }),
+    c.json({ ok: true, letter: await requireDeadLetter(requireLedger(c.env), c.req.param("id")) }),
   )
   .delete("/dead-letters/:id", async (c) => {
     const db = requireLedger(c.env);
-    const letter = await mustGet(db, c.req.param("id"));
+    const letter = await requireDeadLetter(db, c.req.param("id"));
     await discardDeadLetter(db, letter);
     return c.json({ ok: true, deleted: letter.id });
   })
-  .all("/dead-letters/:id", methodNotAllowed(["GET", "DELETE"]))
   .post("/dead-letters/:id/redrive", async (c) => {
-    const letter = await mustGet(requireLedger(c.env), c.req.param("id"));
+    const letter = await requireDeadLetter(requireLedger(c.env), c.req.param("id"));
     await redriveDeadLetter(c.env, letter);
     return c.json({ ok: true, redriven: letter.id });
   })
-  .all("/dead-letters/:id/redrive", methodNotAllowed(["POST"]))
   .get("/counters", async (c) => {
     const { since, until } = parseQuery(countersQuery, c.req.query());
     const counters = await readCounters(requireLedger(c.env), {
@@ -98,5 +94,4 @@ export const adminRoutes = new Hono<AppEnv>()
       until: until === undefined ? undefined : new Date(until),
     });
     return c.json({ ok: true, counters });
-  })
-  .all("/counters", methodNotAllowed(["GET"]));
+  });

@@ -6,8 +6,8 @@ import type { ValidationTargets } from "hono";
 import { validator } from "hono/validator";
 import * as z from "zod/mini";
 import { BadCursor, type DeadLetterFilter, deadLetterSource, listDeadLetters } from "../delivery/ledger.ts";
-import { badRequest } from "./errors.ts";
-import "./zod.ts";
+import { badRequest } from "../shared/errors.ts";
+import "../shared/zod.ts";
 
 const hasZone = (value: string) => /[zZ]|[+-]\d\d:?\d\d$/.test(value);
 /** ISO 8601; a time without a zone (as a datetime-local field sends it) is read as UTC. */
