@@ -20,7 +20,7 @@ export default defineConfig({
             miniflare: {
               bindings: {
                 ...devBindings(inject("segmentOrigin"), inject("veroOrigin")),
-                // The ledger's schema, applied by test/worker/apply-migrations.ts before any test runs.
+                // The ledger's schema, applied by test/worker/helpers/apply-migrations.ts before any test runs.
                 TEST_MIGRATIONS: await readD1Migrations("./migrations"),
               },
             },
@@ -30,7 +30,7 @@ export default defineConfig({
           name: "worker",
           include: ["test/worker/**/*.test.ts"],
           globalSetup: ["test/global-setup.ts"],
-          setupFiles: ["test/worker/apply-migrations.ts"],
+          setupFiles: ["test/worker/helpers/apply-migrations.ts"],
         },
       },
       {

@@ -112,10 +112,21 @@ describe("wrangler.toml's environments", () => {
       expect(shared.has("queue" in entry ? entry.queue : (entry.database_name ?? ""))).toBe(false);
   });
 
-  it("configures staging as production, but for the names", () => {
+  it("configures staging as production, but for the names and its own sign-in limiter namespace", () => {
     const renamed = (config: ReturnType<typeof readConfig>) =>
-      JSON.parse(JSON.stringify({ ...pick(config), name: undefined }).replaceAll(`${config.name}-`, "NAME-"));
+      JSON.parse(
+        JSON.stringify({
+          ...pick(config),
+          name: undefined,
+          ratelimits: config.ratelimits?.map((limit: { namespace_id?: string }) => ({
+            ...limit,
+            namespace_id: undefined,
+          })),
+        }).replaceAll(`${config.name}-`, "NAME-"),
+      );
     expect(renamed(staging)).toEqual(renamed(production));
+    // A namespace is the account's: staging counts its sign-in attempts apart from production's.
+    expect(staging.ratelimits?.[0]?.namespace_id).not.toBe(production.ratelimits?.[0]?.namespace_id);
   });
 });
 

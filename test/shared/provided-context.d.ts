@@ -7,7 +7,7 @@ declare module "vitest" {
     veroOrigin: string;
     /** The alert receiver stand-in (dev/stand-ins/alerts.ts); its webhooks are `${origin}/hooks/<tenant>`. */
     alertsOrigin: string;
-    /** FUZZ_SEED, FUZZ_PATH and FUZZ_RUNS from the shell ("" when unset), for test/worker/fuzz.ts. */
+    /** FUZZ_SEED, FUZZ_PATH and FUZZ_RUNS from the shell ("" when unset), for test/worker/helpers/fuzz.ts. */
     fuzz: { seed: string; path: string; runs: string };
   }
 }

@@ -1,0 +1,359 @@
+/**
+ * The mailbox per Vero user (a Durable Object with SQLite storage and an
+ * alarm), fed through the routes without a queue and through the Vero
+ * queue's consumer, delivering to the Vero stand-in over real HTTP.
+ * Retries run with the schedule's real jitter; QUEUE_RETRY_BASE_SECONDS=1
+ * (the least allowed) keeps its delays to seconds, and a test waits for the
+ * calls, not for a time.
+ */
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { describe, expect, it, vi } from "vitest";
+import type { RecordedCall } from "../../../dev/stand-ins/client.ts";
+import { getDeadLetter, listDeadLetters, redriveDeadLetter } from "../../../src/delivery/dead-letters.ts";
+import type { Mailbox } from "../../../src/delivery/mailbox.ts";
+import { mailboxConfigFor, mailboxFor } from "../../../src/delivery/mailboxes.ts";
+import { QUEUE_NAMES } from "../../../src/delivery/settlement.ts";
+import type { Env } from "../../../src/shared/env.ts";
+import { basic, callWorker, isolatedEnv, vero } from "../helpers/env.ts";
+import { deadLetterFor, runBatch, trackJob, unique } from "../helpers/queue.ts";
+
+const secret = "dev-segment-shared-secret-for-local-use";
+const fast = { QUEUE_RETRY_BASE_SECONDS: "1" };
+
+function api(env: Env, call: string, body: unknown): Promise<Response> {
+  return callWorker(
+    new Request(`http://bridge/v1/${call}`, {
+      method: "POST",
+      body: JSON.stringify(body),
+      headers: { Authorization: basic(secret), "content-type": "application/json" },
+    }),
+    env,
+  );
+}
+
+const track = (user: string, event: string, messageId = unique("m")) => ({
+  type: "track",
+  messageId,
+  userId: user,
+  event,
+});
+
+/** The events/track call the bridge makes for track(user, event). */
+const eventsTrack = (user: string, event: string) => ({
+  method: "POST" as const,
+  path: "/events/track",
+  body: { identity: { id: user }, event_name: event, data: {}, extras: { source: "segment" } },
+});
+
+/** Vero's accepted events/track calls, as "user event". */
+const delivered = (calls: RecordedCall[]) =>
+  calls
+    .filter((call) => call.status < 300 && call.path.endsWith("/events/track"))
+    .map((call) => {
+      const body = call.body as { identity: { id: string }; event_name: string };
+      return `${body.identity.id} ${body.event_name}`;
+    });
+
+const stub = (env: Env, user: string) => {
+  const ready = mailboxConfigFor(env);
+  if (!ready.ok) throw new Error(ready.reason);
+  return mailboxFor(env, ready.config, user);
+};
+
+/** What a mailbox holds, by messageId, in delivery order. */
+const held = (env: Env, user: string) =>
+  runInDurableObject(stub(env, user), (_instance: Mailbox, state) =>
+    state.storage.sql
+      .exec<{ message_id: string }>("SELECT message_id FROM jobs ORDER BY at, rseq, seq")
+      .toArray()
+      .map((row) => row.message_id),
+  );
+
+// Each test waits for real deliveries by the mailboxes' alarms, on a machine shared with other runs.
+describe("a user's mailbox", { timeout: 60_000 }, () => {
+  it("delivers a user's 6 events in order when the first call fails twice", async () => {
+    const { env, veroToken } = await isolatedEnv(fast);
+    const user = unique("u");
+    await vero.fail(veroToken, { status: 500, times: 2 });
+    const response = await api(env, "batch", {
+      batch: [1, 2, 3, 4, 5, 6].map((n) => track(user, `e${n}`)),
+    });
+    expect(response.status, await response.clone().text()).toBe(200);
+    const calls = await vero.waitFor(veroToken, (all) => delivered(all).length === 6);
+    expect(calls.filter((call) => call.status === 500)).toHaveLength(2);
+    expect(delivered(calls)).toEqual([1, 2, 3, 4, 5, 6].map((n) => `${user} e${n}`));
+  });
+
+  it("40 users x 6 events with 20 % of Vero calls failing (500 or 429): every event arrives once, each user's in order", async () => {
+    const { env, veroToken } = await isolatedEnv(fast);
+    await vero.fail(veroToken, { statuses: [500, 429], rate: 0.2, seed: 17 });
+    const users = Array.from({ length: 40 }, () => unique("u"));
+    for (let n = 1; n <= 6; n++) {
+      const response = await api(env, "batch", { batch: users.map((user) => track(user, `e${n}`)) });
+      expect(response.status).toBe(200);
+    }
+    const calls = await vero.waitFor(veroToken, (all) => delivered(all).length >= 240, { timeoutMs: 50_000 });
+    expect(calls.some((call) => call.status >= 400)).toBe(true);
+    const got = delivered(calls);
+    expect(new Set(got).size).toBe(240);
+    for (const user of users)
+      expect(got.filter((line) => line.startsWith(`${user} `))).toEqual([1, 2, 3, 4, 5, 6].map((n) => `${user} e${n}`));
+  });
+
+  it("dead-letters a job whose calls fail past the horizon, then delivers the user's next event", async () => {
+    // The schedule's own delays (5 s, then 10 s): the test moves the head job's clock instead of waiting.
+    const { env, veroToken } = await isolatedEnv({}, { ledger: true });
+    const user = unique("u");
+    const first = unique("m");
+    await vero.fail(veroToken, { status: 503 });
+    await api(env, "batch", { batch: [track(user, "stuck", first), track(user, "next")] });
+    await vero.waitFor(veroToken, (all) => all.some((call) => call.status === 503));
+    const mailbox = stub(env, user);
+    // The head job was received 27 hours ago: its next failure ends the 26-hour horizon.
+    await runInDurableObject(mailbox, (_instance: Mailbox, state) => {
+      state.storage.sql.exec(
+        "UPDATE jobs SET received_at = ?, next_at = 0 WHERE message_id = ?",
+        Date.now() - 27 * 3_600_000,
+        first,
+      );
+    });
+    await vero.fail(veroToken, { status: 503, times: 1 });
+    await runDurableObjectAlarm(mailbox);
+    const calls = await vero.waitFor(veroToken, (all) => delivered(all).length === 1);
+    expect(delivered(calls)).toEqual([`${user} next`]);
+    const { letters } = await listDeadLetters(env.LEDGER as D1Database, {
+      source: "vero",
+      reason: "retries exhausted",
+    });
+    const letter = letters.find((summary) => summary.id.startsWith("vero-") && summary.reason.includes("503"));
+    expect(letter).toBeDefined();
+    const body = (await getDeadLetter(env.LEDGER as D1Database, letter?.id ?? ""))?.body as { messageId: string };
+    expect(body.messageId).toBe(first);
+    expect(await held(env, user)).toEqual([]);
+  });
+
+  it("skips a re-sent messageId: twice in one request, in a later request, and in a re-drive after delivery", async () => {
+    const { env, veroToken } = await isolatedEnv(fast, { ledger: true });
+    const user = unique("u");
+    const same = track(user, "once");
+    await api(env, "batch", { batch: [same, same] });
+    await vero.waitFor(veroToken, (all) => delivered(all).length === 1);
+    await api(env, "track", same);
+    await redriveDeadLetter(
+      { ...env, VERO_QUEUE: undefined },
+      {
+        id: unique("letter"),
+        source: "vero",
+        body: { v: 2, kind: "vero", messageId: same.messageId, user, requests: [], at: 1 },
+        reason: "test",
+        permanent: true,
+        attempts: 1,
+        failedAt: new Date().toISOString(),
+      },
+    ).catch(() => undefined);
+    await api(env, "track", track(user, "after"));
+    const calls = await vero.waitFor(veroToken, (all) => delivered(all).length >= 2);
+    expect(delivered(calls)).toEqual([`${user} once`, `${user} after`]);
+  });
+
+  it("a re-driven dead letter goes back into its user's mailbox and makes only the calls Vero has not accepted", async () => {
+    const { env, veroToken } = await isolatedEnv(fast, { ledger: true });
+    const user = unique("u");
+    await vero.fail(veroToken, { status: 400, after: 1 });
+    const messageId = unique("m");
+    const identifyWithTags = {
+      type: "identify",
+      messageId,
+      userId: user,
+      traits: { email: `${user}@example.com` },
+      integrations: { Vero: { tags: { id: user, action: "add", values: ["vip"] } } },
+    };
+    await api(env, "identify", identifyWithTags);
+    await vero.waitFor(veroToken, (all) => all.some((call) => call.status === 400));
+    const { letters } = await listDeadLetters(env.LEDGER as D1Database, { source: "vero" });
+    let letterId: string | undefined;
+    for (const summary of letters) {
+      const letter = await getDeadLetter(env.LEDGER as D1Database, summary.id);
+      if ((letter?.body as { messageId?: string })?.messageId === messageId) letterId = summary.id;
+    }
+    const letter = await getDeadLetter(env.LEDGER as D1Database, letterId ?? "");
+    if (!letter) throw new Error("no dead letter");
+    await vero.heal(veroToken);
+    await redriveDeadLetter({ ...env, VERO_QUEUE: undefined }, letter);
+    const calls = await vero.waitFor(veroToken, (all) => all.filter((call) => call.status < 300).length === 2);
+    expect(calls.filter((call) => call.status < 300).map((call) => call.path.replace("/api/v2", ""))).toEqual([
+      "/users/track",
+      "/users/tags/edit",
+    ]);
+    expect(await getDeadLetter(env.LEDGER as D1Database, letter.id)).toBeUndefined();
+  });
+
+  it("sends an alias's reidentify from the previous id's mailbox, after that id's earlier events; the new id's events do not wait for it", async () => {
+    const { env, veroToken } = await isolatedEnv(fast);
+    const [before, after] = [unique("old"), unique("new")];
+    await vero.fail(veroToken, { status: 500, times: 1 });
+    await api(env, "batch", {
+      batch: [
+        track(before, "before-alias"),
+        { type: "alias", messageId: unique("m"), previousId: before, userId: after },
+        track(after, "as-new"),
+      ],
+    });
+    const calls = await vero.waitFor(veroToken, (all) => all.filter((call) => call.status < 300).length === 3);
+    const ok = calls.filter((call) => call.status < 300).map((call) => call.path.replace("/api/v2", ""));
+    expect(ok.indexOf("/events/track")).toBeLessThan(ok.indexOf("/users/reidentify"));
+    expect(await held(env, before)).toEqual([]);
+    expect(await held(env, after)).toEqual([]);
+  });
+
+  it("keeps a job it cannot dead-letter while D1 refuses the letter, and stores it once D1 is back", async () => {
+    const { env, veroToken } = await isolatedEnv({}, { ledger: true });
+    const user = unique("u");
+    const mailbox = stub(env, user);
+    const refused = unique("m");
+    // D1 refuses every statement, as during an outage; the mailbox's own storage still works.
+    const broken = {
+      prepare: () => {
+        throw new Error("D1_ERROR: the database is unavailable");
+      },
+    };
+    await runInDurableObject(mailbox, (instance: Mailbox) => {
+      (instance as unknown as { env: Env }).env = { ...env, LEDGER: broken as unknown as D1Database };
+    });
+    await vero.fail(veroToken, { status: 400, times: 1 });
+    await api(env, "track", track(user, "refused", refused));
+    await vero.waitFor(veroToken, (all) => all.some((call) => call.status === 400));
+    const kept = await runInDurableObject(mailbox, (_instance: Mailbox, state) =>
+      state.storage.sql.exec<{ message_id: string; next_at: number }>("SELECT message_id, next_at FROM jobs").toArray(),
+    );
+    expect(kept.map((row) => row.message_id)).toEqual([refused]);
+    expect(kept[0]?.next_at).toBeGreaterThan(Date.now());
+    expect(await deadLetterFor(env.LEDGER as D1Database, refused)).toBeUndefined();
+    // D1 is back: the next run stores the letter and lets the job go.
+    await runInDurableObject(mailbox, (instance: Mailbox, state) => {
+      (instance as unknown as { env: Env }).env = env;
+      state.storage.sql.exec("UPDATE jobs SET next_at = 0");
+    });
+    await vero.fail(veroToken, { status: 400, times: 1 });
+    await runDurableObjectAlarm(mailbox);
+    expect(await deadLetterFor(env.LEDGER as D1Database, refused)).toMatchObject({ permanent: true });
+    expect(await held(env, user)).toEqual([]);
+  });
+
+  it("lists itself in stalled_mailboxes when its head job first fails, and leaves once it is delivered", async () => {
+    // A minute before the retry: the test moves the job's clock instead of waiting.
+    const { env, veroToken } = await isolatedEnv({ QUEUE_RETRY_BASE_SECONDS: "60" }, { ledger: true });
+    const user = unique("u");
+    const mailbox = stub(env, user);
+    const row = () =>
+      (env.LEDGER as D1Database)
+        .prepare("SELECT mailbox, reason FROM stalled_mailboxes WHERE mailbox = ?1")
+        .bind(mailbox.id.toString())
+        .first<{ mailbox: string; reason: string }>();
+    await vero.fail(veroToken, { status: 503, times: 1 });
+    await api(env, "track", track(user, "late"));
+    await vero.waitFor(veroToken, (all) => all.some((call) => call.status === 503));
+    await vi.waitFor(async () => expect(await row()).toMatchObject({ reason: expect.stringMatching(/503/) }));
+    expect((await row())?.reason).not.toContain(user);
+    await runInDurableObject(mailbox, (_instance: Mailbox, state) =>
+      state.storage.sql.exec("UPDATE jobs SET next_at = 0"),
+    );
+    await runDurableObjectAlarm(mailbox);
+    expect(delivered(await vero.calls(veroToken))).toEqual([`${user} late`]);
+    expect(await row()).toBeNull();
+  });
+
+  it("keeps its ledger for the retention and prunes what is older, at most once a day", async () => {
+    const { env } = await isolatedEnv({ ...fast, LEDGER_RETENTION_DAYS: "7" });
+    const user = unique("u");
+    const mailbox = stub(env, user);
+    const day = 86_400_000;
+    await runInDurableObject(mailbox, (_instance: Mailbox, state) => {
+      const now = Date.now();
+      for (const [id, age] of [
+        ["old", 8 * day],
+        ["young", 6 * day],
+        ["fresh", 0],
+      ] as const)
+        state.storage.sql.exec(
+          "INSERT INTO calls (message_id, call, status, done_at) VALUES (?, '0 POST /events/track', 200, ?)",
+          id,
+          now - age,
+        );
+      state.storage.sql.exec(
+        "INSERT INTO state (key, value) VALUES ('config', ?)",
+        JSON.stringify((mailboxConfigFor(env) as { config: unknown }).config),
+      );
+    });
+    const ids = () =>
+      runInDurableObject(mailbox, (_instance: Mailbox, state) =>
+        state.storage.sql
+          .exec<{ message_id: string }>("SELECT message_id FROM calls ORDER BY message_id")
+          .toArray()
+          .map((row) => row.message_id),
+      );
+    await runInDurableObject(mailbox, (instance: Mailbox) => instance.alarm());
+    expect(await ids()).toEqual(["fresh", "young"]);
+    // Pruned today already: a call past the retention recorded meanwhile waits for tomorrow's prune.
+    await runInDurableObject(mailbox, (instance: Mailbox, state) => {
+      state.storage.sql.exec(
+        "INSERT INTO calls (message_id, call, status, done_at) VALUES ('old-too', '0 POST /events/track', 200, ?)",
+        Date.now() - 8 * day,
+      );
+      return instance.alarm();
+    });
+    expect(await ids()).toEqual(["fresh", "old-too", "young"]);
+  });
+});
+
+describe("the Vero queue's consumer and the mailboxes", { timeout: 30_000 }, () => {
+  it("acks each message once its user's mailbox committed it, and the mailbox delivers them in the route's order", async () => {
+    const { env, veroToken } = await isolatedEnv({}, { queued: true });
+    const [ann, bob] = [unique("ann"), unique("bob")];
+    const fate = await runBatch(
+      QUEUE_NAMES.vero,
+      [
+        { id: "a2", body: { ...trackJob(ann, "a2"), at: 2_000 } },
+        { id: "b1", body: { ...trackJob(bob, "b1"), at: 1_000 } },
+        { id: "a1", body: { ...trackJob(ann, "a1"), at: 1_000 }, attempts: 3 },
+      ],
+      env,
+    );
+    expect(fate).toEqual({ acked: ["a1", "a2", "b1"], retried: {} });
+    const calls = await vero.waitFor(veroToken, (all) => delivered(all).length === 3);
+    expect(delivered(calls).filter((line) => line.startsWith(ann))).toEqual([`${ann} a1`, `${ann} a2`]);
+  });
+
+  it("retries, never acks, the messages whose mailbox cannot take them, and acks the others", async () => {
+    const { env } = await isolatedEnv({}, { queued: true });
+    const [ok, broken] = [unique("ok"), unique("broken")];
+    const real = env.MAILBOX as NonNullable<Env["MAILBOX"]>;
+    // A namespace whose calls fail for one user, as an overloaded or unreachable object would.
+    const failing = {
+      idFromName: (name: string) => real.idFromName(name),
+      get: (id: DurableObjectId) =>
+        id.equals(real.idFromName(mailboxName(env, broken)))
+          ? { accept: () => Promise.reject(new Error("Durable Object is overloaded")) }
+          : real.get(id),
+    };
+    const fate = await runBatch(
+      QUEUE_NAMES.vero,
+      [
+        { id: "ok", body: trackJob(ok, "fine") },
+        { id: "broken", body: trackJob(broken, "later") },
+      ],
+      { ...env, MAILBOX: failing as unknown as NonNullable<Env["MAILBOX"]> },
+    );
+    expect(fate.acked).toEqual(["ok"]);
+    expect(Object.keys(fate.retried)).toEqual(["broken"]);
+  });
+});
+
+function mailboxName(env: Env, user: string): string {
+  const ready = mailboxConfigFor(env);
+  if (!ready.ok) throw new Error(ready.reason);
+  // Same name as the production code computes.
+  return mailboxNameOf(ready.config.target, user);
+}
+
+import { mailboxName as mailboxNameOf } from "../../../src/delivery/mailbox.ts";

@@ -1,0 +1,146 @@
+/**
+ * Bulk re-drive within D1's queries per invocation (Workers Free: 50, Paid:
+ * 1,000) and Queues' sendBatch limits (100 messages, 256 KB), both enforced
+ * by test doubles: Miniflare enforces neither.
+ */
+import { describe, expect, it } from "vitest";
+import { type DeadLetter, listDeadLetters, storeDeadLetters } from "../../../src/delivery/ledger.ts";
+import type { Env } from "../../../src/shared/env.ts";
+import { QUEUE_LIMITS, queuedBytes } from "../../../src/shared/queue-names.ts";
+import { queryLimitedD1 } from "../helpers/d1-query-limit.ts";
+import { baseEnv, callWorker, isolatedEnv, vero } from "../helpers/env.ts";
+import { trackJob, unique } from "../helpers/queue.ts";
+
+const ADMIN = "redrive-admin-token-0123456789abcdef";
+const ORIGIN = "http://127.0.0.1:8787";
+const ledger = () => baseEnv.LEDGER as D1Database;
+
+/** A queue whose sendBatch refuses what Cloudflare's would: over 100 messages or 256,000 bytes. */
+function productionLimitedQueue() {
+  const sent: unknown[] = [];
+  const batches: number[] = [];
+  const queue = {
+    send: async () => {
+      throw new Error("bulk re-drive must use sendBatch");
+    },
+    sendBatch: async (messages: { body: unknown }[]) => {
+      const bytes = messages.reduce((sum, m) => sum + queuedBytes(JSON.stringify(m.body).length), 0);
+      if (messages.length > QUEUE_LIMITS.batchMessages || bytes > QUEUE_LIMITS.batchBytes)
+        throw new Error(`sendBatch over Queues' limits: ${messages.length} messages, ${bytes} bytes`);
+      batches.push(messages.length);
+      sent.push(...messages.map((m) => m.body));
+    },
+  } as unknown as Queue<unknown>;
+  return { queue, sent, batches };
+}
+
+async function seed(tag: string, count: number, bodyBytes = 50): Promise<void> {
+  const letters: DeadLetter[] = Array.from({ length: count }, (_, i) => ({
+    id: `${tag}-${String(i).padStart(4, "0")}`,
+    source: "vero",
+    body: { v: 1, kind: "vero", n: i, pad: "p".repeat(bodyBytes) },
+    reason: `bulk ${tag}`,
+    permanent: true,
+    attempts: 1,
+    failedAt: new Date(Date.UTC(2026, 10, 28, 12, 0, 0, i)).toISOString(),
+  }));
+  for (let start = 0; start < letters.length; start += 200)
+    await storeDeadLetters(ledger(), letters.slice(start, start + 200));
+}
+
+const remaining = async (tag: string) => (await listDeadLetters(ledger(), { reason: `bulk ${tag}`, limit: 1 })).total;
+
+describe("bulk re-drive", () => {
+  it("re-drives limit=1000 through the JSON route within Workers Paid's 1,000 D1 queries (counting D1 double)", async () => {
+    const tag = `json-${Date.now()}`;
+    await seed(tag, 1000, 3_000);
+    const counted = queryLimitedD1(ledger(), 1000);
+    const vero = productionLimitedQueue();
+    const env: Env = { ...baseEnv, ADMIN_TOKEN: ADMIN, LEDGER: counted.db, VERO_QUEUE: vero.queue };
+    const response = await callWorker(
+      new Request(`http://bridge/admin/dead-letters/redrive?reason=${encodeURIComponent(`bulk ${tag}`)}&limit=1000`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${ADMIN}` },
+      }),
+      env,
+    );
+    const text = await response.text();
+    expect(response.status, text).toBe(200);
+    expect((JSON.parse(text) as { redriven: string[] }).redriven).toHaveLength(1000);
+    expect(vero.sent).toHaveLength(1000);
+    // 3 KB bodies: a sendBatch holds about 80 of them (256 KB), so there are more sends than reads.
+    expect(vero.batches.length).toBeGreaterThan(10);
+    expect(counted.count()).toBeLessThanOrEqual(30);
+    expect(await remaining(tag)).toBe(0);
+  });
+
+  it("re-drives 100 from the console within Workers Free's 50 D1 queries (counting D1 double)", async () => {
+    const tag = `console-${Date.now()}`;
+    await seed(tag, 150);
+    const plain: Env = { ...baseEnv, ADMIN_TOKEN: ADMIN };
+    const signIn = await callWorker(
+      new Request(`${ORIGIN}/admin/console/sign-in`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/x-www-form-urlencoded",
+          origin: ORIGIN,
+          "cf-connecting-ip": crypto.randomUUID(),
+        },
+        body: new URLSearchParams({ token: ADMIN }),
+      }),
+      plain,
+    );
+    const cookie = (signIn.headers.get("set-cookie") ?? "").split(";")[0] as string;
+    const counted = queryLimitedD1(ledger(), 50);
+    const vero = productionLimitedQueue();
+    const response = await callWorker(
+      new Request(`${ORIGIN}/admin/console/redrive`, {
+        method: "POST",
+        redirect: "manual",
+        headers: { cookie, origin: ORIGIN, "content-type": "application/x-www-form-urlencoded" },
+        body: new URLSearchParams({ reason: `bulk ${tag}` }),
+      }),
+      { ...plain, LEDGER: counted.db, VERO_QUEUE: vero.queue },
+    );
+    expect(response.status, await response.text()).toBe(303);
+    expect(response.headers.get("location")).toBe("/admin?done=redriven&count=100&remaining=50");
+    expect(vero.sent).toHaveLength(100);
+    expect(counted.count()).toBeLessThanOrEqual(10);
+    expect(await remaining(tag)).toBe(50);
+  });
+});
+
+describe("bulk re-drive without a queue", () => {
+  it("hands each Vero letter back to its user's mailbox, which delivers it, and forgets the letters", async () => {
+    const { env, veroToken } = await isolatedEnv({ ADMIN_TOKEN: ADMIN }, { ledger: true });
+    const tag = `mailbox-${Date.now()}`;
+    const users = ["ann", "bob", "cyd"].map((name) => unique(name));
+    const letters: DeadLetter[] = users.map((user, i) => ({
+      id: `${tag}-${i}`,
+      source: "vero",
+      body: trackJob(user, `redriven-${i}`),
+      reason: `bulk ${tag}`,
+      permanent: true,
+      attempts: 1,
+      failedAt: new Date().toISOString(),
+    }));
+    await storeDeadLetters(ledger(), letters);
+    const response = await callWorker(
+      new Request(`http://bridge/admin/dead-letters/redrive?reason=${encodeURIComponent(`bulk ${tag}`)}`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${ADMIN}` },
+      }),
+      { ...env, VERO_QUEUE: undefined },
+    );
+    const text = await response.text();
+    expect(response.status, text).toBe(200);
+    expect((JSON.parse(text) as { redriven: string[] }).redriven.sort()).toEqual(letters.map((letter) => letter.id));
+    const calls = await vero.waitFor(veroToken, (all) => all.length === 3);
+    expect(calls.map((call) => (call.body as { event_name: string }).event_name).sort()).toEqual([
+      "redriven-0",
+      "redriven-1",
+      "redriven-2",
+    ]);
+    expect(await remaining(tag)).toBe(0);
+  });
+});

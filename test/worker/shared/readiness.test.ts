@@ -1,0 +1,71 @@
+/**
+ * GET /health/ready: 200 when the bridge can do its job, 503 with one
+ * reason per failing check otherwise, never a secret; GET /health stays 200.
+ */
+import { beforeEach, describe, expect, it } from "vitest";
+import { DEV_SECRETS } from "../../../dev/dev-settings.ts";
+import type { Env } from "../../../src/shared/env.ts";
+import { clearAlertTables, count, unreachableLedger } from "../helpers/alerts.ts";
+import { baseEnv, callWorker, expectJsonError } from "../helpers/env.ts";
+
+const ready = (env: Env) => callWorker(new Request("http://bridge/health/ready"), env);
+
+async function reasonsOf(response: Response): Promise<string[]> {
+  const body = await expectJsonError(response, 503);
+  expect(body.error.code).toBe("not_ready");
+  return (body.error.details as { reasons: string[] }).reasons;
+}
+
+beforeEach(clearAlertTables);
+
+describe("GET /health/ready", () => {
+  it("answers 200 when every direction is configured, the ledger answers and deliveries succeed", async () => {
+    await count("outbound", "delivered", 100, new Date());
+    const response = await ready(baseEnv);
+    expect(response.status).toBe(200);
+    expect(response.headers.get("cache-control")).toBe("no-store");
+    expect(await response.json()).toMatchObject({ status: "ready" });
+  });
+
+  it("answers 503 naming the setting an unconfigured direction lacks", async () => {
+    const { SEGMENT_SHARED_SECRET: _, ...noOutbound } = baseEnv;
+    const reasons = await reasonsOf(await ready(noOutbound));
+    expect(reasons).toEqual(["outbound is not configured: set SEGMENT_SHARED_SECRET"]);
+  });
+
+  it("answers 503 for each consumer without its upstream's settings", async () => {
+    const { VERO_AUTH_TOKEN: _, ...noVero } = baseEnv;
+    const reasons = await reasonsOf(await ready(noVero));
+    expect(reasons).toContain("the Vero consumer is not configured: set VERO_AUTH_TOKEN or VERO_TRACKING_API_KEY");
+  });
+
+  it("answers 503 when the ledger cannot be read", async () => {
+    const reasons = await reasonsOf(await ready({ ...baseEnv, LEDGER: unreachableLedger() }));
+    expect(reasons).toEqual([expect.stringContaining("the ledger (D1 binding LEDGER) cannot be read")]);
+  });
+
+  it("answers 503 when the ledger is not bound", async () => {
+    const { LEDGER: _, ...unbound } = baseEnv;
+    expect(await reasonsOf(await ready(unbound))).toEqual([expect.stringContaining("LEDGER D1 database is not bound")]);
+  });
+
+  it("answers 503 when a direction's deliveries failed above the threshold over the last 15 minutes", async () => {
+    await count("inbound", "retried", 30, new Date());
+    await count("inbound", "delivered", 10, new Date());
+    const reasons = await reasonsOf(await ready(baseEnv));
+    expect(reasons).toEqual([expect.stringContaining("Inbound (Vero → Segment): 75% of deliveries failed")]);
+  });
+
+  it("never shows a secret, while GET /health stays 200", async () => {
+    const text = await (await ready({})).text();
+    for (const secret of Object.values(DEV_SECRETS)) expect(text).not.toContain(secret);
+    expect(text).toContain("inbound is not configured");
+    expect((await callWorker(new Request("http://bridge/health"), {})).status).toBe(200);
+  });
+
+  it("answers HEAD like GET and refuses other methods", async () => {
+    const head = await callWorker(new Request("http://bridge/health/ready", { method: "HEAD" }), baseEnv);
+    expect(head.status).toBe(200);
+    await expectJsonError(await callWorker(new Request("http://bridge/health/ready", { method: "POST" })), 405);
+  });
+});
