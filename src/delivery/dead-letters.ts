@@ -20,14 +20,7 @@ import {
   getDeadLetter,
   getDeadLetters,
 } from "./ledger.ts";
-import {
-  handToMailboxes,
-  MAILBOXES_PER_INVOCATION,
-  mailboxConfigFor,
-  mailboxFor,
-  recordedBefore,
-  usersOf,
-} from "./mailboxes.ts";
+import { handToMailboxes, MAILBOXES_PER_INVOCATION, mailboxConfigFor, recordedBefore, usersOf } from "./mailboxes.ts";
 
 export {
   type DeadLetter,
@@ -69,18 +62,8 @@ export async function redriveDeadLetter(env: Env, letter: DeadLetter): Promise<v
 }
 
 async function redriveToMailbox(env: Env, letter: DeadLetter): Promise<void> {
-  const parsed = veroJobSchema.safeParse(letter.body);
-  if (!parsed.success)
-    throw new BridgeError(
-      409,
-      "not_redrivable",
-      `dead letter ${letter.id} is not a Vero job: ${describeIssues(parsed.error, { whole: "body", most: 3 })}`,
-    );
-  const ready = mailboxConfigFor(env);
-  if (!ready.ok) throw new BridgeError(503, "not_configured", `cannot re-drive ${letter.id}: ${ready.reason}`);
-  const recorded = await recordedBefore(env, [parsed.data]);
-  const job = parsed.data;
-  await mailboxFor(env, ready.config, job.user).accept([{ job, recorded: recorded.get(job.messageId) }], ready.config);
+  if ((await redriveToMailboxes(env, [letter])).length === 0)
+    throw new BridgeError(503, "mailbox_unavailable", `the user's mailbox did not take ${letter.id}; retry later`);
 }
 
 /**

@@ -14,7 +14,7 @@ import worker from "../../../src/index.ts";
 import type { VeroJob } from "../../../src/outbound/job.ts";
 import type { Env } from "../../../src/shared/env.ts";
 import { hmacSha1Hex } from "../../../src/shared/secrets.ts";
-import { basic, callWorker, isolatedEnv, vero } from "../helpers/env.ts";
+import { callWorker, isolatedEnv, postApi, vero } from "../helpers/env.ts";
 import { capturingLogs } from "../helpers/fuzz.ts";
 import { deadLetterFor, runBatch, summary, trackJob, unique } from "../helpers/queue.ts";
 
@@ -25,17 +25,6 @@ async function postSegment(env: Env, body: unknown): Promise<Response> {
   const signature = hmacSha1Hex(SECRET, raw);
   return callWorker(
     new Request("http://bridge/segment", { method: "POST", body: raw, headers: { "X-Signature": signature } }),
-    env,
-  );
-}
-
-function postApi(env: Env, call: "track" | "batch", body: unknown): Promise<Response> {
-  return callWorker(
-    new Request(`http://bridge/v1/${call}`, {
-      method: "POST",
-      body: JSON.stringify(body),
-      headers: { Authorization: basic(SECRET), "content-type": "application/json" },
-    }),
     env,
   );
 }

@@ -14,35 +14,16 @@ import type { Mailbox } from "../../../src/delivery/mailbox.ts";
 import { mailboxConfigFor, mailboxFor } from "../../../src/delivery/mailboxes.ts";
 import { QUEUE_NAMES } from "../../../src/delivery/settlement.ts";
 import type { Env } from "../../../src/shared/env.ts";
-import { basic, callWorker, isolatedEnv, vero } from "../helpers/env.ts";
+import { isolatedEnv, postApi, vero } from "../helpers/env.ts";
 import { deadLetterFor, runBatch, trackJob, unique } from "../helpers/queue.ts";
 
-const secret = "dev-segment-shared-secret-for-local-use";
 const fast = { QUEUE_RETRY_BASE_SECONDS: "1" };
-
-function api(env: Env, call: string, body: unknown): Promise<Response> {
-  return callWorker(
-    new Request(`http://bridge/v1/${call}`, {
-      method: "POST",
-      body: JSON.stringify(body),
-      headers: { Authorization: basic(secret), "content-type": "application/json" },
-    }),
-    env,
-  );
-}
 
 const track = (user: string, event: string, messageId = unique("m")) => ({
   type: "track",
   messageId,
   userId: user,
   event,
-});
-
-/** The events/track call the bridge makes for track(user, event). */
-const eventsTrack = (user: string, event: string) => ({
-  method: "POST" as const,
-  path: "/events/track",
-  body: { identity: { id: user }, event_name: event, data: {}, extras: { source: "segment" } },
 });
 
 /** Vero's accepted events/track calls, as "user event". */
@@ -75,7 +56,7 @@ describe("a user's mailbox", { timeout: 60_000 }, () => {
     const { env, veroToken } = await isolatedEnv(fast);
     const user = unique("u");
     await vero.fail(veroToken, { status: 500, times: 2 });
-    const response = await api(env, "batch", {
+    const response = await postApi(env, "batch", {
       batch: [1, 2, 3, 4, 5, 6].map((n) => track(user, `e${n}`)),
     });
     expect(response.status, await response.clone().text()).toBe(200);
@@ -89,7 +70,7 @@ describe("a user's mailbox", { timeout: 60_000 }, () => {
     await vero.fail(veroToken, { statuses: [500, 429], rate: 0.2, seed: 17 });
     const users = Array.from({ length: 40 }, () => unique("u"));
     for (let n = 1; n <= 6; n++) {
-      const response = await api(env, "batch", { batch: users.map((user) => track(user, `e${n}`)) });
+      const response = await postApi(env, "batch", { batch: users.map((user) => track(user, `e${n}`)) });
       expect(response.status).toBe(200);
     }
     const calls = await vero.waitFor(veroToken, (all) => delivered(all).length >= 240, { timeoutMs: 50_000 });
@@ -106,7 +87,7 @@ describe("a user's mailbox", { timeout: 60_000 }, () => {
     const user = unique("u");
     const first = unique("m");
     await vero.fail(veroToken, { status: 503 });
-    await api(env, "batch", { batch: [track(user, "stuck", first), track(user, "next")] });
+    await postApi(env, "batch", { batch: [track(user, "stuck", first), track(user, "next")] });
     await vero.waitFor(veroToken, (all) => all.some((call) => call.status === 503));
     const mailbox = stub(env, user);
     // The head job was received 27 hours ago: its next failure ends the 26-hour horizon.
@@ -136,9 +117,9 @@ describe("a user's mailbox", { timeout: 60_000 }, () => {
     const { env, veroToken } = await isolatedEnv(fast, { ledger: true });
     const user = unique("u");
     const same = track(user, "once");
-    await api(env, "batch", { batch: [same, same] });
+    await postApi(env, "batch", { batch: [same, same] });
     await vero.waitFor(veroToken, (all) => delivered(all).length === 1);
-    await api(env, "track", same);
+    await postApi(env, "track", same);
     await redriveDeadLetter(
       { ...env, VERO_QUEUE: undefined },
       {
@@ -151,7 +132,7 @@ describe("a user's mailbox", { timeout: 60_000 }, () => {
         failedAt: new Date().toISOString(),
       },
     ).catch(() => undefined);
-    await api(env, "track", track(user, "after"));
+    await postApi(env, "track", track(user, "after"));
     const calls = await vero.waitFor(veroToken, (all) => delivered(all).length >= 2);
     expect(delivered(calls)).toEqual([`${user} once`, `${user} after`]);
   });
@@ -168,7 +149,7 @@ describe("a user's mailbox", { timeout: 60_000 }, () => {
       traits: { email: `${user}@example.com` },
       integrations: { Vero: { tags: { id: user, action: "add", values: ["vip"] } } },
     };
-    await api(env, "identify", identifyWithTags);
+    await postApi(env, "identify", identifyWithTags);
     await vero.waitFor(veroToken, (all) => all.some((call) => call.status === 400));
     const { letters } = await listDeadLetters(env.LEDGER as D1Database, { source: "vero" });
     let letterId: string | undefined;
@@ -192,7 +173,7 @@ describe("a user's mailbox", { timeout: 60_000 }, () => {
     const { env, veroToken } = await isolatedEnv(fast);
     const [before, after] = [unique("old"), unique("new")];
     await vero.fail(veroToken, { status: 500, times: 1 });
-    await api(env, "batch", {
+    await postApi(env, "batch", {
       batch: [
         track(before, "before-alias"),
         { type: "alias", messageId: unique("m"), previousId: before, userId: after },
@@ -221,7 +202,7 @@ describe("a user's mailbox", { timeout: 60_000 }, () => {
       (instance as unknown as { env: Env }).env = { ...env, LEDGER: broken as unknown as D1Database };
     });
     await vero.fail(veroToken, { status: 400, times: 1 });
-    await api(env, "track", track(user, "refused", refused));
+    await postApi(env, "track", track(user, "refused", refused));
     await vero.waitFor(veroToken, (all) => all.some((call) => call.status === 400));
     const kept = await runInDurableObject(mailbox, (_instance: Mailbox, state) =>
       state.storage.sql.exec<{ message_id: string; next_at: number }>("SELECT message_id, next_at FROM jobs").toArray(),
@@ -251,7 +232,7 @@ describe("a user's mailbox", { timeout: 60_000 }, () => {
         .bind(mailbox.id.toString())
         .first<{ mailbox: string; reason: string }>();
     await vero.fail(veroToken, { status: 503, times: 1 });
-    await api(env, "track", track(user, "late"));
+    await postApi(env, "track", track(user, "late"));
     await vero.waitFor(veroToken, (all) => all.some((call) => call.status === 503));
     await vi.waitFor(async () => expect(await row()).toMatchObject({ reason: expect.stringMatching(/503/) }));
     expect((await row())?.reason).not.toContain(user);

@@ -115,6 +115,18 @@ export async function postSegment(workerEnv: Env, body: unknown): Promise<Respon
 
 export const basic = (secret: string) => `Basic ${btoa(`${secret}:`)}`;
 
+/** POST /v1/<call> as a Segment server library does: Basic with the write key (the development shared secret). */
+export function postApi(workerEnv: Env, call: string, body: unknown): Promise<Response> {
+  return callWorker(
+    new Request(`http://bridge/v1/${call}`, {
+      method: "POST",
+      body: JSON.stringify(body),
+      headers: { Authorization: basic(DEV_SECRETS.SEGMENT_SHARED_SECRET), "content-type": "application/json" },
+    }),
+    workerEnv,
+  );
+}
+
 export interface ErrorBody {
   ok: false;
   /** The error's code and message again at the top, where Segment's libraries read them. */

@@ -10,7 +10,7 @@ import identify from "../../fixtures/segment/identify.json";
 import identifyWithTags from "../../fixtures/segment/identify_with_tags.json";
 import track from "../../fixtures/segment/track.json";
 import unsubscribe from "../../fixtures/segment/unsubscribe.json";
-import { basic, callWorker, expectJsonError, isolatedEnv, vero } from "../helpers/env.ts";
+import { basic, callWorker, expectJsonError, isolatedEnv, postApi, vero } from "../helpers/env.ts";
 import { deadLetterFor } from "../helpers/queue.ts";
 
 /** The name the bridge gives `user`'s mailbox under `env`'s Vero account. */
@@ -27,18 +27,6 @@ async function webhook(env: Env, body: unknown, raw = JSON.stringify(body)): Pro
   const signature = hmacSha1Hex(secret, raw);
   return callWorker(
     new Request("http://bridge/segment", { method: "POST", body: raw, headers: { "X-Signature": signature } }),
-    env,
-  );
-}
-
-/** POST /v1/<call> as an SDK does: Basic with the write key (the shared secret). */
-function api(env: Env, call: string, body: unknown): Promise<Response> {
-  return callWorker(
-    new Request(`http://bridge/v1/${call}`, {
-      method: "POST",
-      body: JSON.stringify(body),
-      headers: { Authorization: basic(secret), "content-type": "application/json" },
-    }),
     env,
   );
 }
@@ -87,7 +75,7 @@ describe("each contract row reaches Vero as the exact call", () => {
 
   it("identify whose userId is an email: that email is the email", async () => {
     const { env, veroToken } = await isolatedEnv();
-    await expectDelivered(await api(env, "identify", { userId: "jane@example.com", traits: { plan: "pro" } }), 200);
+    await expectDelivered(await postApi(env, "identify", { userId: "jane@example.com", traits: { plan: "pro" } }), 200);
     expect(await received(veroToken)).toEqual([
       {
         method: "POST",
@@ -162,7 +150,7 @@ describe("each contract row reaches Vero as the exact call", () => {
   it("Resubscribe track: POST /users/resubscribe for the userId", async () => {
     const { env, veroToken } = await isolatedEnv();
     await expectDelivered(
-      await api(env, "track", { userId: "u-1", event: "resubscribe", timestamp: "2014-01-01T00:00:00.000Z" }),
+      await postApi(env, "track", { userId: "u-1", event: "resubscribe", timestamp: "2014-01-01T00:00:00.000Z" }),
       200,
     );
     expect(await received(veroToken)).toEqual([
@@ -177,7 +165,7 @@ describe("each contract row reaches Vero as the exact call", () => {
   it("page: a viewed_page event with the properties as data", async () => {
     const { env, veroToken } = await isolatedEnv();
     await expectDelivered(
-      await api(env, "page", {
+      await postApi(env, "page", {
         userId: "u-1",
         name: "Pricing",
         timestamp: "2014-01-01T00:00:00.000Z",
@@ -203,7 +191,7 @@ describe("each contract row reaches Vero as the exact call", () => {
   it("screen: a viewed_screen event with the properties as data", async () => {
     const { env, veroToken } = await isolatedEnv();
     await expectDelivered(
-      await api(env, "screen", {
+      await postApi(env, "screen", {
         userId: "u-1",
         name: "Home",
         timestamp: "2014-01-01T00:00:00.000Z",
@@ -412,7 +400,7 @@ describe("batches", () => {
 
   it("{ batch } on /v1/batch: the valid events delivered in order, the invalid one reported", async () => {
     const { env, veroToken } = await isolatedEnv();
-    const body = await expectDelivered(await api(env, "batch", { batch: [identify, invalidEvent, group] }), 200);
+    const body = await expectDelivered(await postApi(env, "batch", { batch: [identify, invalidEvent, group] }), 200);
     expect(body.results.map((result) => [result.messageId, result.outcome])).toEqual([
       ["ex-identify-1", "queued"],
       ["bad-1", "invalid"],
@@ -431,7 +419,7 @@ describe("batches", () => {
 
   it("/v1/batch with nothing deliverable: 200 { success: true } listing each event refused, as Segment's API answers", async () => {
     const { env, veroToken } = await isolatedEnv();
-    const response = await api(env, "batch", { batch: [invalidEvent, { ...invalidEvent, messageId: "bad-2" }] });
+    const response = await postApi(env, "batch", { batch: [invalidEvent, { ...invalidEvent, messageId: "bad-2" }] });
     expect(response.status).toBe(200);
     expect(await response.json()).toEqual({
       success: true,
@@ -512,7 +500,7 @@ describe("when the mailboxes cannot take the events (no queue bound)", () => {
           ? { accept: () => Promise.reject(new Error("Durable Object storage operation exceeded timeout")) }
           : real.get(id),
     } as unknown as NonNullable<Env["MAILBOX"]>;
-    const response = await api({ ...env, MAILBOX: failing }, "batch", {
+    const response = await postApi({ ...env, MAILBOX: failing }, "batch", {
       batch: [
         { ...track, messageId: "to-broken", userId: "broken-user" },
         { ...track, messageId: "to-fine", userId: "fine-user" },
@@ -553,7 +541,7 @@ describe("when the mailboxes cannot take the events (no queue bound)", () => {
       userId: `u${n}`,
       event: "e",
     }));
-    const error = await expectJsonError(await api({ ...env, MAILBOX: limited }, "batch", { batch }), 413);
+    const error = await expectJsonError(await postApi({ ...env, MAILBOX: limited }, "batch", { batch }), 413);
     expect(error.error).toMatchObject({ code: "too_many_users", details: { users, limit: MAILBOXES_PER_INVOCATION } });
     expect(calls).toBe(0);
     expect(await vero.calls(veroToken)).toEqual([]);
