@@ -40,10 +40,13 @@ export async function handleSegmentRequest(
   const queue = queueFor(c.env, "VERO_QUEUE");
   // Segment's API refuses the events past its batch limit one by one (pastBatchLimit), not the request.
   const body = parseSegmentBody(await c.req.text(), trackingApi ? Number.POSITIVE_INFINITY : MAX_BATCH_EVENTS);
-  if (!body.ok) {
-    log("info", "outbound request refused", { route, status: 400, error: body.error });
-    throw badRequest(body.error);
-  }
+  const refuse = (error: string) => {
+    log("info", "outbound request refused", { route, status: 400, error });
+    return badRequest(error);
+  };
+  if (!body.ok) throw refuse(body.error);
+  // Segment's API answers an empty batch 200, with nothing to do; its Webhooks destination never sends one.
+  if (body.events.length === 0 && !trackingApi) throw refuse("the request holds no events");
 
   const receivedAt = new Date();
   const jobs: RoutedEvent[] = body.events.map((input, index) => {

@@ -215,7 +215,6 @@ export function parseSegmentBody(raw: string, maxEvents: number = MAX_BATCH_EVEN
   } else {
     return { ok: false, error: "the body must be an event, { batch: [...] } or an array of events" };
   }
-  if (events.length === 0) return { ok: false, error: "the request holds no events" };
   if (events.length > maxEvents)
     return { ok: false, error: `the request holds ${events.length} events; at most ${maxEvents} per batch` };
   return { ok: true, events };

@@ -264,3 +264,16 @@ describe("Segment's size limits, answered as Segment answers them", () => {
     expect(error).toMatchObject({ code: "bad_request", message: "the body is not valid JSON" });
   });
 });
+
+describe("an empty batch", () => {
+  it("answers 200 { success: true } with no results on /v1/batch, as Segment's API does, and 400 on /segment", async () => {
+    const { env, veroToken } = await isolatedEnv();
+    const answer = await expectSegmentSuccess(
+      await post(env, "/v1/batch", JSON.stringify({ batch: [] }), { authorization: basic(SECRET) }),
+    );
+    expect(answer.results).toEqual([]);
+    const webhook = await post(env, "/segment", "[]", { authorization: basic(SECRET) });
+    expect((await expectJsonError(webhook, 400)).message).toBe("the request holds no events");
+    expect(await vero.calls(veroToken)).toEqual([]);
+  });
+});
