@@ -2,7 +2,13 @@ import { describe, expect, it } from "vitest";
 import { bucketsOf, FlowChart, FlowTable, rowsIn, topNames, totalOf } from "../../../src/admin/flow.tsx";
 import { type CounterRow, type DeadLetter, getDeadLetter, storeDeadLetters } from "../../../src/delivery/ledger.ts";
 import type { Env } from "../../../src/shared/env.ts";
-import { baseEnv, callWorker } from "../helpers/env.ts";
+import {
+  ORIGIN,
+  sessionCookie as sessionCookieOf,
+  signIn as signInForm,
+  visit as visitPage,
+} from "../helpers/console.ts";
+import { baseEnv } from "../helpers/env.ts";
 
 const row = (
   hour: string,
@@ -91,32 +97,11 @@ const ADMIN = "console-admin-token-0123456789abcdef";
 const OLD_ADMIN = "old-admin-0123456789abcdef0123456789";
 const NEW_ADMIN = "new-admin-0123456789abcdef0123456789";
 const env = (extra: Partial<Env> = {}): Env => ({ ...baseEnv, ADMIN_TOKEN: ADMIN, ...extra });
-const ORIGIN = "http://127.0.0.1:8787";
 
-async function signIn(token: string, workerEnv = env(), origin = ORIGIN): Promise<Response> {
-  return callWorker(
-    new Request(`${origin}/admin/console/sign-in`, {
-      method: "POST",
-      // A client of its own per sign-in: the sign-in rate limit counts per client.
-      headers: { "content-type": "application/x-www-form-urlencoded", origin, "cf-connecting-ip": crypto.randomUUID() },
-      body: new URLSearchParams({ token }),
-      redirect: "manual",
-    }),
-    workerEnv,
-  );
-}
-
-async function sessionCookie(token = ADMIN, workerEnv = env()): Promise<string> {
-  const response = await signIn(token, workerEnv);
-  expect(response.status).toBe(303);
-  return (response.headers.get("set-cookie") ?? "").split(";")[0] as string;
-}
-
+const signIn = (token: string, workerEnv = env(), origin = ORIGIN) => signInForm(token, workerEnv, { origin });
+const sessionCookie = (token = ADMIN, workerEnv = env()) => sessionCookieOf(token, workerEnv);
 const visit = (path: string, cookie: string, workerEnv = env(), init: RequestInit = {}) =>
-  callWorker(
-    new Request(`${ORIGIN}${path}`, { redirect: "manual", ...init, headers: { cookie, ...init.headers } }),
-    workerEnv,
-  );
+  visitPage(path, cookie, workerEnv, init);
 
 const letter = (id: string, body: unknown = { kind: "vero", note: id }): DeadLetter => ({
   id,

@@ -4,36 +4,23 @@ import { describe, expect, it } from "vitest";
 import { startSession } from "../../../src/admin/session.ts";
 import { type DeadLetter, storeDeadLetters } from "../../../src/delivery/ledger.ts";
 import type { Env } from "../../../src/shared/env.ts";
+import {
+  ORIGIN,
+  sessionCookie as sessionCookieOf,
+  signIn as signInForm,
+  visit as visitPage,
+} from "../helpers/console.ts";
 import { baseEnv, callWorker } from "../helpers/env.ts";
 
 const ADMIN = "hardening-admin-token-0123456789abcdef";
-const ORIGIN = "http://127.0.0.1:8787";
 const env = (extra: Partial<Env> = {}): Env => ({ ...baseEnv, ADMIN_TOKEN: ADMIN, ...extra });
 const ledger = () => baseEnv.LEDGER as D1Database;
 
-function signIn(token: string, client: string = crypto.randomUUID(), workerEnv = env()): Promise<Response> {
-  return callWorker(
-    new Request(`${ORIGIN}/admin/console/sign-in`, {
-      method: "POST",
-      headers: { "content-type": "application/x-www-form-urlencoded", origin: ORIGIN, "cf-connecting-ip": client },
-      body: new URLSearchParams({ token }),
-      redirect: "manual",
-    }),
-    workerEnv,
-  );
-}
-
-async function sessionCookie(workerEnv = env()): Promise<string> {
-  const response = await signIn(ADMIN, crypto.randomUUID(), workerEnv);
-  expect(response.status).toBe(303);
-  return (response.headers.get("set-cookie") ?? "").split(";")[0] as string;
-}
-
+const signIn = (token: string, client: string = crypto.randomUUID(), workerEnv = env()) =>
+  signInForm(token, workerEnv, { client });
+const sessionCookie = (workerEnv = env()) => sessionCookieOf(ADMIN, workerEnv);
 const visit = (path: string, cookie: string, workerEnv = env(), init: RequestInit = {}) =>
-  callWorker(
-    new Request(`${ORIGIN}${path}`, { redirect: "manual", ...init, headers: { cookie, ...init.headers } }),
-    workerEnv,
-  );
+  visitPage(path, cookie, workerEnv, init);
 
 describe("console sign-in limits", () => {
   it("refuses a sign-in form body over 8 KB with 413, before reading it", async () => {
