@@ -355,7 +355,7 @@ export async function measureEndToEnd(options: EndToEndOptions): Promise<EndToEn
         : settle(veroClient, keys[worker].vero, {
             // One Vero call per event for the naive forwarder; the bridge's count varies by event.
             done: worker === "naive" || !withQueue ? (calls) => calls.length >= acknowledged : undefined,
-            // The Vero consumer's batch timeout is 2 s: no call for longer means the queue is empty.
+            // The Vero consumer's batch timeout is 1 s: no call for 3 s means the queue is empty.
             quietMs: 3000,
             timeoutMs: settleTimeoutMs,
           });
