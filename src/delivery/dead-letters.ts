@@ -10,7 +10,7 @@ import type { Env } from "../shared/env.ts";
 import { BridgeError } from "../shared/errors.ts";
 import { jsonBytes } from "../shared/json.ts";
 import { log } from "../shared/log.ts";
-import { QUEUE_LIMITS, queuedBytes } from "../shared/queue-names.ts";
+import { queuedBytes, sendBatchChunks } from "../shared/queue-names.ts";
 import { describeIssues } from "../shared/zod.ts";
 import {
   type DeadLetter,
@@ -117,28 +117,6 @@ export async function requireDeadLetter(db: D1Database, id: string): Promise<Dea
 /** Letters whose bodies are read in one query: at most a queue message (128 KB) each, so about 13 MB. */
 const READ_CHUNK = 100;
 
-/** The letters in `sendBatch` calls within Queues' limits (messages and bytes per batch). */
-function sendChunks(letters: DeadLetter[]): DeadLetter[][] {
-  const chunks: DeadLetter[][] = [];
-  let current: DeadLetter[] = [];
-  let bytes = 0;
-  for (const letter of letters) {
-    const size = queuedBytes(jsonBytes(letter.body));
-    if (
-      current.length > 0 &&
-      (current.length >= QUEUE_LIMITS.batchMessages || bytes + size > QUEUE_LIMITS.batchBytes)
-    ) {
-      chunks.push(current);
-      current = [];
-      bytes = 0;
-    }
-    current.push(letter);
-    bytes += size;
-  }
-  if (current.length > 0) chunks.push(current);
-  return chunks;
-}
-
 /**
  * Re-drives the listed letters in bulk; returns the ids re-driven (one
  * deleted meanwhile is passed over), in the listed order within each queue.
@@ -168,7 +146,7 @@ export async function redriveListed(env: Env, db: D1Database, listed: readonly D
             "not_configured",
             `SEGMENT_QUEUE is not bound: cannot re-drive ${ofSource[0]?.id}`,
           );
-        for (const chunk of sendChunks(ofSource)) {
+        for (const chunk of sendBatchChunks(ofSource, (letter) => queuedBytes(jsonBytes(letter.body)))) {
           await queue.sendBatch(chunk.map((letter) => ({ body: letter.body, contentType: "json" as const })));
           sent.push(...chunk.map((letter) => letter.id));
         }

@@ -6,7 +6,7 @@
 
 import { jsonBytes } from "../shared/json.ts";
 import { describeError, log } from "../shared/log.ts";
-import { QUEUE_LIMITS, queuedBytes } from "../shared/queue-names.ts";
+import { QUEUE_LIMITS, queuedBytes, sendBatchChunks } from "../shared/queue-names.ts";
 import type { VeroJob } from "./job.ts";
 import { eventName, type RoutedEvent } from "./result.ts";
 
@@ -28,9 +28,7 @@ export function veroJobOf(job: RoutedEvent, at: number, seq: number): VeroJob {
 export async function enqueueJobs(queue: Queue<unknown>, jobs: RoutedEvent[]): Promise<void> {
   const at = Date.now();
   let seq = 0;
-  const chunks: { job: RoutedEvent; body: VeroJob; bytes: number }[][] = [];
-  let current: { job: RoutedEvent; body: VeroJob; bytes: number }[] = [];
-  let currentBytes = 0;
+  const sendable: { job: RoutedEvent; body: VeroJob; bytes: number }[] = [];
   for (const job of jobs) {
     if (job.requests.length === 0) continue;
     const body = veroJobOf(job, at, seq++);
@@ -46,18 +44,9 @@ export async function enqueueJobs(queue: Queue<unknown>, jobs: RoutedEvent[]): P
       });
       continue;
     }
-    if (
-      current.length > 0 &&
-      (current.length >= QUEUE_LIMITS.batchMessages || currentBytes + bytes > QUEUE_LIMITS.batchBytes)
-    ) {
-      chunks.push(current);
-      current = [];
-      currentBytes = 0;
-    }
-    current.push({ job, body, bytes });
-    currentBytes += bytes;
+    sendable.push({ job, body, bytes });
   }
-  if (current.length > 0) chunks.push(current);
+  const chunks = sendBatchChunks(sendable, ({ bytes }) => bytes);
 
   let failure: unknown;
   for (const chunk of chunks) {

@@ -45,5 +45,30 @@ export const QUEUE_LIMITS = {
 /** What a message with a JSON body of `bodyBytes` counts towards the limits. */
 export const queuedBytes = (bodyBytes: number): number => bodyBytes + QUEUE_LIMITS.metadataBytes;
 
+/**
+ * `items` split into `sendBatch` calls within Queues' limits, counted as
+ * Queues counts them (each message's body and metadata), in order.
+ */
+export function sendBatchChunks<T>(items: readonly T[], queuedBytesOf: (item: T) => number): T[][] {
+  const chunks: T[][] = [];
+  let current: T[] = [];
+  let currentBytes = 0;
+  for (const item of items) {
+    const bytes = queuedBytesOf(item);
+    if (
+      current.length > 0 &&
+      (current.length >= QUEUE_LIMITS.batchMessages || currentBytes + bytes > QUEUE_LIMITS.batchBytes)
+    ) {
+      chunks.push(current);
+      current = [];
+      currentBytes = 0;
+    }
+    current.push(item);
+    currentBytes += bytes;
+  }
+  if (current.length > 0) chunks.push(current);
+  return chunks;
+}
+
 /** wrangler.toml's `max_retries`: a message is delivered at most this many times plus one. */
 export const MAX_RETRIES = 100;
