@@ -8,7 +8,7 @@ import { csrf } from "hono/csrf";
 import type { Child } from "hono/jsx";
 import { NONCE, type SecureHeadersVariables, secureHeaders } from "hono/secure-headers";
 import * as z from "zod/mini";
-import { requireDeadLetter } from "../delivery/dead-letters.ts";
+import { requireDeadLetter, requireLedger } from "../delivery/dead-letters.ts";
 import type { DeadLetter, DeadLetterFilter } from "../delivery/ledger.ts";
 import { BridgeError } from "../shared/errors.ts";
 import { healthOf } from "../shared/health.ts";
@@ -88,13 +88,6 @@ const requireSession: MiddlewareHandler<ConsoleEnv> = async (c, next) => {
   if (!tokens || !(await hasSession(c, tokens, c.env.LEDGER))) return c.redirect(`${CONSOLE}/sign-in`, 303);
   await next();
 };
-
-function ledgerOf(c: ConsoleContext): D1Database {
-  if (!c.env.LEDGER) {
-    throw new BridgeError(503, "not_configured", "the LEDGER D1 database is not bound (see wrangler.toml)");
-  }
-  return c.env.LEDGER;
-}
 
 /** The console's dead-letter filter: the JSON routes' one, without their page size. */
 function parseFilter(input: Record<string, unknown>): DeadLetterFilter {
@@ -192,7 +185,7 @@ async function confirmForLetter(
   title: string,
   question: (letter: DeadLetter) => Child,
 ) {
-  const letter = await requireDeadLetter(ledgerOf(c), c.req.param("id") ?? "");
+  const letter = await requireDeadLetter(requireLedger(c.env), c.req.param("id") ?? "");
   return page(
     c,
     title,
@@ -265,7 +258,7 @@ export const consoleRoutes = new Hono<ConsoleEnv>()
   .use("/console/*", requireSession)
   .get("/console/redrive", async (c) => {
     const filter = parseFilter({ ...c.req.query(), cursor: undefined });
-    const { total } = await deadLetters(ledgerOf(c), { ...filter, limit: 1 });
+    const { total } = await deadLetters(requireLedger(c.env), { ...filter, limit: 1 });
     return page(
       c,
       "Re-drive",
@@ -285,14 +278,14 @@ export const consoleRoutes = new Hono<ConsoleEnv>()
   })
   .post("/console/redrive", async (c) => {
     const { cursor: _cursor, ...filter } = parseFilter(await formOf(c));
-    const result = await redriveMatching(c.env, ledgerOf(c), filter);
+    const result = await redriveMatching(c.env, requireLedger(c.env), filter);
     return c.redirect(
       `${BASE}${doneQuery({ done: "redriven", count: result.redriven, remaining: result.remaining })}`,
       303,
     );
   })
   .get("/console/dead-letters/:id", async (c) => {
-    const letter = await requireDeadLetter(ledgerOf(c), c.req.param("id"));
+    const letter = await requireDeadLetter(requireLedger(c.env), c.req.param("id"));
     return page(c, "Dead letter", <LetterDetail letter={letter} />);
   })
   .get("/console/dead-letters/:id/redrive", (c) =>
@@ -304,7 +297,7 @@ export const consoleRoutes = new Hono<ConsoleEnv>()
     )),
   )
   .post("/console/dead-letters/:id/redrive", async (c) => {
-    await redriveOne(c.env, ledgerOf(c), c.req.param("id"));
+    await redriveOne(c.env, requireLedger(c.env), c.req.param("id"));
     return c.redirect(`${BASE}${doneQuery({ done: "redriven", count: 1 })}`, 303);
   })
   .get("/console/dead-letters/:id/delete", (c) =>
@@ -315,6 +308,6 @@ export const consoleRoutes = new Hono<ConsoleEnv>()
     )),
   )
   .post("/console/dead-letters/:id/delete", async (c) => {
-    await deleteOne(ledgerOf(c), c.req.param("id"));
+    await deleteOne(requireLedger(c.env), c.req.param("id"));
     return c.redirect(`${BASE}${doneQuery({ done: "deleted", count: 1 })}`, 303);
   });

@@ -34,10 +34,12 @@ export {
   storeDeadLetters,
 } from "./ledger.ts";
 
+export const LEDGER_UNBOUND = "the LEDGER D1 database is not bound (see wrangler.toml)";
+
 /** The ledger, or the 503 that names the binding. */
 export function requireLedger(env: Env): D1Database {
   if (!env.LEDGER) {
-    throw new BridgeError(503, "not_configured", "the LEDGER D1 database is not bound (see wrangler.toml)", {
+    throw new BridgeError(503, "not_configured", LEDGER_UNBOUND, {
       details: { missing: ["LEDGER"], invalid: [] },
     });
   }

@@ -18,10 +18,11 @@ import { mailboxName } from "./mailbox.ts";
  */
 export const MAILBOXES_PER_INVOCATION = 990;
 
+export const MAILBOX_UNBOUND = "the MAILBOX Durable Object namespace is not bound (see wrangler.toml)";
+
 /** What a mailbox needs from the settings, or why they are not usable (a missing binding or setting). */
 export function mailboxConfigFor(env: Env): { ok: true; config: MailboxConfig } | { ok: false; reason: string } {
-  if (!env.MAILBOX)
-    return { ok: false, reason: "the MAILBOX Durable Object namespace is not bound (see wrangler.toml)" };
+  if (!env.MAILBOX) return { ok: false, reason: MAILBOX_UNBOUND };
   const vero = settingsFor(env).consumers.vero;
   if (!vero.ready) return { ok: false, reason: describeUnready("the Vero consumer", vero) };
   return {

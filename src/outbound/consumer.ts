@@ -8,7 +8,7 @@
  */
 
 import { Counters } from "../delivery/ledger.ts";
-import { handToMailboxes, mailboxConfigFor, recordedBefore } from "../delivery/mailboxes.ts";
+import { handToMailboxes, mailboxConfigFor, recordedBefore, usersOf } from "../delivery/mailboxes.ts";
 import { retryPolicyFor, Settlement } from "../delivery/settlement.ts";
 import type { Env } from "../shared/env.ts";
 import { describeError, log } from "../shared/log.ts";
@@ -97,7 +97,7 @@ export async function consumeVeroBatch(batch: MessageBatch<unknown>, env: Env): 
   log(tally.retried + malformed === 0 ? "info" : "warn", "vero batch", {
     queue: batch.queue,
     messages: batch.messages.length,
-    users: new Set(pending.map(({ job }) => job.user)).size,
+    users: usersOf(pending.map(({ job }) => job)),
     ...tally,
     malformed,
   });

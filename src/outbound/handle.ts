@@ -6,7 +6,7 @@
  */
 
 import { Counters } from "../delivery/ledger.ts";
-import { handToMailboxes, MAILBOXES_PER_INVOCATION, mailboxConfigFor } from "../delivery/mailboxes.ts";
+import { handToMailboxes, MAILBOXES_PER_INVOCATION, mailboxConfigFor, usersOf } from "../delivery/mailboxes.ts";
 import { enqueueFailed, queueFor } from "../shared/enqueue.ts";
 import { BridgeError, badRequest } from "../shared/errors.ts";
 import type { AppContext } from "../shared/http.ts";
@@ -129,7 +129,7 @@ async function handToUsersMailboxes(c: AppContext, jobs: RoutedEvent[]): Promise
   if (deliverable.length === 0) return;
   const ready = mailboxConfigFor(c.env);
   if (!ready.ok) throw new BridgeError(503, "not_configured", ready.reason);
-  const users = new Set(deliverable.map((job) => job.user)).size;
+  const users = usersOf(deliverable);
   if (users > MAILBOXES_PER_INVOCATION) {
     // Each user is a Durable Object call, and an invocation's calls are limited: a re-send would fail the same way.
     throw new BridgeError(

@@ -1,6 +1,8 @@
 import { failureRateCondition } from "../admin/alerts/conditions.ts";
 import { RATE_WINDOW_MS } from "../admin/alerts/store.ts";
+import { LEDGER_UNBOUND } from "../delivery/dead-letters.ts";
 import { readRecentOutcomes } from "../delivery/ledger.ts";
+import { MAILBOX_UNBOUND } from "../delivery/mailboxes.ts";
 import type { Env } from "./env.ts";
 import { describeError } from "./log.ts";
 import { describeUnready, parseAlertSettings, settingsFor } from "./settings.ts";
@@ -66,8 +68,10 @@ export async function readinessOf(env: Env, now = new Date()): Promise<Readiness
     ["the Vero consumer", settings.consumers.vero],
   ] as const;
   for (const [name, state] of parts) if (!state.ready) reasons.push(describeUnready(name, state));
+  // The outbound routes and the Vero consumer hand every job to a mailbox: without the binding they answer 503.
+  if (settings.outbound.ready && !env.MAILBOX) reasons.push(MAILBOX_UNBOUND);
   if (!env.LEDGER) {
-    reasons.push("the LEDGER D1 database is not bound (see wrangler.toml)");
+    reasons.push(LEDGER_UNBOUND);
     return { ready: false, reasons };
   }
   try {

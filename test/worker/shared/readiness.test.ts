@@ -39,6 +39,11 @@ describe("GET /health/ready", () => {
     expect(reasons).toContain("the Vero consumer is not configured: set VERO_AUTH_TOKEN or VERO_TRACKING_API_KEY");
   });
 
+  it("answers 503 naming MAILBOX when outbound is configured but its mailboxes are not bound", async () => {
+    const reasons = await reasonsOf(await ready({ ...baseEnv, MAILBOX: undefined }));
+    expect(reasons).toEqual(["the MAILBOX Durable Object namespace is not bound (see wrangler.toml)"]);
+  });
+
   it("answers 503 when the ledger cannot be read", async () => {
     const reasons = await reasonsOf(await ready({ ...baseEnv, LEDGER: unreachableLedger() }));
     expect(reasons).toEqual([expect.stringContaining("the ledger (D1 binding LEDGER) cannot be read")]);
