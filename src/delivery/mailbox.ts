@@ -12,7 +12,9 @@
  *   the retry schedule; a permanent failure, or the end of the horizon,
  *   becomes a dead letter in D1 and the mailbox moves on.
  * - Counts gathered in the mailbox are reported to a counter shard (see
- *   counter-shard.ts), which writes them to D1 a few times a minute.
+ *   counter-shard.ts) at most every REPORT_EVERY_MS, so that a busy user
+ *   costs one report per few seconds, not one per event; the shard writes
+ *   them to D1 a few times a minute.
  */
 
 import { DurableObject } from "cloudflare:workers";
@@ -59,6 +61,8 @@ export const callName = (request: Pick<VeroRequest, "method" | "path">) => `${re
 export const CALLS_PER_DRAIN = 40;
 /** How soon a drain that threw, or a report that failed, is tried again. */
 export const RETRY_LATER_MS = 30_000;
+/** The least time between two reports of a mailbox's counts: each costs a shard call and four rows written. */
+export const REPORT_EVERY_MS = 5_000;
 const DAY_MS = 86_400_000;
 
 const SCHEMA = `
@@ -131,6 +135,12 @@ export function mailboxName(target: VeroTarget, user: string): string {
 
 export class Mailbox extends DurableObject<Env> {
   private readonly sql: SqlStorage;
+  /**
+   * The `state` table as this object last read or wrote it (undefined for
+   * a key it found absent): only this object writes it, and most runs read
+   * the same keys several times.
+   */
+  private readonly cached = new Map<string, unknown>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -147,7 +157,7 @@ export class Mailbox extends DurableObject<Env> {
     const now = Date.now();
     let accepted = 0;
     let skipped = 0;
-    this.ctx.storage.transactionSync(() => {
+    this.transaction(() => {
       // Written only when it changed: a row written per accept would be most of the mailbox's storage writes.
       if (JSON.stringify(this.getState("config")) !== JSON.stringify(config)) this.setState("config", config);
       for (const { job, recorded = [] } of letters) {
@@ -196,7 +206,7 @@ export class Mailbox extends DurableObject<Env> {
     }
     try {
       if (failure === undefined) await this.settleStalled(stats);
-      if (!(await this.report(stats))) failure ??= "counts not reported";
+      if (this.reportDue() && !(await this.report(stats))) failure ??= "counts not reported";
       this.prune();
       await this.armAlarm(failure !== undefined);
     } catch (error) {
@@ -236,7 +246,7 @@ export class Mailbox extends DurableObject<Env> {
         stats.veroCalls++;
         try {
           const [status = 200] = await sendToVero(config.target, [request], isLedgerKey(ledgerId) ? ledgerId : null);
-          this.ctx.storage.transactionSync(() => {
+          this.transaction(() => {
             this.record(ledgerId, call, status, Date.now());
             this.count(callName(request), "delivered");
           });
@@ -262,7 +272,7 @@ export class Mailbox extends DurableObject<Env> {
           random: Math.random(),
         });
         if (step.retry) {
-          this.ctx.storage.transactionSync(() => {
+          this.transaction(() => {
             this.sql.exec(
               "UPDATE jobs SET attempts = attempts + 1, next_at = ?, failing_since = coalesce(failing_since, ?), last_error = ? WHERE seq = ?",
               now + step.delaySeconds * 1000,
@@ -391,6 +401,21 @@ export class Mailbox extends DurableObject<Env> {
     this.deleteState("stalled");
   }
 
+  /** A report waits to be sent again, or counts are waiting and the last report is REPORT_EVERY_MS old. */
+  private reportDue(): boolean {
+    if (this.getState("outbox")) return true;
+    return this.hasCounts() && Date.now() >= this.lastReportAt() + REPORT_EVERY_MS;
+  }
+
+  /** A report's seq is its time, or one above the previous seq when the clock is behind it. */
+  private lastReportAt(): number {
+    return this.getState<number>("reportSeq") ?? 0;
+  }
+
+  private hasCounts(): boolean {
+    return this.sql.exec("SELECT 1 FROM counts LIMIT 1").toArray().length > 0;
+  }
+
   /**
    * Sends the counts gathered since the last report to the mailbox's
    * counter shard. A report is kept (the outbox) until the shard took it,
@@ -408,10 +433,10 @@ export class Mailbox extends DurableObject<Env> {
         .map((row): CountRow => [row.bucket, "outbound", row.name, row.outcome, row.count]);
       if (rows.length === 0) return true;
       // Above every earlier report's, even after the mailbox emptied and forgot its own count.
-      const seq = Math.max((this.getState<number>("reportSeq") ?? 0) + 1, Date.now());
+      const seq = Math.max(this.lastReportAt() + 1, Date.now());
       outbox = { from: this.ctx.id.toString(), seq, rows };
       const taken = outbox;
-      this.ctx.storage.transactionSync(() => {
+      this.transaction(() => {
         this.sql.exec("DELETE FROM counts");
         this.setState("reportSeq", seq);
         this.setState("outbox", taken);
@@ -443,7 +468,7 @@ export class Mailbox extends DurableObject<Env> {
     }
   }
 
-  /** The next alarm: the head's due time, a retry of a failed drain, the next prune, or none when empty. */
+  /** The next alarm: the head's due time, a retry of a failed drain, the next report, the next prune, or none when empty. */
   private async armAlarm(failed: boolean): Promise<void> {
     const now = Date.now();
     const head = this.head();
@@ -452,6 +477,7 @@ export class Mailbox extends DurableObject<Env> {
     if (head) at = Math.max(now, head.next_at);
     if (failed || this.getState("outbox") || this.getState("stalled"))
       at = Math.min(at ?? Infinity, now + RETRY_LATER_MS);
+    if (this.hasCounts()) at = Math.min(at ?? Infinity, Math.max(now, this.lastReportAt() + REPORT_EVERY_MS));
     if (at === undefined && config) {
       const oldest = this.sql.exec<{ oldest: number | null }>("SELECT min(done_at) AS oldest FROM calls").one().oldest;
       if (oldest !== null)
@@ -463,6 +489,7 @@ export class Mailbox extends DurableObject<Env> {
     }
     // Nothing held, nothing recorded: the object keeps no storage at all.
     await this.ctx.storage.deleteAll();
+    this.cached.clear();
     this.sql.exec(SCHEMA);
   }
 
@@ -511,9 +538,22 @@ export class Mailbox extends DurableObject<Env> {
     );
   }
 
+  /** transactionSync, and a cache that forgets what a rolled-back transaction wrote. */
+  private transaction(writes: () => void): void {
+    try {
+      this.ctx.storage.transactionSync(writes);
+    } catch (error) {
+      this.cached.clear();
+      throw error;
+    }
+  }
+
   private getState<T>(key: string): T | undefined {
-    const row = this.sql.exec<{ value: string }>("SELECT value FROM state WHERE key = ?", key).toArray()[0];
-    return row ? (JSON.parse(row.value) as T) : undefined;
+    if (!this.cached.has(key)) {
+      const row = this.sql.exec<{ value: string }>("SELECT value FROM state WHERE key = ?", key).toArray()[0];
+      this.cached.set(key, row ? JSON.parse(row.value) : undefined);
+    }
+    return this.cached.get(key) as T | undefined;
   }
 
   private setState(key: string, value: unknown): void {
@@ -522,9 +562,11 @@ export class Mailbox extends DurableObject<Env> {
       key,
       JSON.stringify(value),
     );
+    this.cached.set(key, value);
   }
 
   private deleteState(key: string): void {
     this.sql.exec("DELETE FROM state WHERE key = ?", key);
+    this.cached.set(key, undefined);
   }
 }

@@ -10,7 +10,7 @@ import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
 import type { RecordedCall } from "../../../dev/stand-ins/client.ts";
 import { getDeadLetter, listDeadLetters, redriveDeadLetter } from "../../../src/delivery/dead-letters.ts";
-import type { Mailbox } from "../../../src/delivery/mailbox.ts";
+import { type Mailbox, REPORT_EVERY_MS } from "../../../src/delivery/mailbox.ts";
 import { mailboxConfigFor, mailboxFor } from "../../../src/delivery/mailboxes.ts";
 import { QUEUE_NAMES } from "../../../src/delivery/settlement.ts";
 import type { Env } from "../../../src/shared/env.ts";
@@ -284,6 +284,35 @@ describe("a user's mailbox", { timeout: 60_000 }, () => {
       return instance.alarm();
     });
     expect(await ids()).toEqual(["fresh", "old-too", "young"]);
+  });
+
+  it("reports a busy user's counts at most once per REPORT_EVERY_MS, and reports what waited on its next alarm", async () => {
+    const { env, veroToken } = await isolatedEnv(fast);
+    const user = unique("u");
+    const mailbox = stub(env, user);
+    const storage = () =>
+      runInDurableObject(mailbox, async (_instance: Mailbox, state) => ({
+        waiting: state.storage.sql.exec<{ n: number }>("SELECT coalesce(sum(count), 0) AS n FROM counts").one().n,
+        reportedAt: Number(
+          state.storage.sql.exec<{ value: string }>("SELECT value FROM state WHERE key = 'reportSeq'").toArray()[0]
+            ?.value,
+        ),
+        alarm: await state.storage.getAlarm(),
+      }));
+    await postApi(env, "track", track(user, "first"));
+    await vero.waitFor(veroToken, (all) => delivered(all).length === 1);
+    // The mailbox had never reported: the first drain's count goes at once.
+    await vi.waitFor(async () => expect((await storage()).waiting).toBe(0), { timeout: 10_000 });
+    const first = await storage();
+
+    await postApi(env, "track", track(user, "second"));
+    await vero.waitFor(veroToken, (all) => delivered(all).length === 2);
+    const waiting = await storage();
+    expect(waiting).toMatchObject({ waiting: 1, reportedAt: first.reportedAt });
+    expect(waiting.alarm).toBe(first.reportedAt + REPORT_EVERY_MS);
+
+    await vi.waitFor(async () => expect((await storage()).waiting).toBe(0), { timeout: 3 * REPORT_EVERY_MS });
+    expect((await storage()).reportedAt).toBeGreaterThanOrEqual(first.reportedAt + REPORT_EVERY_MS);
   });
 });
 
