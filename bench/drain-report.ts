@@ -4,7 +4,7 @@
  * markers), rewritten by the full run and by `npm run bench -- drain` alike.
  */
 import { readFile, writeFile } from "node:fs/promises";
-import type { Drain, DrainPoint } from "./drain.ts";
+import { type Drain, type DrainPoint, describeRuntime } from "./drain.ts";
 import { GOAL_HEADER, type Goal, goalCells } from "./lib/goals.ts";
 import { type Cell, renderMarkdownTable } from "./lib/table.ts";
 
@@ -24,7 +24,10 @@ export function drainGoals(drain: Drain | { error: string }): Goal[] {
   const d1Goal = `D1 statements per delivered event, drain at ${DRAIN_GOAL_USERS} users`;
   const ratioTarget = `≥ ${DRAIN_RATIO_GOAL}`;
   const d1Target = `≤ ${D1_PER_EVENT_GOAL}`;
-  const point = "error" in drain ? undefined : drain.points.find((p) => p.users === DRAIN_GOAL_USERS);
+  const at = (runtime: DrainPoint["runtime"]) =>
+    "error" in drain ? undefined : drain.points.find((p) => p.users === DRAIN_GOAL_USERS && p.runtime === runtime);
+  const point = at("lean");
+  const reference = at("defaults");
   if (!point) {
     const note = "error" in drain ? drain.error : `no ${DRAIN_GOAL_USERS}-user point in this run`;
     return [
@@ -38,7 +41,16 @@ export function drainGoals(drain: Drain | { error: string }): Goal[] {
       target: ratioTarget,
       measured: `${fmt(point.ratioToLimit, 3)} (${fmt(point.eventsPerSecond, 1)} of ${fmt(point.serialLimit, 1)} events/s)`,
       met: point.ratioToLimit >= DRAIN_RATIO_GOAL,
-      note: `${integrity(point)}; ${point.maxInFlight} Vero calls in flight at most${point.complete ? "" : "; cut at the timeout"}`,
+      note: [
+        describeRuntime(point.runtime),
+        integrity(point),
+        `${point.maxInFlight} Vero calls in flight at most${point.complete ? "" : "; cut at the timeout"}`,
+        ...(reference
+          ? [
+              `on ${describeRuntime(reference.runtime)}: ${fmt(reference.ratioToLimit, 3)} (${fmt(reference.eventsPerSecond, 1)} events/s)`,
+            ]
+          : []),
+      ].join("; "),
     },
     {
       goal: d1Goal,
@@ -55,6 +67,7 @@ export function drainTable(drain: Drain): { title: string; header: string[]; row
     title: `Outbound drain: users x ${drain.options.eventsPerUser} track events as /v1/batch rounds, Vero stand-in answering after ${drain.options.veroDelayMs} ms`,
     header: [
       "users",
+      "local runtime",
       "events",
       "requests",
       "events/s",
@@ -70,6 +83,7 @@ export function drainTable(drain: Drain): { title: string; header: string[]; row
     ],
     rows: drain.points.map((p) => [
       p.users,
+      describeRuntime(p.runtime),
       p.check.expected,
       p.requests,
       p.eventsPerSecond,

@@ -4,7 +4,18 @@
  * that answers every call after a realistic round trip, and whether each
  * user's events arrive once and in order. Each point gets a bridge of its own
  * (fresh queues and ledger) and a Vero tenant of its own.
+ *
+ * Two local costs production does not have share workerd's one thread with
+ * the mailboxes: every Durable Object's SQLite commit is an fsync made on
+ * that thread, so a slow disk stalls all mailboxes at once (on Cloudflare
+ * each object commits on its own), and Miniflare's stand-in for Workers
+ * Logs streams every invocation's trace to a collector Worker and a SQLite
+ * store on it too. So the points run on a lean local runtime (state on
+ * tmpfs where the machine has one, no local trace store), and the
+ * `defaultRuntime` points measure the same load on `wrangler dev`'s
+ * defaults beside them, as the reference.
  */
+import { statSync } from "node:fs";
 import { type RunningBridge, startBridge } from "../dev/bridge.ts";
 import { DEV_SECRETS, devBindings } from "../dev/dev-settings.ts";
 import { StandInClient } from "../dev/stand-ins/client.ts";
@@ -15,8 +26,33 @@ import { round } from "./lib/stats.ts";
 import { sendUserEvents, userIds } from "./lib/user-events.ts";
 import { deliveryWork } from "./lib/worker-log.ts";
 
+/** Linux's shared-memory file system, where the machine has it. */
+const TMPFS = "/dev/shm";
+
+function tmpfsPresent(): boolean {
+  try {
+    return statSync(TMPFS).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** What a point's `wrangler dev` runs on: lean (see above), or `wrangler dev`'s defaults. */
+export type LocalRuntime = "lean" | "defaults";
+
+function runtimeOptions(runtime: LocalRuntime): { stateParent?: string; env?: Record<string, string> } {
+  if (runtime === "defaults") return {};
+  return { stateParent: tmpfsPresent() ? TMPFS : undefined, env: { X_LOCAL_OBSERVABILITY: "false" } };
+}
+
+/** The runtime in words, for the tables. */
+export const describeRuntime = (runtime: LocalRuntime): string =>
+  runtime === "defaults" ? "wrangler dev's defaults" : `state on ${tmpfsPresent() ? "tmpfs" : "disk"}, no local traces`;
+
 export interface DrainOptions {
   users: number[];
+  /** User counts measured once more on `wrangler dev`'s defaults, the reference for the lean figures. */
+  defaultRuntime: number[];
   eventsPerUser: number;
   /** How long the Vero stand-in holds every answer back: the round trip to Vero's API. */
   veroDelayMs: number;
@@ -27,6 +63,7 @@ export interface DrainOptions {
 
 export interface DrainPoint {
   users: number;
+  runtime: LocalRuntime;
   eventsPerUser: number;
   veroDelayMs: number;
   /** `/v1/batch` requests sent, one round after another. */
@@ -68,8 +105,12 @@ export async function measureDrain(options: DrainOptions): Promise<Drain> {
   const segmentClient = new StandInClient(segment.url);
   const veroClient = new StandInClient(vero.url);
   const points: DrainPoint[] = [];
+  const plan = [
+    ...options.users.map((users) => ({ users, runtime: "lean" as const })),
+    ...options.defaultRuntime.map((users) => ({ users, runtime: "defaults" as const })),
+  ];
   try {
-    for (const users of options.users) {
+    for (const { users, runtime } of plan) {
       const run = `drain-${users}-${Date.now().toString(36)}`;
       const [writeKey, veroToken] = await Promise.all([segmentClient.tenant(), veroClient.tenant()]);
       await veroClient.fail(veroToken, { delayMs: options.veroDelayMs });
@@ -79,6 +120,7 @@ export async function measureDrain(options: DrainOptions): Promise<Drain> {
         bridge = await startBridge({
           vars: { ...devBindings(segment.url, vero.url), SEGMENT_WRITE_KEY: writeKey, VERO_AUTH_TOKEN: veroToken },
           stdio: "pipe",
+          ...runtimeOptions(runtime),
           onLine: (line) => {
             const reported = deliveryWork(line);
             if (reported?.d1Statements !== undefined) {
@@ -100,7 +142,9 @@ export async function measureDrain(options: DrainOptions): Promise<Drain> {
           run,
         });
         const sendMs = Date.now() - firstSend;
-        options.log(`  drain ${users} users: ${expected} events sent in ${requests} requests, ${sendMs} ms`);
+        options.log(
+          `  drain ${users} users (${describeRuntime(runtime)}): ${expected} events sent in ${requests} requests, ${sendMs} ms`,
+        );
 
         // Polled once a second: the figures come from the stand-in's own timestamps, not from the polling.
         // The quiet 3 s is longer than the queue consumer's batch timeout.
@@ -120,6 +164,7 @@ export async function measureDrain(options: DrainOptions): Promise<Drain> {
         const serialLimit = users / (options.veroDelayMs / 1000);
         const point: DrainPoint = {
           users,
+          runtime,
           eventsPerUser: options.eventsPerUser,
           veroDelayMs: options.veroDelayMs,
           requests,
@@ -150,5 +195,5 @@ export async function measureDrain(options: DrainOptions): Promise<Drain> {
 }
 
 export function describeDrainPoint(p: DrainPoint): string {
-  return `${p.users} users x ${p.eventsPerUser}: ${p.eventsPerSecond} events/s (${p.ratioToLimit} of ${p.serialLimit}), ${p.maxInFlight} Vero calls in flight at most, ${p.check.delivered}/${p.check.expected} delivered${p.complete ? "" : " (CUT at the timeout)"}, ${p.check.duplicates} twice, ${p.check.outOfOrder} out of order for ${p.check.usersOutOfOrder} users, ${p.d1PerEvent} D1 statements and ${p.doPerEvent} DO requests per event`;
+  return `${p.users} users x ${p.eventsPerUser}, ${describeRuntime(p.runtime)}: ${p.eventsPerSecond} events/s (${p.ratioToLimit} of ${p.serialLimit}), ${p.maxInFlight} Vero calls in flight at most, ${p.check.delivered}/${p.check.expected} delivered${p.complete ? "" : " (CUT at the timeout)"}, ${p.check.duplicates} twice, ${p.check.outOfOrder} out of order for ${p.check.usersOutOfOrder} users, ${p.d1PerEvent} D1 statements and ${p.doPerEvent} DO requests per event`;
 }

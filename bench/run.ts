@@ -10,7 +10,9 @@
  * `npm run bench -- drain` runs the outbound drain point alone: it rewrites
  * only its own section of bench/README.md and its key of results.json.
  * BENCH_DRAIN_USERS (e.g. "10,100"), BENCH_DRAIN_EVENTS and
- * BENCH_DRAIN_TIMEOUT_SECONDS change its load and its cut.
+ * BENCH_DRAIN_TIMEOUT_SECONDS change its load and its cut;
+ * BENCH_DRAIN_DEFAULT_RUNTIME_USERS (default "100", "" for none) the
+ * points measured again on `wrangler dev`'s defaults (see bench/drain.ts).
  */
 import { execFile } from "node:child_process";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
@@ -56,6 +58,10 @@ const DRAIN_ONLY = process.argv.slice(2).includes("drain");
 /** The issue's load: each of these users sends 8 events, Vero answers after 150 ms. */
 const DRAIN = {
   users: (process.env.BENCH_DRAIN_USERS ?? (QUICK ? "10" : "10,100,1000")).split(",").map(Number),
+  defaultRuntime: (process.env.BENCH_DRAIN_DEFAULT_RUNTIME_USERS ?? (QUICK ? "" : "100"))
+    .split(",")
+    .filter(Boolean)
+    .map(Number),
   eventsPerUser: Number(process.env.BENCH_DRAIN_EVENTS ?? 8),
   veroDelayMs: 150,
   timeoutMs: Number(process.env.BENCH_DRAIN_TIMEOUT_SECONDS ?? 60) * 1000,

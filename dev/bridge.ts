@@ -26,6 +26,10 @@ export interface BridgeOptions {
   /** How long to wait for `GET /health` (or `readyPath`) to answer. */
   readyTimeoutMs?: number;
   readyPath?: string;
+  /** The directory the instance's local state directory is made in; defaults to the OS's temporary directory. */
+  stateParent?: string;
+  /** Extra environment variables for `wrangler dev` (Miniflare's own switches, such as X_LOCAL_OBSERVABILITY). */
+  env?: Record<string, string>;
   /** Extra `wrangler dev` arguments. */
   args?: string[];
   /**
@@ -102,7 +106,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
   const port = options.port ?? (await freePort());
   const inspectorPort = await freePort();
   // Each instance keeps its local state (queues, D1) apart from the others.
-  const state = await mkdtemp(join(tmpdir(), "bridge-state-"));
+  const state = await mkdtemp(join(options.stateParent ?? tmpdir(), "bridge-state-"));
   if (options.migrate ?? options.config === undefined) await applyMigrations(state, options.config);
   const args = [
     "--import",
@@ -125,7 +129,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
   // A process group of its own, so that stopping it stops workerd too; stdin a pipe that ends with this process.
   const child = spawn(process.execPath, args, {
     stdio: ["pipe", options.stdio ?? "inherit", options.stdio ?? "inherit"],
-    env: WRANGLER_ENV,
+    env: { ...WRANGLER_ENV, ...options.env },
     detached: true,
   });
   const group = child.pid;
