@@ -94,7 +94,7 @@ export function drainTable(drain: Drain): { title: string; header: string[]; row
       p.complete ? p.check.delivered : `${p.check.delivered} (cut at ${Math.round(drain.options.timeoutMs / 1000)} s)`,
       p.check.duplicates,
       `${p.check.outOfOrder} (${p.check.usersOutOfOrder})`,
-      p.d1PerEvent,
+      fmt(p.d1PerEvent, 3),
       p.doLines > 0 ? p.doPerEvent : "none reported",
       round1(p.drainMs / 1000),
     ]),

@@ -26,6 +26,14 @@ import { round } from "./lib/stats.ts";
 import { sendUserEvents, userIds } from "./lib/user-events.ts";
 import { deliveryWork } from "./lib/worker-log.ts";
 
+/**
+ * How long after the last delivery the run keeps reading the Worker's log:
+ * a mailbox reports its counts within 5 s (REPORT_EVERY_MS in
+ * src/delivery/mailbox.ts), its shard writes them to D1 5 s after
+ * (FLUSH_AFTER_MS in src/delivery/counter-shard.ts), plus a margin.
+ */
+const COUNTS_SETTLE_MS = 13_000;
+
 /** Linux's shared-memory file system, where the machine has it. */
 const TMPFS = "/dev/shm";
 
@@ -158,6 +166,8 @@ export async function measureDrain(options: DrainOptions): Promise<Drain> {
         const delivering = calls.filter((call) => call.status === 200 && call.path.endsWith("/events/track"));
         const lastCall = delivering.length > 0 ? Math.max(...delivering.map((call) => call.at)) : Date.now();
         const drainMs = Math.max(1, lastCall - firstSend);
+        // The counts' own D1 statements and reports come after the deliveries: let them be logged.
+        await new Promise((resolve) => setTimeout(resolve, Math.max(0, lastCall + COUNTS_SETTLE_MS - Date.now())));
         await bridge.stop();
         bridge = undefined;
         const eventsPerSecond = check.delivered / (drainMs / 1000);
