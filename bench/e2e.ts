@@ -130,7 +130,7 @@ export interface LedgerResult {
   bound: boolean;
   /** `vero batch` lines the bridge (default config) wrote over the whole run. */
   batches: number;
-  /** D1 reads and writes per consumer batch, from the lines that carry `ledgerQueries`. */
+  /** D1 reads and writes per consumer batch, from the lines that carry `d1Statements` (or `ledgerQueries`). */
   queriesPerBatch?: FieldStats;
   messagesPerBatch?: FieldStats;
 }
@@ -533,7 +533,8 @@ export async function measureEndToEnd(options: EndToEndOptions): Promise<EndToEn
       ledger: {
         bound: inline !== undefined,
         batches: batchLines.length,
-        queriesPerBatch: fieldStats(batchLines, "ledgerQueries"),
+        // The mailboxes' consumer reports d1Statements; the consumer before them, ledgerQueries.
+        queriesPerBatch: fieldStats(batchLines, "d1Statements") ?? fieldStats(batchLines, "ledgerQueries"),
         messagesPerBatch: fieldStats(batchLines, "messages"),
       },
       skipped,

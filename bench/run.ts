@@ -355,7 +355,7 @@ if (failed(e2e)) {
         notMeasured(
           goal,
           target,
-          `${ledger.batches} "vero batch" lines, none with a ledgerQueries field (the consumer does not report it yet)`,
+          `${ledger.batches} "vero batch" lines, none with a d1Statements or ledgerQueries field`,
         ),
       );
     else
