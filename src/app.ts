@@ -7,6 +7,7 @@ import { outboundRoutes } from "./outbound/routes.ts";
 import { BridgeError } from "./shared/errors.ts";
 import { healthOf, readinessOf } from "./shared/health.ts";
 import { type AppEnv, notFound, refusalLog, rejectMethod, renderError } from "./shared/http.ts";
+import { VERSION } from "./shared/version.ts";
 
 export const app = new Hono<AppEnv>();
 
@@ -22,10 +23,9 @@ app
     if (!readiness.ready) {
       throw new BridgeError(503, "not_ready", readiness.reasons.join("; "), {
         details: { reasons: readiness.reasons },
-        headers: { "Cache-Control": "no-store" },
       });
     }
-    return c.json({ status: "ready" as const, version: healthOf(c.env).version });
+    return c.json({ status: "ready" as const, version: VERSION });
   })
   .route("/vero", inboundRoutes)
   .route("/", outboundRoutes)

@@ -10,11 +10,11 @@ import {
 } from "../delivery/dead-letters.ts";
 import { readCounters } from "../delivery/ledger.ts";
 import type { Env } from "../shared/env.ts";
-import { badRequest, unauthorized } from "../shared/errors.ts";
+import { unauthorized } from "../shared/errors.ts";
 import { type AppEnv, notConfigured } from "../shared/http.ts";
 import { matchesAnySecret } from "../shared/secrets.ts";
 import { settingsFor } from "../shared/settings.ts";
-import { deadLetterQuery, listPage } from "./dead-letter-query.ts";
+import { deadLetterQuery, listPage, parseQuery } from "./dead-letter-query.ts";
 import "../shared/zod.ts";
 
 const isoTime = z.pipe(
@@ -50,14 +50,6 @@ const requireLedgerBound: MiddlewareHandler<AppEnv> = async (c, next) => {
 };
 
 const countersQuery = z.object({ since: isoTime, until: z.optional(isoTime) });
-
-/** A query's first problem, named: `since: ...`. */
-function parseQuery<T>(schema: z.ZodMiniType<T>, query: Record<string, string>): T {
-  const parsed = schema.safeParse(query);
-  if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0];
-  throw badRequest(`${issue?.path.join(".") || "query"}: ${issue?.message ?? "is invalid"}`);
-}
 
 /** Mounted at `/admin`: bearer `ADMIN_TOKEN`, checked before anything else runs. */
 export const adminRoutes = new Hono<AppEnv>()

@@ -49,11 +49,13 @@ export function parseDeadLetterQuery(input: Record<string, unknown>): DeadLetter
       return typeof value === "string" && value.trim() !== "" ? [[key, value.trim()]] : [];
     }),
   );
-  const parsed = deadLetterQuerySchema.safeParse(present);
-  if (parsed.success)
-    return Object.fromEntries(
-      Object.entries(parsed.data).filter(([, value]) => value !== undefined),
-    ) as DeadLetterFilter;
+  return parseQuery(deadLetterQuerySchema, present);
+}
+
+/** `input` by `schema`, or a 400 naming the first problem: `since: ...`. */
+export function parseQuery<T>(schema: z.ZodMiniType<T>, input: Record<string, unknown>): T {
+  const parsed = schema.safeParse(input);
+  if (parsed.success) return parsed.data;
   const issue = parsed.error.issues[0];
   throw badRequest(`${issue?.path.join(".") || "query"}: ${issue?.message ?? "is invalid"}`);
 }

@@ -3,7 +3,6 @@
  * sign-in with ADMIN_TOKEN. The JSON routes beside it keep their bearer token.
  */
 import { type Context, Hono, type MiddlewareHandler } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { csrf } from "hono/csrf";
 import type { Child } from "hono/jsx";
 import { NONCE, type SecureHeadersVariables, secureHeaders } from "hono/secure-headers";
@@ -12,7 +11,7 @@ import { requireDeadLetter, requireLedger } from "../delivery/dead-letters.ts";
 import type { DeadLetter, DeadLetterFilter } from "../delivery/ledger.ts";
 import { BridgeError } from "../shared/errors.ts";
 import { healthOf } from "../shared/health.ts";
-import type { AppEnv } from "../shared/http.ts";
+import { type AppEnv, bodyReader } from "../shared/http.ts";
 import { log } from "../shared/log.ts";
 import { matchesAnySecret } from "../shared/secrets.ts";
 import { describeUnready, settingsFor } from "../shared/settings.ts";
@@ -118,10 +117,11 @@ async function dashboard(c: ConsoleContext) {
   const now = new Date();
   const filter = parseFilter(c.req.query());
   const db = c.env.LEDGER;
-  const [rows, page_] = db
-    ? await Promise.all([weekOfCounters(db, now), deadLetters(db, filter)])
-    : [undefined, undefined];
-  const alerts = await alertStatus(c.env, now);
+  const [rows, page_, alerts] = await Promise.all([
+    db ? weekOfCounters(db, now) : undefined,
+    db ? deadLetters(db, filter) : undefined,
+    alertStatus(c.env, now),
+  ]);
   const settings = settingsFor(c.env);
   const problems: Record<string, string> = {};
   for (const name of ["inbound", "outbound"] as const) {
@@ -143,9 +143,12 @@ async function dashboard(c: ConsoleContext) {
 
 /** The console's forms hold a token or a filter: 8 KB is ample, and nothing larger is buffered. */
 const FORM_MAX_BYTES = 8_192;
-const formLimit = bodyLimit({
-  maxSize: FORM_MAX_BYTES,
-  onError: () => Promise.reject(new BridgeError(413, "payload_too_large", `form body is over ${FORM_MAX_BYTES} bytes`)),
+const formLimit = bodyReader({
+  decode: false,
+  limit: {
+    maxBytes: FORM_MAX_BYTES,
+    tooLarge: () => new BridgeError(413, "payload_too_large", `form body is over ${FORM_MAX_BYTES} bytes`),
+  },
 });
 
 /**

@@ -7,7 +7,7 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../shared/env.ts";
 import { describeError, log } from "../shared/log.ts";
-import { type CounterOutcome, Counters, type Direction } from "./ledger.ts";
+import { type CounterOutcome, Counters, type Direction, LEDGER_UNBOUND } from "./ledger.ts";
 
 /** [time bucket (ISO), direction, name, outcome, count] */
 export type CountRow = [string, Direction, string, CounterOutcome, number];
@@ -101,7 +101,7 @@ export class CounterShard extends DurableObject<Env> {
     if (rows.length > 0) {
       const db = this.env.LEDGER;
       try {
-        if (!db) throw new Error("the LEDGER D1 database is not bound");
+        if (!db) throw new Error(LEDGER_UNBOUND);
         const statements = [...byBucket].flatMap(
           ([bucket, counters]) => counters.statement(db, new Date(bucket)) ?? [],
         );

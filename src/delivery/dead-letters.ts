@@ -14,13 +14,15 @@ import { queuedBytes, sendBatchChunks } from "../shared/queue-names.ts";
 import { describeIssues } from "../shared/zod.ts";
 import {
   type DeadLetter,
+  type DeadLetterSource,
   type DeadLetterSummary,
   deleteDeadLetter,
   deleteDeadLetterIds,
   getDeadLetter,
   getDeadLetters,
+  LEDGER_UNBOUND,
 } from "./ledger.ts";
-import { handToMailboxes, MAILBOXES_PER_INVOCATION, mailboxConfigFor, recordedBefore, usersOf } from "./mailboxes.ts";
+import { handToMailboxes, mailboxConfigFor, recordedBefore } from "./mailboxes.ts";
 
 export {
   type DeadLetter,
@@ -30,11 +32,10 @@ export {
   deadLetterSource,
   deleteDeadLetter,
   getDeadLetter,
+  LEDGER_UNBOUND,
   listDeadLetters,
   storeDeadLetters,
 } from "./ledger.ts";
-
-export const LEDGER_UNBOUND = "the LEDGER D1 database is not bound (see wrangler.toml)";
 
 /** The ledger, or the 503 that names the binding. */
 export function requireLedger(env: Env): D1Database {
@@ -53,15 +54,26 @@ export function requireLedger(env: Env): D1Database {
  * makes only the calls it is missing (and none if it was delivered since).
  */
 export async function redriveDeadLetter(env: Env, letter: DeadLetter): Promise<void> {
-  const queue = letter.source === "segment" ? env.SEGMENT_QUEUE : env.VERO_QUEUE;
-  const binding = letter.source === "segment" ? "SEGMENT_QUEUE" : "VERO_QUEUE";
+  const queue = queueOf(env, letter.source);
   // Sent before the delete: a crash in between leaves a duplicate to delete, never a loss.
   if (queue) await queue.send(letter.body, { contentType: "json" });
   else if (letter.source === "vero") await redriveToMailbox(env, letter);
-  else throw new BridgeError(503, "not_configured", `${binding} is not bound: cannot re-drive ${letter.id}`);
+  else throw noQueue(letter);
   await deleteDeadLetter(requireLedger(env), letter.id);
   log("info", "dead letter re-driven", { id: letter.id, source: letter.source });
 }
+
+/** The queue a letter goes back to: the one it came from. */
+const queueOf = (env: Env, source: DeadLetterSource): Queue | undefined =>
+  source === "segment" ? env.SEGMENT_QUEUE : env.VERO_QUEUE;
+
+/** A letter whose queue is not bound, and that has no other way back (a Segment letter). */
+const noQueue = (letter: DeadLetter) =>
+  new BridgeError(
+    503,
+    "not_configured",
+    `${letter.source === "segment" ? "SEGMENT_QUEUE" : "VERO_QUEUE"} is not bound: cannot re-drive ${letter.id}`,
+  );
 
 async function redriveToMailbox(env: Env, letter: DeadLetter): Promise<void> {
   if ((await redriveToMailboxes(env, [letter])).length === 0)
@@ -69,9 +81,8 @@ async function redriveToMailbox(env: Env, letter: DeadLetter): Promise<void> {
 }
 
 /**
- * Without VERO_QUEUE: the letters go back into their users' mailboxes, one
- * call per user; returns the ids a mailbox took. More users than an
- * invocation may call is refused before any call, as on the routes.
+ * Without VERO_QUEUE: the letters (at most READ_CHUNK) go back into their
+ * users' mailboxes, one call per user; returns the ids a mailbox took.
  */
 async function redriveToMailboxes(env: Env, letters: readonly DeadLetter[]): Promise<string[]> {
   const ready = mailboxConfigFor(env);
@@ -86,14 +97,7 @@ async function redriveToMailboxes(env: Env, letters: readonly DeadLetter[]): Pro
       );
     return { id: letter.id, job: parsed.data };
   });
-  const users = usersOf(items.map((item) => item.job));
-  if (users > MAILBOXES_PER_INVOCATION)
-    throw new BridgeError(
-      413,
-      "too_many_users",
-      `the letters go to ${users} users, over the ${MAILBOXES_PER_INVOCATION} one request can re-drive without a queue; re-drive fewer at once`,
-    );
-  const recorded = await recordedBefore(
+  const { recorded } = await recordedBefore(
     env,
     items.map((item) => item.job),
   );
@@ -135,19 +139,15 @@ export async function redriveListed(env: Env, db: D1Database, listed: readonly D
     const sent: string[] = [];
     try {
       for (const source of ["segment", "vero"] as const) {
-        const queue = source === "segment" ? env.SEGMENT_QUEUE : env.VERO_QUEUE;
+        const queue = queueOf(env, source);
         const ofSource = letters.filter((letter) => letter.source === source);
-        if (ofSource.length === 0) continue;
+        const first = ofSource[0];
+        if (!first) continue;
         if (!queue && source === "vero") {
           sent.push(...(await redriveToMailboxes(env, ofSource)));
           continue;
         }
-        if (!queue)
-          throw new BridgeError(
-            503,
-            "not_configured",
-            `SEGMENT_QUEUE is not bound: cannot re-drive ${ofSource[0]?.id}`,
-          );
+        if (!queue) throw noQueue(first);
         for (const chunk of sendBatchChunks(ofSource, (letter) => queuedBytes(jsonBytes(letter.body)))) {
           await queue.sendBatch(chunk.map((letter) => ({ body: letter.body, contentType: "json" as const })));
           sent.push(...chunk.map((letter) => letter.id));

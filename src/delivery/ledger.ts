@@ -10,6 +10,8 @@ import type { Env } from "../shared/env.ts";
 import { log } from "../shared/log.ts";
 import "../shared/zod.ts";
 
+export const LEDGER_UNBOUND = "the LEDGER D1 database is not bound (see wrangler.toml)";
+
 export type Direction = "inbound" | "outbound";
 export type CounterOutcome = "delivered" | "retried" | "dead_lettered" | "refused";
 export interface CounterRow {
@@ -137,6 +139,9 @@ export async function readCounters(db: D1Database, range: { since: Date; until?:
   return results;
 }
 
+/** The window of the failure rate the alerts and readiness judge. */
+export const RATE_WINDOW_MS = 15 * 60_000;
+
 export type OutcomeCounts = Record<Direction, Partial<Record<CounterOutcome, number>>>;
 
 /** Each direction's outcomes since the 5-minute bucket `since` falls in, all names together. */
@@ -198,9 +203,7 @@ export async function storeDeadLetters(db: D1Database, letters: DeadLetter[]): P
 }
 
 export async function getDeadLetter(db: D1Database, id: string): Promise<DeadLetter | undefined> {
-  const row = await db.prepare("SELECT * FROM dead_letters WHERE id = ?1").bind(id).first<DeadLetterRow>();
-  if (!row) return undefined;
-  return deadLetterSchema.parse({ ...summaryOf(row), body: JSON.parse(row.body) });
+  return (await getDeadLetters(db, [id]))[0];
 }
 
 /** The letters `ids` that still exist, bodies included, in the order of `ids`; one query whatever their number. */
@@ -229,8 +232,7 @@ export async function deleteDeadLetterIds(db: D1Database, ids: readonly string[]
 
 /** False when there was no such letter. */
 export async function deleteDeadLetter(db: D1Database, id: string): Promise<boolean> {
-  const result = await db.prepare("DELETE FROM dead_letters WHERE id = ?1").bind(id).run();
-  return result.meta.changes > 0;
+  return (await deleteDeadLetterIds(db, [id])) > 0;
 }
 
 /** Newest first; the cursor is the last letter's (failedAt, id), opaque to callers. */

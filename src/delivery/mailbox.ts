@@ -27,7 +27,7 @@ import { DeliveryError } from "../shared/errors.ts";
 import { configureLogs, describeError, log, redactEmails } from "../shared/log.ts";
 import type { CountReport, CountRow } from "./counter-shard.ts";
 import { counterShardFor } from "./counter-shard.ts";
-import { type CounterOutcome, callKey, hourOf, isLedgerKey, storeDeadLetters } from "./ledger.ts";
+import { type CounterOutcome, callKey, hourOf, isLedgerKey, LEDGER_UNBOUND, storeDeadLetters } from "./ledger.ts";
 import { backoffSeconds, nextStep, type RetryPolicy } from "./retry-schedule.ts";
 
 /** What a mailbox delivers with: the settings of the Worker that handed it the jobs. */
@@ -316,7 +316,7 @@ export class Mailbox extends DurableObject<Env> {
   ): Promise<boolean> {
     const attempts = head.attempts + 1;
     try {
-      if (!this.env.LEDGER) throw new Error("the LEDGER D1 database is not bound");
+      if (!this.env.LEDGER) throw new Error(LEDGER_UNBOUND);
       stats.d1Statements++;
       await storeDeadLetters(this.env.LEDGER, [
         {

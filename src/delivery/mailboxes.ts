@@ -38,7 +38,7 @@ export function mailboxConfigFor(env: Env): { ok: true; config: MailboxConfig } 
 
 export function mailboxFor(env: Env, config: MailboxConfig, user: string): DurableObjectStub<Mailbox> {
   const namespace = env.MAILBOX as DurableObjectNamespace<Mailbox> | undefined;
-  if (!namespace) throw new Error("the MAILBOX Durable Object namespace is not bound");
+  if (!namespace) throw new Error(MAILBOX_UNBOUND);
   return namespace.get(namespace.idFromName(mailboxName(config.target, user)));
 }
 
@@ -79,17 +79,20 @@ export const usersOf = (jobs: readonly Pick<VeroJob, "user">[]): number => new S
 
 /**
  * The calls the previous ledger (D1 `vero_calls`) recorded for jobs queued
- * before the mailboxes (`v: 1`), so that they resume after them: one query,
- * and none at all once no such job is left.
+ * before the mailboxes (`v: 1`), so that they resume after them: one query
+ * (`d1Statements`), and none at all once no such job is left.
  */
-export async function recordedBefore(env: Env, jobs: readonly VeroJob[]): Promise<Map<string, string[]>> {
+export async function recordedBefore(
+  env: Env,
+  jobs: readonly VeroJob[],
+): Promise<{ recorded: Map<string, string[]>; d1Statements: number }> {
   const ids = jobs.filter((job) => job.v === 1 && isLedgerKey(job.messageId)).map((job) => job.messageId);
   const recorded = new Map<string, string[]>();
-  if (ids.length === 0 || !env.LEDGER) return recorded;
+  if (ids.length === 0 || !env.LEDGER) return { recorded, d1Statements: 0 };
   for (const pair of await lookupCalls(env.LEDGER, ids)) {
     const cut = pair.lastIndexOf("\n");
     const [messageId, call] = [pair.slice(0, cut), pair.slice(cut + 1)];
     recorded.set(messageId, [...(recorded.get(messageId) ?? []), call]);
   }
-  return recorded;
+  return { recorded, d1Statements: 1 };
 }

@@ -1,7 +1,13 @@
 import type { Env } from "../shared/env.ts";
 import { describeError, log } from "../shared/log.ts";
 import { settingsFor } from "../shared/settings.ts";
-import { Counters, type DeadLetter, type DeadLetterSource, storeDeadLetterStatements } from "./ledger.ts";
+import {
+  Counters,
+  type DeadLetter,
+  type DeadLetterSource,
+  LEDGER_UNBOUND,
+  storeDeadLetterStatements,
+} from "./ledger.ts";
 import {
   backoffSeconds,
   DEFAULT_RETRY_POLICY,
@@ -127,7 +133,7 @@ export class Settlement {
     const unstored = new Map<Message<unknown>, unknown>();
     let trips = 0;
     if (!db) {
-      const failure = new Error("the LEDGER D1 database is not bound");
+      const failure = new Error(LEDGER_UNBOUND);
       for (const { message } of this.letters) unstored.set(message, failure);
     } else {
       trips++;

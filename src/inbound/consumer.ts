@@ -10,7 +10,7 @@ import { Counters } from "../delivery/ledger.ts";
 import { type Outcome, retryPolicyFor, Settlement } from "../delivery/settlement.ts";
 import type { Env } from "../shared/env.ts";
 import { DeliveryError } from "../shared/errors.ts";
-import { jsonBytes } from "../shared/json.ts";
+import { chunkWithin, jsonBytes } from "../shared/json.ts";
 import { log } from "../shared/log.ts";
 import { describeUnready, type SegmentTarget, settingsFor } from "../shared/settings.ts";
 import { describeIssues } from "../shared/zod.ts";
@@ -59,25 +59,13 @@ function chunk(messages: SegmentMessage[]): {
   chunks: SegmentMessage[][];
   oversized: { message: SegmentMessage; size: number }[];
 } {
-  const chunks: SegmentMessage[][] = [];
-  const oversized: { message: SegmentMessage; size: number }[] = [];
-  let current: SegmentMessage[] = [];
-  let bytes = 0;
-  for (const message of messages) {
-    const size = jsonBytes(message);
-    if (size > MAX_SEGMENT_MESSAGE_BYTES) {
-      oversized.push({ message, size });
-      continue;
-    }
-    if (current.length > 0 && bytes + size + PER_MESSAGE_OVERHEAD_BYTES > MAX_REQUEST_BYTES) {
-      chunks.push(current);
-      current = [];
-      bytes = 0;
-    }
-    current.push(message);
-    bytes += size + PER_MESSAGE_OVERHEAD_BYTES;
-  }
-  if (current.length > 0) chunks.push(current);
+  const sized = messages.map((message) => ({ message, size: jsonBytes(message) }));
+  const oversized = sized.filter(({ size }) => size > MAX_SEGMENT_MESSAGE_BYTES);
+  const fits = sized.filter(({ size }) => size <= MAX_SEGMENT_MESSAGE_BYTES);
+  const chunks = chunkWithin(fits, ({ size }) => size + PER_MESSAGE_OVERHEAD_BYTES, {
+    maxItems: Number.POSITIVE_INFINITY,
+    maxBytes: MAX_REQUEST_BYTES,
+  }).map((run) => run.map(({ message }) => message));
   return { chunks, oversized };
 }
 

@@ -22,7 +22,6 @@ const basicSecret = basicAuth({
 /** `Authorization: Bearer <secret>`, a header the user adds to a Webhooks (Actions) mapping. */
 const bearerSecret = bearerAuth<AppEnv>({
   verifyToken: (token, c) => matchesAnySecret(token, secretsOf(c)),
-  noAuthenticationHeader: { message: refuse("missing Authorization header") },
   invalidAuthenticationHeader: { message: refuse("malformed Bearer credentials") },
   invalidToken: { message: refuse("wrong Bearer token (it must be SEGMENT_SHARED_SECRET)") },
 });
@@ -91,6 +90,7 @@ export const segmentApiKeyInBody: MiddlewareHandler<AppEnv> = async (c, next) =>
   let writeKey: unknown;
   try {
     const body: unknown = JSON.parse(await c.req.text());
+    c.set("parsedBody", body);
     writeKey = isRecord(body) ? body.writeKey : undefined;
   } catch {
     writeKey = undefined;

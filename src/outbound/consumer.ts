@@ -20,6 +20,67 @@ interface Pending {
   job: VeroJob;
 }
 
+interface Tally {
+  accepted: number;
+  skipped: number;
+  retried: number;
+  d1Statements: number;
+  doRequests: number;
+}
+
+/** Hands the jobs to their users' mailboxes and settles each message by its mailbox's answer. */
+async function handOn(
+  env: Env,
+  queue: string,
+  pending: Pending[],
+  settlement: Settlement,
+  tally: Tally,
+): Promise<void> {
+  const retryAll = (reason: string) => {
+    for (const { queued } of pending) settlement.settle(queued, { ok: false, retryable: true, reason });
+    tally.retried += pending.length;
+  };
+  const ready = mailboxConfigFor(env);
+  if (!ready.ok) {
+    log("error", "vero consumer cannot hand jobs to mailboxes", { queue, reason: ready.reason });
+    return retryAll(ready.reason);
+  }
+  let recorded: Map<string, string[]>;
+  try {
+    const before = await recordedBefore(
+      env,
+      pending.map(({ job }) => job),
+    );
+    recorded = before.recorded;
+    tally.d1Statements += before.d1Statements;
+  } catch (error) {
+    // Sending blind could repeat calls the previous ledger holds: the batch waits for it.
+    const reason = `the previous ledger could not be read: ${describeError(error)}`;
+    log("error", "vero consumer cannot check the previous ledger", { reason });
+    return retryAll(reason);
+  }
+  const handed = await handToMailboxes(env, ready.config, pending, ({ job }) => ({
+    job,
+    recorded: recorded.get(job.messageId),
+  }));
+  tally.doRequests += handed.length;
+  for (const group of handed) {
+    if (group.ok) {
+      tally.accepted += group.result.accepted;
+      tally.skipped += group.result.skipped;
+      for (const { queued } of group.items) settlement.settle(queued, { ok: true });
+      continue;
+    }
+    tally.retried += group.items.length;
+    for (const { queued } of group.items)
+      settlement.settle(queued, {
+        ok: false,
+        retryable: true,
+        reason: `the user's mailbox did not take the job: ${group.error}`,
+      });
+  }
+}
+
 export async function consumeVeroBatch(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   const settlement = new Settlement("vero", retryPolicyFor(env));
   const pending: Pending[] = [];
@@ -40,54 +101,8 @@ export async function consumeVeroBatch(batch: MessageBatch<unknown>, env: Env): 
   // Queues keeps no order; the route's receive time (and place in its request) puts each user's jobs back in it.
   pending.sort(jobOrder);
 
-  const tally = { accepted: 0, skipped: 0, retried: 0, d1Statements: 0, doRequests: 0 };
-  const retryAll = (reason: string) => {
-    for (const { queued } of pending) settlement.settle(queued, { ok: false, retryable: true, reason });
-    tally.retried += pending.length;
-  };
-  const ready = mailboxConfigFor(env);
-  if (pending.length > 0 && !ready.ok) {
-    log("error", "vero consumer cannot hand jobs to mailboxes", { queue: batch.queue, reason: ready.reason });
-    retryAll(ready.reason);
-  } else if (pending.length > 0 && ready.ok) {
-    let recorded = new Map<string, string[]>();
-    let ledgerDown: string | undefined;
-    try {
-      recorded = await recordedBefore(
-        env,
-        pending.map(({ job }) => job),
-      );
-      if (pending.some(({ job }) => job.v === 1)) tally.d1Statements++;
-    } catch (error) {
-      ledgerDown = `the previous ledger could not be read: ${describeError(error)}`;
-    }
-    if (ledgerDown) {
-      // Sending blind could repeat calls the previous ledger holds: the batch waits for it.
-      log("error", "vero consumer cannot check the previous ledger", { reason: ledgerDown });
-      retryAll(ledgerDown);
-    } else {
-      const handed = await handToMailboxes(env, ready.config, pending, ({ job }) => ({
-        job,
-        recorded: recorded.get(job.messageId),
-      }));
-      tally.doRequests += handed.length;
-      for (const group of handed) {
-        if (group.ok) {
-          tally.accepted += group.result.accepted;
-          tally.skipped += group.result.skipped;
-          for (const { queued } of group.items) settlement.settle(queued, { ok: true });
-          continue;
-        }
-        tally.retried += group.items.length;
-        for (const { queued } of group.items)
-          settlement.settle(queued, {
-            ok: false,
-            retryable: true,
-            reason: `the user's mailbox did not take the job: ${group.error}`,
-          });
-      }
-    }
-  }
+  const tally: Tally = { accepted: 0, skipped: 0, retried: 0, d1Statements: 0, doRequests: 0 };
+  if (pending.length > 0) await handOn(env, batch.queue, pending, settlement, tally);
 
   const counters = new Counters();
   if (malformed > 0) counters.add("outbound", "(malformed)", "dead_lettered", malformed);

@@ -23,6 +23,7 @@ import {
   parseSegmentEvent,
   SEGMENT_EVENT_TYPES,
   type SegmentEventType,
+  segmentEventsOf,
 } from "./schema.ts";
 
 // Enough to find a request's events in the logs without writing out a whole batch.
@@ -39,7 +40,10 @@ export async function handleSegmentRequest(
   // Before the body is read: queue mode without the ledger (its dead letters) is a 503 naming the binding.
   const queue = queueFor(c.env, "VERO_QUEUE");
   // Segment's API refuses the events past its batch limit one by one (pastBatchLimit), not the request.
-  const body = parseSegmentBody(await c.req.text(), trackingApi ? Number.POSITIVE_INFINITY : MAX_BATCH_EVENTS);
+  const maxEvents = trackingApi ? Number.POSITIVE_INFINITY : MAX_BATCH_EVENTS;
+  const parsedBody = c.get("parsedBody");
+  const body =
+    parsedBody === undefined ? parseSegmentBody(await c.req.text(), maxEvents) : segmentEventsOf(parsedBody, maxEvents);
   const refuse = (error: string) => {
     log("info", "outbound request refused", { route, status: 400, error });
     return badRequest(error);

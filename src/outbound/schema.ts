@@ -203,6 +203,11 @@ export function parseSegmentBody(raw: string, maxEvents: number = MAX_BATCH_EVEN
   } catch {
     return { ok: false, error: "the body is not valid JSON" };
   }
+  return segmentEventsOf(json, maxEvents);
+}
+
+/** The events of a body already parsed as JSON (see parseSegmentBody). */
+export function segmentEventsOf(json: unknown, maxEvents: number = MAX_BATCH_EVENTS): SegmentBody {
   let events: unknown[];
   if (Array.isArray(json)) {
     events = json;

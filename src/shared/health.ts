@@ -1,7 +1,6 @@
 import { failureRateCondition } from "../admin/alerts/conditions.ts";
-import { RATE_WINDOW_MS } from "../admin/alerts/store.ts";
 import { LEDGER_UNBOUND } from "../delivery/dead-letters.ts";
-import { readRecentOutcomes } from "../delivery/ledger.ts";
+import { RATE_WINDOW_MS, readRecentOutcomes } from "../delivery/ledger.ts";
 import { MAILBOX_UNBOUND } from "../delivery/mailboxes.ts";
 import type { Env } from "./env.ts";
 import { describeError } from "./log.ts";

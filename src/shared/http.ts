@@ -14,6 +14,8 @@ export interface AppEnv {
     outbound: OutboundSettings;
     /** Set by a route that writes its own line for every request, refusals included. */
     requestLogged?: true;
+    /** The body as JSON, when a step before the handler parsed it already (a writeKey in the body). */
+    parsedBody?: unknown;
   };
 }
 

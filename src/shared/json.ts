@@ -14,6 +14,33 @@ const encoder = new TextEncoder();
 export const jsonBytes = (value: unknown): number => encoder.encode(JSON.stringify(value)).byteLength;
 
 /**
+ * `items` in order, split into runs of at most `maxItems` whose sizes
+ * (`sizeOf`) add up to at most `maxBytes`; an item larger than that alone
+ * goes alone.
+ */
+export function chunkWithin<T>(
+  items: readonly T[],
+  sizeOf: (item: T) => number,
+  { maxItems, maxBytes }: { maxItems: number; maxBytes: number },
+): T[][] {
+  const chunks: T[][] = [];
+  let current: T[] = [];
+  let currentBytes = 0;
+  for (const item of items) {
+    const bytes = sizeOf(item);
+    if (current.length > 0 && (current.length >= maxItems || currentBytes + bytes > maxBytes)) {
+      chunks.push(current);
+      current = [];
+      currentBytes = 0;
+    }
+    current.push(item);
+    currentBytes += bytes;
+  }
+  if (current.length > 0) chunks.push(current);
+  return chunks;
+}
+
+/**
  * Whether `value` nests more than `limit` objects or arrays inside one
  * another (a flat object is depth 1). Iterative, so that measuring a hostile
  * value cannot overflow the stack it protects, and it stops at the first

@@ -4,6 +4,8 @@
  * environment in wrangler.toml has its own four and the consumer is chosen
  * by the ending (test/node/wrangler-config.test.ts checks the names).
  */
+import { chunkWithin } from "./json.ts";
+
 const QUEUE_SUFFIXES = {
   segment: "-segment",
   vero: "-vero",
@@ -49,26 +51,8 @@ export const queuedBytes = (bodyBytes: number): number => bodyBytes + QUEUE_LIMI
  * `items` split into `sendBatch` calls within Queues' limits, counted as
  * Queues counts them (each message's body and metadata), in order.
  */
-export function sendBatchChunks<T>(items: readonly T[], queuedBytesOf: (item: T) => number): T[][] {
-  const chunks: T[][] = [];
-  let current: T[] = [];
-  let currentBytes = 0;
-  for (const item of items) {
-    const bytes = queuedBytesOf(item);
-    if (
-      current.length > 0 &&
-      (current.length >= QUEUE_LIMITS.batchMessages || currentBytes + bytes > QUEUE_LIMITS.batchBytes)
-    ) {
-      chunks.push(current);
-      current = [];
-      currentBytes = 0;
-    }
-    current.push(item);
-    currentBytes += bytes;
-  }
-  if (current.length > 0) chunks.push(current);
-  return chunks;
-}
+export const sendBatchChunks = <T>(items: readonly T[], queuedBytesOf: (item: T) => number): T[][] =>
+  chunkWithin(items, queuedBytesOf, { maxItems: QUEUE_LIMITS.batchMessages, maxBytes: QUEUE_LIMITS.batchBytes });
 
 /** wrangler.toml's `max_retries`: a message is delivered at most this many times plus one. */
 export const MAX_RETRIES = 100;

@@ -75,7 +75,7 @@ const present = z.pipe(
 );
 
 /** What a secret the operator chooses must reach: `openssl rand -hex 32` gives 64 characters. */
-export const MIN_SECRET_LENGTH = 32;
+const MIN_SECRET_LENGTH = 32;
 
 // A comma separates the old and the new value while a secret is rotated; each
 // value must be long enough that it cannot be guessed online.
@@ -317,7 +317,7 @@ export function logSampleRate(env: Pick<Env, "LOG_SAMPLE_RATE">): number {
 // ---- Alerts ----------------------------------------------------------------
 
 /** How an alert's body is shaped: `chat` for Slack and Discord (and Teams workflows), `pagerduty` for Events v2. */
-export const alertFormats = ["chat", "json", "pagerduty"] as const;
+const alertFormats = ["chat", "json", "pagerduty"] as const;
 export type AlertFormat = (typeof alertFormats)[number];
 
 export interface AlertSettings {

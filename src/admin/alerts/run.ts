@@ -7,21 +7,13 @@ import { retentionDays } from "../../delivery/ledger.ts";
 import type { Env } from "../../shared/env.ts";
 import { describeError, log } from "../../shared/log.ts";
 import { type AlertSettings, parseAlertSettings } from "../../shared/settings.ts";
-import { type Condition, type ConditionKey, conditionsOf, ledgerCondition } from "./conditions.ts";
+import { type Condition, type ConditionKey, ledgerCondition } from "./conditions.ts";
 import { bodyOf, plain } from "./format.ts";
 import { postAlert } from "./send.ts";
-import { logSentStatement, pruneSentStatement, readSnapshot, readStates, writeStateStatement } from "./store.ts";
+import { logSentStatement, pruneSentStatement, readConditions, writeStateStatement } from "./store.ts";
 import { type AlertKind, type ConditionState, transition } from "./transitions.ts";
 
 export { ALERT_CRON } from "./schedule.ts";
-
-const KEYS: ConditionKey[] = [
-  "ledger",
-  "dead-letters",
-  "failure-rate:inbound",
-  "failure-rate:outbound",
-  "stalled-mailboxes",
-];
 
 // The ledger's own condition cannot be remembered in the ledger: this isolate remembers it, so an
 // outage that outlives the isolate may be told twice, and only the isolate that told it says "resolved".
@@ -59,6 +51,7 @@ async function deliver(
   return { kind, next: step.next, result, condition };
 }
 
+/** What each condition says when it clears; the cron goes through the conditions in this order. */
 const RESOLVED: Record<ConditionKey, string> = {
   ledger: "the ledger (D1) can be read again",
   "dead-letters": "no dead letters are left",
@@ -79,13 +72,7 @@ export async function runAlerts(env: Env, now = new Date()): Promise<AlertRun> {
   let states: Map<ConditionKey, ConditionState>;
   let conditions: Condition[];
   try {
-    states = await readStates(db);
-    const snapshot = await readSnapshot(db, {
-      deadLetterMark: states.get("dead-letters")?.mark,
-      stalledMinutes: settings.stalledMinutes,
-      now,
-    });
-    conditions = conditionsOf(snapshot, settings);
+    ({ states, conditions } = await readConditions(db, settings, now));
   } catch (error) {
     const sent = await deliver(withWebhook, "ledger", ledgerState, ledgerCondition(describeError(error)), now);
     if (sent?.result.delivered) ledgerState = sent.next;
@@ -95,7 +82,7 @@ export async function runAlerts(env: Env, now = new Date()): Promise<AlertRun> {
   states.set("ledger", ledgerState ?? { condition: "ledger", active: false, since: now.toISOString() });
 
   const statements: D1PreparedStatement[] = [];
-  for (const key of KEYS) {
+  for (const key of Object.keys(RESOLVED) as ConditionKey[]) {
     const current = conditions.find((condition) => condition.key === key);
     const sent = await deliver(withWebhook, key, states.get(key), current, now);
     if (!sent) continue;

@@ -2,8 +2,8 @@
 import type { Env } from "../../shared/env.ts";
 import { describeError } from "../../shared/log.ts";
 import { type AlertSettings, parseAlertSettings } from "../../shared/settings.ts";
-import { type Condition, conditionsOf, ledgerCondition } from "./conditions.ts";
-import { readSnapshot, readStates, recentAlerts, type SentAlert } from "./store.ts";
+import { type Condition, ledgerCondition } from "./conditions.ts";
+import { readConditions, recentAlerts, type SentAlert } from "./store.ts";
 
 export interface AlertStatus {
   settings: AlertSettings;
@@ -17,16 +17,8 @@ export async function alertStatus(env: Env, now: Date): Promise<AlertStatus> {
   const db = env.LEDGER;
   if (!db) return { settings, recent: [] };
   try {
-    const states = await readStates(db);
-    const [snapshot, recent] = await Promise.all([
-      readSnapshot(db, {
-        deadLetterMark: states.get("dead-letters")?.mark,
-        stalledMinutes: settings.stalledMinutes,
-        now,
-      }),
-      recentAlerts(db),
-    ]);
-    return { settings, conditions: conditionsOf(snapshot, settings), recent };
+    const [{ conditions }, recent] = await Promise.all([readConditions(db, settings, now), recentAlerts(db)]);
+    return { settings, conditions, recent };
   } catch (error) {
     return { settings, conditions: [ledgerCondition(describeError(error))], recent: [] };
   }

@@ -3,12 +3,11 @@
  * conditions are computed from, each condition's state, and the log of
  * alerts sent (migrations/0003_alerts.sql).
  */
-import { readRecentOutcomes } from "../../delivery/ledger.ts";
-import type { ConditionKey, Counted, Snapshot } from "./conditions.ts";
+import { RATE_WINDOW_MS, readRecentOutcomes } from "../../delivery/ledger.ts";
+import type { AlertSettings } from "../../shared/settings.ts";
+import { type Condition, type ConditionKey, type Counted, conditionsOf, type Snapshot } from "./conditions.ts";
 import type { AlertKind, ConditionState } from "./transitions.ts";
 
-/** The failure rate's window. */
-export const RATE_WINDOW_MS = 15 * 60_000;
 const TOP_REASONS = 3;
 /** Reasons are grouped by their start: the rest often carries an id that differs per letter. */
 const REASON_CHARS = 120;
@@ -184,4 +183,19 @@ export async function readSnapshot(
     readStalled(db, new Date(options.now.getTime() - options.stalledMinutes * 60_000)),
   ]);
   return { deadLetters, outcomes, stalled };
+}
+
+/** Each condition's state and the conditions that hold now: what the cron and the console's panel both judge by. */
+export async function readConditions(
+  db: D1Database,
+  settings: AlertSettings,
+  now: Date,
+): Promise<{ states: Map<ConditionKey, ConditionState>; conditions: Condition[] }> {
+  const states = await readStates(db);
+  const snapshot = await readSnapshot(db, {
+    deadLetterMark: states.get("dead-letters")?.mark,
+    stalledMinutes: settings.stalledMinutes,
+    now,
+  });
+  return { states, conditions: conditionsOf(snapshot, settings) };
 }
