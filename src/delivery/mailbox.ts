@@ -27,7 +27,7 @@ import { DeliveryError } from "../shared/errors.ts";
 import { configureLogs, describeError, log, redactEmails } from "../shared/log.ts";
 import type { CountReport, CountRow } from "./counter-shard.ts";
 import { counterShardFor } from "./counter-shard.ts";
-import { type CounterOutcome, callKey, hourOf, isLedgerKey, LEDGER_UNBOUND, storeDeadLetters } from "./ledger.ts";
+import { bucketOf, type CounterOutcome, callKey, isLedgerKey, LEDGER_UNBOUND, storeDeadLetters } from "./ledger.ts";
 import { backoffSeconds, nextStep, type RetryPolicy } from "./retry-schedule.ts";
 
 /** What a mailbox delivers with: the settings of the Worker that handed it the jobs. */
@@ -532,7 +532,7 @@ export class Mailbox extends DurableObject<Env> {
     this.sql.exec(
       `INSERT INTO counts (bucket, name, outcome, count) VALUES (?, ?, ?, 1)
        ON CONFLICT (bucket, name, outcome) DO UPDATE SET count = count + 1`,
-      hourOf(new Date()),
+      bucketOf(new Date()),
       name,
       outcome,
     );

@@ -5,14 +5,14 @@
  * its file, so that no other test's counts arrive meanwhile.
  */
 import { runInDurableObject } from "cloudflare:test";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import {
   COUNTER_SHARDS,
   type CounterShard,
   type CountReport,
   counterShardFor,
 } from "../../../src/delivery/counter-shard.ts";
-import { hourOf } from "../../../src/delivery/ledger.ts";
+import { bucketOf, hourOf } from "../../../src/delivery/ledger.ts";
 import { QUEUE_NAMES } from "../../../src/delivery/settlement.ts";
 import { callWorker, isolatedEnv, vero } from "../helpers/env.ts";
 import { runBatch, trackJob, unique } from "../helpers/queue.ts";
@@ -55,6 +55,28 @@ describe("counters", () => {
     }
     expect(after.trackDelivered - before.trackDelivered).toBe(1);
     expect(after.tagsRetried - before.tagsRetried).toBe(1);
+  });
+
+  it("files a mailbox's counts under the 5-minute bucket of the call, which the alerts' 15-minute failure rate reads", {
+    timeout: 30_000,
+  }, async () => {
+    const { env } = await isolatedEnv({}, { ledger: true });
+    const start = new Date();
+    await runBatch(QUEUE_NAMES.vero, [{ id: "b1", body: trackJob(unique("bucket"), "Bucketed") }], env);
+    const buckets = () =>
+      (env.LEDGER as D1Database)
+        .prepare("SELECT DISTINCT hour FROM counters WHERE direction = 'outbound' AND hour >= ?1")
+        .bind(hourOf(start))
+        .all<{ hour: string }>()
+        .then(({ results }) => results.map((row) => row.hour));
+    await vi.waitFor(async () => expect(await buckets()).not.toEqual([]), { timeout: 20_000, interval: 200 });
+    const end = new Date();
+    for (const hour of await buckets()) {
+      expect(
+        hour >= bucketOf(start) && hour <= bucketOf(end),
+        `${hour} outside ${bucketOf(start)}..${bucketOf(end)}`,
+      ).toBe(true);
+    }
   });
 });
 
