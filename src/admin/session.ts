@@ -72,12 +72,14 @@ export async function startSession(c: Context, token: string, db: D1Database | u
   const id = crypto.randomUUID();
   const expires = now + SESSION_HOURS * 3_600_000;
   if (db) {
-    await db.batch([
-      db.prepare("DELETE FROM console_sessions WHERE expires_at <= ?1").bind(new Date(now).toISOString()),
-      db
-        .prepare("INSERT INTO console_sessions (id, expires_at) VALUES (?1, ?2)")
-        .bind(id, new Date(expires).toISOString()),
-    ]);
+    await sessionQuery(() =>
+      db.batch([
+        db.prepare("DELETE FROM console_sessions WHERE expires_at <= ?1").bind(new Date(now).toISOString()),
+        db
+          .prepare("INSERT INTO console_sessions (id, expires_at) VALUES (?1, ?2)")
+          .bind(id, new Date(expires).toISOString()),
+      ]),
+    );
   }
   await setSignedCookie(c, COOKIE, `${id}.${expires}`, keyFor(token), {
     ...cookieOptions(c),

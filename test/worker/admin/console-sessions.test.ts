@@ -105,11 +105,9 @@ describe("console sessions", () => {
 });
 
 describe("console sessions when the ledger fails", () => {
-  it("answers 503 ledger_unavailable, not 500, when the sessions table cannot be read (migration not applied)", async () => {
-    const cookie = await sessionCookie();
-    // A D1 whose console_sessions table is missing, as before migrations/0004 is applied.
-    const real = ledger();
-    const withoutSessions = new Proxy(real, {
+  // A D1 whose console_sessions table is missing, as before migrations/0004 is applied.
+  const withoutSessions = () =>
+    new Proxy(ledger(), {
       get(target, prop) {
         if (prop === "prepare")
           return (query: string) => target.prepare(query.replaceAll("console_sessions", "no_such_table"));
@@ -117,7 +115,16 @@ describe("console sessions when the ledger fails", () => {
         return typeof value === "function" ? value.bind(target) : value;
       },
     });
-    const response = await visit("/admin", cookie, env({ LEDGER: withoutSessions }));
+
+  it("answers 503 ledger_unavailable, not 500, when the sessions table cannot be read (migration not applied)", async () => {
+    const cookie = await sessionCookie();
+    const response = await visit("/admin", cookie, env({ LEDGER: withoutSessions() }));
+    expect(response.status).toBe(503);
+    expect(await response.json()).toMatchObject({ error: { code: "ledger_unavailable" } });
+  });
+
+  it("answers 503 ledger_unavailable, not 500, at sign-in when the session cannot be written", async () => {
+    const response = await signIn(ADMIN, undefined, env({ LEDGER: withoutSessions() }));
     expect(response.status).toBe(503);
     expect(await response.json()).toMatchObject({ error: { code: "ledger_unavailable" } });
   });
