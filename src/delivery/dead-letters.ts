@@ -6,6 +6,7 @@
  */
 
 import { veroJobSchema } from "../outbound/job.ts";
+import { enqueueFailed } from "../shared/enqueue.ts";
 import type { Env } from "../shared/env.ts";
 import { BridgeError } from "../shared/errors.ts";
 import { jsonBytes } from "../shared/json.ts";
@@ -56,7 +57,10 @@ export function requireLedger(env: Env): D1Database {
 export async function redriveDeadLetter(env: Env, letter: DeadLetter): Promise<void> {
   const queue = queueOf(env, letter.source);
   // Sent before the delete: a crash in between leaves a duplicate to delete, never a loss.
-  if (queue) await queue.send(letter.body, { contentType: "json" });
+  if (queue)
+    await queue.send(letter.body, { contentType: "json" }).catch((error: unknown) => {
+      throw enqueueFailed(error, { redriven: [] });
+    });
   else if (letter.source === "vero") await redriveToMailbox(env, letter);
   else throw noQueue(letter);
   await deleteDeadLetter(requireLedger(env), letter.id);
@@ -149,7 +153,12 @@ export async function redriveListed(env: Env, db: D1Database, listed: readonly D
         }
         if (!queue) throw noQueue(first);
         for (const chunk of sendBatchChunks(ofSource, (letter) => queuedBytes(jsonBytes(letter.body)))) {
-          await queue.sendBatch(chunk.map((letter) => ({ body: letter.body, contentType: "json" as const })));
+          await queue
+            .sendBatch(chunk.map((letter) => ({ body: letter.body, contentType: "json" as const })))
+            .catch((error: unknown) => {
+              // Retryable, and the letters sent before it are gone from the store: the answer says which.
+              throw enqueueFailed(error, { redriven: [...redriven, ...sent] });
+            });
           sent.push(...chunk.map((letter) => letter.id));
         }
       }

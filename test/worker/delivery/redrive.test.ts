@@ -110,6 +110,52 @@ describe("bulk re-drive", () => {
   });
 });
 
+describe("re-drive when the queue refuses", () => {
+  const refusing = (after: number) => {
+    let batches = 0;
+    return {
+      send: async () => {
+        throw new Error("Queue send failed: simulated outage");
+      },
+      sendBatch: async () => {
+        if (batches++ >= after) throw new Error("Queue sendBatch failed: simulated outage");
+      },
+    } as unknown as Queue<unknown>;
+  };
+  const post = (path: string, env: Env) =>
+    callWorker(
+      new Request(`http://bridge/admin/dead-letters${path}`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${ADMIN}` },
+      }),
+      env,
+    );
+
+  it("answers 503 queue_unavailable, not 500, and keeps the letter, when the queue refuses one", async () => {
+    const tag = `refused-one-${Date.now()}`;
+    await seed(tag, 1);
+    const response = await post(`/${tag}-0000/redrive`, { ...baseEnv, ADMIN_TOKEN: ADMIN, VERO_QUEUE: refusing(0) });
+    expect(response.status).toBe(503);
+    expect(await response.json()).toMatchObject({ error: { code: "queue_unavailable" } });
+    expect(await remaining(tag)).toBe(1);
+  });
+
+  it("answers 503 queue_unavailable naming the letters re-driven before the queue refused, and keeps the rest", async () => {
+    const tag = `refused-bulk-${Date.now()}`;
+    await seed(tag, 100, 5_000);
+    const env: Env = { ...baseEnv, ADMIN_TOKEN: ADMIN, VERO_QUEUE: refusing(1) };
+    const response = await post(`/redrive?reason=${encodeURIComponent(`bulk ${tag}`)}`, env);
+    expect(response.status).toBe(503);
+    const body = (await response.json()) as { error: { code: string; details: { redriven: string[] } } };
+    expect(body.error.code).toBe("queue_unavailable");
+    // 5 KB bodies: the first sendBatch holds about 50 of the 100.
+    const sent = body.error.details.redriven.length;
+    expect(sent).toBeGreaterThan(0);
+    expect(sent).toBeLessThan(100);
+    expect(await remaining(tag)).toBe(100 - sent);
+  });
+});
+
 describe("bulk re-drive without a queue", () => {
   it("hands each Vero letter back to its user's mailbox, which delivers it, and forgets the letters", async () => {
     const { env, veroToken } = await isolatedEnv({ ADMIN_TOKEN: ADMIN }, { ledger: true });
