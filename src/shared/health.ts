@@ -31,6 +31,8 @@ export function healthOf(env: Env) {
         ? ("accepted (weaker)" as const)
         : ("refused" as const),
     ...(problems.length > 0 ? { problems } : {}),
+    // Set only by the tools that start a local bridge (dev/bridge.ts), which check they reached their own.
+    ...(env.BRIDGE_INSTANCE ? { instance: env.BRIDGE_INSTANCE } : {}),
   };
 }
 
