@@ -97,13 +97,18 @@ interface Run {
 const say = (line = "") => process.stdout.write(`${line}\n`);
 
 /** Wrangler with `args` and the environment given; stdout and stderr captured, or shown as they come. */
-function wrangler(args: string[], { show = false, env = {} as NodeJS.ProcessEnv } = {}): Promise<Run> {
+function wrangler(
+  args: string[],
+  { show = false, env = {} as NodeJS.ProcessEnv, terminal = false } = {},
+): Promise<Run> {
   const explicit = process.env.WRANGLER;
   const [command, prefix] =
     explicit && !/\.[cm]?[jt]s$/.test(explicit) ? [explicit, []] : [process.execPath, [explicit ?? WRANGLER_BIN]];
   return new Promise((resolve, reject) => {
     const child = spawn(command, [...prefix, ...args], {
-      stdio: ["inherit", "pipe", "pipe"],
+      // Only `wrangler deploy` may ask something (a conflict with a change made in the dashboard); no other
+      // command reads the terminal, where the secrets are typed.
+      stdio: [terminal ? "inherit" : "ignore", "pipe", "pipe"],
       env: { ...process.env, WRANGLER_HIDE_BANNER: "true", WRANGLER_SEND_METRICS: "false", ...env },
     });
     let stdout = "";
@@ -329,7 +334,7 @@ async function deploy(plan: Plan, secretsFile: string | undefined): Promise<void
       args.push("--secrets-file", file);
       for (const name of Object.keys(values)) childEnv[name] = undefined;
     }
-    const output = await must(args, { show: true, env: childEnv });
+    const output = await must(args, { show: true, env: childEnv, terminal: true });
     const url = deployedUrl(output);
     if (!url) {
       say(
