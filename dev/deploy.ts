@@ -244,7 +244,7 @@ async function readiness(url: string): Promise<{ ready: boolean; reasons: string
 function printUrls(url: string, webhookToken: string | undefined, sharedSecret: string | undefined): void {
   say("\nPaste these two:");
   say(
-    `  In Vero (Settings, Integrations, Webhooks): ${url}/vero/webhook?token=${webhookToken ?? "<VERO_WEBHOOK_TOKEN>"}`,
+    `  In Vero (1: Settings, Integrations, Webhooks; 2: Settings, Project, Reporting Webhooks): ${url}/vero/webhook?token=${webhookToken ?? "<VERO_WEBHOOK_TOKEN>"}`,
   );
   say(`  In Segment (a Webhooks (Actions) destination): ${url}/segment`);
   say(`    with the header  Authorization: Bearer ${sharedSecret ?? "<SEGMENT_SHARED_SECRET>"}`);
@@ -257,7 +257,7 @@ async function dryRun(plan: Plan, secretsFile: string | undefined): Promise<void
   const env = envArgs(plan);
   say(`Dry run: the deploy of ${plan.worker} to an empty account, step by step. Nothing is created.\n`);
   say("1. Who is logged in (else: npx wrangler login):");
-  say(`     ${shown(["whoami"])}`);
+  say(`     ${shown(["whoami", ...env])}`);
   say("2. The queues, each created when `queues info` says it does not exist:");
   for (const queue of plan.queues) say(`     ${shown(["queues", "create", queue, ...env])}`);
   if (plan.database) {
