@@ -9,6 +9,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it, vi } from "vitest";
 import { unstable_readConfig } from "wrangler";
+import { type DeclaredSetting, declaredInEnv } from "./declared-settings.ts";
 
 // The app's import graph reaches the Durable Object classes, whose base class only workerd provides.
 vi.mock("cloudflare:workers", () => ({ DurableObject: class {} }));
@@ -133,24 +134,11 @@ function routeDrift(served: Set<string>, documented: ReturnType<typeof documente
 
 // ---- Settings ---------------------------------------------------------------------------------------------
 
-interface Declared {
-  name: string;
-  kind: "secret" | "var" | "var or secret";
-  /** What env.ts's comment says the default is, when it says. */
-  commentDefault?: string;
-}
+type Declared = DeclaredSetting;
 
-/** The settings env.ts declares (secrets, and vars left out of wrangler.toml) and the vars wrangler.toml sets. */
+/** The settings env.ts declares and the vars wrangler.toml sets. */
 function declaredSettings(): Declared[] {
-  const source = read("src/shared/env.ts");
-  const undeclared = source.slice(source.indexOf("interface Undeclared"));
-  const declared: Declared[] = [
-    ...undeclared.matchAll(/\/\*\*\s*(Secret|Var or secret|Var)\b([\s\S]*?)\*\/\s*([A-Z][A-Z0-9_]*)\??:/g),
-  ].map((match) => ({
-    name: match[3] ?? "",
-    kind: (match[1] ?? "").toLowerCase() as Declared["kind"],
-    commentDefault: match[2]?.match(/\(default ([^),;]+)/)?.[1]?.trim(),
-  }));
+  const declared = declaredInEnv();
   const vars = unstable_readConfig({ config: `${ROOT}wrangler.toml` }).vars;
   for (const name of Object.keys(vars))
     if (!declared.some((entry) => entry.name === name)) declared.push({ name, kind: "var" });
@@ -233,6 +221,10 @@ function settingDrift(
       problems.push(
         `docs/reference.md's Settings section has no row for ${setting.name} (${setting.kind}, declared in src/shared/env.ts or wrangler.toml)`,
       );
+      continue;
+    }
+    if (setting.kind === undefined) {
+      problems.push(`src/shared/env.ts's comment for ${setting.name} must start with Secret: or Var:`);
       continue;
     }
     const kinds = setting.kind === "var or secret" ? ["var", "secret"] : [setting.kind];
@@ -327,6 +319,26 @@ describe("docs/reference.md against the code", () => {
 });
 
 describe("the drift checks", () => {
+  it("read each setting of env.ts with its kind and default, whatever the comment's layout", () => {
+    const source = [
+      "interface Undeclared {",
+      "  /** Secret: one line. */",
+      "  ONE: string;",
+      "  /**",
+      "   * Var: over two lines,",
+      "   * with a default (default 4).",
+      "   */",
+      "  TWO?: string;",
+      "  THREE: string;",
+      "}",
+    ].join("\n");
+    expect(declaredInEnv(source)).toEqual([
+      { name: "ONE", kind: "secret", commentDefault: undefined },
+      { name: "TWO", kind: "var", commentDefault: "4" },
+      { name: "THREE", kind: undefined, commentDefault: undefined },
+    ]);
+  });
+
   it("name the row a new route, setting or code lacks, and the row left over from a removed one", () => {
     const documented = documentedRoutes(
       "| `GET /a` (and `HEAD`) | x |\n| `GET`, `POST /b?x=` | x |\n| `POST /v1/{c,d}`, `/e` | x |\n| `/f/...` | x |",
