@@ -59,9 +59,25 @@ export const SECRETS = [
     hint: "you choose it, 32 characters or more; Enter generates one",
     generate: true,
   },
+  {
+    name: "ALERT_WEBHOOK_URL",
+    needed: "alerts, optional",
+    hint: "a Slack, Discord or PagerDuty URL, or any JSON receiver; Enter leaves alerts off",
+    optional: true,
+  },
+  // Not asked: set only when the secrets file gives them.
+  {
+    name: "ALERT_ROUTING_KEY",
+    needed: "PagerDuty alerts, optional",
+    hint: "from the file only",
+    optional: true,
+    fileOnly: true,
+  },
+  { name: "LOG_SAMPLE_RATE", needed: "the logs, optional", hint: "from the file only", optional: true, fileOnly: true },
 ] as const;
 
 type SecretName = (typeof SECRETS)[number]["name"];
+const isSecretName = (name: string): name is SecretName => SECRETS.some((secret) => secret.name === name);
 
 export interface Plan {
   env: string;
@@ -191,26 +207,34 @@ function askHidden(question: string): Promise<string> {
 
 const isVeroCredential = (name: string) => name === "VERO_AUTH_TOKEN" || name === "VERO_TRACKING_API_KEY";
 
-/** The secrets the bridge needs that `set` lacks: either Vero credential will do. */
+/** The secrets the bridge needs that `set` lacks: either Vero credential will do; the optional ones never. */
 export function missingSecrets(set: ReadonlySet<string>): SecretName[] {
   const hasVero = [...set].some(isVeroCredential);
-  return SECRETS.map((secret) => secret.name).filter((name) => !set.has(name) && !(hasVero && isVeroCredential(name)));
+  return SECRETS.filter((secret) => !("optional" in secret))
+    .map((secret) => secret.name)
+    .filter((name) => !set.has(name) && !(hasVero && isVeroCredential(name)));
 }
 
-/** The secrets to upload with this deploy: those not set yet, from the file, the terminal, or generated. */
+/**
+ * The secrets to upload with this deploy, none of them set yet: from the file (any secret the bridge reads),
+ * else the terminal (the needed ones, and the alerts' URL), else generated (the three the operator chooses).
+ */
 async function secretsToSet(
-  missing: SecretName[],
+  set: ReadonlySet<string>,
   file: Record<string, string> | undefined,
 ): Promise<{ values: Partial<Record<SecretName, string>>; generated: SecretName[] }> {
   const values: Partial<Record<SecretName, string>> = {};
   const generated: SecretName[] = [];
   const interactive = file === undefined && process.stdin.isTTY === true;
+  const missing = missingSecrets(set);
   for (const secret of SECRETS) {
-    if (!missing.includes(secret.name)) continue;
+    if (set.has(secret.name)) continue;
+    const needed = missing.includes(secret.name);
     if (isVeroCredential(secret.name) && Object.keys(values).some(isVeroCredential)) continue;
     let value = file?.[secret.name]?.trim() ?? "";
-    if (value === "" && interactive) value = await askHidden(`${secret.name} (${secret.needed}; ${secret.hint}): `);
-    if (value === "" && "generate" in secret && (interactive || file !== undefined)) {
+    if (value === "" && interactive && (needed || !("fileOnly" in secret)))
+      value = await askHidden(`${secret.name} (${secret.needed}; ${secret.hint}): `);
+    if (value === "" && "generate" in secret && needed && (interactive || file !== undefined)) {
       value = randomBytes(32).toString("hex");
       generated.push(secret.name);
     }
@@ -266,7 +290,8 @@ async function dryRun(plan: Plan, secretsFile: string | undefined): Promise<void
     say(`     ${shown(["d1", "migrations", "apply", plan.database.binding, "--remote", ...env])}`);
   }
   say(`4. The secrets \`secret list\` does not list, from ${secretsFile ? secretsFile : "the terminal (no echo)"}:`);
-  for (const secret of SECRETS) say(`     ${secret.name} (${secret.needed}; ${secret.hint})`);
+  for (const secret of SECRETS)
+    if (secretsFile || !("fileOnly" in secret)) say(`     ${secret.name} (${secret.needed}; ${secret.hint})`);
   say("5. The Worker, its Durable Object migrations, cron triggers and queue consumers, with those secrets:");
   say(`     ${shown(["deploy", ...env, "--secrets-file", "<a temporary file, mode 600, removed after>"])}`);
   say("6. GET <the Worker's URL>/health/ready, and the two URLs to paste into Vero and Segment.\n");
@@ -277,6 +302,12 @@ async function dryRun(plan: Plan, secretsFile: string | undefined): Promise<void
 async function deploy(plan: Plan, secretsFile: string | undefined): Promise<void> {
   const env = envArgs(plan);
   const fileSecrets = secretsFile ? parseSecretsFile(await readFile(secretsFile, "utf8")) : undefined;
+  // A misspelt name would otherwise be left out without a word, and its setting stay unset.
+  const unknown = Object.keys(fileSecrets ?? {}).filter((name) => !isSecretName(name));
+  if (unknown.length > 0)
+    throw new DeployError(
+      `${secretsFile} names ${unknown.join(", ")}, which the bridge does not read as a secret; it reads ${SECRETS.map((secret) => secret.name).join(", ")}`,
+    );
 
   const who = await must(["whoami", ...env]);
   if (/not authenticated/i.test(who))
@@ -315,10 +346,9 @@ async function deploy(plan: Plan, secretsFile: string | undefined): Promise<void
   if (listed.code !== 0 && !workerIsNew)
     throw new DeployError(`${shown(["secret", "list", ...env])} failed:\n${listed.stdout}${listed.stderr}`);
   const set = new Set(workerIsNew ? [] : jsonOf<{ name: string }[]>(listed.stdout, "the secrets").map((s) => s.name));
-  const missing = missingSecrets(set);
   for (const name of SECRETS.map((secret) => secret.name))
     if (set.has(name)) say(`secret ${name}: set, kept (change it with ${shown(["secret", "put", name, ...env])})`);
-  const { values, generated } = await secretsToSet(missing, fileSecrets);
+  const { values, generated } = await secretsToSet(set, fileSecrets);
   for (const name of Object.keys(values))
     say(`secret ${name}: ${generated.includes(name as SecretName) ? "generated" : "given"}, uploaded with this deploy`);
 
