@@ -14,13 +14,8 @@ import { unauthorized } from "../shared/errors.ts";
 import { type AppEnv, notConfigured } from "../shared/http.ts";
 import { matchesAnySecret } from "../shared/secrets.ts";
 import { settingsFor } from "../shared/settings.ts";
-import { deadLetterQuery, listPage, parseQuery } from "./dead-letter-query.ts";
+import { deadLetterQuery, isoTimeSchema, listPage, parseQuery } from "./dead-letter-query.ts";
 import "../shared/zod.ts";
-
-const isoTime = z.pipe(
-  z.string().check(z.refine((value) => !Number.isNaN(Date.parse(value)), { error: "must be an ISO date and time" })),
-  z.transform((value) => new Date(value).toISOString()),
-);
 
 /** The admin routes need the token and the ledger; without either they say which is missing. */
 const requireAdminSettings: MiddlewareHandler<AppEnv> = async (c, next) => {
@@ -36,12 +31,12 @@ const requireBearer = bearerAuth<AppEnv>({
     return state.ready && matchesAnySecret(token, state.settings.adminTokens);
   },
   noAuthenticationHeader: {
-    message: () => Promise.reject(unauthorized("missing Authorization: Bearer <ADMIN_TOKEN>")),
+    message: () => Promise.reject(unauthorized("missing Authorization: Bearer <ADMIN_TOKEN>", ["Bearer"])),
   },
   invalidAuthenticationHeader: {
-    message: () => Promise.reject(unauthorized("missing Authorization: Bearer <ADMIN_TOKEN>")),
+    message: () => Promise.reject(unauthorized("missing Authorization: Bearer <ADMIN_TOKEN>", ["Bearer"])),
   },
-  invalidToken: { message: () => Promise.reject(unauthorized("wrong admin token")) },
+  invalidToken: { message: () => Promise.reject(unauthorized("wrong admin token", ["Bearer"])) },
 });
 
 const requireLedgerBound: MiddlewareHandler<AppEnv> = async (c, next) => {
@@ -49,7 +44,7 @@ const requireLedgerBound: MiddlewareHandler<AppEnv> = async (c, next) => {
   await next();
 };
 
-const countersQuery = z.object({ since: isoTime, until: z.optional(isoTime) });
+const countersQuery = z.object({ since: isoTimeSchema, until: z.optional(isoTimeSchema) });
 
 /** Mounted at `/admin`: bearer `ADMIN_TOKEN`, checked before anything else runs. */
 export const adminRoutes = new Hono<AppEnv>()

@@ -12,6 +12,12 @@ import "../shared/zod.ts";
 
 export const LEDGER_UNBOUND = "the LEDGER D1 database is not bound (see wrangler.toml)";
 
+/** What to run when D1 answers "no such table": the ledger is bound but its schema (migrations/) is not applied. */
+export const LEDGER_UNMIGRATED =
+  "the ledger (D1 binding LEDGER) has no schema yet: apply migrations/ with `npx wrangler d1 migrations apply LEDGER --local` under a plain wrangler dev, or `npm run deploy` (which runs it with --remote) deployed";
+
+export const isMissingTable = (error: unknown) => error instanceof Error && /no such table/i.test(error.message);
+
 export type Direction = "inbound" | "outbound";
 export type CounterOutcome = "delivered" | "retried" | "dead_lettered" | "refused";
 export interface CounterRow {

@@ -129,6 +129,47 @@ describe("the dependency updates", () => {
   });
 });
 
+/** The settings src/shared/env.ts declares, each with its kind as its comment says ("Secret:", "Var:", "Var or secret:"). */
+function declaredSettings(): { name: string; secret: boolean }[] {
+  const source = read("src/shared/env.ts");
+  return [...source.matchAll(/\/\*\*\s*(Secret|Var or secret|Var)[^:]*:[\s\S]*?\*\/\s*([A-Z][A-Z0-9_]*)\??:/g)].map(
+    (match) => ({
+      name: match[2] ?? "",
+      secret: match[1] !== "Var",
+    }),
+  );
+}
+
+describe(".dev.vars.example", () => {
+  const example = read(".dev.vars.example");
+  const [secrets = "", vars = ""] = example.split(/^# -+ Vars\b.*$/m);
+  const listed = (text: string) => [...text.matchAll(/^#? ?([A-Z][A-Z0-9_]*)=/gm)].map((match) => match[1]);
+
+  it("lists every setting src/shared/env.ts declares, secrets apart from vars, each with how to get it", () => {
+    const declared = declaredSettings();
+    expect(declared.length).toBeGreaterThan(10);
+    expect(listed(secrets).sort()).toEqual(
+      declared
+        .filter((s) => s.secret)
+        .map((s) => s.name)
+        .sort(),
+    );
+    for (const { name } of declared.filter((s) => !s.secret)) expect(listed(vars), name).toContain(name);
+    for (const match of secrets.matchAll(/^([A-Z][A-Z0-9_]*)=$/gm))
+      expect(secrets.split("\n")[secrets.split("\n").indexOf(match[0]) - 1], match[1]).toMatch(/^# /);
+  });
+
+  it("lists wrangler.toml's vars with their values as defaults, and is tracked, not ignored, by git", () => {
+    const toml =
+      read("wrangler.toml")
+        .split(/^\[vars\]$/m)[1]
+        ?.split(/^\[/m)[0] ?? "";
+    for (const [, name, value] of toml.matchAll(/^([A-Z][A-Z0-9_]*) = "(.*)"$/gm))
+      expect(vars).toContain(`# ${name}=${value}`);
+    expect(read(".gitignore")).toMatch(/^!\.dev\.vars\.example$/m);
+  });
+});
+
 describe("the other files", () => {
   it("include a security policy saying how to report and what is in scope, and a short guide to contributing", () => {
     expect(read("SECURITY.md")).toMatch(/## Reporting a vulnerability[\s\S]*## In scope/);
