@@ -13,7 +13,7 @@ import "../shared/zod.ts";
 export const LEDGER_UNBOUND = "the LEDGER D1 database is not bound (see wrangler.toml)";
 
 export type Direction = "inbound" | "outbound";
-export type CounterOutcome = "delivered" | "retried" | "dead_lettered" | "refused";
+export type CounterOutcome = "delivered" | "retried" | "dead_lettered" | "refused" | "filtered";
 export interface CounterRow {
   /** The hour's start, ISO, e.g. "2026-11-28T15:00:00.000Z". */
   hour: string;

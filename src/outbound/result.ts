@@ -1,15 +1,17 @@
 /** What the route answers for each event, and the unit of work it delivers or enqueues. */
 import type { VeroRequest } from "./map.ts";
 
-export type EventOutcome = "delivered" | "queued" | "skipped" | "invalid" | "failed";
+export type EventOutcome = "delivered" | "queued" | "skipped" | "filtered" | "invalid" | "failed";
 
 export interface EventResult {
   messageId: string | null;
   /** Position in the request, for events without a messageId. */
   index: number;
   outcome: EventOutcome;
-  /** Why an event was skipped. */
+  /** Why an event was skipped or filtered. */
   reason?: string;
+  /** The title of the destination filter that dropped or sampled the event out. */
+  filter?: string;
   /** What is wrong with an invalid event, or what Vero answered. */
   error?: string;
   /** For failed events: whether a retry of the request may succeed. */
