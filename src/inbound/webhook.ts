@@ -131,14 +131,14 @@ function refuseOversized(message: SegmentMessage): void {
   );
 }
 
-/**
- * The webhook's type when VERO_WEBHOOK_TYPES_DROPPED lists it: answered 2xx
- * (Vero must not resend it) and counted as filtered, under the name the
- * event would have had in Segment, after the answer.
- */
-function droppedType(c: Context<InboundEnv>, json: unknown): string | undefined {
+/** The webhook's type when VERO_WEBHOOK_TYPES_DROPPED lists it (the route and the event tester ask alike). */
+export function droppedType(droppedTypes: readonly string[], json: unknown): string | undefined {
   const type = typeof json === "object" && json !== null ? (json as { type?: unknown }).type : undefined;
-  if (typeof type !== "string" || !c.get("inbound").droppedTypes.includes(type)) return undefined;
+  return typeof type === "string" && droppedTypes.includes(type) ? type : undefined;
+}
+
+/** A dropped webhook, counted as filtered under the name the event would have had in Segment, after the answer. */
+function countDropped(c: Context<InboundEnv>, type: string): void {
   const counters = new Counters();
   const name = Object.hasOwn(EMAIL_EVENT_NAMES, type)
     ? EMAIL_EVENT_NAMES[type as keyof typeof EMAIL_EVENT_NAMES]
@@ -152,7 +152,6 @@ function droppedType(c: Context<InboundEnv>, json: unknown): string | undefined 
         (error: unknown) => log("warn", "could not count a dropped webhook", { type, error: describeError(error) }),
       ),
     );
-  return type;
 }
 
 export async function handleVeroWebhook(c: Context<InboundEnv>): Promise<Response> {
@@ -161,8 +160,10 @@ export async function handleVeroWebhook(c: Context<InboundEnv>): Promise<Respons
   const queue = queueFor(c.env, "SEGMENT_QUEUE");
   // Bytes, not c.req.text(): the Content-Type may say anything (workerd warns when text() meets a form type).
   const json = parseWebhookBody(decodeUtf8(await c.req.arrayBuffer()));
-  const dropped = droppedType(c, json);
+  const dropped = droppedType(c.get("inbound").droppedTypes, json);
   if (dropped) {
+    // Answered 2xx: Vero would otherwise resend it.
+    countDropped(c, dropped);
     fields.outcome = "filtered";
     fields.type = dropped;
     return c.json({ ok: true, filtered: `VERO_WEBHOOK_TYPES_DROPPED lists ${dropped}` });

@@ -26,5 +26,5 @@ export interface EventResult {
 export const eventName = (result: Pick<EventResult, "messageId" | "index">): string =>
   result.messageId ?? `#${result.index}`;
 
-/** `user` orders the event's job among the same user's in queue mode. */
-export type RoutedEvent = { result: EventResult; requests: VeroRequest[]; user: string };
+/** `user` orders the event's job among the same user's in queue mode; `editedBy`, the filters that removed properties. */
+export type RoutedEvent = { result: EventResult; requests: VeroRequest[]; user: string; editedBy?: string[] };
