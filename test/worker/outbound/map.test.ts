@@ -1,5 +1,6 @@
 /** The pure mapping: one Segment event in, the exact Vero requests out (docs/outbound.md). */
 import { describe, expect, it } from "vitest";
+import { orderingKey } from "../../../src/outbound/job.ts";
 import { type MappedEvent, mapSegmentEvent } from "../../../src/outbound/map.ts";
 import { parseSegmentBody, parseSegmentEvent, type SegmentEventType } from "../../../src/outbound/schema.ts";
 import alias from "../../fixtures/segment/alias.json";
@@ -515,6 +516,13 @@ describe("anonymous users (VERO_ANONYMOUS_IDS)", () => {
     expect(requestsOf({ type: "page", anonymousId: 99, properties: { url: "/x" } }, on)[0]?.body.identity).toEqual({
       id: "99",
     });
+  });
+
+  it("when on, orders an anonymous user's events in the anonymousId's mailbox", () => {
+    const parsed = parseSegmentEvent({ type: "track", anonymousId: "anon-1", event: "Viewed" });
+    if (!parsed.ok) throw new Error(parsed.error);
+    expect(orderingKey(parsed.event, "#0", true)).toBe("anon-1");
+    expect(orderingKey(parsed.event, "#0")).toBe("#0");
   });
 
   it("when on, a userId still wins, and identify with an email still goes by the email", () => {
