@@ -22,12 +22,27 @@ import { isRecord } from "./json.ts";
 // ---- FQL -------------------------------------------------------------------
 
 type Literal = string | number | boolean | null;
-type Comparison = "=" | "!=" | "<" | "<=" | ">" | ">=";
-const FUNCTIONS = { contains: 2, match: 2, lowercase: 1, length: 1 } as const;
+type Comparison = "=" | "!=" | "<" | "<=" | ">" | ">=" | "in";
+/** Segment's FQL functions, with how many arguments each takes. */
+const FUNCTIONS = {
+  contains: 2,
+  match: 2,
+  length: 1,
+  lowercase: 1,
+  uppercase: 1,
+  snakecase: 1,
+  kebabcase: 1,
+  titlecase: 1,
+  typeof: 1,
+  bool: 1,
+  string: 1,
+  number: 1,
+} as const;
 type FunctionName = keyof typeof FUNCTIONS;
 
 export type Fql =
   | { kind: "value"; value: Literal }
+  | { kind: "list"; items: Fql[] }
   | { kind: "path"; path: string[] }
   | { kind: "not"; arg: Fql }
   | { kind: "and" | "or"; args: Fql[] }
@@ -53,11 +68,13 @@ function lex(source: string): Token[] {
       continue;
     }
     const at = i + 1;
-    if (ch === '"') {
+    // Segment's examples quote with either.
+    if (ch === '"' || ch === "'") {
       let value = "";
       i++;
-      while (i < source.length && source[i] !== '"') {
-        if (source[i] === "\\" && i + 1 < source.length) i++;
+      while (i < source.length && source[i] !== ch) {
+        // `\` escapes the quote and itself; before anything else it stays, for match()'s own escapes (`\*`).
+        if (source[i] === "\\" && (source[i + 1] === ch || source[i + 1] === "\\")) i++;
         value += source[i];
         i++;
       }
@@ -72,7 +89,7 @@ function lex(source: string): Token[] {
       i += number[0].length;
       continue;
     }
-    const symbol = /^(!=|<=|>=|=|<|>|!|\(|\)|,)/.exec(source.slice(i));
+    const symbol = /^(!=|<=|>=|=|<|>|!|\(|\)|,|\[|\])/.exec(source.slice(i));
     if (symbol) {
       tokens.push({ t: "sym", v: symbol[0], at });
       i += symbol[0].length;
@@ -159,6 +176,10 @@ export function parseFql(source: string): Fql {
       next();
       return { kind: "compare", op: token.v as Comparison, left, right: primary() };
     }
+    if (isWord("in")) {
+      next();
+      return { kind: "compare", op: "in", left, right: primary() };
+    }
     return left;
   };
   const primary = (): Fql => {
@@ -169,10 +190,20 @@ export function parseFql(source: string): Fql {
       return inner;
     }
     if (token.t === "str" || token.t === "num") return { kind: "value", value: token.v };
+    if (token.t === "sym" && token.v === "[") {
+      const items: Fql[] = [];
+      while (!isSym("]")) {
+        if (items.length > 0) expect(",");
+        items.push(primary());
+      }
+      next();
+      return { kind: "list", items };
+    }
     if (token.t === "word") {
       if (token.v === "true" || token.v === "false") return { kind: "value", value: token.v === "true" };
       if (token.v === "null") return { kind: "value", value: null };
-      if (token.v === "and" || token.v === "or") throw new FqlError(`unexpected "${token.v}" at column ${token.at}`);
+      if (token.v === "and" || token.v === "or" || token.v === "in")
+        throw new FqlError(`unexpected "${token.v}" at column ${token.at}`);
       if (isSym("(")) {
         if (!Object.hasOwn(FUNCTIONS, token.v))
           throw new FqlError(
@@ -228,27 +259,68 @@ function globRegExp(glob: string): RegExp {
   return new RegExp(`^${source}$`, "s");
 }
 
+/** FQL's names of a value's type. */
+const typeName = (value: unknown) =>
+  value === null
+    ? "null"
+    : Array.isArray(value)
+      ? "list"
+      : typeof value === "boolean"
+        ? "bool"
+        : typeof value === "string" || typeof value === "number"
+          ? typeof value
+          : "object";
+
+/** A string function: null, as in Segment's FQL, for anything but a string. */
+const onString = (value: unknown, fn: (text: string) => string) => (typeof value === "string" ? fn(value) : null);
+
+function call(name: FunctionName, [first, second]: unknown[]): unknown {
+  switch (name) {
+    case "contains":
+      return typeof first === "string" && typeof second === "string" && first.includes(second);
+    case "match":
+      return typeof first === "string" && typeof second === "string" && globRegExp(second).test(first);
+    case "length":
+      // Bytes, as Segment counts a string's length.
+      if (typeof first === "string") return new TextEncoder().encode(first).length;
+      return first === null ? 0 : Array.isArray(first) ? first.length : Number.NaN;
+    case "lowercase":
+      return onString(first, (text) => text.toLowerCase());
+    case "uppercase":
+      return onString(first, (text) => text.toUpperCase());
+    case "snakecase":
+      return onString(first, (text) => text.replace(/ /g, "_"));
+    case "kebabcase":
+      return onString(first, (text) => text.replace(/ /g, "-"));
+    case "titlecase":
+      return onString(first, (text) => text.replace(/(^|\s)(\S)/g, (_, space, letter) => space + letter.toUpperCase()));
+    case "typeof":
+      return typeName(first);
+    case "bool":
+      if (typeof first === "string") return first.toLowerCase() === "false" ? false : first !== "" && first !== "0";
+      return Array.isArray(first) ? first.length > 0 : typeof first === "number" ? first !== 0 : first === true;
+    case "string":
+      return first === null ? "" : typeof first === "object" ? JSON.stringify(first) : String(first);
+    case "number": {
+      const number = typeof first === "string" && first.trim() !== "" ? Number(first) : first;
+      return typeof number === "number" && !Number.isNaN(number) ? number : null;
+    }
+  }
+}
+
 function value(node: Fql, event: unknown): unknown {
   switch (node.kind) {
     case "value":
       return node.value;
+    case "list":
+      return node.items.map((item) => value(item, event));
     case "path":
       return valueAt(event, node.path);
-    case "call": {
-      const [first, second] = node.args.map((arg) => value(arg, event));
-      switch (node.name) {
-        case "contains":
-          return typeof first === "string" && typeof second === "string" && first.includes(second);
-        case "match":
-          return typeof first === "string" && typeof second === "string" && globRegExp(second).test(first);
-        case "lowercase":
-          return typeof first === "string" ? first.toLowerCase() : null;
-        case "length":
-          if (first === null) return 0;
-          return typeof first === "string" || Array.isArray(first) ? first.length : Number.NaN;
-      }
-      return null;
-    }
+    case "call":
+      return call(
+        node.name,
+        node.args.map((arg) => value(arg, event)),
+      );
     default:
       return test(node, event);
   }
@@ -273,6 +345,7 @@ export function test(node: Fql, event: unknown): boolean {
       const right = value(node.right, event);
       if (node.op === "=") return same(left, right);
       if (node.op === "!=") return !same(left, right);
+      if (node.op === "in") return Array.isArray(right) && right.some((item) => same(left, item));
       if (typeof left !== "number" || typeof right !== "number") return false;
       if (node.op === "<") return left < right;
       if (node.op === "<=") return left <= right;

@@ -21,6 +21,67 @@ const event = {
 const fql = (source: string) => holds(parseFql(source), event);
 
 describe("FQL, each form Segment documents for destination filters", () => {
+  // The example object and table of Segment's FQL reference, verbatim.
+  const reference = {
+    event: "Button Clicked",
+    type: "track",
+    context: { library: { name: "analytics.js", version: "1.0" } },
+    properties: { features: ["discounts", "dark-mode"] },
+  };
+  it.each([
+    ["event = 'Button Clicked'", true],
+    ["event = 'Screen Tapped'", false],
+    ["context.path.path = '/login'", false],
+    ["type = 'identify' or type = 'track'", true],
+    ["event = 'Button Clicked' and type = 'track'", true],
+    ["match( context.library.version, '1.*' )", true],
+    ["match( context.library.version, '2.*' )", false],
+    ["type = 'track' and ( event = 'Click' or match( event, 'Button *' ) )", true],
+    ["!contains( context.library.name, 'js' )", false],
+    ["'dark-mode' in properties.features", true],
+    ["'blink' in properties.features", false],
+    ["!( type in ['track', 'identify'] )", false],
+    ["type in ['page', 'screen']", false],
+  ])("Segment's reference: %s is %s", (source, expected) => expect(holds(parseFql(source), reference)).toBe(expected));
+
+  it.each([
+    ["match('abcd', 'a*d')", true],
+    ["match('', '*')", true],
+    ["match('abc', 'ab')", false],
+    ["match('abcd', 'a??d')", true],
+    ["match('abcd', '*d')", true],
+    ["match('ab*d', 'ab\\*d')", true],
+    ["match('abcd', 'ab\\*d')", false],
+    ["match('it\\'s', 'it*')", true],
+    ["match('abCd', 'ab[cC]d')", true],
+    ["match('abcd', 'ab[a-z]d')", true],
+    ["match('abcd', 'ab[A-Z]d')", false],
+  ])("Segment's glob table: %s is %s", (source, expected) => expect(fql(source)).toBe(expected));
+
+  it.each([
+    ["length(userId) > 0", true],
+    ["length(anonymousId) = 0", true],
+    ["length('ア') = 3", true],
+    ["uppercase(properties.plan) = 'PRO'", true],
+    ["snakecase('test string') = 'test_string'", true],
+    ["kebabcase('test string') = 'test-string'", true],
+    ["titlecase('test string') = 'Test String'", true],
+    ["lowercase(anonymousId) = null", true],
+    ["typeof(properties.price) = 'number'", true],
+    ["typeof(properties.features) = 'list'", true],
+    ["typeof(properties.coupon) = 'null'", true],
+    ["number('42') = properties.price", true],
+    ["string(properties.price) = '42'", true],
+    ["bool(properties.plan)", true],
+    ["bool(properties.coupon)", false],
+  ])("functions: %s is %s", (source, expected) => expect(fql(source)).toBe(expected));
+
+  it("reads an escaped path: a field name with a space", () => {
+    expect(
+      holds(parseFql("properties.product\\ 1.price = '19.99'"), { properties: { "product 1": { price: "19.99" } } }),
+    ).toBe(true);
+  });
+
   it.each([
     ['event = "Button Clicked"', true],
     ['event = "button clicked"', false],
@@ -89,7 +150,10 @@ describe("FQL, each form Segment documents for destination filters", () => {
     ['event = "Button Clicked', "unterminated string at column 9"],
     ['event = "a" and', "unexpected the end"],
     ['event = "a")', 'unexpected ")" at column 12'],
-    ['startswith(event, "a")', "unknown function startswith() at column 1 (known: contains, match, lowercase, length)"],
+    [
+      'startswith(event, "a")',
+      "unknown function startswith() at column 1 (known: contains, match, length, lowercase, uppercase, snakecase, kebabcase, titlecase, typeof, bool, string, number)",
+    ],
     ["contains(event)", "contains() takes 2 argument(s), given 1"],
     ['event # "a"', 'unexpected "#" at column 7'],
   ])("refuses %s: %s", (source, message) => expect(() => parseFql(source)).toThrow(message));
