@@ -322,7 +322,7 @@ function value(node: Fql, event: unknown): unknown {
         node.args.map((arg) => value(arg, event)),
       );
     default:
-      return test(node, event);
+      return holds(node, event);
   }
 }
 
@@ -332,14 +332,14 @@ const same = (a: unknown, b: unknown) =>
     : a === b;
 
 /** Whether `node` holds for `event`; a lone value holds only when it is `true`. */
-export function test(node: Fql, event: unknown): boolean {
+export function holds(node: Fql, event: unknown): boolean {
   switch (node.kind) {
     case "not":
-      return !test(node.arg, event);
+      return !holds(node.arg, event);
     case "and":
-      return node.args.every((arg) => test(arg, event));
+      return node.args.every((arg) => holds(arg, event));
     case "or":
-      return node.args.some((arg) => test(arg, event));
+      return node.args.some((arg) => holds(arg, event));
     case "compare": {
       const left = value(node.left, event);
       const right = value(node.right, event);
@@ -488,7 +488,7 @@ function editProperties(event: Record<string, unknown>, targets: Record<string, 
  * it arrived. The event is copied before any property is removed.
  */
 export function applyFilters(filters: readonly DestinationFilter[], input: Record<string, unknown>): FilterDecision {
-  const matching = filters.filter((filter) => !filter.when || test(filter.when, input));
+  const matching = filters.filter((filter) => !filter.when || holds(filter.when, input));
   if (matching.length === 0) return { kept: true, event: input, changedBy: [] };
   const of = <T extends FilterAction["type"]>(type: T) =>
     matching.flatMap((filter) =>

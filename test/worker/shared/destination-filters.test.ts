@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import {
   applyFilters,
   type DestinationFilter,
-  test as holds,
+  holds,
   parseDestinationFilters,
   parseFql,
 } from "../../../src/shared/destination-filters.ts";
