@@ -19,7 +19,7 @@ export const LEDGER_UNMIGRATED =
 export const isMissingTable = (error: unknown) => error instanceof Error && /no such table/i.test(error.message);
 
 export type Direction = "inbound" | "outbound";
-export type CounterOutcome = "delivered" | "retried" | "dead_lettered" | "refused";
+export type CounterOutcome = "delivered" | "retried" | "dead_lettered" | "refused" | "filtered";
 export interface CounterRow {
   /** The hour's start, ISO, e.g. "2026-11-28T15:00:00.000Z". */
   hour: string;

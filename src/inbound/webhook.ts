@@ -4,6 +4,7 @@
  * (2xx: done, do not resend; 503: resend later; 400: never resend).
  */
 import type { Context, MiddlewareHandler } from "hono";
+import { Counters } from "../delivery/ledger.ts";
 import { queueFor } from "../shared/enqueue.ts";
 import { BridgeError, badRequest, DeliveryError } from "../shared/errors.ts";
 import type { AppEnv } from "../shared/http.ts";
@@ -11,7 +12,7 @@ import { jsonBytes } from "../shared/json.ts";
 import { describeError, type LogFields, log, logSampled } from "../shared/log.ts";
 import { enqueueWebhook } from "./enqueue.ts";
 import { MAX_SEGMENT_MESSAGE_BYTES } from "./job.ts";
-import { mapVeroWebhook, type SegmentMessage } from "./map.ts";
+import { EMAIL_EVENT_NAMES, mapVeroWebhook, type SegmentMessage } from "./map.ts";
 import { deliverToSegment, segmentFailureKind } from "./segment.ts";
 
 /** What the one log line of a webhook request says beyond route, status and duration. */
@@ -130,12 +131,43 @@ function refuseOversized(message: SegmentMessage): void {
   );
 }
 
+/** The webhook's type when VERO_WEBHOOK_TYPES_DROPPED lists it (the route and the event tester ask alike). */
+export function droppedType(droppedTypes: readonly string[], json: unknown): string | undefined {
+  const type = typeof json === "object" && json !== null ? (json as { type?: unknown }).type : undefined;
+  return typeof type === "string" && droppedTypes.includes(type) ? type : undefined;
+}
+
+/** A dropped webhook, counted as filtered under the name the event would have had in Segment, after the answer. */
+function countDropped(c: Context<InboundEnv>, type: string): void {
+  const counters = new Counters();
+  const name = Object.hasOwn(EMAIL_EVENT_NAMES, type)
+    ? EMAIL_EVENT_NAMES[type as keyof typeof EMAIL_EVENT_NAMES]
+    : type;
+  counters.add("inbound", name, "filtered");
+  const statement = c.env.LEDGER && counters.statement(c.env.LEDGER);
+  if (statement)
+    c.executionCtx.waitUntil(
+      statement.run().then(
+        () => undefined,
+        (error: unknown) => log("warn", "could not count a dropped webhook", { type, error: describeError(error) }),
+      ),
+    );
+}
+
 export async function handleVeroWebhook(c: Context<InboundEnv>): Promise<Response> {
   const fields = c.get("webhookLog");
   // Before the body is read: queue mode without its dead-letter store is a 503 naming the binding.
   const queue = queueFor(c.env, "SEGMENT_QUEUE");
   // Bytes, not c.req.text(): the Content-Type may say anything (workerd warns when text() meets a form type).
   const json = parseWebhookBody(decodeUtf8(await c.req.arrayBuffer()));
+  const dropped = droppedType(c.get("inbound").droppedTypes, json);
+  if (dropped) {
+    // Answered 2xx: Vero would otherwise resend it.
+    countDropped(c, dropped);
+    fields.outcome = "filtered";
+    fields.type = dropped;
+    return c.json({ ok: true, filtered: `VERO_WEBHOOK_TYPES_DROPPED lists ${dropped}` });
+  }
   const mapped = mapVeroWebhook(json, { receivedAt: new Date() });
 
   if (mapped.kind === "invalid") {

@@ -34,7 +34,11 @@ export function declaredInEnv(source = readFileSync(new URL("../../src/shared/en
     settings.push({
       name: match[1] ?? "",
       kind,
-      commentDefault: comment.match(/\(default ([^),;]+)/)?.[1]?.trim(),
+      // `(default "false")` and `(default false)` say the same.
+      commentDefault: comment
+        .match(/\(default ([^),;]+)/)?.[1]
+        ?.trim()
+        .replace(/^"(.*)"$/, "$1"),
     });
   }
   return settings;
