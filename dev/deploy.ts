@@ -59,9 +59,25 @@ export const SECRETS = [
     hint: "you choose it, 32 characters or more; Enter generates one",
     generate: true,
   },
+  {
+    name: "ALERT_WEBHOOK_URL",
+    needed: "alerts, optional",
+    hint: "a Slack, Discord or PagerDuty URL, or any JSON receiver; Enter leaves alerts off",
+    optional: true,
+  },
+  // Not asked: set only when the secrets file gives them.
+  {
+    name: "ALERT_ROUTING_KEY",
+    needed: "PagerDuty alerts, optional",
+    hint: "from the file only",
+    optional: true,
+    fileOnly: true,
+  },
+  { name: "LOG_SAMPLE_RATE", needed: "the logs, optional", hint: "from the file only", optional: true, fileOnly: true },
 ] as const;
 
 type SecretName = (typeof SECRETS)[number]["name"];
+const isSecretName = (name: string): name is SecretName => SECRETS.some((secret) => secret.name === name);
 
 export interface Plan {
   env: string;
@@ -97,13 +113,18 @@ interface Run {
 const say = (line = "") => process.stdout.write(`${line}\n`);
 
 /** Wrangler with `args` and the environment given; stdout and stderr captured, or shown as they come. */
-function wrangler(args: string[], { show = false, env = {} as NodeJS.ProcessEnv } = {}): Promise<Run> {
+function wrangler(
+  args: string[],
+  { show = false, env = {} as NodeJS.ProcessEnv, terminal = false } = {},
+): Promise<Run> {
   const explicit = process.env.WRANGLER;
   const [command, prefix] =
     explicit && !/\.[cm]?[jt]s$/.test(explicit) ? [explicit, []] : [process.execPath, [explicit ?? WRANGLER_BIN]];
   return new Promise((resolve, reject) => {
     const child = spawn(command, [...prefix, ...args], {
-      stdio: ["inherit", "pipe", "pipe"],
+      // Only `wrangler deploy` may ask something (a conflict with a change made in the dashboard); no other
+      // command reads the terminal, where the secrets are typed.
+      stdio: [terminal ? "inherit" : "ignore", "pipe", "pipe"],
       env: { ...process.env, WRANGLER_HIDE_BANNER: "true", WRANGLER_SEND_METRICS: "false", ...env },
     });
     let stdout = "";
@@ -186,26 +207,34 @@ function askHidden(question: string): Promise<string> {
 
 const isVeroCredential = (name: string) => name === "VERO_AUTH_TOKEN" || name === "VERO_TRACKING_API_KEY";
 
-/** The secrets the bridge needs that `set` lacks: either Vero credential will do. */
+/** The secrets the bridge needs that `set` lacks: either Vero credential will do; the optional ones never. */
 export function missingSecrets(set: ReadonlySet<string>): SecretName[] {
   const hasVero = [...set].some(isVeroCredential);
-  return SECRETS.map((secret) => secret.name).filter((name) => !set.has(name) && !(hasVero && isVeroCredential(name)));
+  return SECRETS.filter((secret) => !("optional" in secret))
+    .map((secret) => secret.name)
+    .filter((name) => !set.has(name) && !(hasVero && isVeroCredential(name)));
 }
 
-/** The secrets to upload with this deploy: those not set yet, from the file, the terminal, or generated. */
+/**
+ * The secrets to upload with this deploy, none of them set yet: from the file (any secret the bridge reads),
+ * else the terminal (the needed ones, and the alerts' URL), else generated (the three the operator chooses).
+ */
 async function secretsToSet(
-  missing: SecretName[],
+  set: ReadonlySet<string>,
   file: Record<string, string> | undefined,
 ): Promise<{ values: Partial<Record<SecretName, string>>; generated: SecretName[] }> {
   const values: Partial<Record<SecretName, string>> = {};
   const generated: SecretName[] = [];
   const interactive = file === undefined && process.stdin.isTTY === true;
+  const missing = missingSecrets(set);
   for (const secret of SECRETS) {
-    if (!missing.includes(secret.name)) continue;
+    if (set.has(secret.name)) continue;
+    const needed = missing.includes(secret.name);
     if (isVeroCredential(secret.name) && Object.keys(values).some(isVeroCredential)) continue;
     let value = file?.[secret.name]?.trim() ?? "";
-    if (value === "" && interactive) value = await askHidden(`${secret.name} (${secret.needed}; ${secret.hint}): `);
-    if (value === "" && "generate" in secret && (interactive || file !== undefined)) {
+    if (value === "" && interactive && (needed || !("fileOnly" in secret)))
+      value = await askHidden(`${secret.name} (${secret.needed}; ${secret.hint}): `);
+    if (value === "" && "generate" in secret && needed && (interactive || file !== undefined)) {
       value = randomBytes(32).toString("hex");
       generated.push(secret.name);
     }
@@ -239,7 +268,7 @@ async function readiness(url: string): Promise<{ ready: boolean; reasons: string
 function printUrls(url: string, webhookToken: string | undefined, sharedSecret: string | undefined): void {
   say("\nPaste these two:");
   say(
-    `  In Vero (Settings, Integrations, Webhooks): ${url}/vero/webhook?token=${webhookToken ?? "<VERO_WEBHOOK_TOKEN>"}`,
+    `  In Vero (1: Settings, Integrations, Webhooks; 2: Settings, Project, Reporting Webhooks): ${url}/vero/webhook?token=${webhookToken ?? "<VERO_WEBHOOK_TOKEN>"}`,
   );
   say(`  In Segment (a Webhooks (Actions) destination): ${url}/segment`);
   say(`    with the header  Authorization: Bearer ${sharedSecret ?? "<SEGMENT_SHARED_SECRET>"}`);
@@ -252,7 +281,7 @@ async function dryRun(plan: Plan, secretsFile: string | undefined): Promise<void
   const env = envArgs(plan);
   say(`Dry run: the deploy of ${plan.worker} to an empty account, step by step. Nothing is created.\n`);
   say("1. Who is logged in (else: npx wrangler login):");
-  say(`     ${shown(["whoami"])}`);
+  say(`     ${shown(["whoami", ...env])}`);
   say("2. The queues, each created when `queues info` says it does not exist:");
   for (const queue of plan.queues) say(`     ${shown(["queues", "create", queue, ...env])}`);
   if (plan.database) {
@@ -261,7 +290,8 @@ async function dryRun(plan: Plan, secretsFile: string | undefined): Promise<void
     say(`     ${shown(["d1", "migrations", "apply", plan.database.binding, "--remote", ...env])}`);
   }
   say(`4. The secrets \`secret list\` does not list, from ${secretsFile ? secretsFile : "the terminal (no echo)"}:`);
-  for (const secret of SECRETS) say(`     ${secret.name} (${secret.needed}; ${secret.hint})`);
+  for (const secret of SECRETS)
+    if (secretsFile || !("fileOnly" in secret)) say(`     ${secret.name} (${secret.needed}; ${secret.hint})`);
   say("5. The Worker, its Durable Object migrations, cron triggers and queue consumers, with those secrets:");
   say(`     ${shown(["deploy", ...env, "--secrets-file", "<a temporary file, mode 600, removed after>"])}`);
   say("6. GET <the Worker's URL>/health/ready, and the two URLs to paste into Vero and Segment.\n");
@@ -272,6 +302,12 @@ async function dryRun(plan: Plan, secretsFile: string | undefined): Promise<void
 async function deploy(plan: Plan, secretsFile: string | undefined): Promise<void> {
   const env = envArgs(plan);
   const fileSecrets = secretsFile ? parseSecretsFile(await readFile(secretsFile, "utf8")) : undefined;
+  // A misspelt name would otherwise be left out without a word, and its setting stay unset.
+  const unknown = Object.keys(fileSecrets ?? {}).filter((name) => !isSecretName(name));
+  if (unknown.length > 0)
+    throw new DeployError(
+      `${secretsFile} names ${unknown.join(", ")}, which the bridge does not read as a secret; it reads ${SECRETS.map((secret) => secret.name).join(", ")}`,
+    );
 
   const who = await must(["whoami", ...env]);
   if (/not authenticated/i.test(who))
@@ -310,10 +346,9 @@ async function deploy(plan: Plan, secretsFile: string | undefined): Promise<void
   if (listed.code !== 0 && !workerIsNew)
     throw new DeployError(`${shown(["secret", "list", ...env])} failed:\n${listed.stdout}${listed.stderr}`);
   const set = new Set(workerIsNew ? [] : jsonOf<{ name: string }[]>(listed.stdout, "the secrets").map((s) => s.name));
-  const missing = missingSecrets(set);
   for (const name of SECRETS.map((secret) => secret.name))
     if (set.has(name)) say(`secret ${name}: set, kept (change it with ${shown(["secret", "put", name, ...env])})`);
-  const { values, generated } = await secretsToSet(missing, fileSecrets);
+  const { values, generated } = await secretsToSet(set, fileSecrets);
   for (const name of Object.keys(values))
     say(`secret ${name}: ${generated.includes(name as SecretName) ? "generated" : "given"}, uploaded with this deploy`);
 
@@ -329,7 +364,7 @@ async function deploy(plan: Plan, secretsFile: string | undefined): Promise<void
       args.push("--secrets-file", file);
       for (const name of Object.keys(values)) childEnv[name] = undefined;
     }
-    const output = await must(args, { show: true, env: childEnv });
+    const output = await must(args, { show: true, env: childEnv, terminal: true });
     const url = deployedUrl(output);
     if (!url) {
       say(

@@ -108,7 +108,6 @@ export async function handleSegmentRequest(
   if (status === 503 && queue) throw enqueueFailed(firstError(failed, true), details);
   if (status === 503)
     throw new BridgeError(503, "mailbox_unavailable", `${firstError(failed, true)}; retry later`, { details });
-  if (failed.length > 0) throw new BridgeError(400, "vero_rejected", firstError(failed, false), { details });
   throw new BridgeError(400, "invalid_event", describeInvalid(results), { details });
 }
 

@@ -12,8 +12,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { deployedUrl, parseSecretsFile } from "../../dev/deploy.ts";
+import { deployedUrl, parseSecretsFile, SECRETS } from "../../dev/deploy.ts";
 import { emptyAccount, type WranglerAccount } from "../../dev/stand-ins/wrangler.ts";
+import { declaredInEnv } from "./declared-settings.ts";
 
 const DEPLOY = fileURLToPath(new URL("../../dev/deploy.ts", import.meta.url));
 const WRANGLER = fileURLToPath(new URL("../../dev/stand-ins/wrangler.ts", import.meta.url));
@@ -207,6 +208,36 @@ describe("npm run deploy refuses and reports", () => {
       "secret SEGMENT_WRITE_KEY is not set: npx wrangler secret put SEGMENT_WRITE_KEY --env staging",
     );
     expect(stateOf(state).workers["vero-segment-bridge-staging"]?.secrets).toEqual({});
+  });
+});
+
+describe("npm run deploy with a secrets file", () => {
+  it("uploads an optional secret the file gives (alerts, log sampling) and leaves out the others", async () => {
+    const state = account();
+    const file = secretsFile({ ALERT_WEBHOOK_URL: "https://hooks.example.com/x", LOG_SAMPLE_RATE: "0.1" });
+    const { code, output } = await deploy(state, ["--secrets-file", file]);
+    expect(code, output).toBe(0);
+    const secrets = stateOf(state).workers["vero-segment-bridge"]?.secrets ?? {};
+    expect(secrets).toMatchObject({ ALERT_WEBHOOK_URL: "https://hooks.example.com/x", LOG_SAMPLE_RATE: "0.1" });
+    expect(secrets).not.toHaveProperty("ALERT_ROUTING_KEY");
+    // Not in the file, and not the operator's to choose: named at the end, not invented.
+    expect(output).toContain("secret SEGMENT_WRITE_KEY is not set");
+  });
+
+  it("refuses a file that names a secret the bridge does not read, before calling wrangler", async () => {
+    const state = account();
+    const file = secretsFile({ SEGMENT_WRITE_KEY: "k", ADMIN_TOKNE: "typo" });
+    const { code, output } = await deploy(state, ["--secrets-file", file]);
+    expect(code).toBe(1);
+    expect(output).toContain("names ADMIN_TOKNE, which the bridge does not read as a secret");
+    expect(stateOf(state).calls).toEqual([]);
+  });
+
+  it("knows every secret src/shared/env.ts declares", () => {
+    const secrets = declaredInEnv()
+      .filter((setting) => setting.kind !== "var")
+      .map((setting) => setting.name);
+    expect(SECRETS.map((secret) => secret.name).sort()).toEqual(secrets.sort());
   });
 });
 

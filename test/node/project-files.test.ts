@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { VERSION } from "../../src/shared/version.ts";
+import { type DeclaredSetting, declaredInEnv } from "./declared-settings.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const read = (path: string) => readFileSync(`${ROOT}${path}`, "utf8");
@@ -129,32 +130,22 @@ describe("the dependency updates", () => {
   });
 });
 
-/** The settings src/shared/env.ts declares, each with its kind as its comment says ("Secret:", "Var:", "Var or secret:"). */
-function declaredSettings(): { name: string; secret: boolean }[] {
-  const source = read("src/shared/env.ts");
-  return [...source.matchAll(/\/\*\*\s*(Secret|Var or secret|Var)[^:]*:[\s\S]*?\*\/\s*([A-Z][A-Z0-9_]*)\??:/g)].map(
-    (match) => ({
-      name: match[2] ?? "",
-      secret: match[1] !== "Var",
-    }),
-  );
-}
-
 describe(".dev.vars.example", () => {
   const example = read(".dev.vars.example");
   const [secrets = "", vars = ""] = example.split(/^# -+ Vars\b.*$/m);
   const listed = (text: string) => [...text.matchAll(/^#? ?([A-Z][A-Z0-9_]*)=/gm)].map((match) => match[1]);
 
   it("lists every setting src/shared/env.ts declares, secrets apart from vars, each with how to get it", () => {
-    const declared = declaredSettings();
+    const declared = declaredInEnv();
     expect(declared.length).toBeGreaterThan(10);
+    const secret = (setting: DeclaredSetting) => setting.kind !== "var";
     expect(listed(secrets).sort()).toEqual(
       declared
-        .filter((s) => s.secret)
-        .map((s) => s.name)
+        .filter(secret)
+        .map((setting) => setting.name)
         .sort(),
     );
-    for (const { name } of declared.filter((s) => !s.secret)) expect(listed(vars), name).toContain(name);
+    for (const { name } of declared.filter((setting) => !secret(setting))) expect(listed(vars), name).toContain(name);
     for (const match of secrets.matchAll(/^([A-Z][A-Z0-9_]*)=$/gm))
       expect(secrets.split("\n")[secrets.split("\n").indexOf(match[0]) - 1], match[1]).toMatch(/^# /);
   });
