@@ -133,24 +133,22 @@ describe("POST /segment", () => {
       expect(await vero.accepted(veroToken)).toHaveLength(2);
     });
 
-    for (const [scheme, header] of [
+    it.each([
       ["Basic", basic(secret)],
       ["Bearer", `Bearer ${secret}`],
-    ] as const) {
-      it(`delivers an array authenticated by Authorization: ${scheme} with the shared secret`, async () => {
-        const { env, veroToken } = await isolatedEnv();
-        const response = await callWorker(
-          new Request("http://bridge/segment", {
-            method: "POST",
-            body: JSON.stringify(events),
-            headers: { Authorization: header },
-          }),
-          env,
-        );
-        await expectDelivered(response);
-        expect(await vero.accepted(veroToken)).toHaveLength(2);
-      });
-    }
+    ])("delivers an array authenticated by Authorization: %s with the shared secret", async (_scheme, header) => {
+      const { env, veroToken } = await isolatedEnv();
+      const response = await callWorker(
+        new Request("http://bridge/segment", {
+          method: "POST",
+          body: JSON.stringify(events),
+          headers: { Authorization: header },
+        }),
+        env,
+      );
+      await expectDelivered(response);
+      expect(await vero.accepted(veroToken)).toHaveLength(2);
+    });
 
     it("refuses a wrong Bearer token with 401 and a JSON error naming the scheme", async () => {
       const { env, veroToken } = await isolatedEnv();
@@ -207,14 +205,15 @@ describe("POST /segment", () => {
 });
 
 describe("POST /v1/*", () => {
-  for (const call of ["batch", "track", "identify", "group", "alias", "page", "screen"]) {
-    it(`returns 401 on /v1/${call} without credentials, and sends nothing`, async () => {
+  it.each(["batch", "track", "identify", "group", "alias", "page", "screen"])(
+    "returns 401 on /v1/%s without credentials, and sends nothing",
+    async (call) => {
       const { env, writeKey, veroToken } = await isolatedEnv();
       const response = await callWorker(new Request(`http://bridge/v1/${call}`, { method: "POST", body: track }), env);
       await expectJsonError(response, 401);
       await expectNothingSent(writeKey, veroToken);
-    });
-  }
+    },
+  );
 
   it("delivers with the shared secret as the Basic username", async () => {
     const { env, veroToken } = await isolatedEnv();
