@@ -7,7 +7,7 @@
  */
 import * as z from "zod/mini";
 import type { Env } from "../shared/env.ts";
-import { log } from "../shared/log.ts";
+import { describeError, log } from "../shared/log.ts";
 import "../shared/zod.ts";
 
 export const LEDGER_UNBOUND = "the LEDGER D1 database is not bound (see wrangler.toml)";
@@ -123,6 +123,26 @@ export class Counters {
       )
       .bind(JSON.stringify(rows), bucketOf(now));
   }
+}
+
+/**
+ * A request's counts, written after its answer (one statement, never one per
+ * event). A failed write is logged, not retried: the request was answered.
+ */
+export function writeCountsAfterAnswer(
+  ctx: Pick<ExecutionContext, "waitUntil">,
+  db: D1Database | undefined,
+  counters: Counters,
+  what: string,
+): void {
+  const statement = db && counters.statement(db);
+  if (!statement) return;
+  ctx.waitUntil(
+    statement.run().then(
+      () => undefined,
+      (error: unknown) => log("warn", `could not count ${what}`, { error: describeError(error) }),
+    ),
+  );
 }
 
 /** Hourly rows: the 5-minute buckets of each hour summed. */

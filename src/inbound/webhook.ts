@@ -4,6 +4,7 @@
  * (2xx: done, do not resend; 503: resend later; 400: never resend).
  */
 import type { Context, MiddlewareHandler } from "hono";
+import { Counters, writeCountsAfterAnswer } from "../delivery/ledger.ts";
 import { queueFor } from "../shared/enqueue.ts";
 import { BridgeError, badRequest, DeliveryError } from "../shared/errors.ts";
 import type { AppEnv } from "../shared/http.ts";
@@ -130,6 +131,26 @@ function refuseOversized(message: SegmentMessage): void {
   );
 }
 
+/**
+ * Without a queue the request is the delivery: its outcome is counted as
+ * the Segment consumer counts a message's, so readiness and the failure-rate
+ * alert see this path too (a 503 is a retry: Vero resends).
+ */
+async function deliverInline(c: Context<InboundEnv>, message: SegmentMessage): Promise<void> {
+  const counters = new Counters();
+  const name = message.type === "track" ? message.event : message.type;
+  try {
+    await deliverToSegment(c.get("inbound"), [message]);
+    counters.add("inbound", name, "delivered");
+  } catch (error) {
+    if (error instanceof DeliveryError)
+      counters.add("inbound", name, segmentFailureKind(error) === "refused" ? "refused" : "retried");
+    throw error;
+  } finally {
+    writeCountsAfterAnswer(c.executionCtx, c.env.LEDGER, counters, "inline inbound deliveries");
+  }
+}
+
 export async function handleVeroWebhook(c: Context<InboundEnv>): Promise<Response> {
   const fields = c.get("webhookLog");
   // Before the body is read: queue mode without its dead-letter store is a 503 naming the binding.
@@ -155,7 +176,7 @@ export async function handleVeroWebhook(c: Context<InboundEnv>): Promise<Respons
   try {
     refuseOversized(message);
     if (queue) await enqueueWebhook(queue, message);
-    else await deliverToSegment(c.get("inbound"), [message]);
+    else await deliverInline(c, message);
   } catch (error) {
     if (error instanceof BridgeError) {
       fields.outcome = error.code;
