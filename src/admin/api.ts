@@ -8,13 +8,15 @@ import {
   requireDeadLetter,
   requireLedger,
 } from "../delivery/dead-letters.ts";
-import { readCounters } from "../delivery/ledger.ts";
+import { LATENCY_BOUNDS_MS, summarise } from "../delivery/latency.ts";
+import { readCounters, readLatency } from "../delivery/ledger.ts";
 import type { Env } from "../shared/env.ts";
 import { unauthorized } from "../shared/errors.ts";
 import { type AppEnv, notConfigured } from "../shared/http.ts";
 import { matchesAnySecret } from "../shared/secrets.ts";
 import { settingsFor } from "../shared/settings.ts";
 import { deadLetterQuery, listPage, parseQuery } from "./dead-letter-query.ts";
+import { DIRECTIONS } from "./flow.tsx";
 import "../shared/zod.ts";
 
 const isoTime = z.pipe(
@@ -50,6 +52,8 @@ const requireLedgerBound: MiddlewareHandler<AppEnv> = async (c, next) => {
 };
 
 const countersQuery = z.object({ since: isoTime, until: z.optional(isoTime) });
+const latencyQuery = z.object({ since: z.optional(isoTime), until: z.optional(isoTime) });
+const DAY_MS = 86_400_000;
 
 /** Mounted at `/admin`: bearer `ADMIN_TOKEN`, checked before anything else runs. */
 export const adminRoutes = new Hono<AppEnv>()
@@ -86,4 +90,21 @@ export const adminRoutes = new Hono<AppEnv>()
       until: until === undefined ? undefined : new Date(until),
     });
     return c.json({ ok: true, counters });
+  })
+  .get("/latency", async (c) => {
+    const query = parseQuery(latencyQuery, c.req.query());
+    const until = query.until === undefined ? new Date() : new Date(query.until);
+    const since = query.since === undefined ? new Date(until.getTime() - DAY_MS) : new Date(query.since);
+    const histograms = await readLatency(requireLedger(c.env), { since, until });
+    const latency = Object.fromEntries(
+      DIRECTIONS.map((direction) => {
+        const histogram = histograms[direction];
+        const bins = LATENCY_BOUNDS_MS.flatMap((geMs) => {
+          const count = histogram.get(geMs);
+          return count ? [{ geMs, count }] : [];
+        });
+        return [direction, { ...summarise(histogram), bins }];
+      }),
+    );
+    return c.json({ ok: true, since: since.toISOString(), until: until.toISOString(), latency });
   });

@@ -14,12 +14,21 @@ import { healthOf } from "../shared/health.ts";
 import { type AppEnv, bodyReader } from "../shared/http.ts";
 import { log } from "../shared/log.ts";
 import { matchesAnySecret } from "../shared/secrets.ts";
-import { describeUnready, settingsFor } from "../shared/settings.ts";
+import { describeUnready, parseAlertSettings, settingsFor } from "../shared/settings.ts";
 import { parseDeadLetterQuery } from "./dead-letter-query.ts";
 import "../shared/zod.ts";
 import { AlertsPanel } from "./alerts/panel.tsx";
 import { alertStatus } from "./alerts/status.ts";
-import { deadLetters, deleteOne, hourStart, redriveMatching, redriveOne, weekOfCounters } from "./data.ts";
+import {
+  deadLetters,
+  deleteOne,
+  hourStart,
+  latencyByRange,
+  redriveMatching,
+  redriveOne,
+  weekOfCounters,
+} from "./data.ts";
+import { LatencyPanel } from "./latency.tsx";
 import {
   BASE,
   CONSOLE,
@@ -117,8 +126,9 @@ async function dashboard(c: ConsoleContext) {
   const now = new Date();
   const filter = parseFilter(c.req.query());
   const db = c.env.LEDGER;
-  const [rows, page_, alerts] = await Promise.all([
+  const [rows, latency, page_, alerts] = await Promise.all([
     db ? weekOfCounters(db, now) : undefined,
+    db ? latencyByRange(db, now) : undefined,
     db ? deadLetters(db, filter) : undefined,
     alertStatus(c.env, now),
   ]);
@@ -136,6 +146,12 @@ async function dashboard(c: ConsoleContext) {
       <AlertsPanel status={alerts} />
       <StatusPanel health={healthOf(c.env)} problems={problems} ledgerBound={db !== undefined} />
       <FlowSection rows={rows} until={new Date(hourStart(now).getTime() + HOUR_MS)} />
+      {latency ? (
+        <section class="panel" id="latency">
+          <h2>Delivery latency</h2>
+          <LatencyPanel latency={latency} latencySeconds={parseAlertSettings(c.env).latencySeconds} />
+        </section>
+      ) : undefined}
       <DeadLettersSection page={page_} filter={filter} />
     </>,
   );

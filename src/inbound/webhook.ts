@@ -136,12 +136,13 @@ function refuseOversized(message: SegmentMessage): void {
  * the Segment consumer counts a message's, so readiness and the failure-rate
  * alert see this path too (a 503 is a retry: Vero resends).
  */
-async function deliverInline(c: Context<InboundEnv>, message: SegmentMessage): Promise<void> {
+async function deliverInline(c: Context<InboundEnv>, message: SegmentMessage, receivedAt: Date): Promise<void> {
   const counters = new Counters();
   const name = message.type === "track" ? message.event : message.type;
   try {
     await deliverToSegment(c.get("inbound"), [message]);
     counters.add("inbound", name, "delivered");
+    counters.addLatency("inbound", Date.now() - receivedAt.getTime());
   } catch (error) {
     if (error instanceof DeliveryError)
       counters.add("inbound", name, segmentFailureKind(error) === "refused" ? "refused" : "retried");
@@ -157,7 +158,8 @@ export async function handleVeroWebhook(c: Context<InboundEnv>): Promise<Respons
   const queue = queueFor(c.env, "SEGMENT_QUEUE");
   // Bytes, not c.req.text(): the Content-Type may say anything (workerd warns when text() meets a form type).
   const json = parseWebhookBody(decodeUtf8(await c.req.arrayBuffer()));
-  const mapped = mapVeroWebhook(json, { receivedAt: new Date() });
+  const receivedAt = new Date();
+  const mapped = mapVeroWebhook(json, { receivedAt });
 
   if (mapped.kind === "invalid") {
     fields.outcome = "invalid";
@@ -176,7 +178,7 @@ export async function handleVeroWebhook(c: Context<InboundEnv>): Promise<Respons
   try {
     refuseOversized(message);
     if (queue) await enqueueWebhook(queue, message);
-    else await deliverInline(c, message);
+    else await deliverInline(c, message, receivedAt);
   } catch (error) {
     if (error instanceof BridgeError) {
       fields.outcome = error.code;
