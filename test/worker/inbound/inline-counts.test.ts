@@ -7,6 +7,7 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { runAlerts } from "../../../src/admin/alerts/run.ts";
 import { readCounters } from "../../../src/delivery/ledger.ts";
 import type { Env } from "../../../src/shared/env.ts";
+import { forgetReadiness } from "../../../src/shared/health.ts";
 import clicked from "../../fixtures/vero/clicked.json";
 import { alertWebhook, clearAlertTables, ledger, receiver } from "../helpers/alerts.ts";
 import { callWorker, expectJsonError, isolatedEnv, segment } from "../helpers/env.ts";
@@ -24,7 +25,10 @@ const inboundCounts = async () =>
     .filter((row) => row.direction === "inbound")
     .map(({ name, outcome, count }) => ({ name, outcome, count }));
 
-beforeEach(clearAlertTables);
+beforeEach(async () => {
+  await clearAlertTables();
+  forgetReadiness();
+});
 
 describe("the inline inbound path counts its outcomes", () => {
   it("counts a delivery, and a refusal Vero is asked to resend as retried", async () => {
