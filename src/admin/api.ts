@@ -11,12 +11,13 @@ import {
 import { LATENCY_BOUNDS_MS, summarise } from "../delivery/latency.ts";
 import { readCounters, readLatency } from "../delivery/ledger.ts";
 import type { Env } from "../shared/env.ts";
-import { unauthorized } from "../shared/errors.ts";
+import { BridgeError, unauthorized } from "../shared/errors.ts";
 import { type AppEnv, notConfigured } from "../shared/http.ts";
 import { matchesAnySecret } from "../shared/secrets.ts";
 import { settingsFor } from "../shared/settings.ts";
 import { deadLetterQuery, listPage, parseQuery } from "./dead-letter-query.ts";
 import { DIRECTIONS } from "./flow.tsx";
+import { countFailure } from "./limits.ts";
 import "../shared/zod.ts";
 
 const isoTime = z.pipe(
@@ -43,7 +44,16 @@ const requireBearer = bearerAuth<AppEnv>({
   invalidAuthenticationHeader: {
     message: () => Promise.reject(unauthorized("missing Authorization: Bearer <ADMIN_TOKEN>")),
   },
-  invalidToken: { message: () => Promise.reject(unauthorized("wrong admin token")) },
+  invalidToken: {
+    // A wrong token counts against the caller's limit; past it the answer is a 429 instead.
+    message: async (c) => {
+      if (!(await countFailure(c, "admin-api")))
+        throw new BridgeError(429, "too_many_attempts", "too many wrong admin tokens from here; wait a minute", {
+          headers: { "Retry-After": "60" },
+        });
+      throw unauthorized("wrong admin token");
+    },
+  },
 });
 
 const requireLedgerBound: MiddlewareHandler<AppEnv> = async (c, next) => {

@@ -12,7 +12,6 @@ import type { DeadLetter, DeadLetterFilter } from "../delivery/ledger.ts";
 import { BridgeError } from "../shared/errors.ts";
 import { healthOf } from "../shared/health.ts";
 import { type AppEnv, bodyReader } from "../shared/http.ts";
-import { log } from "../shared/log.ts";
 import { matchesAnySecret } from "../shared/secrets.ts";
 import { describeUnready, parseAlertSettings, settingsFor } from "../shared/settings.ts";
 import { parseDeadLetterQuery } from "./dead-letter-query.ts";
@@ -29,6 +28,7 @@ import {
   weekOfCounters,
 } from "./data.ts";
 import { LatencyPanel } from "./latency.tsx";
+import { countFailure } from "./limits.ts";
 import {
   BASE,
   CONSOLE,
@@ -167,21 +167,6 @@ const formLimit = bodyReader({
   },
 });
 
-/**
- * Sign-in attempts per client, by Cloudflare's Rate Limiting binding keyed on
- * CF-Connecting-IP (which Cloudflare sets). Without the binding, no limit:
- * docs/security.md says what that leaves.
- */
-async function signInAllowed(c: ConsoleContext): Promise<boolean> {
-  const limiter = c.env.SIGN_IN_LIMITER;
-  if (!limiter) return true;
-  const client = c.req.header("CF-Connecting-IP") ?? "unknown";
-  const { success } = await limiter.limit({ key: `sign-in:${client}` });
-  // The address is not logged: it is personal data, and the count is what tells an attack.
-  if (!success) log("warn", "console sign-in rate-limited", {});
-  return success;
-}
-
 async function formOf(c: ConsoleContext): Promise<Record<string, unknown>> {
   let body: Record<string, unknown>;
   try {
@@ -248,19 +233,17 @@ export const consoleRoutes = new Hono<ConsoleEnv>()
         status: 503,
       });
     }
-    if (!(await signInAllowed(c))) {
-      return page(
-        c,
-        "Sign in",
-        <SignInForm problem="Too many sign-in attempts from here. Wait a minute, then try again." />,
-        {
-          signedIn: false,
-          status: 429,
-        },
-      );
-    }
     const form = signInForm.safeParse(await formOf(c));
     if (!form.success || !(await matchesAnySecret(form.data.token, state.settings.adminTokens))) {
+      // Only a wrong token counts, and only it is held back: the right one always signs in.
+      if (!(await countFailure(c, "sign-in"))) {
+        return page(
+          c,
+          "Sign in",
+          <SignInForm problem="Too many failed sign-in attempts from here. Wait a minute, then try again." />,
+          { signedIn: false, status: 429 },
+        );
+      }
       return page(c, "Sign in", <SignInForm problem="That is not the admin token. Nothing is shown without it." />, {
         signedIn: false,
         status: 401,
