@@ -5,11 +5,12 @@ import {
   discardDeadLetter,
   redriveDeadLetter,
   redriveListed,
+  redrivePageSize,
   requireDeadLetter,
   requireLedger,
 } from "../delivery/dead-letters.ts";
 import { LATENCY_BOUNDS_MS, summarise } from "../delivery/latency.ts";
-import { readCounters, readLatency } from "../delivery/ledger.ts";
+import { DEFAULT_PAGE_SIZE, readCounters, readLatency } from "../delivery/ledger.ts";
 import type { Env } from "../shared/env.ts";
 import { BridgeError, unauthorized } from "../shared/errors.ts";
 import { type AppEnv, notConfigured } from "../shared/http.ts";
@@ -75,7 +76,10 @@ export const adminRoutes = new Hono<AppEnv>()
   .post("/dead-letters/redrive", deadLetterQuery("query"), async (c) => {
     // Re-drives one page at a time, so a huge backlog cannot exhaust one request's limits.
     const db = requireLedger(c.env);
-    const page = await listPage(db, c.req.valid("query"));
+    const query = c.req.valid("query");
+    // A smaller page, not a cut-short one: its cursor then still leads to the letters after it.
+    const limit = redrivePageSize(c.env, query.limit ?? DEFAULT_PAGE_SIZE);
+    const page = await listPage(db, { ...query, limit });
     const redriven = await redriveListed(c.env, db, page.letters);
     return c.json({ ok: true, redriven, cursor: page.cursor });
   })
