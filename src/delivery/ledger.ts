@@ -211,19 +211,29 @@ export async function readRecentOutcomes(db: D1Database, since: Date): Promise<O
   return counts;
 }
 
-/** Each direction's latency histogram over the 5-minute buckets from the one `since` falls in, to `until`. */
+/**
+ * Each direction's latency histogram over the 5-minute buckets from the one
+ * `since` falls in, to `until`. Before migrations/0005_latency.sql is applied
+ * there is none to read, which is not the ledger failing: empty histograms.
+ */
 export async function readLatency(
   db: D1Database,
   range: { since: Date; until?: Date },
 ): Promise<Record<Direction, Histogram>> {
-  const { results } = await db
-    .prepare(
-      `SELECT direction, ge_ms, sum(count) AS count FROM latency WHERE bucket >= ?1 AND (?2 IS NULL OR bucket < ?2)
-       GROUP BY direction, ge_ms`,
-    )
-    .bind(bucketOf(range.since), range.until ? range.until.toISOString() : null)
-    .all<{ direction: Direction; ge_ms: number; count: number }>();
   const histograms: Record<Direction, Histogram> = { inbound: new Map(), outbound: new Map() };
+  let results: { direction: Direction; ge_ms: number; count: number }[];
+  try {
+    ({ results } = await db
+      .prepare(
+        `SELECT direction, ge_ms, sum(count) AS count FROM latency WHERE bucket >= ?1 AND (?2 IS NULL OR bucket < ?2)
+         GROUP BY direction, ge_ms`,
+      )
+      .bind(bucketOf(range.since), range.until ? range.until.toISOString() : null)
+      .all<{ direction: Direction; ge_ms: number; count: number }>());
+  } catch (error) {
+    if (error instanceof Error && /no such table/i.test(error.message)) return histograms;
+    throw error;
+  }
   const bounds: readonly number[] = LATENCY_BOUNDS_MS;
   for (const row of results) if (bounds.includes(row.ge_ms)) histograms[row.direction].set(row.ge_ms, row.count);
   return histograms;

@@ -7,7 +7,7 @@
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import { runAlerts } from "../../../src/admin/alerts/run.ts";
 import { binOf, type Histogram, percentile, summarise } from "../../../src/delivery/latency.ts";
-import { Counters } from "../../../src/delivery/ledger.ts";
+import { Counters, readLatency as readHistograms } from "../../../src/delivery/ledger.ts";
 import { QUEUE_NAMES } from "../../../src/delivery/settlement.ts";
 import type { Env } from "../../../src/shared/env.ts";
 import clicked from "../../fixtures/vero/clicked.json";
@@ -141,5 +141,22 @@ describe("delivery latency end to end", () => {
     for (let i = 0; i < 20; i++) counters.addLatency("outbound", 250_000);
     await ledger().batch(counters.statements(ledger()));
     expect((await runAlerts(env)).sent).toEqual([]);
+  });
+});
+
+describe("before migrations/0005_latency.sql is applied", () => {
+  it("reads no latency rather than failing the console and the alerts", async () => {
+    const db = ledger();
+    await db.prepare("DROP TABLE latency").run();
+    try {
+      expect(await readHistograms(db, { since: new Date(0) })).toEqual({ inbound: new Map(), outbound: new Map() });
+    } finally {
+      await db
+        .prepare(
+          `CREATE TABLE latency (bucket TEXT NOT NULL, direction TEXT NOT NULL CHECK (direction IN ('inbound', 'outbound')),
+             ge_ms INTEGER NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (bucket, direction, ge_ms)) WITHOUT ROWID`,
+        )
+        .run();
+    }
   });
 });
