@@ -16,15 +16,10 @@ import { BridgeError, unauthorized } from "../shared/errors.ts";
 import { type AppEnv, notConfigured } from "../shared/http.ts";
 import { matchesAnySecret } from "../shared/secrets.ts";
 import { settingsFor } from "../shared/settings.ts";
-import { deadLetterQuery, listPage, parseQuery } from "./dead-letter-query.ts";
+import { deadLetterQuery, isoTimeSchema, listPage, parseQuery } from "./dead-letter-query.ts";
 import { DIRECTIONS } from "./flow.tsx";
 import { countFailure } from "./limits.ts";
 import "../shared/zod.ts";
-
-const isoTime = z.pipe(
-  z.string().check(z.refine((value) => !Number.isNaN(Date.parse(value)), { error: "must be an ISO date and time" })),
-  z.transform((value) => new Date(value).toISOString()),
-);
 
 /** The admin routes need the token and the ledger; without either they say which is missing. */
 const requireAdminSettings: MiddlewareHandler<AppEnv> = async (c, next) => {
@@ -40,10 +35,10 @@ const requireBearer = bearerAuth<AppEnv>({
     return state.ready && matchesAnySecret(token, state.settings.adminTokens);
   },
   noAuthenticationHeader: {
-    message: () => Promise.reject(unauthorized("missing Authorization: Bearer <ADMIN_TOKEN>")),
+    message: () => Promise.reject(unauthorized("missing Authorization: Bearer <ADMIN_TOKEN>", ["Bearer"])),
   },
   invalidAuthenticationHeader: {
-    message: () => Promise.reject(unauthorized("missing Authorization: Bearer <ADMIN_TOKEN>")),
+    message: () => Promise.reject(unauthorized("missing Authorization: Bearer <ADMIN_TOKEN>", ["Bearer"])),
   },
   invalidToken: {
     // A wrong token counts against the caller's limit; past it the answer is a 429 instead.
@@ -52,7 +47,7 @@ const requireBearer = bearerAuth<AppEnv>({
         throw new BridgeError(429, "too_many_attempts", "too many wrong admin tokens from here; wait a minute", {
           headers: { "Retry-After": "60" },
         });
-      throw unauthorized("wrong admin token");
+      throw unauthorized("wrong admin token", ["Bearer"]);
     },
   },
 });
@@ -62,8 +57,8 @@ const requireLedgerBound: MiddlewareHandler<AppEnv> = async (c, next) => {
   await next();
 };
 
-const countersQuery = z.object({ since: isoTime, until: z.optional(isoTime) });
-const latencyQuery = z.object({ since: z.optional(isoTime), until: z.optional(isoTime) });
+const countersQuery = z.object({ since: isoTimeSchema, until: z.optional(isoTimeSchema) });
+const latencyQuery = z.object({ since: z.optional(isoTimeSchema), until: z.optional(isoTimeSchema) });
 const DAY_MS = 86_400_000;
 
 /** Mounted at `/admin`: bearer `ADMIN_TOKEN`, checked before anything else runs. */

@@ -13,6 +13,12 @@ import { binOf, type Histogram, LATENCY, LATENCY_BOUNDS_MS } from "./latency.ts"
 
 export const LEDGER_UNBOUND = "the LEDGER D1 database is not bound (see wrangler.toml)";
 
+/** What to run when D1 answers "no such table": the ledger is bound but its schema (migrations/) is not applied. */
+export const LEDGER_UNMIGRATED =
+  "the ledger (D1 binding LEDGER) has no schema yet: apply migrations/ with `npx wrangler d1 migrations apply LEDGER --local` under a plain wrangler dev, or `npm run deploy` (which runs it with --remote) deployed";
+
+export const isMissingTable = (error: unknown) => error instanceof Error && /no such table/i.test(error.message);
+
 export type Direction = "inbound" | "outbound";
 export type CounterOutcome = "delivered" | "retried" | "dead_lettered" | "refused";
 /** What travels with the counts: an outcome, or a latency bin (`LATENCY`, named by the bin's lower bound). */
@@ -231,7 +237,7 @@ export async function readLatency(
       .bind(bucketOf(range.since), range.until ? range.until.toISOString() : null)
       .all<{ direction: Direction; ge_ms: number; count: number }>());
   } catch (error) {
-    if (error instanceof Error && /no such table/i.test(error.message)) return histograms;
+    if (isMissingTable(error)) return histograms;
     throw error;
   }
   const bounds: readonly number[] = LATENCY_BOUNDS_MS;

@@ -52,6 +52,8 @@ interface Undeclared {
   ALERT_LATENCY_SECONDS: string;
   /** Var: the bridge's public origin, for the alerts' links to the console. */
   PUBLIC_URL: string;
+  /** Var, development only: a token `GET /health` repeats as `instance`, so that a tool that started the bridge knows it reached its own. */
+  BRIDGE_INSTANCE: string;
 }
 
 export type Env = Partial<Cloudflare.Env & Undeclared>;

@@ -1,6 +1,6 @@
 import { failureRateCondition } from "../admin/alerts/conditions.ts";
 import { LEDGER_UNBOUND } from "../delivery/dead-letters.ts";
-import { RATE_WINDOW_MS, readRecentOutcomes } from "../delivery/ledger.ts";
+import { isMissingTable, LEDGER_UNMIGRATED, RATE_WINDOW_MS, readRecentOutcomes } from "../delivery/ledger.ts";
 import { MAILBOX_UNBOUND } from "../delivery/mailboxes.ts";
 import type { Env } from "./env.ts";
 import { describeError } from "./log.ts";
@@ -31,6 +31,8 @@ export function healthOf(env: Env) {
         ? ("accepted (weaker)" as const)
         : ("refused" as const),
     ...(problems.length > 0 ? { problems } : {}),
+    // Set only by the tools that start a local bridge (dev/bridge.ts), which check they reached their own.
+    ...(env.BRIDGE_INSTANCE ? { instance: env.BRIDGE_INSTANCE } : {}),
   };
 }
 
@@ -81,7 +83,11 @@ export async function readinessOf(env: Env, now = new Date()): Promise<Readiness
       if (condition) reasons.push(condition.summary);
     }
   } catch (error) {
-    reasons.push(`the ledger (D1 binding LEDGER) cannot be read: ${describeError(error)}`);
+    reasons.push(
+      isMissingTable(error)
+        ? LEDGER_UNMIGRATED
+        : `the ledger (D1 binding LEDGER) cannot be read: ${describeError(error)}`,
+    );
   }
   return { ready: reasons.length === 0, reasons };
 }

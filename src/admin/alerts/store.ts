@@ -4,7 +4,7 @@
  * alerts sent (migrations/0003_alerts.sql).
  */
 import { summarise } from "../../delivery/latency.ts";
-import { RATE_WINDOW_MS, readLatency, readRecentOutcomes } from "../../delivery/ledger.ts";
+import { isMissingTable, RATE_WINDOW_MS, readLatency, readRecentOutcomes } from "../../delivery/ledger.ts";
 import type { AlertSettings } from "../../shared/settings.ts";
 import { type Condition, type ConditionKey, type Counted, conditionsOf, type Snapshot } from "./conditions.ts";
 import type { AlertKind, ConditionState } from "./transitions.ts";
@@ -168,7 +168,7 @@ async function readStalled(db: D1Database, before: Date): Promise<Snapshot["stal
       reasons: counted((reasons?.results ?? []) as { value: string; count: number }[]),
     };
   } catch (error) {
-    if (error instanceof Error && /no such table/i.test(error.message)) return { count: 0, reasons: [] };
+    if (isMissingTable(error)) return { count: 0, reasons: [] };
     throw error;
   }
 }

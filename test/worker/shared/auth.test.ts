@@ -317,3 +317,46 @@ describe("POST /v1/*", () => {
     await expectJsonError(response, 401);
   });
 });
+
+describe("WWW-Authenticate on a 401", () => {
+  const challenge = async (request: Request) => {
+    const { env } = await isolatedEnv();
+    const response = await callWorker(request, { ...env, ADMIN_TOKEN: "admin-token-0123456789abcdef0123456" });
+    await expectJsonError(response, 401);
+    return response.headers.get("WWW-Authenticate");
+  };
+  const post = (path: string, headers: Record<string, string> = {}) =>
+    new Request(`http://bridge${path}`, { method: "POST", body: track, headers });
+
+  it("is absent on the webhook, whose token rides in the URL, which no HTTP scheme describes", async () => {
+    expect(await challenge(post("/vero/webhook"))).toBeNull();
+    expect(await challenge(post("/vero/webhook?token=not-the-token"))).toBeNull();
+  });
+
+  it("offers Basic and Bearer on /segment, and names the scheme that was tried and failed", async () => {
+    const both = 'Basic realm="vero-segment-bridge", Bearer realm="vero-segment-bridge"';
+    expect(await challenge(post("/segment"))).toBe(both);
+    expect(await challenge(post("/segment", { "X-Signature": "0".repeat(40) }))).toBe(both);
+    expect(await challenge(post("/segment", { Authorization: basic("nope") }))).toBe(
+      'Basic realm="vero-segment-bridge"',
+    );
+    expect(await challenge(post("/segment", { Authorization: "Bearer nope" }))).toBe(
+      'Bearer realm="vero-segment-bridge"',
+    );
+  });
+
+  it("offers Basic on /v1/*, as Segment's API takes the write key", async () => {
+    expect(await challenge(post("/v1/track"))).toBe('Basic realm="vero-segment-bridge"');
+    expect(await challenge(post("/v1/track", { Authorization: basic("nope") }))).toBe(
+      'Basic realm="vero-segment-bridge"',
+    );
+  });
+
+  it("offers Bearer on the JSON admin routes", async () => {
+    const bearer = 'Bearer realm="vero-segment-bridge"';
+    expect(await challenge(new Request("http://bridge/admin/dead-letters"))).toBe(bearer);
+    expect(
+      await challenge(new Request("http://bridge/admin/counters", { headers: { Authorization: "Bearer wrong" } })),
+    ).toBe(bearer);
+  });
+});
