@@ -12,13 +12,14 @@ import {
 import { LATENCY_BOUNDS_MS, summarise } from "../delivery/latency.ts";
 import { DEFAULT_PAGE_SIZE, readCounters, readLatency } from "../delivery/ledger.ts";
 import type { Env } from "../shared/env.ts";
-import { BridgeError, unauthorized } from "../shared/errors.ts";
-import { type AppEnv, notConfigured } from "../shared/http.ts";
+import { BridgeError, badRequest, unauthorized } from "../shared/errors.ts";
+import { type AppContext, type AppEnv, limitBody, notConfigured } from "../shared/http.ts";
 import { matchesAnySecret } from "../shared/secrets.ts";
 import { settingsFor } from "../shared/settings.ts";
 import { deadLetterQuery, isoTimeSchema, listPage, parseQuery } from "./dead-letter-query.ts";
 import { DIRECTIONS } from "./flow.tsx";
 import { countFailure } from "./limits.ts";
+import { testSegmentEvents, testVeroWebhook } from "./tester.ts";
 import "../shared/zod.ts";
 
 /** The admin routes need the token and the ledger; without either they say which is missing. */
@@ -61,6 +62,44 @@ const countersQuery = z.object({ since: isoTimeSchema, until: z.optional(isoTime
 const latencyQuery = z.object({ since: z.optional(isoTimeSchema), until: z.optional(isoTimeSchema) });
 const DAY_MS = 86_400_000;
 
+const testerBody = z.object({
+  payload: z.optional(z.unknown()),
+  deadLetter: z.optional(z.string().check(z.minLength(1))),
+  send: z._default(z.boolean(), false),
+});
+
+/**
+ * The event tester for scripts: `{ payload }` (what Segment or Vero would
+ * send) or `{ deadLetter: id }`, and `send: true` to deliver it for real.
+ */
+async function runTester(c: AppContext, direction: "outbound" | "inbound") {
+  let json: unknown;
+  try {
+    json = await c.req.json();
+  } catch {
+    throw badRequest("the body is not valid JSON: send { payload } or { deadLetter }, and send: true to deliver");
+  }
+  const input = parseQuery(testerBody, (json ?? {}) as Record<string, unknown>);
+  if ((input.payload === undefined) === (input.deadLetter === undefined))
+    throw badRequest("send exactly one of payload (an event or webhook) and deadLetter (a dead letter's id)");
+  let payload = input.payload;
+  if (input.deadLetter !== undefined) {
+    const letter = await requireDeadLetter(requireLedger(c.env), input.deadLetter);
+    // A letter from the Vero queue holds Segment events mapped for Vero: the outbound tester's.
+    const letterDirection = letter.source === "vero" ? "outbound" : "inbound";
+    if (letterDirection !== direction)
+      throw badRequest(
+        `dead letter ${letter.id} came from the ${letter.source} queue: test it with /admin/tester/${letter.source === "vero" ? "segment" : "vero"}`,
+      );
+    payload = letter.body;
+  }
+  const result =
+    direction === "outbound"
+      ? await testSegmentEvents(c.env, payload, input.send)
+      : await testVeroWebhook(c.env, payload, input.send);
+  return c.json({ ok: true as const, ...result });
+}
+
 /** Mounted at `/admin`: bearer `ADMIN_TOKEN`, checked before anything else runs. */
 export const adminRoutes = new Hono<AppEnv>()
   .use("*", requireAdminSettings, requireBearer, requireLedgerBound)
@@ -92,6 +131,8 @@ export const adminRoutes = new Hono<AppEnv>()
     await redriveDeadLetter(c.env, letter);
     return c.json({ ok: true, redriven: letter.id });
   })
+  .post("/tester/segment", limitBody, (c) => runTester(c, "outbound"))
+  .post("/tester/vero", limitBody, (c) => runTester(c, "inbound"))
   .get("/counters", async (c) => {
     const { since, until } = parseQuery(countersQuery, c.req.query());
     const counters = await readCounters(requireLedger(c.env), {

@@ -9,23 +9,16 @@
 import type { Env } from "../shared/env.ts";
 import { log } from "../shared/log.ts";
 
-/** 8 groups of 16 bits from an IPv6 address, or undefined when it is not one. */
+/** The 8 groups of an IPv6 address, or undefined when it is not one. */
 function ipv6Groups(address: string): number[] | undefined {
-  let text = address;
-  const v4 = /(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
-  if (v4) {
-    const [a, b, c, d] = v4.slice(1).map(Number) as [number, number, number, number];
-    text = `${text.slice(0, v4.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
-  }
-  const halves = text.split("::");
-  if (halves.length > 2) return undefined;
-  const parse = (part: string | undefined) => (part ? part.split(":").map((group) => Number.parseInt(group, 16)) : []);
-  const head = parse(halves[0]);
-  const tail = parse(halves[1]);
-  const missing = 8 - head.length - tail.length;
-  if (halves.length === 1 ? missing !== 0 : missing < 1) return undefined;
-  const groups = [...head, ...Array<number>(Math.max(0, missing)).fill(0), ...tail];
-  return groups.every((group) => Number.isInteger(group) && group >= 0 && group <= 0xffff) ? groups : undefined;
+  const [head = "", tail, ...more] = address.split("::");
+  const parse = (part = "") => (part ? part.split(":").map((group) => Number.parseInt(group, 16)) : []);
+  const groups = parse(head);
+  if (tail !== undefined)
+    groups.push(...Array<number>(Math.max(0, 8 - groups.length - parse(tail).length)).fill(0), ...parse(tail));
+  return more.length === 0 && groups.length === 8 && groups.every((group) => group >= 0 && group <= 0xffff)
+    ? groups
+    : undefined;
 }
 
 /**
@@ -36,17 +29,15 @@ function ipv6Groups(address: string): number[] | undefined {
 export function clientKey(address: string | undefined): string {
   const ip = address?.trim().toLowerCase() ?? "";
   if (ip === "") return "unknown";
-  if (!ip.includes(":")) return ip;
-  const groups = ipv6Groups(ip.replace(/%.*$/, ""));
-  if (!groups) return ip;
-  if (groups.slice(0, 5).every((group) => group === 0) && groups[5] === 0xffff) {
-    const [high = 0, low = 0] = groups.slice(6);
-    return [high >> 8, high & 0xff, low >> 8, low & 0xff].join(".");
-  }
-  return `${groups
-    .slice(0, 4)
-    .map((group) => group.toString(16))
-    .join(":")}::/64`;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(ip);
+  if (mapped?.[1]) return mapped[1];
+  const groups = ip.includes(":") ? ipv6Groups(ip) : undefined;
+  return groups
+    ? `${groups
+        .slice(0, 4)
+        .map((group) => group.toString(16))
+        .join(":")}::/64`
+    : ip;
 }
 
 /**

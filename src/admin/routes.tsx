@@ -6,6 +6,7 @@ import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { csrf } from "hono/csrf";
 import type { Child } from "hono/jsx";
 import { NONCE, type SecureHeadersVariables, secureHeaders } from "hono/secure-headers";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
 import * as z from "zod/mini";
 import { requireDeadLetter, requireLedger } from "../delivery/dead-letters.ts";
 import type { DeadLetter, DeadLetterFilter } from "../delivery/ledger.ts";
@@ -45,6 +46,8 @@ import {
   StatusPanel,
 } from "./pages.tsx";
 import { endSession, hasSession, startSession } from "./session.ts";
+import { SAMPLES, testSegmentEvents, testVeroWebhook } from "./tester.ts";
+import { type Direction, TesterPage } from "./tester-page.tsx";
 
 type ConsoleEnv = AppEnv & { Variables: SecureHeadersVariables };
 type ConsoleContext = Context<ConsoleEnv>;
@@ -78,7 +81,7 @@ function page(
   c: ConsoleContext,
   title: string,
   body: Child,
-  options: { signedIn?: boolean; status?: 200 | 401 | 429 | 503 } = {},
+  options: { signedIn?: boolean; status?: ContentfulStatusCode } = {},
 ) {
   return c.html(
     `<!doctype html>${(
@@ -159,13 +162,64 @@ async function dashboard(c: ConsoleContext) {
 
 /** The console's forms hold a token or a filter: 8 KB is ample, and nothing larger is buffered. */
 const FORM_MAX_BYTES = 8_192;
-const formLimit = bodyReader({
-  decode: false,
-  limit: {
-    maxBytes: FORM_MAX_BYTES,
-    tooLarge: () => new BridgeError(413, "payload_too_large", `form body is over ${FORM_MAX_BYTES} bytes`),
-  },
+/** The event tester's form holds a pasted event or batch: Segment's own 500 KB batch limit. */
+const TESTER_MAX_BYTES = 512_000;
+const limitTo = (maxBytes: number) =>
+  bodyReader({
+    decode: false,
+    limit: {
+      maxBytes,
+      tooLarge: () => new BridgeError(413, "payload_too_large", `form body is over ${maxBytes} bytes`),
+    },
+  });
+const smallForm = limitTo(FORM_MAX_BYTES);
+const testerForm = limitTo(TESTER_MAX_BYTES);
+const formLimit: MiddlewareHandler<ConsoleEnv> = (c, next) =>
+  (c.req.path === `${CONSOLE}/tester` ? testerForm : smallForm)(c, next);
+
+const testerInput = z.object({
+  direction: z.enum(["outbound", "inbound"]),
+  payload: z.string().check(z.minLength(1)),
+  send: z.optional(z.string()),
 });
+
+/** The tester's page: what was pasted, and what the bridge would do (or did) with it, or why it cannot say. */
+async function runTester(c: ConsoleContext) {
+  const form = testerInput.safeParse(await formOf(c));
+  if (!form.success)
+    return page(c, "Event tester", <TesterPage direction="outbound" payload="" problem="Paste a payload to test." />, {
+      status: 400,
+    });
+  const { direction, payload, send } = form.data;
+  try {
+    const test = direction === "outbound" ? testSegmentEvents : testVeroWebhook;
+    const result = await test(c.env, payload, send === "1");
+    return page(c, "Event tester", <TesterPage direction={direction} payload={payload} result={result} />);
+  } catch (error) {
+    if (!(error instanceof BridgeError)) throw error;
+    return page(c, "Event tester", <TesterPage direction={direction} payload={payload} problem={error.message} />, {
+      status: error.status,
+    });
+  }
+}
+
+/** The tester's empty form, or one filled with a sample or a dead letter's body. */
+async function testerPage(c: ConsoleContext) {
+  const sample = c.req.query("sample");
+  const letterId = c.req.query("letter");
+  let direction: Direction = "outbound";
+  let payload = "";
+  if (sample && Object.hasOwn(SAMPLES, sample)) {
+    const chosen = SAMPLES[sample] as (typeof SAMPLES)[string];
+    direction = chosen.direction;
+    payload = JSON.stringify(chosen.payload, null, 2);
+  } else if (letterId) {
+    const letter = await requireDeadLetter(requireLedger(c.env), letterId);
+    direction = letter.source === "vero" ? "outbound" : "inbound";
+    payload = JSON.stringify(letter.body, null, 2);
+  }
+  return page(c, "Event tester", <TesterPage direction={direction} payload={payload} />);
+}
 
 async function formOf(c: ConsoleContext): Promise<Record<string, unknown>> {
   let body: Record<string, unknown>;
@@ -258,6 +312,8 @@ export const consoleRoutes = new Hono<ConsoleEnv>()
   })
   .get("/", requireSession, dashboard)
   .use("/console/*", requireSession)
+  .get("/console/tester", testerPage)
+  .post("/console/tester", runTester)
   .get("/console/redrive", async (c) => {
     const filter = parseFilter({ ...c.req.query(), cursor: undefined });
     const { total } = await deadLetters(requireLedger(c.env), { ...filter, limit: 1 });

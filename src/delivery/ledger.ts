@@ -20,7 +20,7 @@ export const LEDGER_UNMIGRATED =
 export const isMissingTable = (error: unknown) => error instanceof Error && /no such table/i.test(error.message);
 
 export type Direction = "inbound" | "outbound";
-export type CounterOutcome = "delivered" | "retried" | "dead_lettered" | "refused";
+export type CounterOutcome = "delivered" | "retried" | "dead_lettered" | "refused" | "filtered";
 /** What travels with the counts: an outcome, or a latency bin (`LATENCY`, named by the bin's lower bound). */
 export type CountedOutcome = CounterOutcome | typeof LATENCY;
 export interface CounterRow {

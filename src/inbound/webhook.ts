@@ -12,7 +12,7 @@ import { jsonBytes } from "../shared/json.ts";
 import { describeError, type LogFields, log, logSampled } from "../shared/log.ts";
 import { enqueueWebhook } from "./enqueue.ts";
 import { MAX_SEGMENT_MESSAGE_BYTES } from "./job.ts";
-import { mapVeroWebhook, type SegmentMessage } from "./map.ts";
+import { EMAIL_EVENT_NAMES, mapVeroWebhook, type SegmentMessage } from "./map.ts";
 import { deliverToSegment, segmentFailureKind } from "./segment.ts";
 
 /** What the one log line of a webhook request says beyond route, status and duration. */
@@ -152,12 +152,36 @@ async function deliverInline(c: Context<InboundEnv>, message: SegmentMessage, re
   }
 }
 
+/** The webhook's type when VERO_WEBHOOK_TYPES_DROPPED lists it (the route and the event tester ask alike). */
+export function droppedType(droppedTypes: readonly string[], json: unknown): string | undefined {
+  const type = typeof json === "object" && json !== null ? (json as { type?: unknown }).type : undefined;
+  return typeof type === "string" && droppedTypes.includes(type) ? type : undefined;
+}
+
+/** A dropped webhook, counted as filtered under the name the event would have had in Segment, after the answer. */
+function countDropped(c: Context<InboundEnv>, type: string): void {
+  const counters = new Counters();
+  const name = Object.hasOwn(EMAIL_EVENT_NAMES, type)
+    ? EMAIL_EVENT_NAMES[type as keyof typeof EMAIL_EVENT_NAMES]
+    : type;
+  counters.add("inbound", name, "filtered");
+  writeCountsAfterAnswer(c.executionCtx, c.env.LEDGER, counters, "a dropped webhook");
+}
+
 export async function handleVeroWebhook(c: Context<InboundEnv>): Promise<Response> {
   const fields = c.get("webhookLog");
   // Before the body is read: queue mode without its dead-letter store is a 503 naming the binding.
   const queue = queueFor(c.env, "SEGMENT_QUEUE");
   // Bytes, not c.req.text(): the Content-Type may say anything (workerd warns when text() meets a form type).
   const json = parseWebhookBody(decodeUtf8(await c.req.arrayBuffer()));
+  const dropped = droppedType(c.get("inbound").droppedTypes, json);
+  if (dropped) {
+    // Answered 2xx: Vero would otherwise resend it.
+    countDropped(c, dropped);
+    fields.outcome = "filtered";
+    fields.type = dropped;
+    return c.json({ ok: true, filtered: `VERO_WEBHOOK_TYPES_DROPPED lists ${dropped}` });
+  }
   const receivedAt = new Date();
   const mapped = mapVeroWebhook(json, { receivedAt });
 

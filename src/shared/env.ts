@@ -32,6 +32,12 @@ interface Undeclared {
   QUEUE_RETENTION_HOURS: string;
   /** Var: "true" lets a JSON array on /segment go by an X-Signature over its first event alone (default "false"). */
   SEGMENT_ACCEPT_FIRST_EVENT_SIGNATURE: string;
+  /** Var (JSON): Segment's Destination Filters for this destination, as its Public API lists them. */
+  DESTINATION_FILTERS: string;
+  /** Var: Vero webhook types not forwarded to Segment, comma-separated (e.g. "sent,delivered"). */
+  VERO_WEBHOOK_TYPES_DROPPED: string;
+  /** Var: "true" lets an event without userId or email go by its anonymousId as Vero's id (default "false"). */
+  VERO_ANONYMOUS_IDS: string;
   /** Var or secret: the share of messageIds whose success lines are logged, 0 to 1 (default 0.01). */
   LOG_SAMPLE_RATE: string;
   /** Secret: where the alert cron posts (Slack, Discord, PagerDuty, any JSON receiver); unset, alerts are off. */

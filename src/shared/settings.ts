@@ -5,6 +5,7 @@ import {
   RETRY_DEFAULTS,
   type RetryPolicy,
 } from "../delivery/retry-schedule.ts";
+import { type DestinationFilter, parseDestinationFilters } from "./destination-filters.ts";
 import type { Env } from "./env.ts";
 import { DEFAULT_LOG_SAMPLE_RATE, log } from "./log.ts";
 import { MAX_RETRIES } from "./queue-names.ts";
@@ -23,6 +24,8 @@ export interface SegmentTarget {
 export interface InboundSettings extends SegmentTarget {
   /** One value, or two during a rotation. */
   webhookTokens: readonly string[];
+  /** VERO_WEBHOOK_TYPES_DROPPED: Vero webhook types answered 2xx, counted as filtered, and not forwarded. */
+  droppedTypes: readonly string[];
 }
 
 export type VeroCredential = { auth_token: string } | { tracking_api_key: string };
@@ -39,6 +42,10 @@ export interface OutboundSettings extends VeroTarget {
   sharedSecrets: readonly string[];
   /** Whether a JSON array on `/segment` may go by an X-Signature over its first event alone (weaker). */
   acceptFirstEventSignature: boolean;
+  /** DESTINATION_FILTERS, compiled; applied before mapping. */
+  filters: readonly DestinationFilter[];
+  /** VERO_ANONYMOUS_IDS: an event without a userId (or email) goes by its anonymousId. */
+  anonymousIds: boolean;
 }
 
 /** A part of the bridge is either configured, ready to use, or says which settings to fix. */
@@ -118,13 +125,41 @@ const veroShape = {
 // Off unless set: such a signature authenticates the first event of an array and nothing after it.
 const offByDefault = z._default(z.stringbool({ error: 'must be "true" or "false"' }), false);
 
+// A JSON var: wrangler hands a TOML table or array over as a value, a dashboard var as text.
+const destinationFilters = z.pipe(
+  z.unknown(),
+  z.transform((raw: unknown, ctx) => {
+    const parsed = parseDestinationFilters(raw);
+    if (parsed.ok) return parsed.filters;
+    ctx.issues.push({ code: "custom", message: parsed.error, input: raw });
+    return z.NEVER;
+  }),
+);
+
+// Vero's types are lower-case words (`sent`, `user_updated`); anything else is a typo that would drop nothing.
+const typeList = z.pipe(
+  mapped(present, (value) =>
+    value
+      .split(",")
+      .map((part) => part.trim())
+      .filter((part) => part.length > 0),
+  ),
+  z.array(z.string().check(z.regex(/^[a-z_]+$/, "must list Vero webhook types such as sent,delivered"))),
+);
+
 const segmentSchema = z.object(segmentShape);
 const veroSchema = z.object(veroShape);
-const inboundSchema = z.object({ ...segmentShape, VERO_WEBHOOK_TOKEN: secretList });
+const inboundSchema = z.object({
+  ...segmentShape,
+  VERO_WEBHOOK_TOKEN: secretList,
+  VERO_WEBHOOK_TYPES_DROPPED: z._default(typeList, []),
+});
 const outboundSchema = z.object({
   ...veroShape,
   SEGMENT_SHARED_SECRET: secretList,
   SEGMENT_ACCEPT_FIRST_EVENT_SIGNATURE: offByDefault,
+  DESTINATION_FILTERS: z._default(destinationFilters, []),
+  VERO_ANONYMOUS_IDS: offByDefault,
 });
 
 // The admin routes take ADMIN_TOKEN as a bearer token, whose syntax (RFC 6750) allows only these characters.
@@ -248,7 +283,11 @@ export function parseSettings(env: Env): Settings {
       : { ...state, invalid: [...state.invalid, retry.conflict] };
   };
   return {
-    inbound: direction(inboundSchema, env, (s) => ({ ...segmentTarget(s), webhookTokens: s.VERO_WEBHOOK_TOKEN })),
+    inbound: direction(inboundSchema, env, (s) => ({
+      ...segmentTarget(s),
+      webhookTokens: s.VERO_WEBHOOK_TOKEN,
+      droppedTypes: s.VERO_WEBHOOK_TYPES_DROPPED,
+    })),
     outbound: direction(
       outboundSchema,
       env,
@@ -256,6 +295,8 @@ export function parseSettings(env: Env): Settings {
         ...veroTarget(s),
         sharedSecrets: s.SEGMENT_SHARED_SECRET,
         acceptFirstEventSignature: s.SEGMENT_ACCEPT_FIRST_EVENT_SIGNATURE,
+        filters: s.DESTINATION_FILTERS,
+        anonymousIds: s.VERO_ANONYMOUS_IDS,
       }),
       noVeroCredential,
     ),

@@ -136,10 +136,10 @@ export function latencyCondition(
   if (latency.p95Ms === null || latency.p95Ms <= latencySeconds * 1000) return undefined;
   return {
     key: `latency:${direction}`,
-    summary: `${DIRECTIONS[direction]}: 95% of deliveries over the last 15 minutes took up to ${formatMs(latency.p95Ms)}, above ${formatMs(latencySeconds * 1000)}`,
+    summary: `${DIRECTIONS[direction]}: 95% of deliveries over the last 15 minutes took up to ${formatMs(latency.p95Ms)}`,
     details: [
-      `threshold ${latencySeconds} s (ALERT_LATENCY_SECONDS), from the bridge's receipt to the upstream's acceptance`,
-      `p50 ${formatMs(latency.p50Ms ?? 0)}, p95 ${formatMs(latency.p95Ms)}, p99 ${formatMs(latency.p99Ms ?? 0)} over ${plural(latency.count, "delivery", "deliveries")}`,
+      `threshold ${latencySeconds} s (ALERT_LATENCY_SECONDS)`,
+      `p50 ${formatMs(latency.p50Ms ?? 0)}, p99 ${formatMs(latency.p99Ms ?? 0)}, ${plural(latency.count, "delivery", "deliveries")}`,
     ],
     link: "/admin#latency",
     fresh: true,

@@ -43,7 +43,7 @@ export async function readLedgerState(env: Env): Promise<ConditionState | undefi
   try {
     return (await stub.read()) ?? undefined;
   } catch (error) {
-    log("warn", "the ledger alert's state could not be read; using this isolate's", { error: describeError(error) });
+    log("warn", "ledger alert state unread", { error: describeError(error) });
     return isolateState;
   }
 }
@@ -55,8 +55,6 @@ export async function writeLedgerState(env: Env, state: ConditionState): Promise
   try {
     await stub.write(state);
   } catch (error) {
-    log("warn", "the ledger alert's state could not be written; this isolate keeps it", {
-      error: describeError(error),
-    });
+    log("warn", "ledger alert state unwritten", { error: describeError(error) });
   }
 }

@@ -50,8 +50,8 @@ const RESOLVED: Record<ConditionKey, string> = {
   "dead-letters": "no dead letters are left",
   "failure-rate:inbound": "inbound deliveries no longer fail above the threshold",
   "failure-rate:outbound": "outbound deliveries no longer fail above the threshold",
-  "latency:inbound": "inbound deliveries are no longer slower than the threshold",
-  "latency:outbound": "outbound deliveries are no longer slower than the threshold",
+  "latency:inbound": "inbound latency is under the threshold",
+  "latency:outbound": "outbound latency is under the threshold",
   "stalled-mailboxes": "no user's deliveries are stalled",
 };
 

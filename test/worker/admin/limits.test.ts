@@ -12,7 +12,7 @@ describe("the limit's client key", () => {
       "2001:db8:85a3:42::1",
       "2001:0db8:85a3:0042:ffff:ffff:ffff:ffff",
       "2001:DB8:85A3:42:1234::",
-      "2001:db8:85a3:42:0:0:0:1%eth0",
+      "2001:db8:85a3:42:0:0:0:1",
     ].map(clientKey);
     expect(new Set(keys)).toEqual(new Set(["2001:db8:85a3:42::/64"]));
     expect(clientKey("2001:db8:85a3:43::1")).toBe("2001:db8:85a3:43::/64");
@@ -23,5 +23,6 @@ describe("the limit's client key", () => {
     expect(clientKey("::ffff:203.0.113.7")).toBe("203.0.113.7");
     expect(clientKey(undefined)).toBe("unknown");
     expect(clientKey("not:an::address::")).toBe("not:an::address::");
+    expect(clientKey("1:2:3:4:5:6:7:8:9::")).toBe("1:2:3:4:5:6:7:8:9::");
   });
 });
