@@ -5,16 +5,20 @@ import {
   discardDeadLetter,
   redriveDeadLetter,
   redriveListed,
+  redrivePageSize,
   requireDeadLetter,
   requireLedger,
 } from "../delivery/dead-letters.ts";
-import { readCounters } from "../delivery/ledger.ts";
+import { LATENCY_BOUNDS_MS, summarise } from "../delivery/latency.ts";
+import { DEFAULT_PAGE_SIZE, readCounters, readLatency } from "../delivery/ledger.ts";
 import type { Env } from "../shared/env.ts";
-import { badRequest, unauthorized } from "../shared/errors.ts";
+import { BridgeError, badRequest, unauthorized } from "../shared/errors.ts";
 import { type AppContext, type AppEnv, limitBody, notConfigured } from "../shared/http.ts";
 import { matchesAnySecret } from "../shared/secrets.ts";
 import { settingsFor } from "../shared/settings.ts";
 import { deadLetterQuery, isoTimeSchema, listPage, parseQuery } from "./dead-letter-query.ts";
+import { DIRECTIONS } from "./flow.tsx";
+import { countFailure } from "./limits.ts";
 import { testSegmentEvents, testVeroWebhook } from "./tester.ts";
 import "../shared/zod.ts";
 
@@ -37,7 +41,16 @@ const requireBearer = bearerAuth<AppEnv>({
   invalidAuthenticationHeader: {
     message: () => Promise.reject(unauthorized("missing Authorization: Bearer <ADMIN_TOKEN>", ["Bearer"])),
   },
-  invalidToken: { message: () => Promise.reject(unauthorized("wrong admin token", ["Bearer"])) },
+  invalidToken: {
+    // A wrong token counts against the caller's limit; past it the answer is a 429 instead.
+    message: async (c) => {
+      if (!(await countFailure(c, "admin-api")))
+        throw new BridgeError(429, "too_many_attempts", "too many wrong admin tokens from here; wait a minute", {
+          headers: { "Retry-After": "60" },
+        });
+      throw unauthorized("wrong admin token", ["Bearer"]);
+    },
+  },
 });
 
 const requireLedgerBound: MiddlewareHandler<AppEnv> = async (c, next) => {
@@ -46,6 +59,8 @@ const requireLedgerBound: MiddlewareHandler<AppEnv> = async (c, next) => {
 };
 
 const countersQuery = z.object({ since: isoTimeSchema, until: z.optional(isoTimeSchema) });
+const latencyQuery = z.object({ since: z.optional(isoTimeSchema), until: z.optional(isoTimeSchema) });
+const DAY_MS = 86_400_000;
 
 const testerBody = z.object({
   payload: z.optional(z.unknown()),
@@ -95,7 +110,10 @@ export const adminRoutes = new Hono<AppEnv>()
   .post("/dead-letters/redrive", deadLetterQuery("query"), async (c) => {
     // Re-drives one page at a time, so a huge backlog cannot exhaust one request's limits.
     const db = requireLedger(c.env);
-    const page = await listPage(db, c.req.valid("query"));
+    const query = c.req.valid("query");
+    // A smaller page, not a cut-short one: its cursor then still leads to the letters after it.
+    const limit = redrivePageSize(c.env, query.limit ?? DEFAULT_PAGE_SIZE);
+    const page = await listPage(db, { ...query, limit });
     const redriven = await redriveListed(c.env, db, page.letters);
     return c.json({ ok: true, redriven, cursor: page.cursor });
   })
@@ -122,4 +140,21 @@ export const adminRoutes = new Hono<AppEnv>()
       until: until === undefined ? undefined : new Date(until),
     });
     return c.json({ ok: true, counters });
+  })
+  .get("/latency", async (c) => {
+    const query = parseQuery(latencyQuery, c.req.query());
+    const until = query.until === undefined ? new Date() : new Date(query.until);
+    const since = query.since === undefined ? new Date(until.getTime() - DAY_MS) : new Date(query.since);
+    const histograms = await readLatency(requireLedger(c.env), { since, until });
+    const latency = Object.fromEntries(
+      DIRECTIONS.map((direction) => {
+        const histogram = histograms[direction];
+        const bins = LATENCY_BOUNDS_MS.flatMap((geMs) => {
+          const count = histogram.get(geMs);
+          return count ? [{ geMs, count }] : [];
+        });
+        return [direction, { ...summarise(histogram), bins }];
+      }),
+    );
+    return c.json({ ok: true, since: since.toISOString(), until: until.toISOString(), latency });
   });

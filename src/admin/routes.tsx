@@ -13,14 +13,23 @@ import type { DeadLetter, DeadLetterFilter } from "../delivery/ledger.ts";
 import { BridgeError } from "../shared/errors.ts";
 import { healthOf } from "../shared/health.ts";
 import { type AppEnv, bodyReader } from "../shared/http.ts";
-import { log } from "../shared/log.ts";
 import { matchesAnySecret } from "../shared/secrets.ts";
-import { describeUnready, settingsFor } from "../shared/settings.ts";
+import { describeUnready, parseAlertSettings, settingsFor } from "../shared/settings.ts";
 import { parseDeadLetterQuery } from "./dead-letter-query.ts";
 import "../shared/zod.ts";
 import { AlertsPanel } from "./alerts/panel.tsx";
 import { alertStatus } from "./alerts/status.ts";
-import { deadLetters, deleteOne, hourStart, redriveMatching, redriveOne, weekOfCounters } from "./data.ts";
+import {
+  deadLetters,
+  deleteOne,
+  hourStart,
+  latencyByRange,
+  redriveMatching,
+  redriveOne,
+  weekOfCounters,
+} from "./data.ts";
+import { LatencyPanel } from "./latency.tsx";
+import { countFailure } from "./limits.ts";
 import {
   BASE,
   CONSOLE,
@@ -120,8 +129,9 @@ async function dashboard(c: ConsoleContext) {
   const now = new Date();
   const filter = parseFilter(c.req.query());
   const db = c.env.LEDGER;
-  const [rows, page_, alerts] = await Promise.all([
+  const [rows, latency, page_, alerts] = await Promise.all([
     db ? weekOfCounters(db, now) : undefined,
+    db ? latencyByRange(db, now) : undefined,
     db ? deadLetters(db, filter) : undefined,
     alertStatus(c.env, now),
   ]);
@@ -139,6 +149,12 @@ async function dashboard(c: ConsoleContext) {
       <AlertsPanel status={alerts} />
       <StatusPanel health={healthOf(c.env)} problems={problems} ledgerBound={db !== undefined} />
       <FlowSection rows={rows} until={new Date(hourStart(now).getTime() + HOUR_MS)} />
+      {latency ? (
+        <section class="panel" id="latency">
+          <h2>Delivery latency</h2>
+          <LatencyPanel latency={latency} latencySeconds={parseAlertSettings(c.env).latencySeconds} />
+        </section>
+      ) : undefined}
       <DeadLettersSection page={page_} filter={filter} />
     </>,
   );
@@ -203,21 +219,6 @@ async function testerPage(c: ConsoleContext) {
     payload = JSON.stringify(letter.body, null, 2);
   }
   return page(c, "Event tester", <TesterPage direction={direction} payload={payload} />);
-}
-
-/**
- * Sign-in attempts per client, by Cloudflare's Rate Limiting binding keyed on
- * CF-Connecting-IP (which Cloudflare sets). Without the binding, no limit:
- * docs/security.md says what that leaves.
- */
-async function signInAllowed(c: ConsoleContext): Promise<boolean> {
-  const limiter = c.env.SIGN_IN_LIMITER;
-  if (!limiter) return true;
-  const client = c.req.header("CF-Connecting-IP") ?? "unknown";
-  const { success } = await limiter.limit({ key: `sign-in:${client}` });
-  // The address is not logged: it is personal data, and the count is what tells an attack.
-  if (!success) log("warn", "console sign-in rate-limited", {});
-  return success;
 }
 
 async function formOf(c: ConsoleContext): Promise<Record<string, unknown>> {
@@ -286,19 +287,17 @@ export const consoleRoutes = new Hono<ConsoleEnv>()
         status: 503,
       });
     }
-    if (!(await signInAllowed(c))) {
-      return page(
-        c,
-        "Sign in",
-        <SignInForm problem="Too many sign-in attempts from here. Wait a minute, then try again." />,
-        {
-          signedIn: false,
-          status: 429,
-        },
-      );
-    }
     const form = signInForm.safeParse(await formOf(c));
     if (!form.success || !(await matchesAnySecret(form.data.token, state.settings.adminTokens))) {
+      // Only a wrong token counts, and only it is held back: the right one always signs in.
+      if (!(await countFailure(c, "sign-in"))) {
+        return page(
+          c,
+          "Sign in",
+          <SignInForm problem="Too many failed sign-in attempts from here. Wait a minute, then try again." />,
+          { signedIn: false, status: 429 },
+        );
+      }
       return page(c, "Sign in", <SignInForm problem="That is not the admin token. Nothing is shown without it." />, {
         signedIn: false,
         status: 401,

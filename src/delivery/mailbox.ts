@@ -27,7 +27,8 @@ import { DeliveryError } from "../shared/errors.ts";
 import { configureLogs, describeError, log, redactEmails } from "../shared/log.ts";
 import type { CountReport, CountRow } from "./counter-shard.ts";
 import { counterShardFor } from "./counter-shard.ts";
-import { bucketOf, type CounterOutcome, callKey, isLedgerKey, LEDGER_UNBOUND, storeDeadLetters } from "./ledger.ts";
+import { latencyCount } from "./latency.ts";
+import { bucketOf, type CountedOutcome, callKey, isLedgerKey, LEDGER_UNBOUND, storeDeadLetters } from "./ledger.ts";
 import { backoffSeconds, nextStep, type RetryPolicy } from "./retry-schedule.ts";
 
 /** What a mailbox delivers with: the settings of the Worker that handed it the jobs. */
@@ -259,6 +260,7 @@ export class Mailbox extends DurableObject<Env> {
       }
       if (!failed) {
         this.sql.exec("DELETE FROM jobs WHERE seq = ?", head.seq);
+        this.count(...latencyCount(Date.now() - (job.at ?? head.received_at)));
         stats.delivered++;
         continue;
       }
@@ -426,7 +428,7 @@ export class Mailbox extends DurableObject<Env> {
     let outbox = this.getState<CountReport>("outbox");
     if (!outbox) {
       const rows = this.sql
-        .exec<{ bucket: string; name: string; outcome: CounterOutcome; count: number }>(
+        .exec<{ bucket: string; name: string; outcome: CountedOutcome; count: number }>(
           "SELECT bucket, name, outcome, count FROM counts",
         )
         .toArray()
@@ -528,7 +530,7 @@ export class Mailbox extends DurableObject<Env> {
     );
   }
 
-  private count(name: string, outcome: CounterOutcome): void {
+  private count(name: string, outcome: CountedOutcome): void {
     this.sql.exec(
       `INSERT INTO counts (bucket, name, outcome, count) VALUES (?, ?, ?, 1)
        ON CONFLICT (bucket, name, outcome) DO UPDATE SET count = count + 1`,

@@ -4,7 +4,7 @@
  * (2xx: done, do not resend; 503: resend later; 400: never resend).
  */
 import type { Context, MiddlewareHandler } from "hono";
-import { Counters } from "../delivery/ledger.ts";
+import { Counters, writeCountsAfterAnswer } from "../delivery/ledger.ts";
 import { queueFor } from "../shared/enqueue.ts";
 import { BridgeError, badRequest, DeliveryError } from "../shared/errors.ts";
 import type { AppEnv } from "../shared/http.ts";
@@ -131,6 +131,27 @@ function refuseOversized(message: SegmentMessage): void {
   );
 }
 
+/**
+ * Without a queue the request is the delivery: its outcome is counted as
+ * the Segment consumer counts a message's, so readiness and the failure-rate
+ * alert see this path too (a 503 is a retry: Vero resends).
+ */
+async function deliverInline(c: Context<InboundEnv>, message: SegmentMessage, receivedAt: Date): Promise<void> {
+  const counters = new Counters();
+  const name = message.type === "track" ? message.event : message.type;
+  try {
+    await deliverToSegment(c.get("inbound"), [message]);
+    counters.add("inbound", name, "delivered");
+    counters.addLatency("inbound", Date.now() - receivedAt.getTime());
+  } catch (error) {
+    if (error instanceof DeliveryError)
+      counters.add("inbound", name, segmentFailureKind(error) === "refused" ? "refused" : "retried");
+    throw error;
+  } finally {
+    writeCountsAfterAnswer(c.executionCtx, c.env.LEDGER, counters, "inline inbound deliveries");
+  }
+}
+
 /** The webhook's type when VERO_WEBHOOK_TYPES_DROPPED lists it (the route and the event tester ask alike). */
 export function droppedType(droppedTypes: readonly string[], json: unknown): string | undefined {
   const type = typeof json === "object" && json !== null ? (json as { type?: unknown }).type : undefined;
@@ -144,14 +165,7 @@ function countDropped(c: Context<InboundEnv>, type: string): void {
     ? EMAIL_EVENT_NAMES[type as keyof typeof EMAIL_EVENT_NAMES]
     : type;
   counters.add("inbound", name, "filtered");
-  const statement = c.env.LEDGER && counters.statement(c.env.LEDGER);
-  if (statement)
-    c.executionCtx.waitUntil(
-      statement.run().then(
-        () => undefined,
-        (error: unknown) => log("warn", "could not count a dropped webhook", { type, error: describeError(error) }),
-      ),
-    );
+  writeCountsAfterAnswer(c.executionCtx, c.env.LEDGER, counters, "a dropped webhook");
 }
 
 export async function handleVeroWebhook(c: Context<InboundEnv>): Promise<Response> {
@@ -168,7 +182,8 @@ export async function handleVeroWebhook(c: Context<InboundEnv>): Promise<Respons
     fields.type = dropped;
     return c.json({ ok: true, filtered: `VERO_WEBHOOK_TYPES_DROPPED lists ${dropped}` });
   }
-  const mapped = mapVeroWebhook(json, { receivedAt: new Date() });
+  const receivedAt = new Date();
+  const mapped = mapVeroWebhook(json, { receivedAt });
 
   if (mapped.kind === "invalid") {
     fields.outcome = "invalid";
@@ -187,7 +202,7 @@ export async function handleVeroWebhook(c: Context<InboundEnv>): Promise<Respons
   try {
     refuseOversized(message);
     if (queue) await enqueueWebhook(queue, message);
-    else await deliverToSegment(c.get("inbound"), [message]);
+    else await deliverInline(c, message, receivedAt);
   } catch (error) {
     if (error instanceof BridgeError) {
       fields.outcome = error.code;

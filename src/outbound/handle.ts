@@ -5,13 +5,13 @@
  * drop (400) or move on (2xx).
  */
 
-import { Counters } from "../delivery/ledger.ts";
+import { Counters, writeCountsAfterAnswer } from "../delivery/ledger.ts";
 import { handToMailboxes, MAILBOXES_PER_INVOCATION, mailboxConfigFor, usersOf } from "../delivery/mailboxes.ts";
 import { applyFilters, type DestinationFilter } from "../shared/destination-filters.ts";
 import { enqueueFailed, queueFor } from "../shared/enqueue.ts";
 import { BridgeError, badRequest } from "../shared/errors.ts";
 import type { AppContext } from "../shared/http.ts";
-import { describeError, log, logSampled } from "../shared/log.ts";
+import { log, logSampled } from "../shared/log.ts";
 import { type Contract, oversizedEvent, pastBatchLimit } from "./contract.ts";
 import { enqueueJobs, veroJobOf } from "./enqueue.ts";
 import { orderingKey } from "./job.ts";
@@ -68,7 +68,7 @@ export async function handleSegmentRequest(
     // Counted under the filter's title: the console's flow then says which filter holds events back.
     if (job.result.outcome === "filtered" && job.result.filter) counters.add("outbound", job.result.filter, "filtered");
   }
-  writeCounters(c, counters);
+  writeCountsAfterAnswer(c.executionCtx, c.env.LEDGER, counters, "refused or filtered events");
   const results = jobs.map((job) => job.result);
   const count = (outcome: EventOutcome) => results.filter((result) => result.outcome === outcome).length;
   const failed = results.filter((result) => result.outcome === "failed");
@@ -220,18 +220,6 @@ function answerStatus(contract: Contract, results: EventResult[]): 200 | 202 | 4
 function refusedName(input: unknown, impliedType?: SegmentEventType): string {
   const type = impliedType ?? (input as { type?: unknown } | null)?.type;
   return (SEGMENT_EVENT_TYPES as readonly unknown[]).includes(type) ? `${type}` : "(unknown)";
-}
-
-/** The refused and filtered counts: one statement after the answer, never one per event. */
-function writeCounters(c: AppContext, counters: Counters): void {
-  const statement = c.env.LEDGER && counters.statement(c.env.LEDGER);
-  if (!statement) return;
-  c.executionCtx.waitUntil(
-    statement.run().then(
-      () => undefined,
-      (error: unknown) => log("warn", "could not count refused or filtered events", { error: describeError(error) }),
-    ),
-  );
 }
 
 function firstError(failed: EventResult[], retryable: boolean): string {

@@ -54,6 +54,8 @@ interface Undeclared {
   ALERT_STALLED_MINUTES: string;
   /** Var: minutes before a persisting condition is sent again (default 240). */
   ALERT_REPEAT_MINUTES: string;
+  /** Var: seconds a direction's p95 delivery latency over 15 minutes may reach before it alerts (default 300). */
+  ALERT_LATENCY_SECONDS: string;
   /** Var: the bridge's public origin, for the alerts' links to the console. */
   PUBLIC_URL: string;
   /** Var, development only: a token `GET /health` repeats as `instance`, so that a tool that started the bridge knows it reached its own. */

@@ -91,3 +91,27 @@ export async function readinessOf(env: Env, now = new Date()): Promise<Readiness
   }
   return { ready: reasons.length === 0, reasons };
 }
+
+/** How long a readiness answer is reused in an isolate: anyone may call `/health/ready`, and each check reads D1. */
+export const READINESS_CACHE_MS = 30_000;
+
+let cachedReadiness: { at: number; readiness: Promise<Readiness> } | undefined;
+
+/**
+ * `readinessOf`, checked at most once per READINESS_CACHE_MS per isolate;
+ * callers meanwhile share the answer (and a check under way), so a flood of
+ * unauthenticated calls costs D1 nothing. Per isolate rather than Cloudflare's
+ * Cache API, which does nothing on workers.dev hosts.
+ */
+export function cachedReadinessOf(env: Env, now = Date.now()): Promise<Readiness> {
+  if (cachedReadiness && now >= cachedReadiness.at && now - cachedReadiness.at < READINESS_CACHE_MS)
+    return cachedReadiness.readiness;
+  const readiness = readinessOf(env, new Date(now));
+  cachedReadiness = { at: now, readiness };
+  return readiness;
+}
+
+/** For tests: the next readiness call checks again. */
+export function forgetReadiness(): void {
+  cachedReadiness = undefined;
+}

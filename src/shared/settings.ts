@@ -375,17 +375,27 @@ export interface AlertSettings {
   stalledMinutes: number;
   /** A condition that persists is sent again after this long. */
   repeatMinutes: number;
+  /** A direction whose p95 delivery latency over 15 minutes is above this many seconds alerts. */
+  latencySeconds: number;
   /** The bridge's own origin, for links to the console; without it, links are paths. */
   publicUrl?: string;
   /** What was wrong with the settings (a default then applies, or alerts are off). */
   invalid: string[];
 }
 
-export const ALERT_DEFAULTS = { failureRate: 0.2, minAttempts: 20, stalledMinutes: 60, repeatMinutes: 240 } as const;
+export const ALERT_DEFAULTS = {
+  failureRate: 0.2,
+  minAttempts: 20,
+  stalledMinutes: 60,
+  repeatMinutes: 240,
+  latencySeconds: 300,
+} as const;
 
 const share = z.pipe(z.coerce.number(), z.number().check(z.gt(0), z.maximum(1)));
 const minutes = z.pipe(z.coerce.number(), z.int().check(z.minimum(1), z.maximum(7 * 24 * 60)));
 const attempts = z.pipe(z.coerce.number(), z.int().check(z.minimum(1), z.maximum(1_000_000)));
+/** Up to 48 hours, the histogram's last bound: above it every latency reads the same. */
+const seconds = z.pipe(z.coerce.number(), z.number().check(z.gt(0), z.maximum(172_800)));
 
 /**
  * ALERT_* and PUBLIC_URL. The cron has no response to put a 400 in: a bad
@@ -429,6 +439,12 @@ export function parseAlertSettings(env: Env): AlertSettings {
       minutes,
       ALERT_DEFAULTS.repeatMinutes,
       "must be whole minutes, 1 to 10080",
+    ),
+    latencySeconds: read(
+      "ALERT_LATENCY_SECONDS",
+      seconds,
+      ALERT_DEFAULTS.latencySeconds,
+      "must be a number of seconds above 0, at most 172800",
     ),
     publicUrl,
     invalid,

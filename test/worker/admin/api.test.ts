@@ -240,3 +240,19 @@ describe("/admin/counters", () => {
     expect(bad.error.message).toBe("until: must be an ISO date and time such as 2026-11-28T00:00Z");
   });
 });
+
+describe("the Bearer admin API's limit", () => {
+  const fromClient = (token: string, client: string) =>
+    new Request("http://bridge/admin/dead-letters", {
+      headers: { Authorization: `Bearer ${token}`, "CF-Connecting-IP": client },
+    });
+
+  it("counts wrong tokens per client (Rate Limiting binding): the 11th in a minute is a 429, the right token still passes", async () => {
+    const client = `198.51.100.${Math.floor(Math.random() * 250) + 1}-${crypto.randomUUID()}`;
+    for (let attempt = 1; attempt <= 10; attempt++)
+      await expectJsonError(await callWorker(fromClient("wrong-token", client), adminEnv()), 401);
+    const limited = await expectJsonError(await callWorker(fromClient("wrong-token", client), adminEnv()), 429);
+    expect(limited.error.code).toBe("too_many_attempts");
+    expect((await callWorker(fromClient(ADMIN, client), adminEnv())).status).toBe(200);
+  });
+});

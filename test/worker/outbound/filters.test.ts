@@ -7,6 +7,7 @@
 import { describe, expect, it } from "vitest";
 import { readCounters } from "../../../src/delivery/ledger.ts";
 import type { Env } from "../../../src/shared/env.ts";
+import { forgetReadiness } from "../../../src/shared/health.ts";
 import clicked from "../../fixtures/vero/clicked.json";
 import sent from "../../fixtures/vero/sent.json";
 import {
@@ -137,6 +138,7 @@ describe("Destination Filters on the outbound routes", () => {
     };
     expect(health).toMatchObject({ outbound: false, problems: [`outbound is not configured: fix ${message}`] });
 
+    forgetReadiness(); // The isolate's readiness cache must not answer for another test's settings.
     const ready = await expectJsonError(await callWorker(new Request("http://bridge/health/ready"), env), 503);
     expect((ready.error.details as { reasons: string[] }).reasons).toContain(
       `outbound is not configured: fix ${message}`,
