@@ -9,6 +9,7 @@ import {
   requireLedger,
 } from "../delivery/dead-letters.ts";
 import { readCounters } from "../delivery/ledger.ts";
+import { redriveToMailboxes } from "../outbound/mailboxes.ts";
 import type { Env } from "../shared/env.ts";
 import { unauthorized } from "../shared/errors.ts";
 import { type AppEnv, notConfigured } from "../shared/http.ts";
@@ -62,7 +63,7 @@ export const adminRoutes = new Hono<AppEnv>()
     // Re-drives one page at a time, so a huge backlog cannot exhaust one request's limits.
     const db = requireLedger(c.env);
     const page = await listPage(db, c.req.valid("query"));
-    const redriven = await redriveListed(c.env, db, page.letters);
+    const redriven = await redriveListed(c.env, db, page.letters, redriveToMailboxes);
     return c.json({ ok: true, redriven, cursor: page.cursor });
   })
   .get("/dead-letters/:id", async (c) =>
@@ -76,7 +77,7 @@ export const adminRoutes = new Hono<AppEnv>()
   })
   .post("/dead-letters/:id/redrive", async (c) => {
     const letter = await requireDeadLetter(requireLedger(c.env), c.req.param("id"));
-    await redriveDeadLetter(c.env, letter);
+    await redriveDeadLetter(c.env, letter, redriveToMailboxes);
     return c.json({ ok: true, redriven: letter.id });
   })
   .get("/counters", async (c) => {

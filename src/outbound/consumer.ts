@@ -4,16 +4,16 @@
  * received them) and hands them to the user's mailbox in one call, all
  * users in parallel. A message is acked once its mailbox has committed it,
  * and retried (by the schedule) when its mailbox could not take it. Order,
- * retries and exactly-once are the mailbox's (src/delivery/mailbox.ts).
+ * retries and exactly-once are the mailbox's (src/outbound/mailbox.ts).
  */
 
 import { Counters } from "../delivery/ledger.ts";
-import { handToMailboxes, mailboxConfigFor, recordedBefore, usersOf } from "../delivery/mailboxes.ts";
 import { retryPolicyFor, Settlement } from "../delivery/settlement.ts";
 import type { Env } from "../shared/env.ts";
 import { describeError, log } from "../shared/log.ts";
 import { describeIssues } from "../shared/zod.ts";
 import { jobOrder, type VeroJob, veroJobSchema } from "./job.ts";
+import { handToMailboxes, mailboxConfigFor, recordedBefore, usersOf } from "./mailboxes.ts";
 
 interface Pending {
   queued: Message<unknown>;

@@ -6,7 +6,6 @@
  */
 
 import { Counters } from "../delivery/ledger.ts";
-import { handToMailboxes, MAILBOXES_PER_INVOCATION, mailboxConfigFor, usersOf } from "../delivery/mailboxes.ts";
 import { enqueueFailed, queueFor } from "../shared/enqueue.ts";
 import { BridgeError, badRequest } from "../shared/errors.ts";
 import type { AppContext } from "../shared/http.ts";
@@ -14,6 +13,7 @@ import { describeError, log, logSampled } from "../shared/log.ts";
 import { type Contract, oversizedEvent, pastBatchLimit } from "./contract.ts";
 import { enqueueJobs, veroJobOf } from "./enqueue.ts";
 import { orderingKey } from "./job.ts";
+import { handToMailboxes, MAILBOXES_PER_INVOCATION, mailboxConfigFor, usersOf } from "./mailboxes.ts";
 import { mapSegmentEvent } from "./map.ts";
 import { type EventOutcome, type EventResult, eventName, type RoutedEvent } from "./result.ts";
 import {

@@ -10,9 +10,9 @@ import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
 import type { RecordedCall } from "../../../dev/stand-ins/client.ts";
 import { getDeadLetter, listDeadLetters, redriveDeadLetter } from "../../../src/delivery/dead-letters.ts";
-import { type Mailbox, REPORT_EVERY_MS } from "../../../src/delivery/mailbox.ts";
-import { mailboxConfigFor, mailboxFor } from "../../../src/delivery/mailboxes.ts";
 import { QUEUE_NAMES } from "../../../src/delivery/settlement.ts";
+import { type Mailbox, REPORT_EVERY_MS } from "../../../src/outbound/mailbox.ts";
+import { mailboxConfigFor, mailboxFor, redriveToMailboxes } from "../../../src/outbound/mailboxes.ts";
 import type { Env } from "../../../src/shared/env.ts";
 import { isolatedEnv, postApi, vero } from "../helpers/env.ts";
 import { deadLetterFor, runBatch, trackJob, unique } from "../helpers/queue.ts";
@@ -131,6 +131,7 @@ describe("a user's mailbox", { timeout: 60_000 }, () => {
         attempts: 1,
         failedAt: new Date().toISOString(),
       },
+      redriveToMailboxes,
     ).catch(() => undefined);
     await postApi(env, "track", track(user, "after"));
     const calls = await vero.waitFor(veroToken, (all) => delivered(all).length >= 2);
@@ -160,7 +161,7 @@ describe("a user's mailbox", { timeout: 60_000 }, () => {
     const letter = await getDeadLetter(env.LEDGER as D1Database, letterId ?? "");
     if (!letter) throw new Error("no dead letter");
     await vero.heal(veroToken);
-    await redriveDeadLetter({ ...env, VERO_QUEUE: undefined }, letter);
+    await redriveDeadLetter({ ...env, VERO_QUEUE: undefined }, letter, redriveToMailboxes);
     const calls = await vero.waitFor(veroToken, (all) => all.filter((call) => call.status < 300).length === 2);
     expect(calls.filter((call) => call.status < 300).map((call) => call.path.replace("/api/v2", ""))).toEqual([
       "/users/track",
@@ -366,4 +367,4 @@ function mailboxName(env: Env, user: string): string {
   return mailboxNameOf(ready.config.target, user);
 }
 
-import { mailboxName as mailboxNameOf } from "../../../src/delivery/mailbox.ts";
+import { mailboxName as mailboxNameOf } from "../../../src/outbound/mailbox.ts";

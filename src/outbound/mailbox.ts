@@ -19,16 +19,23 @@
 
 import { DurableObject } from "cloudflare:workers";
 import { createHash } from "node:crypto";
-import type { VeroJob } from "../outbound/job.ts";
-import type { VeroRequest } from "../outbound/map.ts";
-import { sendToVero, type VeroTarget } from "../outbound/vero.ts";
+import type { CountReport, CountRow } from "../delivery/counter-shard.ts";
+import { counterShardFor } from "../delivery/counter-shard.ts";
+import {
+  bucketOf,
+  type CounterOutcome,
+  callKey,
+  isLedgerKey,
+  LEDGER_UNBOUND,
+  storeDeadLetters,
+} from "../delivery/ledger.ts";
+import { backoffSeconds, nextStep, type RetryPolicy } from "../delivery/retry-schedule.ts";
 import type { Env } from "../shared/env.ts";
 import { DeliveryError } from "../shared/errors.ts";
 import { configureLogs, describeError, log, redactEmails } from "../shared/log.ts";
-import type { CountReport, CountRow } from "./counter-shard.ts";
-import { counterShardFor } from "./counter-shard.ts";
-import { bucketOf, type CounterOutcome, callKey, isLedgerKey, LEDGER_UNBOUND, storeDeadLetters } from "./ledger.ts";
-import { backoffSeconds, nextStep, type RetryPolicy } from "./retry-schedule.ts";
+import type { VeroJob } from "./job.ts";
+import type { VeroRequest } from "./map.ts";
+import { sendToVero, type VeroTarget } from "./vero.ts";
 
 /** What a mailbox delivers with: the settings of the Worker that handed it the jobs. */
 export interface MailboxConfig {
