@@ -6,11 +6,21 @@
  *
  * - `accept` commits jobs in one transaction, skipping a messageId it holds
  *   or whose calls its ledger has all recorded, and arms the alarm.
+ * - Each job gets an id of its own when it is accepted (`job_id`, kept by
+ *   its continuations), which names its dead letter: letters never
+ *   overwrite each other, however often the mailbox empties.
  * - The alarm delivers the head job's calls; each call Vero accepts is
  *   recorded in the ledger (`calls`) in the transaction that marks it done.
- *   A retryable failure holds back only this user, retried on the alarm by
- *   the retry schedule; a permanent failure, or the end of the horizon,
- *   becomes a dead letter in D1 and the mailbox moves on.
+ *   A retryable failure (a call that could not be recorded included) is an
+ *   attempt: it holds back only this user, retried on the alarm by the retry
+ *   schedule, whose horizon counts from the job's first failure. A permanent
+ *   failure, or the end of the horizon, becomes a dead letter holding only
+ *   the calls Vero has not accepted: kept in the mailbox (`letters`) in the
+ *   transaction that lets the job go, then moved to D1, so the user never
+ *   waits for D1.
+ * - The alarm wakes when the head is due; side work that failed (the
+ *   stalled row, letters or counts not yet in D1) adds a wake at most every
+ *   RETRY_LATER_MS.
  * - Counts gathered in the mailbox are reported to a counter shard (see
  *   counter-shard.ts) at most every REPORT_EVERY_MS, so that a busy user
  *   costs one report per few seconds, not one per event; the shard writes
@@ -25,11 +35,12 @@ import {
   bucketOf,
   type CounterOutcome,
   callKey,
+  type DeadLetter,
   isLedgerKey,
   LEDGER_UNBOUND,
   storeDeadLetters,
 } from "../delivery/ledger.ts";
-import { backoffSeconds, nextStep, type RetryPolicy } from "../delivery/retry-schedule.ts";
+import { nextStep, type RetryPolicy } from "../delivery/retry-schedule.ts";
 import type { Env } from "../shared/env.ts";
 import { DeliveryError } from "../shared/errors.ts";
 import { configureLogs, describeError, log, redactEmails } from "../shared/log.ts";
@@ -61,13 +72,20 @@ export interface Accepted {
 export const callName = (request: Pick<VeroRequest, "method" | "path">) => `${request.method} ${request.path}`;
 
 /**
- * The Vero calls one alarm run makes at most, then it continues in a new
- * run: the Workers Free plan allows 50 subrequests to the Internet per
- * invocation, and a deletion may take two.
+ * The subrequests to Vero one alarm run makes at most, then it continues in
+ * a new run: the Workers Free plan allows 50 per invocation, and the run's
+ * own D1 statements and counter report take a few more. A deletion counts
+ * two (a lost answer is asked again at once).
  */
 export const CALLS_PER_DRAIN = 40;
-/** How soon a drain that threw, or a report that failed, is tried again. */
-export const RETRY_LATER_MS = 30_000;
+/**
+ * How soon side work that failed (a drain that threw, the stalled row,
+ * letters or counts not yet in D1) is tried again: each wake is a billed
+ * request, so a mailbox whose D1 is down wakes at most this often.
+ */
+export const RETRY_LATER_MS = 5 * 60_000;
+/** Without the LEDGER binding, letters wait in the mailbox; it looks for the binding this often. */
+export const LEDGER_WAIT_MS = 3_600_000;
 /** The least time between two reports of a mailbox's counts: each costs a shard call and four rows written. */
 export const REPORT_EVERY_MS = 5_000;
 const DAY_MS = 86_400_000;
@@ -75,6 +93,7 @@ const DAY_MS = 86_400_000;
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS jobs (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  job_id TEXT,
   message_id TEXT NOT NULL,
   body TEXT NOT NULL,
   at INTEGER NOT NULL,
@@ -103,16 +122,34 @@ CREATE TABLE IF NOT EXISTS counts (
   PRIMARY KEY (bucket, name, outcome)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS letters (id TEXT PRIMARY KEY, letter TEXT NOT NULL) WITHOUT ROWID;
 `;
+
+/** Mailboxes created before jobs had ids of their own get the column, and ids for the jobs they hold. */
+function addJobIds(sql: SqlStorage): void {
+  try {
+    sql.exec("SELECT job_id FROM jobs LIMIT 0");
+  } catch {
+    sql.exec("ALTER TABLE jobs ADD COLUMN job_id TEXT");
+    sql.exec("UPDATE jobs SET job_id = lower(hex(randomblob(16))) WHERE job_id IS NULL");
+  }
+}
+
+/** What the mailbox last wrote to D1's stalled_mailboxes: the failure (or wait) it reported, by its start. */
+interface StalledRow {
+  since: number;
+}
 
 interface JobRow {
   seq: number;
+  job_id: string;
   message_id: string;
   body: string;
   received_at: number;
   attempts: number;
   next_at: number;
   failing_since: number | null;
+  last_error: string | null;
   [key: string]: SqlStorageValue;
 }
 
@@ -140,6 +177,10 @@ export function mailboxName(target: VeroTarget, user: string): string {
   return `${account}\n${user}`;
 }
 
+/** The name a job's calls are recorded under: its messageId, or for an event without one, its job. */
+const ledgerIdOf = (head: Pick<JobRow, "message_id" | "seq">) =>
+  isLedgerKey(head.message_id) ? head.message_id : `${head.message_id}@${head.seq}`;
+
 export class Mailbox extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   /**
@@ -148,11 +189,18 @@ export class Mailbox extends DurableObject<Env> {
    * the same keys several times.
    */
   private readonly cached = new Map<string, unknown>();
+  /**
+   * The head job's backoff, also kept in memory: when storage refuses the
+   * write that counts an attempt, Vero still gets no more calls than the
+   * schedule allows.
+   */
+  private pause: { jobId: string; until: number } | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
     this.sql.exec(SCHEMA);
+    addJobIds(this.sql);
   }
 
   /**
@@ -173,10 +221,13 @@ export class Mailbox extends DurableObject<Env> {
           skipped++;
           continue;
         }
+        // A re-driven letter keeps the id it was given here the first time.
+        const jobId = job.id ?? crypto.randomUUID();
         this.sql.exec(
-          "INSERT INTO jobs (message_id, body, at, rseq, received_at) VALUES (?, ?, ?, ?, ?)",
+          "INSERT INTO jobs (job_id, message_id, body, at, rseq, received_at) VALUES (?, ?, ?, ?, ?, ?)",
+          jobId,
           job.messageId,
-          JSON.stringify(job),
+          JSON.stringify({ ...job, id: jobId }),
           job.at ?? now,
           job.seq ?? 0,
           now,
@@ -184,10 +235,12 @@ export class Mailbox extends DurableObject<Env> {
         accepted++;
       }
     });
-    // Brought forward when set later (a prune, a retry): the drain re-arms it for whatever is not due yet.
+    // Brought forward to the head's due time, never earlier: a head waiting for its retry keeps its wake.
     if (accepted > 0) {
+      const head = this.head();
+      const due = head ? Math.max(now, this.dueAt(head)) : now;
       const alarm = await this.ctx.storage.getAlarm();
-      if (alarm === null || alarm > now) await this.ctx.storage.setAlarm(now);
+      if (alarm === null || alarm > due) await this.ctx.storage.setAlarm(due);
     }
     return { accepted, skipped };
   }
@@ -212,7 +265,8 @@ export class Mailbox extends DurableObject<Env> {
       failure = describeError(error);
     }
     try {
-      if (failure === undefined) await this.settleStalled(stats);
+      if (!(await this.storeLetters(stats))) failure ??= "dead letters not yet stored in D1";
+      if (!(await this.syncStalled(stats))) failure ??= "stalled row not yet written to D1";
       if (this.reportDue() && !(await this.report(stats))) failure ??= "counts not reported";
       this.prune();
       await this.armAlarm(failure !== undefined);
@@ -238,10 +292,9 @@ export class Mailbox extends DurableObject<Env> {
     for (;;) {
       const head = this.head();
       const now = Date.now();
-      if (!head || head.next_at > now || calls >= CALLS_PER_DRAIN) return;
+      if (!head || this.dueAt(head) > now) return;
       const job = JSON.parse(head.body) as VeroJob;
-      // An event without a messageId is named by its place in its request: its calls are recorded under its job.
-      const ledgerId = isLedgerKey(head.message_id) ? head.message_id : `${head.message_id}@${head.seq}`;
+      const ledgerId = ledgerIdOf(head);
       let failed: { error: DeliveryError; request: VeroRequest } | undefined;
       for (const [index, request] of job.requests.entries()) {
         const call = callKey((job.step ?? 0) + index, request.method, request.path);
@@ -249,18 +302,34 @@ export class Mailbox extends DurableObject<Env> {
           stats.skippedCalls++;
           continue;
         }
-        calls++;
+        const cost = request.path === "/users/delete" ? 2 : 1;
+        if (calls + cost > CALLS_PER_DRAIN) return;
+        calls += cost;
         stats.veroCalls++;
+        let status: number;
         try {
-          const [status = 200] = await sendToVero(config.target, [request], isLedgerKey(ledgerId) ? ledgerId : null);
+          [status = 200] = await sendToVero(config.target, [request], isLedgerKey(ledgerId) ? ledgerId : null);
+        } catch (error) {
+          // Anything but a DeliveryError is a bug: the drain stops and is tried again later.
+          if (!(error instanceof DeliveryError)) throw error;
+          failed = { error, request };
+          break;
+        }
+        try {
           this.transaction(() => {
             this.record(ledgerId, call, status, Date.now());
             this.count(callName(request), "delivered");
           });
         } catch (error) {
-          // Anything but a DeliveryError is a bug: the drain stops and is tried again later.
-          if (!(error instanceof DeliveryError)) throw error;
-          failed = { error, request };
+          // Vero has the call, the ledger does not: an attempt like any other, retried on the schedule.
+          failed = {
+            error: new DeliveryError(
+              "vero",
+              `Vero accepted ${callName(request)} but the mailbox could not record it (${describeError(error)}); a retry makes it again`,
+              { retryable: true, cause: error },
+            ),
+            request,
+          };
           break;
         }
       }
@@ -270,25 +339,18 @@ export class Mailbox extends DurableObject<Env> {
         continue;
       }
       const { error, request } = failed;
-      let reason = error.message;
+      let reason = redactEmails(error.message);
       if (error.retryable) {
         const step = nextStep(config.policy, {
           attempts: head.attempts + 1,
-          elapsedSeconds: Math.max(0, (now - head.received_at) / 1000),
+          // The horizon counts from the first failure: waiting behind a healthy backlog never ends a job.
+          elapsedSeconds: Math.max(0, (now - (head.failing_since ?? now)) / 1000),
           retryAfter: error.retryAfter,
           random: Math.random(),
         });
         if (step.retry) {
-          this.transaction(() => {
-            this.sql.exec(
-              "UPDATE jobs SET attempts = attempts + 1, next_at = ?, failing_since = coalesce(failing_since, ?), last_error = ? WHERE seq = ?",
-              now + step.delaySeconds * 1000,
-              now,
-              redactEmails(reason),
-              head.seq,
-            );
-            this.count(callName(request), "retried");
-          });
+          const until = now + step.delaySeconds * 1000;
+          this.pause = { jobId: head.job_id, until };
           stats.retried++;
           log("warn", "delivery failed, will retry", {
             queue: "vero",
@@ -298,114 +360,175 @@ export class Mailbox extends DurableObject<Env> {
             delaySeconds: step.delaySeconds,
             reason,
           });
-          if (head.failing_since === null) await this.markStalled(head, now, reason, stats);
+          this.transaction(() => {
+            this.sql.exec(
+              "UPDATE jobs SET attempts = attempts + 1, next_at = ?, failing_since = coalesce(failing_since, ?), last_error = ? WHERE seq = ?",
+              until,
+              now,
+              reason,
+              head.seq,
+            );
+            this.count(callName(request), "retried");
+          });
+          // Stored: the row is the one record (a test or an operator may move it).
+          this.pause = undefined;
           return;
         }
         reason = `${step.reason}: ${reason}`;
       }
-      if (!(await this.deadLetter(head, job, reason, !error.retryable, config.policy, stats))) return;
-      this.count(callName(request), "dead_lettered");
+      this.deadLetter(head, job, reason, !error.retryable, request, stats);
     }
   }
 
   /**
-   * Writes the head job to D1 as a dead letter (its body a valid Vero queue
-   * job, so a re-drive lands in this mailbox again), then lets it go. When
-   * D1 cannot take it, the job stays and is tried again later: never dropped.
+   * Lets the head job go as a dead letter, kept in the mailbox until it is
+   * in D1 (storeLetters). The letter holds only the calls Vero has not
+   * accepted (a continuation: `step` says where it starts), under the job's
+   * own id, so a re-drive repeats nothing and no letter overwrites another.
    */
-  private async deadLetter(
+  private deadLetter(
     head: JobRow,
     job: VeroJob,
     reason: string,
     permanent: boolean,
-    policy: RetryPolicy,
+    request: VeroRequest,
     stats: DrainStats,
-  ): Promise<boolean> {
+  ): void {
+    const ledgerId = ledgerIdOf(head);
+    const first = job.requests.findIndex(
+      (call, index) => !this.isRecorded(ledgerId, callKey((job.step ?? 0) + index, call.method, call.path)),
+    );
+    const from = first < 0 ? job.requests.length : first;
     const attempts = head.attempts + 1;
-    try {
-      if (!this.env.LEDGER) throw new Error(LEDGER_UNBOUND);
-      stats.d1Statements++;
-      await storeDeadLetters(this.env.LEDGER, [
-        {
-          // The same id on a second try after a lost answer: the letter is written over, not doubled.
-          id: `vero-${this.ctx.id.toString().slice(0, 24)}-${head.seq}`,
-          source: "vero",
-          body: job,
-          reason,
-          permanent,
-          attempts,
-          failedAt: new Date().toISOString(),
-        },
-      ]);
-    } catch (error) {
-      const delaySeconds = backoffSeconds(policy, attempts);
+    const letter: DeadLetter = {
+      id: `vero-${head.job_id}`,
+      source: "vero",
+      body: { ...job, id: head.job_id, requests: job.requests.slice(from), step: (job.step ?? 0) + from },
+      reason,
+      permanent,
+      attempts,
+      failedAt: new Date().toISOString(),
+    };
+    this.transaction(() => {
       this.sql.exec(
-        "UPDATE jobs SET attempts = ?, next_at = ? WHERE seq = ?",
-        attempts,
-        Date.now() + delaySeconds * 1000,
-        head.seq,
+        "INSERT INTO letters (id, letter) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET letter = excluded.letter",
+        letter.id,
+        JSON.stringify(letter),
       );
-      log("error", "could not store a dead letter, will retry", {
-        queue: "vero",
-        mailbox: this.ctx.id.toString(),
-        messageId: head.message_id,
-        delaySeconds,
-        error: describeError(error),
-      });
-      return false;
-    }
-    this.sql.exec("DELETE FROM jobs WHERE seq = ?", head.seq);
+      this.sql.exec("DELETE FROM jobs WHERE seq = ?", head.seq);
+      this.count(callName(request), "dead_lettered");
+    });
     stats.deadLettered++;
     log("error", "delivery failed for good, dead-lettered", {
       queue: "vero",
       mailbox: this.ctx.id.toString(),
       messageId: head.message_id,
+      letter: letter.id,
       attempts,
       permanent,
       reason,
     });
-    return true;
   }
 
-  /** The head job failed for the first time: the mailbox is stalled, and says so in D1 for the alerts. */
-  private async markStalled(head: JobRow, now: number, reason: string, stats: DrainStats): Promise<void> {
-    this.setState("stalled", true);
+  /** Moves the letters the mailbox keeps to D1; false while they wait (D1 down or not bound). */
+  private async storeLetters(stats: DrainStats): Promise<boolean> {
+    const rows = this.sql.exec<{ id: string; letter: string }>("SELECT id, letter FROM letters LIMIT 50").toArray();
+    if (rows.length === 0) return true;
+    // Without the binding they wait; armAlarm looks for it again every LEDGER_WAIT_MS.
     const db = this.env.LEDGER;
-    if (!db) return;
-    const oldest = this.sql.exec<{ oldest: number }>("SELECT min(received_at) AS oldest FROM jobs").one().oldest;
+    if (!db) {
+      log("error", "dead letters wait in the mailbox: LEDGER is not bound", {
+        queue: "vero",
+        mailbox: this.ctx.id.toString(),
+        letters: rows.map((row) => row.id),
+        error: LEDGER_UNBOUND,
+      });
+      return true;
+    }
     try {
       stats.d1Statements++;
-      await db
-        .prepare(
-          `INSERT INTO stalled_mailboxes (mailbox, oldest_at, since, reason, updated_at) VALUES (?1, ?2, ?3, ?4, ?3)
-           ON CONFLICT (mailbox) DO UPDATE SET oldest_at = excluded.oldest_at, since = excluded.since,
-             reason = excluded.reason, updated_at = excluded.updated_at`,
-        )
-        .bind(
-          this.ctx.id.toString(),
-          new Date(oldest ?? head.received_at).toISOString(),
-          new Date(now).toISOString(),
-          redactEmails(reason),
-        )
-        .run();
+      // The same id on a second try after a lost answer: the letter is written over, not doubled.
+      await storeDeadLetters(
+        db,
+        rows.map((row) => JSON.parse(row.letter) as DeadLetter),
+      );
     } catch (error) {
-      log("warn", "could not mark the mailbox stalled", {
+      log("error", "could not store dead letters in D1; the mailbox keeps them and tries again", {
+        queue: "vero",
         mailbox: this.ctx.id.toString(),
+        letters: rows.map((row) => row.id),
         error: describeError(error),
       });
+      return false;
     }
+    this.sql.exec(
+      "DELETE FROM letters WHERE id IN (SELECT value FROM json_each(?))",
+      JSON.stringify(rows.map((row) => row.id)),
+    );
+    return rows.length < 50 || this.storeLetters(stats);
   }
 
-  /** Once no held job is failing, the stalled row goes (tried again on the next drain if D1 is down). */
-  private async settleStalled(stats: DrainStats): Promise<void> {
-    if (!this.getState<boolean>("stalled")) return;
-    if (this.head()?.failing_since != null) return;
+  /**
+   * What D1's stalled_mailboxes should say of this mailbox: its head job is
+   * failing, since when; or nothing.
+   */
+  private stalledSince(): number | undefined {
+    return this.head()?.failing_since ?? undefined;
+  }
+
+  /**
+   * Brings D1's stalled row in line with the mailbox: written when the head
+   * starts failing, gone once nothing fails. A write D1 refused is tried on
+   * the next wake (at most RETRY_LATER_MS away), so the alert never misses a
+   * stalled user; false while it is not done.
+   */
+  private async syncStalled(stats: DrainStats): Promise<boolean> {
+    const since = this.stalledSince();
+    // Mailboxes from before kept only a flag; their row is rewritten or cleared under the new record.
+    const written =
+      this.getState<StalledRow>("stalledRow") ?? (this.getState<boolean>("stalled") ? { since: -1 } : undefined);
+    if (since === written?.since) return true;
     const db = this.env.LEDGER;
-    if (db) {
+    if (!db) return true;
+    const mailbox = this.ctx.id.toString();
+    try {
       stats.d1Statements++;
-      await db.prepare("DELETE FROM stalled_mailboxes WHERE mailbox = ?1").bind(this.ctx.id.toString()).run();
+      if (since === undefined) {
+        await db.prepare("DELETE FROM stalled_mailboxes WHERE mailbox = ?1").bind(mailbox).run();
+      } else {
+        const head = this.head();
+        const oldest = this.sql.exec<{ oldest: number }>("SELECT min(received_at) AS oldest FROM jobs").one().oldest;
+        await db
+          .prepare(
+            `INSERT INTO stalled_mailboxes (mailbox, oldest_at, since, reason, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (mailbox) DO UPDATE SET oldest_at = excluded.oldest_at, since = excluded.since,
+               reason = excluded.reason, updated_at = excluded.updated_at`,
+          )
+          .bind(
+            mailbox,
+            new Date(oldest ?? since).toISOString(),
+            new Date(since).toISOString(),
+            head?.last_error ?? "failing",
+            new Date().toISOString(),
+          )
+          .run();
+      }
+    } catch (error) {
+      // Without migrations/0002 there is no table to write: nothing to retry until it is applied.
+      const missing = /no such table/i.test(describeError(error));
+      log("warn", "could not update the mailbox's stalled row", {
+        mailbox,
+        error: describeError(error),
+        ...(missing ? { fix: "apply migrations/0002_mailbox.sql to the LEDGER database" } : {}),
+      });
+      return missing;
     }
-    this.deleteState("stalled");
+    this.transaction(() => {
+      this.deleteState("stalled");
+      if (since === undefined) this.deleteState("stalledRow");
+      else this.setState("stalledRow", { since } satisfies StalledRow);
+    });
+    return true;
   }
 
   /** A report waits to be sent again, or counts are waiting and the last report is REPORT_EVERY_MS old. */
@@ -475,15 +598,20 @@ export class Mailbox extends DurableObject<Env> {
     }
   }
 
-  /** The next alarm: the head's due time, a retry of a failed drain, the next report, the next prune, or none when empty. */
+  /**
+   * The next alarm: the head's due time, side work that failed (at most
+   * every RETRY_LATER_MS), letters waiting for the LEDGER binding, the next
+   * report, the next prune, or none when empty.
+   */
   private async armAlarm(failed: boolean): Promise<void> {
     const now = Date.now();
     const head = this.head();
     const config = this.getState<MailboxConfig>("config");
     let at: number | undefined;
-    if (head) at = Math.max(now, head.next_at);
-    if (failed || this.getState("outbox") || this.getState("stalled"))
-      at = Math.min(at ?? Infinity, now + RETRY_LATER_MS);
+    if (head) at = Math.max(now, this.dueAt(head));
+    if (failed || this.getState("outbox")) at = Math.min(at ?? Infinity, now + RETRY_LATER_MS);
+    if (this.sql.exec("SELECT 1 FROM letters LIMIT 1").toArray().length > 0)
+      at = Math.min(at ?? Infinity, now + (this.env.LEDGER ? RETRY_LATER_MS : LEDGER_WAIT_MS));
     if (this.hasCounts()) at = Math.min(at ?? Infinity, Math.max(now, this.lastReportAt() + REPORT_EVERY_MS));
     if (at === undefined && config) {
       const oldest = this.sql.exec<{ oldest: number | null }>("SELECT min(done_at) AS oldest FROM calls").one().oldest;
@@ -504,6 +632,11 @@ export class Mailbox extends DurableObject<Env> {
 
   private head(): JobRow | undefined {
     return this.sql.exec<JobRow>("SELECT * FROM jobs ORDER BY at, rseq, seq LIMIT 1").toArray()[0];
+  }
+
+  /** When the head may be tried: its stored retry time, or the backoff held in memory when storage refused it. */
+  private dueAt(head: JobRow): number {
+    return this.pause?.jobId === head.job_id ? Math.max(head.next_at, this.pause.until) : head.next_at;
   }
 
   private heldCount(): number {

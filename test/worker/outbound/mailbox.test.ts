@@ -11,7 +11,7 @@ import { describe, expect, it, vi } from "vitest";
 import type { RecordedCall } from "../../../dev/stand-ins/client.ts";
 import { getDeadLetter, listDeadLetters, redriveDeadLetter } from "../../../src/delivery/dead-letters.ts";
 import { QUEUE_NAMES } from "../../../src/delivery/settlement.ts";
-import { type Mailbox, REPORT_EVERY_MS } from "../../../src/outbound/mailbox.ts";
+import { type Mailbox, REPORT_EVERY_MS, RETRY_LATER_MS } from "../../../src/outbound/mailbox.ts";
 import { mailboxConfigFor, mailboxFor, redriveToMailboxes } from "../../../src/outbound/mailboxes.ts";
 import type { Env } from "../../../src/shared/env.ts";
 import { isolatedEnv, postApi, vero } from "../helpers/env.ts";
@@ -49,6 +49,35 @@ const held = (env: Env, user: string) =>
       .toArray()
       .map((row) => row.message_id),
   );
+
+/** The mailbox's instance runs with `workerEnv`, as when the Worker's own bindings change (the object keeps them). */
+const withMailboxEnv = (mailbox: DurableObjectStub<Mailbox>, workerEnv: Env) =>
+  runInDurableObject(mailbox, (instance: Mailbox) => {
+    (instance as unknown as { env: Env }).env = workerEnv;
+  });
+
+/** A D1 that refuses every statement, as during an outage. */
+const brokenD1 = {
+  prepare: () => {
+    throw new Error("D1_ERROR: the database is unavailable");
+  },
+} as unknown as D1Database;
+
+/** The dead letters the mailbox keeps until D1 has them. */
+const keptLetters = (mailbox: DurableObjectStub<Mailbox>) =>
+  runInDurableObject(mailbox, (_instance: Mailbox, state) =>
+    state.storage.sql
+      .exec<{ id: string }>("SELECT id FROM letters")
+      .toArray()
+      .map((row) => row.id),
+  );
+
+/** The mailbox's row in D1's stalled_mailboxes, or null. */
+const stalledRow = (env: Env, mailbox: DurableObjectStub<Mailbox>) =>
+  (env.LEDGER as D1Database)
+    .prepare("SELECT mailbox, reason FROM stalled_mailboxes WHERE mailbox = ?1")
+    .bind(mailbox.id.toString())
+    .first<{ mailbox: string; reason: string }>();
 
 // Each test waits for real deliveries by the mailboxes' alarms, on a machine shared with other runs.
 describe("a user's mailbox", { timeout: 60_000 }, () => {
@@ -90,10 +119,10 @@ describe("a user's mailbox", { timeout: 60_000 }, () => {
     await postApi(env, "batch", { batch: [track(user, "stuck", first), track(user, "next")] });
     await vero.waitFor(veroToken, (all) => all.some((call) => call.status === 503));
     const mailbox = stub(env, user);
-    // The head job was received 27 hours ago: its next failure ends the 26-hour horizon.
+    // The head job first failed 27 hours ago: its next failure ends the 26-hour horizon.
     await runInDurableObject(mailbox, (_instance: Mailbox, state) => {
       state.storage.sql.exec(
-        "UPDATE jobs SET received_at = ?, next_at = 0 WHERE message_id = ?",
+        "UPDATE jobs SET failing_since = ?, next_at = 0 WHERE message_id = ?",
         Date.now() - 27 * 3_600_000,
         first,
       );
@@ -188,38 +217,218 @@ describe("a user's mailbox", { timeout: 60_000 }, () => {
     expect(await held(env, after)).toEqual([]);
   });
 
-  it("keeps a job it cannot dead-letter while D1 refuses the letter, and stores it once D1 is back", async () => {
+  it("keeps a letter D1 refuses in the mailbox, delivers the user's next event meanwhile, and stores the letter once D1 is back", async () => {
     const { env, veroToken } = await isolatedEnv({}, { ledger: true });
     const user = unique("u");
     const mailbox = stub(env, user);
     const refused = unique("m");
     // D1 refuses every statement, as during an outage; the mailbox's own storage still works.
-    const broken = {
-      prepare: () => {
-        throw new Error("D1_ERROR: the database is unavailable");
-      },
-    };
-    await runInDurableObject(mailbox, (instance: Mailbox) => {
-      (instance as unknown as { env: Env }).env = { ...env, LEDGER: broken as unknown as D1Database };
-    });
+    await withMailboxEnv(mailbox, { ...env, LEDGER: brokenD1 });
     await vero.fail(veroToken, { status: 400, times: 1 });
-    await postApi(env, "track", track(user, "refused", refused));
-    await vero.waitFor(veroToken, (all) => all.some((call) => call.status === 400));
-    const kept = await runInDurableObject(mailbox, (_instance: Mailbox, state) =>
-      state.storage.sql.exec<{ message_id: string; next_at: number }>("SELECT message_id, next_at FROM jobs").toArray(),
-    );
-    expect(kept.map((row) => row.message_id)).toEqual([refused]);
-    expect(kept[0]?.next_at).toBeGreaterThan(Date.now());
+    await postApi(env, "batch", { batch: [track(user, "refused", refused), track(user, "next")] });
+    await vero.waitFor(veroToken, (all) => delivered(all).length === 1);
+    expect(await held(env, user)).toEqual([]);
+    expect(await keptLetters(mailbox)).toHaveLength(1);
     expect(await deadLetterFor(env.LEDGER as D1Database, refused)).toBeUndefined();
-    // D1 is back: the next run stores the letter and lets the job go.
-    await runInDurableObject(mailbox, (instance: Mailbox, state) => {
-      (instance as unknown as { env: Env }).env = env;
-      state.storage.sql.exec("UPDATE jobs SET next_at = 0");
-    });
-    await vero.fail(veroToken, { status: 400, times: 1 });
+    // The refused call is not made again while the letter waits.
+    expect((await vero.calls(veroToken)).filter((call) => call.status === 400)).toHaveLength(1);
+    // D1 is back: the next wake stores the letter.
+    await withMailboxEnv(mailbox, env);
     await runDurableObjectAlarm(mailbox);
     expect(await deadLetterFor(env.LEDGER as D1Database, refused)).toMatchObject({ permanent: true });
+    expect(await keptLetters(mailbox)).toEqual([]);
+  });
+
+  it("without the LEDGER binding, a job that fails for good waits in the mailbox as a letter (not re-sent) and the user's next event is delivered; the letter reaches D1 once bound", async () => {
+    const { env, veroToken } = await isolatedEnv({}, { ledger: true });
+    const user = unique("u");
+    const mailbox = stub(env, user);
+    const refused = unique("m");
+    const { LEDGER: _ledger, ...unbound } = env;
+    await withMailboxEnv(mailbox, unbound as Env);
+    await vero.fail(veroToken, { status: 400, times: 1 });
+    await postApi(env, "batch", { batch: [track(user, "refused", refused), track(user, "next")] });
+    await vero.waitFor(veroToken, (all) => delivered(all).length === 1);
+    expect(await keptLetters(mailbox)).toHaveLength(1);
+    const alarm = await runInDurableObject(mailbox, (_instance: Mailbox, state) => state.storage.getAlarm());
+    expect(alarm).toBeGreaterThan(Date.now() + RETRY_LATER_MS);
+    expect((await vero.calls(veroToken)).filter((call) => call.status === 400)).toHaveLength(1);
+    await withMailboxEnv(mailbox, env);
+    await runDurableObjectAlarm(mailbox);
+    expect(await deadLetterFor(env.LEDGER as D1Database, refused)).toMatchObject({ permanent: true });
+    expect((await vero.calls(veroToken)).filter((call) => call.status === 400)).toHaveLength(1);
+  });
+
+  it("keeps one dead letter per failed event: three permanent failures of one user, the mailbox emptied between them, are three letters", async () => {
+    const { env, veroToken } = await isolatedEnv(fast, { ledger: true });
+    const user = unique("u");
+    const mailbox = stub(env, user);
+    const ids = [unique("m"), unique("m"), unique("m")];
+    for (const [index, messageId] of ids.entries()) {
+      await vero.fail(veroToken, { status: 400, times: 1 });
+      await postApi(env, "track", track(user, `refused-${index}`, messageId));
+      await vero.waitFor(veroToken, (all) => all.filter((call) => call.status === 400).length === index + 1);
+      // Emptied: nothing held, nothing recorded, so the object wiped its storage (its job numbers start again).
+      await vi.waitFor(async () =>
+        expect(
+          await runInDurableObject(
+            mailbox,
+            (_instance: Mailbox, state) =>
+              state.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM sqlite_sequence").one().n,
+          ),
+        ).toBe(0),
+      );
+      await vi.waitFor(async () => expect(await keptLetters(mailbox)).toEqual([]));
+    }
+    const letters = await Promise.all(ids.map((id) => deadLetterFor(env.LEDGER as D1Database, id)));
+    expect(letters.map((letter) => (letter?.body as { messageId?: string } | undefined)?.messageId)).toEqual(ids);
+    expect(new Set(letters.map((letter) => letter?.id)).size).toBe(3);
+  });
+
+  it("a letter holds only the calls Vero has not accepted: re-driven after its mailbox forgot the first call, it repeats nothing", async () => {
+    const { env, veroToken } = await isolatedEnv(fast, { ledger: true });
+    const user = unique("u");
+    const mailbox = stub(env, user);
+    const messageId = unique("m");
+    await vero.fail(veroToken, { status: 400, after: 1, times: 1 });
+    await postApi(env, "identify", {
+      type: "identify",
+      messageId,
+      userId: user,
+      traits: { email: `${user}@example.com` },
+      integrations: { Vero: { tags: { id: user, action: "add", values: ["vip"] } } },
+    });
+    await vero.waitFor(veroToken, (all) => all.some((call) => call.status === 400));
+    const letter = await vi.waitFor(async () => {
+      const found = await deadLetterFor(env.LEDGER as D1Database, messageId);
+      if (!found) throw new Error("no letter yet");
+      return found;
+    });
+    expect(letter.body).toMatchObject({ step: 1, requests: [{ path: "/users/tags/edit" }] });
+    // The mailbox forgets the call Vero accepted, as after the ledger's retention.
+    await runInDurableObject(mailbox, (_instance: Mailbox, state) => state.storage.sql.exec("DELETE FROM calls"));
+    await redriveDeadLetter({ ...env, VERO_QUEUE: undefined }, letter, redriveToMailboxes);
+    const calls = await vero.waitFor(veroToken, (all) => all.filter((call) => call.status < 300).length === 2);
+    expect(calls.filter((call) => call.status < 300).map((call) => call.path.replace("/api/v2", ""))).toEqual([
+      "/users/track",
+      "/users/tags/edit",
+    ]);
+  });
+
+  it("a call Vero accepted that the mailbox could not record is an attempt: counted, backed off, listed as stalled, and ended by the horizon as a letter that says so", async () => {
+    const { env, veroToken } = await isolatedEnv({ QUEUE_RETRY_BASE_SECONDS: "60" }, { ledger: true });
+    const user = unique("u");
+    const mailbox = stub(env, user);
+    const messageId = unique("m");
+    // The write that records an accepted call fails, as at the storage limit or on a storage fault.
+    await runInDurableObject(mailbox, (instance: Mailbox) => {
+      (instance as unknown as { record: () => void }).record = () => {
+        throw new Error("SQLITE_FULL: database or disk is full");
+      };
+    });
+    await postApi(env, "track", track(user, "unrecorded", messageId));
+    await vero.waitFor(veroToken, (all) => delivered(all).length === 1);
+    const job = () =>
+      runInDurableObject(
+        mailbox,
+        (_instance: Mailbox, state) =>
+          state.storage.sql
+            .exec<{ attempts: number; next_at: number }>("SELECT attempts, next_at FROM jobs")
+            .toArray()[0],
+      );
+    await vi.waitFor(async () => expect(await job()).toMatchObject({ attempts: 1 }));
+    // The schedule's first delay, 60 s less at most 20 % jitter.
+    expect((await job())?.next_at).toBeGreaterThan(Date.now() + 40_000);
+    await vi.waitFor(async () =>
+      expect(await stalledRow(env, mailbox)).toMatchObject({ reason: expect.stringMatching(/could not record/) }),
+    );
+    // A wake before the job is due makes no call.
+    await runDurableObjectAlarm(mailbox);
+    expect(delivered(await vero.calls(veroToken))).toHaveLength(1);
+    // The job first failed 27 hours ago: the next attempt (the schedule allows it) ends the horizon.
+    await runInDurableObject(mailbox, (_instance: Mailbox, state) =>
+      state.storage.sql.exec("UPDATE jobs SET failing_since = ?, next_at = 0", Date.now() - 27 * 3_600_000),
+    );
+    await runDurableObjectAlarm(mailbox);
+    expect(delivered(await vero.calls(veroToken))).toHaveLength(2);
+    const letter = await vi.waitFor(async () => {
+      const found = await deadLetterFor(env.LEDGER as D1Database, messageId);
+      if (!found) throw new Error("no letter yet");
+      return found;
+    });
+    expect(letter).toMatchObject({ permanent: false, attempts: 2 });
+    expect(letter.reason).toMatch(/retries exhausted.*could not record/);
     expect(await held(env, user)).toEqual([]);
+  });
+
+  it("a stalled mailbox wakes when its head is due (an hour away), not sooner", async () => {
+    const { env, veroToken } = await isolatedEnv({ QUEUE_RETRY_BASE_SECONDS: "3600" }, { ledger: true });
+    const user = unique("u");
+    const mailbox = stub(env, user);
+    await vero.fail(veroToken, { status: 503, times: 1 });
+    await postApi(env, "track", track(user, "later"));
+    await vero.waitFor(veroToken, (all) => all.some((call) => call.status === 503));
+    await vi.waitFor(async () => expect(await stalledRow(env, mailbox)).not.toBeNull());
+    const wake = () =>
+      runInDurableObject(mailbox, async (_instance: Mailbox, state) => ({
+        alarm: await state.storage.getAlarm(),
+        due: state.storage.sql.exec<{ next_at: number }>("SELECT next_at FROM jobs").one().next_at,
+      }));
+    await vi.waitFor(async () => expect((await wake()).alarm).toBe((await wake()).due));
+    expect((await wake()).due).toBeGreaterThan(Date.now() + 40 * 60_000);
+  });
+
+  it("when D1 refuses the stalled row at the first failure, the mailbox writes it on a later wake, waking for it at most every RETRY_LATER_MS", async () => {
+    const { env, veroToken } = await isolatedEnv({ QUEUE_RETRY_BASE_SECONDS: "3600" }, { ledger: true });
+    const user = unique("u");
+    const mailbox = stub(env, user);
+    await withMailboxEnv(mailbox, { ...env, LEDGER: brokenD1 });
+    await vero.fail(veroToken, { status: 503, times: 1 });
+    await postApi(env, "track", track(user, "later"));
+    await vero.waitFor(veroToken, (all) => all.some((call) => call.status === 503));
+    const alarm = () => runInDurableObject(mailbox, (_instance: Mailbox, state) => state.storage.getAlarm());
+    await vi.waitFor(async () => expect(await alarm()).toBeLessThan(Date.now() + RETRY_LATER_MS + 1_000));
+    expect(await alarm()).toBeGreaterThan(Date.now() + RETRY_LATER_MS - 60_000);
+    expect(await stalledRow(env, mailbox)).toBeNull();
+    // Still down at that wake: the next is as far again.
+    await runDurableObjectAlarm(mailbox);
+    expect(await alarm()).toBeGreaterThan(Date.now() + RETRY_LATER_MS - 60_000);
+    await withMailboxEnv(mailbox, env);
+    await runDurableObjectAlarm(mailbox);
+    expect(await stalledRow(env, mailbox)).toMatchObject({ reason: expect.stringMatching(/503/) });
+    expect(await alarm()).toBeGreaterThan(Date.now() + 40 * 60_000);
+  });
+
+  it("without migration 0002 (no stalled_mailboxes table) a failing mailbox still delivers, and then wakes only for its ledger's prune", async () => {
+    const { env, veroToken } = await isolatedEnv({ QUEUE_RETRY_BASE_SECONDS: "60" }, { ledger: true });
+    const user = unique("u");
+    const mailbox = stub(env, user);
+    const real = env.LEDGER as D1Database;
+    const noTable = {
+      prepare: (query: string) =>
+        query.includes("stalled_mailboxes")
+          ? {
+              bind: () => ({
+                run: () => Promise.reject(new Error("D1_ERROR: no such table: stalled_mailboxes: SQLITE_ERROR")),
+              }),
+            }
+          : real.prepare(query),
+      batch: (statements: D1PreparedStatement[]) => real.batch(statements),
+    };
+    await withMailboxEnv(mailbox, { ...env, LEDGER: noTable as unknown as D1Database });
+    await vero.fail(veroToken, { status: 503, times: 1 });
+    await postApi(env, "track", track(user, "late"));
+    await vero.waitFor(veroToken, (all) => all.some((call) => call.status === 503));
+    await runInDurableObject(mailbox, (_instance: Mailbox, state) =>
+      state.storage.sql.exec("UPDATE jobs SET next_at = 0"),
+    );
+    await runDurableObjectAlarm(mailbox);
+    expect(delivered(await vero.calls(veroToken))).toEqual([`${user} late`]);
+    // Once its counts are reported (within REPORT_EVERY_MS), nothing is left to retry: the next wake is the ledger's prune.
+    const alarm = () => runInDurableObject(mailbox, (_instance: Mailbox, state) => state.storage.getAlarm());
+    await vi.waitFor(async () => expect(await alarm()).toBeGreaterThan(Date.now() + 3_600_000), {
+      timeout: 3 * REPORT_EVERY_MS,
+    });
   });
 
   it("lists itself in stalled_mailboxes when its head job first fails, and leaves once it is delivered", async () => {
