@@ -59,7 +59,7 @@ async function handOn(
     log("error", "vero consumer cannot check the previous ledger", { reason });
     return retryAll(reason);
   }
-  const handed = await handToMailboxes(env, ready.config, pending, ({ job }) => ({
+  const handed = await handToMailboxes(env, ready, pending, ({ job }) => ({
     job,
     recorded: recorded.get(job.messageId),
   }));

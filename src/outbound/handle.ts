@@ -145,7 +145,7 @@ async function handToUsersMailboxes(c: AppContext, jobs: RoutedEvent[]): Promise
   }
   const at = Date.now();
   const items = deliverable.map((job, seq) => ({ job, letter: { job: veroJobOf(job, at, seq) } }));
-  const handed = await handToMailboxes(c.env, ready.config, items, ({ letter }) => letter);
+  const handed = await handToMailboxes(c.env, ready, items, ({ letter }) => letter);
   for (const group of handed) {
     for (const { job } of group.items) {
       if (group.ok) {

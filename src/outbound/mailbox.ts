@@ -28,7 +28,6 @@
  */
 
 import { DurableObject } from "cloudflare:workers";
-import { createHash } from "node:crypto";
 import type { CountReport, CountRow } from "../delivery/counter-shard.ts";
 import { counterShardFor } from "../delivery/counter-shard.ts";
 import {
@@ -44,17 +43,27 @@ import { nextStep, type RetryPolicy } from "../delivery/retry-schedule.ts";
 import type { Env } from "../shared/env.ts";
 import { DeliveryError } from "../shared/errors.ts";
 import { configureLogs, describeError, log, redactEmails } from "../shared/log.ts";
+import { describeUnready, settingsFor, type VeroCredential } from "../shared/settings.ts";
 import type { VeroJob } from "./job.ts";
 import type { VeroRequest } from "./map.ts";
 import { sendToVero, type VeroTarget } from "./vero.ts";
 
 /** What a mailbox delivers with: the settings of the Worker that handed it the jobs. */
 export interface MailboxConfig {
-  target: VeroTarget;
+  /** Which Vero project the mailbox's user belongs to; never the credential, which is not stored. */
+  account: VeroAccount;
   policy: RetryPolicy;
   retentionDays: number;
   /** LOG_SAMPLE_RATE: the share of messageIds whose success lines are logged, as in the Worker. */
   logSampleRate: number;
+}
+
+/** Where the mailbox's user lives at Vero: VERO_API_URL and VERO_ACCOUNT. */
+export type VeroAccount = Pick<VeroTarget, "veroApiUrl" | "veroAccount">;
+
+/** What mailboxes stored before they were named without the credential: the target held it. */
+interface LegacyConfig extends Omit<MailboxConfig, "account"> {
+  target: VeroTarget;
 }
 
 /** A job for a mailbox, with the calls the previous (D1) ledger recorded for it, if any. */
@@ -165,17 +174,22 @@ interface DrainStats {
 }
 
 /**
- * The mailbox's name: the Vero account (API URL and credential, as a hash)
- * and the user. One user of one account is one mailbox; two accounts'
- * users of the same id never wait for each other.
+ * The mailbox's name: the Vero account (API URL and the optional
+ * VERO_ACCOUNT) and the user, never the credential, so that rotating it
+ * keeps each user's order and ledger. Two projects' users of the same id
+ * never wait for each other.
  */
-export function mailboxName(target: VeroTarget, user: string): string {
-  const account = createHash("sha256")
-    .update(`${target.veroApiUrl}\n${JSON.stringify(target.veroCredential)}`)
-    .digest("hex")
-    .slice(0, 16);
-  return `${account}\n${user}`;
+export function mailboxName(account: VeroAccount, user: string): string {
+  return JSON.stringify([account.veroApiUrl, account.veroAccount ?? null, user]);
 }
+
+/** The ledger's rows, as handed from one mailbox to another: messageId, call, status, time. */
+export type CallRow = [string, string, number, number];
+
+/** Ledger rows handed over in one call: well within an RPC's size limit. */
+const HANDOVER_CALLS = 2_000;
+/** Jobs handed over in one call: each at most a queue message (128 KB). */
+const HANDOVER_JOBS = 100;
 
 /** The name a job's calls are recorded under: its messageId, or for an event without one, its job. */
 const ledgerIdOf = (head: Pick<JobRow, "message_id" | "seq">) =>
@@ -195,6 +209,12 @@ export class Mailbox extends DurableObject<Env> {
    * schedule allows.
    */
   private pause: { jobId: string; until: number } | undefined;
+  /**
+   * The Vero credential the last hand-over carried, from the settings of
+   * the Worker that made it: in memory only, never stored. After a restart
+   * the mailbox reads its own settings (the same Worker's) instead.
+   */
+  private handedCredential: VeroCredential | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -208,7 +228,8 @@ export class Mailbox extends DurableObject<Env> {
    * transaction. The RPC answer leaves the object only once the write is
    * durable (the output gate), so a caller that acks on it loses nothing.
    */
-  async accept(letters: Letter[], config: MailboxConfig): Promise<Accepted> {
+  async accept(letters: Letter[], config: MailboxConfig, credential?: VeroCredential): Promise<Accepted> {
+    if (credential) this.handedCredential = credential;
     const now = Date.now();
     let accepted = 0;
     let skipped = 0;
@@ -245,6 +266,16 @@ export class Mailbox extends DurableObject<Env> {
     return { accepted, skipped };
   }
 
+  /**
+   * Takes over the ledger of a mailbox named the old way (by credential)
+   * for the same user, so that re-sent messageIds stay skipped.
+   */
+  async adopt(calls: CallRow[]): Promise<void> {
+    this.transaction(() => {
+      for (const [messageId, call, status, doneAt] of calls) this.record(messageId, call, status, doneAt);
+    });
+  }
+
   /** Never throws: Cloudflare retries a throwing alarm only a few times. */
   override async alarm(): Promise<void> {
     const sampleRate = this.getState<MailboxConfig>("config")?.logSampleRate;
@@ -260,6 +291,7 @@ export class Mailbox extends DurableObject<Env> {
     };
     let failure: string | undefined;
     try {
+      await this.handOverIfLegacy(stats);
       await this.drain(stats);
     } catch (error) {
       failure = describeError(error);
@@ -282,6 +314,71 @@ export class Mailbox extends DurableObject<Env> {
       held,
       ...(failure === undefined ? {} : { error: failure }),
     });
+  }
+
+  /**
+   * A mailbox named by the credential (before the upgrade) hands its jobs,
+   * in order, and its ledger to the user's mailbox named by account, then
+   * forgets them and its stored configuration, credential included. Its
+   * counts are still reported, its stalled row cleared, and then it wipes
+   * its storage like any empty mailbox.
+   */
+  private async handOverIfLegacy(stats: DrainStats): Promise<void> {
+    const legacy = this.getState<MailboxConfig | LegacyConfig>("config");
+    if (!legacy || !("target" in legacy)) return;
+    const account: VeroAccount = {
+      veroApiUrl: legacy.target.veroApiUrl,
+      ...(settingsFor(this.env).consumers.vero.ready
+        ? { veroAccount: (settingsFor(this.env).consumers.vero as { settings: VeroTarget }).settings.veroAccount }
+        : {}),
+    };
+    const config: MailboxConfig = {
+      account,
+      policy: legacy.policy,
+      retentionDays: legacy.retentionDays,
+      logSampleRate: legacy.logSampleRate,
+    };
+    this.sql.exec("UPDATE jobs SET job_id = lower(hex(randomblob(16))) WHERE job_id IS NULL");
+    const rows = this.sql.exec<JobRow>("SELECT * FROM jobs ORDER BY at, rseq, seq").toArray();
+    const first = rows[0];
+    if (first) {
+      const user = (JSON.parse(first.body) as VeroJob).user;
+      const namespace = this.env.MAILBOX as DurableObjectNamespace<Mailbox> | undefined;
+      if (!namespace) throw new Error("the MAILBOX binding is gone: the jobs wait");
+      const heir = namespace.get(namespace.idFromName(mailboxName(account, user)));
+      const calls = this.sql
+        .exec<{ message_id: string; call: string; status: number; done_at: number }>("SELECT * FROM calls")
+        .toArray()
+        .map((row): CallRow => [row.message_id, row.call, row.status, row.done_at]);
+      for (let start = 0; start < calls.length; start += HANDOVER_CALLS) {
+        stats.doRequests++;
+        await heir.adopt(calls.slice(start, start + HANDOVER_CALLS));
+      }
+      for (let start = 0; start < rows.length; start += HANDOVER_JOBS) {
+        const chunk = rows.slice(start, start + HANDOVER_JOBS);
+        stats.doRequests++;
+        await heir.accept(
+          chunk.map((row) => ({ job: { ...(JSON.parse(row.body) as VeroJob), id: row.job_id } })),
+          config,
+        );
+        this.sql.exec("DELETE FROM jobs WHERE seq <= ?", chunk[chunk.length - 1]?.seq ?? 0);
+      }
+      this.sql.exec("DELETE FROM calls");
+    }
+    // Without jobs the user is unknown: the ledger stays here for its retention, the credential does not.
+    this.setState("config", config);
+    log("info", "mailbox named by credential handed over", {
+      mailbox: this.ctx.id.toString(),
+      jobs: rows.length,
+    });
+  }
+
+  /** The credential to call Vero with, from the Worker's settings; never stored. */
+  private credential(): VeroCredential {
+    if (this.handedCredential) return this.handedCredential;
+    const vero = settingsFor(this.env).consumers.vero;
+    if (!vero.ready) throw new Error(describeUnready("the Vero consumer", vero));
+    return vero.settings.veroCredential;
   }
 
   /** Delivers due jobs in order until the mailbox is empty, its head waits, or the drain's call budget is spent. */
@@ -308,7 +405,8 @@ export class Mailbox extends DurableObject<Env> {
         stats.veroCalls++;
         let status: number;
         try {
-          [status = 200] = await sendToVero(config.target, [request], isLedgerKey(ledgerId) ? ledgerId : null);
+          const target = { veroApiUrl: config.account.veroApiUrl, veroCredential: this.credential() };
+          [status = 200] = await sendToVero(target, [request], isLedgerKey(ledgerId) ? ledgerId : null);
         } catch (error) {
           // Anything but a DeliveryError is a bug: the drain stops and is tried again later.
           if (!(error instanceof DeliveryError)) throw error;

@@ -9,7 +9,7 @@ import type { Env } from "../shared/env.ts";
 import { BridgeError } from "../shared/errors.ts";
 import { MAILBOX_UNBOUND } from "../shared/health.ts";
 import { describeError, log } from "../shared/log.ts";
-import { describeUnready, logSampleRate, settingsFor } from "../shared/settings.ts";
+import { describeUnready, logSampleRate, settingsFor, type VeroCredential } from "../shared/settings.ts";
 import { describeIssues } from "../shared/zod.ts";
 import { type VeroJob, veroJobSchema } from "./job.ts";
 import type { Accepted, Letter, Mailbox, MailboxConfig } from "./mailbox.ts";
@@ -24,15 +24,23 @@ export const MAILBOXES_PER_INVOCATION = 990;
 
 export { MAILBOX_UNBOUND };
 
-/** What a mailbox needs from the settings, or why they are not usable (a missing binding or setting). */
-export function mailboxConfigFor(env: Env): { ok: true; config: MailboxConfig } | { ok: false; reason: string } {
+/**
+ * What a mailbox needs from the settings, or why they are not usable (a
+ * missing binding or setting). The credential travels with each hand-over
+ * and stays in the mailbox's memory; the config has none.
+ */
+export function mailboxConfigFor(
+  env: Env,
+): { ok: true; config: MailboxConfig; credential: VeroCredential } | { ok: false; reason: string } {
   if (!env.MAILBOX) return { ok: false, reason: MAILBOX_UNBOUND };
   const vero = settingsFor(env).consumers.vero;
   if (!vero.ready) return { ok: false, reason: describeUnready("the Vero consumer", vero) };
+  const { veroApiUrl, veroAccount, veroCredential } = vero.settings;
   return {
     ok: true,
+    credential: veroCredential,
     config: {
-      target: vero.settings,
+      account: veroAccount === undefined ? { veroApiUrl } : { veroApiUrl, veroAccount },
       policy: settingsFor(env).retry.policy,
       retentionDays: retentionDays(env),
       logSampleRate: logSampleRate(env),
@@ -43,7 +51,7 @@ export function mailboxConfigFor(env: Env): { ok: true; config: MailboxConfig } 
 export function mailboxFor(env: Env, config: MailboxConfig, user: string): DurableObjectStub<Mailbox> {
   const namespace = env.MAILBOX as DurableObjectNamespace<Mailbox> | undefined;
   if (!namespace) throw new Error(MAILBOX_UNBOUND);
-  return namespace.get(namespace.idFromName(mailboxName(config.target, user)));
+  return namespace.get(namespace.idFromName(mailboxName(config.account, user)));
 }
 
 export type Handed<T> = { items: T[]; user: string } & ({ ok: true; result: Accepted } | { ok: false; error: string });
@@ -55,7 +63,7 @@ export type Handed<T> = { items: T[]; user: string } & ({ ok: true; result: Acce
  */
 export async function handToMailboxes<T>(
   env: Env,
-  config: MailboxConfig,
+  { config, credential }: { config: MailboxConfig; credential: VeroCredential },
   items: readonly T[],
   letterOf: (item: T) => Letter,
 ): Promise<Handed<T>[]> {
@@ -69,7 +77,7 @@ export async function handToMailboxes<T>(
   return Promise.all(
     [...groups].map(async ([user, group]): Promise<Handed<T>> => {
       try {
-        const result = await mailboxFor(env, config, user).accept(group.map(letterOf), config);
+        const result = await mailboxFor(env, config, user).accept(group.map(letterOf), config, credential);
         return { items: group, user, ok: true, result };
       } catch (error) {
         return { items: group, user, ok: false, error: describeError(error) };
@@ -122,7 +130,7 @@ export const redriveToMailboxes: MailboxRedrive = async (env: Env, letters: read
     env,
     items.map((item) => item.job),
   );
-  const handed = await handToMailboxes(env, ready.config, items, ({ job }) => ({
+  const handed = await handToMailboxes(env, ready, items, ({ job }) => ({
     job,
     recorded: recorded.get(job.messageId),
   }));

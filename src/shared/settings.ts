@@ -31,6 +31,8 @@ export type VeroCredential = { auth_token: string } | { tracking_api_key: string
 export interface VeroTarget {
   /** Base of Vero's Track API v2, without a trailing slash. */
   veroApiUrl: string;
+  /** VERO_ACCOUNT: with the URL, the Vero project whose users the mailboxes are (never the credential). */
+  veroAccount?: string;
   veroCredential: VeroCredential;
 }
 
@@ -113,6 +115,7 @@ const veroShape = {
   VERO_API_URL: z._default(httpUrl, DEFAULT_VERO_API_URL),
   VERO_AUTH_TOKEN: z.optional(present),
   VERO_TRACKING_API_KEY: z.optional(present),
+  VERO_ACCOUNT: z.optional(z.pipe(present, z.string().check(z.maxLength(100, "must be at most 100 characters")))),
 };
 
 // Off unless set: such a signature authenticates the first event of an array and nothing after it.
@@ -177,6 +180,7 @@ const segmentTarget = (s: z.output<typeof segmentSchema>): SegmentTarget => ({
 
 const veroTarget = (s: z.output<typeof veroSchema>): VeroTarget => ({
   veroApiUrl: s.VERO_API_URL,
+  ...(s.VERO_ACCOUNT === undefined ? {} : { veroAccount: s.VERO_ACCOUNT }),
   // The newer key wins when both are set: it is what Vero issues today.
   veroCredential: s.VERO_TRACKING_API_KEY
     ? { tracking_api_key: s.VERO_TRACKING_API_KEY }

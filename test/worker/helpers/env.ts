@@ -15,7 +15,8 @@ export const baseEnv = env as unknown as Env;
 
 /**
  * Settings of their own for one test: fresh stand-in tenants, so that what
- * the stand-ins record belongs to this test alone, even in parallel runs.
+ * the stand-ins record belongs to this test alone, even in parallel runs,
+ * and a Vero account (VERO_ACCOUNT) of its own, so its mailboxes are too.
  * Without the queue bindings (inline mode) unless `queued` asks for them.
  * The ledger (LEDGER) is shared by the tests of a file, and many reuse the
  * fixtures' messageIds: it is bound in queue mode (which requires it) or
@@ -33,7 +34,14 @@ export async function isolatedEnv(
     ...(ledger ? { LEDGER } : {}),
   };
   return {
-    env: { ...bindings, SEGMENT_WRITE_KEY: writeKey, VERO_AUTH_TOKEN: veroToken, ...overrides },
+    // A Vero account of its own too: the mailboxes are named by account and user, and tests reuse the fixtures' users.
+    env: {
+      ...bindings,
+      SEGMENT_WRITE_KEY: writeKey,
+      VERO_AUTH_TOKEN: veroToken,
+      VERO_ACCOUNT: `test-${crypto.randomUUID()}`,
+      ...overrides,
+    },
     writeKey,
     veroToken,
   };

@@ -7,9 +7,15 @@
  * calls, not for a time.
  */
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { createHash } from "node:crypto";
 import { describe, expect, it, vi } from "vitest";
 import type { RecordedCall } from "../../../dev/stand-ins/client.ts";
-import { getDeadLetter, listDeadLetters, redriveDeadLetter } from "../../../src/delivery/dead-letters.ts";
+import {
+  getDeadLetter,
+  listDeadLetters,
+  redriveDeadLetter,
+  storeDeadLetters,
+} from "../../../src/delivery/dead-letters.ts";
 import { QUEUE_NAMES } from "../../../src/delivery/settlement.ts";
 import { type Mailbox, REPORT_EVERY_MS, RETRY_LATER_MS } from "../../../src/outbound/mailbox.ts";
 import { mailboxConfigFor, mailboxFor, redriveToMailboxes } from "../../../src/outbound/mailboxes.ts";
@@ -526,6 +532,137 @@ describe("a user's mailbox", { timeout: 60_000 }, () => {
   });
 });
 
+/** Every row the mailbox stores, as text (the runtime's own tables aside). */
+const storedText = (mailbox: DurableObjectStub<Mailbox>) =>
+  runInDurableObject(mailbox, (_instance: Mailbox, state) =>
+    state.storage.sql
+      .exec<{ name: string }>(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%'",
+      )
+      .toArray()
+      .map(({ name }) => `${name}: ${JSON.stringify(state.storage.sql.exec(`SELECT * FROM "${name}"`).toArray())}`)
+      .join("\n"),
+  );
+
+describe("the mailbox's identity: the Vero account and the user, never the credential", { timeout: 60_000 }, () => {
+  it("never stores the Vero credential: no row holds it while a job is held, retried, delivered or dead-lettered", async () => {
+    const { env, veroToken } = await isolatedEnv({ QUEUE_RETRY_BASE_SECONDS: "60" }, { ledger: true });
+    const user = unique("u");
+    const mailbox = stub(env, user);
+    const [held1, refused] = [unique("m"), unique("m")];
+    await vero.fail(veroToken, { status: 503, times: 1 });
+    await postApi(env, "track", track(user, "held", held1));
+    await vero.waitFor(veroToken, (all) => all.some((call) => call.status === 503));
+    const whileHeld = await storedText(mailbox);
+    expect(whileHeld).toContain(held1);
+    expect(whileHeld).not.toContain(veroToken);
+    await runInDurableObject(mailbox, (_instance: Mailbox, state) =>
+      state.storage.sql.exec("UPDATE jobs SET next_at = 0"),
+    );
+    await runDurableObjectAlarm(mailbox);
+    await vero.fail(veroToken, { status: 400, times: 1 });
+    await postApi(env, "batch", { batch: [track(user, "refused", refused), track(user, "after")] });
+    await vero.waitFor(veroToken, (all) => delivered(all).length === 2);
+    const letter = await vi.waitFor(async () => {
+      const found = await deadLetterFor(env.LEDGER as D1Database, refused);
+      if (!found) throw new Error("no letter yet");
+      return found;
+    });
+    expect(JSON.stringify(letter)).not.toContain(veroToken);
+    const afterwards = await storedText(mailbox);
+    expect(afterwards).toContain(held1);
+    expect(afterwards).not.toContain(veroToken);
+  });
+
+  it("keeps order and de-duplication across a credential rotation: a backlog held while Vero fails, the credential rotated, more events (one re-sent), Vero recovers: every event once, in order", async () => {
+    const { env, veroToken } = await isolatedEnv({ QUEUE_RETRY_BASE_SECONDS: "60" }, { ledger: true });
+    const user = unique("u");
+    const mailbox = stub(env, user);
+    await vero.fail(veroToken, { status: 503 });
+    const resent = track(user, "e2");
+    await postApi(env, "batch", { batch: [track(user, "e1"), resent] });
+    await vero.waitFor(veroToken, (all) => all.some((call) => call.status === 503));
+    // The operator rotates VERO_AUTH_TOKEN: the Worker's settings now carry the new key.
+    const rotatedToken = await vero.tenant();
+    const rotated = { ...env, VERO_AUTH_TOKEN: rotatedToken };
+    await postApi(rotated, "batch", { batch: [resent, track(user, "e3")] });
+    await vero.heal(veroToken);
+    await runInDurableObject(mailbox, (_instance: Mailbox, state) =>
+      state.storage.sql.exec("UPDATE jobs SET next_at = 0"),
+    );
+    await runDurableObjectAlarm(mailbox);
+    const calls = await vero.waitFor(rotatedToken, (all) => delivered(all).length >= 3);
+    expect(delivered(calls)).toEqual([`${user} e1`, `${user} e2`, `${user} e3`]);
+    expect(delivered(await vero.calls(veroToken))).toEqual([]);
+  });
+
+  it("upgrade: a mailbox named by the credential hands its held jobs (in order) and its ledger to the account's mailbox, and forgets the credential; a letter stored under an old id is re-driven", async () => {
+    const { env, veroToken } = await isolatedEnv(fast, { ledger: true });
+    const user = unique("u");
+    const ready = mailboxConfigFor(env);
+    if (!ready.ok) throw new Error(ready.reason);
+    const target = { veroApiUrl: ready.config.account.veroApiUrl, veroCredential: ready.credential };
+    // The name mailboxes had before: a hash of the URL and the credential, then the user.
+    const account = createHash("sha256")
+      .update(`${target.veroApiUrl}\n${JSON.stringify(target.veroCredential)}`)
+      .digest("hex")
+      .slice(0, 16);
+    const namespace = env.MAILBOX as DurableObjectNamespace<Mailbox>;
+    const old = namespace.get(namespace.idFromName(`${account}\n${user}`));
+    // The heir has taken a hand-over from this test's Worker (its credential), as after the deploy.
+    await stub(env, user).accept([], ready.config, ready.credential);
+    const [done, first, second] = [unique("m"), unique("m"), unique("m")];
+    // The old mailbox runs with this test's settings (its VERO_ACCOUNT names the heir).
+    await withMailboxEnv(old, env);
+    await runInDurableObject(old, async (_instance: Mailbox, state) => {
+      const sql = state.storage.sql;
+      const config = { target, policy: ready.config.policy, retentionDays: 7, logSampleRate: 0 };
+      sql.exec("INSERT INTO state (key, value) VALUES ('config', ?)", JSON.stringify(config));
+      sql.exec(
+        "INSERT INTO calls (message_id, call, status, done_at) VALUES (?, '0 POST /events/track', 200, ?)",
+        done,
+        Date.now(),
+      );
+      for (const [index, messageId] of [first, second].entries())
+        sql.exec(
+          "INSERT INTO jobs (message_id, body, at, rseq, received_at) VALUES (?, ?, ?, 0, ?)",
+          messageId,
+          JSON.stringify(trackJob(user, `held-${index}`, messageId)),
+          1_000 + index,
+          Date.now(),
+        );
+      await state.storage.setAlarm(Date.now());
+    });
+    await vero.waitFor(veroToken, (all) => delivered(all).length === 2);
+    await postApi(env, "batch", { batch: [track(user, "re-sent", done), track(user, "after")] });
+    const calls = await vero.waitFor(veroToken, (all) => delivered(all).length >= 3);
+    expect(delivered(calls)).toEqual([`${user} held-0`, `${user} held-1`, `${user} after`]);
+    const oldRows = await storedText(old);
+    expect(oldRows).not.toContain(veroToken);
+    expect(oldRows).not.toContain(first);
+    // A letter a mailbox stored before the upgrade, under the id it gave then.
+    const letterId = `vero-${"a".repeat(24)}-7`;
+    const oldLetter = unique("m");
+    await storeDeadLetters(env.LEDGER as D1Database, [
+      {
+        id: letterId,
+        source: "vero",
+        body: trackJob(user, "from-an-old-letter", oldLetter),
+        reason: "Vero answered 400",
+        permanent: true,
+        attempts: 1,
+        failedAt: new Date().toISOString(),
+      },
+    ]);
+    const letter = await getDeadLetter(env.LEDGER as D1Database, letterId);
+    if (!letter) throw new Error("the old letter is not readable");
+    await redriveDeadLetter({ ...env, VERO_QUEUE: undefined }, letter, redriveToMailboxes);
+    const after = await vero.waitFor(veroToken, (all) => delivered(all).length >= 4);
+    expect(delivered(after).at(-1)).toBe(`${user} from-an-old-letter`);
+    expect(await getDeadLetter(env.LEDGER as D1Database, letterId)).toBeUndefined();
+  });
+});
+
 describe("the Vero queue's consumer and the mailboxes", { timeout: 30_000 }, () => {
   it("acks each message once its user's mailbox committed it, and the mailbox delivers them in the route's order", async () => {
     const { env, veroToken } = await isolatedEnv({}, { queued: true });
@@ -573,7 +710,7 @@ function mailboxName(env: Env, user: string): string {
   const ready = mailboxConfigFor(env);
   if (!ready.ok) throw new Error(ready.reason);
   // Same name as the production code computes.
-  return mailboxNameOf(ready.config.target, user);
+  return mailboxNameOf(ready.config.account, user);
 }
 
 import { mailboxName as mailboxNameOf } from "../../../src/outbound/mailbox.ts";

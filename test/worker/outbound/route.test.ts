@@ -17,7 +17,7 @@ import { deadLetterFor } from "../helpers/queue.ts";
 function mailboxNameFor(env: Env, user: string): string {
   const ready = mailboxConfigFor(env);
   if (!ready.ok) throw new Error(ready.reason);
-  return mailboxName(ready.config.target, user);
+  return mailboxName(ready.config.account, user);
 }
 
 const secret = "dev-segment-shared-secret-for-local-use";
