@@ -13,6 +13,7 @@ import type { Env } from "../shared/env.ts";
 import { describeError, log } from "../shared/log.ts";
 import { describeIssues } from "../shared/zod.ts";
 import { jobOrder, type VeroJob, veroJobSchema } from "./job.ts";
+import { QUEUE_SETTLE_MS } from "./mailbox.ts";
 import { handToMailboxes, mailboxConfigFor, recordedBefore, usersOf } from "./mailboxes.ts";
 
 interface Pending {
@@ -59,10 +60,14 @@ async function handOn(
     log("error", "vero consumer cannot check the previous ledger", { reason });
     return retryAll(reason);
   }
-  const handed = await handToMailboxes(env, ready, pending, ({ job }) => ({
-    job,
-    recorded: recorded.get(job.messageId),
-  }));
+  // Other invocations may be handing the same users' older jobs over right now: each job waits to let them sort in.
+  const handed = await handToMailboxes(
+    env,
+    ready,
+    pending,
+    ({ job }) => ({ job, recorded: recorded.get(job.messageId) }),
+    QUEUE_SETTLE_MS,
+  );
   tally.doRequests += handed.length;
   for (const group of handed) {
     if (group.ok) {

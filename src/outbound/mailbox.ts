@@ -93,6 +93,13 @@ export const CALLS_PER_DRAIN = 40;
  * request, so a mailbox whose D1 is down wakes at most this often.
  */
 export const RETRY_LATER_MS = 5 * 60_000;
+/**
+ * How long a job handed over by the Vero queue's consumer waits in the
+ * mailbox before it may be sent, so that an older job of the same user
+ * that another consumer invocation (run at the same time) is handing over
+ * sorts in before it. Jobs behind a waiting head do not wait again.
+ */
+export const QUEUE_SETTLE_MS = 1_000;
 /** Without the LEDGER binding, letters wait in the mailbox; it looks for the binding this often. */
 export const LEDGER_WAIT_MS = 3_600_000;
 /** The least time between two reports of a mailbox's counts: each costs a shard call and four rows written. */
@@ -228,7 +235,7 @@ export class Mailbox extends DurableObject<Env> {
    * transaction. The RPC answer leaves the object only once the write is
    * durable (the output gate), so a caller that acks on it loses nothing.
    */
-  async accept(letters: Letter[], config: MailboxConfig, credential?: VeroCredential): Promise<Accepted> {
+  async accept(letters: Letter[], config: MailboxConfig, credential?: VeroCredential, settleMs = 0): Promise<Accepted> {
     if (credential) this.handedCredential = credential;
     const now = Date.now();
     let accepted = 0;
@@ -245,13 +252,14 @@ export class Mailbox extends DurableObject<Env> {
         // A re-driven letter keeps the id it was given here the first time.
         const jobId = job.id ?? crypto.randomUUID();
         this.sql.exec(
-          "INSERT INTO jobs (job_id, message_id, body, at, rseq, received_at) VALUES (?, ?, ?, ?, ?, ?)",
+          "INSERT INTO jobs (job_id, message_id, body, at, rseq, received_at, next_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
           jobId,
           job.messageId,
           JSON.stringify({ ...job, id: jobId }),
           job.at ?? now,
           job.seq ?? 0,
           now,
+          now + settleMs,
         );
         accepted++;
       }

@@ -66,6 +66,7 @@ export async function handToMailboxes<T>(
   { config, credential }: { config: MailboxConfig; credential: VeroCredential },
   items: readonly T[],
   letterOf: (item: T) => Letter,
+  settleMs = 0,
 ): Promise<Handed<T>[]> {
   const groups = new Map<string, T[]>();
   for (const item of items) {
@@ -77,7 +78,7 @@ export async function handToMailboxes<T>(
   return Promise.all(
     [...groups].map(async ([user, group]): Promise<Handed<T>> => {
       try {
-        const result = await mailboxFor(env, config, user).accept(group.map(letterOf), config, credential);
+        const result = await mailboxFor(env, config, user).accept(group.map(letterOf), config, credential, settleMs);
         return { items: group, user, ok: true, result };
       } catch (error) {
         return { items: group, user, ok: false, error: describeError(error) };

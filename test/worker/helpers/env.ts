@@ -77,8 +77,8 @@ export function observingMailboxes(env: Env): { observed: Env; touched: DurableO
 }
 
 /**
- * Waits until none of `ids` has a head job that is due (one waiting for
- * its retry does not count): their alarms have run. An event, not a time: it
+ * Waits until none of `ids` has a head job that is due or not yet tried
+ * (one waiting for its retry does not count): their alarms have run. An event, not a time: it
  * polls the objects' own storage.
  */
 export async function mailboxesIdle(env: Env, ids: readonly DurableObjectId[]): Promise<void> {
@@ -91,9 +91,12 @@ export async function mailboxesIdle(env: Env, ids: readonly DurableObjectId[]): 
       // The head job decides: the jobs behind it wait for it, due or not.
       due += await runInDurableObject(namespace.get(id), (_instance, state) => {
         const [head] = state.storage.sql
-          .exec<{ next_at: number }>("SELECT next_at FROM jobs ORDER BY at, rseq, seq LIMIT 1")
+          .exec<{ next_at: number; attempts: number }>(
+            "SELECT next_at, attempts FROM jobs ORDER BY at, rseq, seq LIMIT 1",
+          )
           .toArray();
-        return head && head.next_at <= Date.now() ? 1 : 0;
+        // A job never tried waits only for the queue's settle window: it counts as due.
+        return head && (head.attempts === 0 || head.next_at <= Date.now()) ? 1 : 0;
       });
     }
     if (due === 0) return;

@@ -681,6 +681,58 @@ describe("the Vero queue's consumer and the mailboxes", { timeout: 30_000 }, () 
     expect(delivered(calls).filter((line) => line.startsWith(ann))).toEqual([`${ann} a1`, `${ann} a2`]);
   });
 
+  it("delivers one user's jobs in route order when two consumer invocations hand them over newer-first", async () => {
+    const { env, veroToken } = await isolatedEnv({}, { queued: true });
+    const user = unique("u");
+    const now = Date.now();
+    // The invocation holding the newer message reaches the mailbox first, as when Queues runs two at once.
+    const newer = await runBatch(
+      QUEUE_NAMES.vero,
+      [{ id: "newer", body: { ...trackJob(user, "second"), at: now } }],
+      env,
+      { deliver: false },
+    );
+    // The mailbox's alarm runs before the other invocation's hand-over arrives.
+    await runDurableObjectAlarm(stub(env, user));
+    const older = await runBatch(
+      QUEUE_NAMES.vero,
+      [{ id: "older", body: { ...trackJob(user, "first"), at: now - 500 } }],
+      env,
+    );
+    expect([newer.acked, older.acked]).toEqual([["newer"], ["older"]]);
+    const calls = await vero.waitFor(veroToken, (all) => delivered(all).length === 2);
+    expect(delivered(calls)).toEqual([`${user} first`, `${user} second`]);
+  });
+
+  it("delivers a retried message before the newer one a later batch handed over meanwhile (route order)", async () => {
+    const { env, veroToken } = await isolatedEnv({}, { queued: true });
+    const user = unique("u");
+    const real = env.MAILBOX as NonNullable<Env["MAILBOX"]>;
+    const overloaded = {
+      idFromName: (name: string) => real.idFromName(name),
+      get: () => ({ accept: () => Promise.reject(new Error("Durable Object is overloaded")) }),
+    };
+    const now = Date.now();
+    const first = { id: "first", body: { ...trackJob(user, "first"), at: now - 500 } };
+    const refused = await runBatch(QUEUE_NAMES.vero, [first], {
+      ...env,
+      MAILBOX: overloaded as unknown as NonNullable<Env["MAILBOX"]>,
+    });
+    expect(Object.keys(refused.retried)).toEqual(["first"]);
+    const later = await runBatch(
+      QUEUE_NAMES.vero,
+      [{ id: "second", body: { ...trackJob(user, "second"), at: now } }],
+      env,
+      { deliver: false },
+    );
+    await runDurableObjectAlarm(stub(env, user));
+    // Queues redelivers the retried message after the newer one.
+    const redelivered = await runBatch(QUEUE_NAMES.vero, [{ ...first, attempts: 2 }], env);
+    expect([later.acked, redelivered.acked]).toEqual([["second"], ["first"]]);
+    const calls = await vero.waitFor(veroToken, (all) => delivered(all).length === 2);
+    expect(delivered(calls)).toEqual([`${user} first`, `${user} second`]);
+  });
+
   it("retries, never acks, the messages whose mailbox cannot take them, and acks the others", async () => {
     const { env } = await isolatedEnv({}, { queued: true });
     const [ok, broken] = [unique("ok"), unique("broken")];
