@@ -43,7 +43,7 @@ import { nextStep, type RetryPolicy } from "../delivery/retry-schedule.ts";
 import type { Env } from "../shared/env.ts";
 import { DeliveryError } from "../shared/errors.ts";
 import { configureLogs, describeError, log, redactEmails } from "../shared/log.ts";
-import { describeUnready, settingsFor, type VeroCredential } from "../shared/settings.ts";
+import { describeUnready, parseAlertSettings, settingsFor, type VeroCredential } from "../shared/settings.ts";
 import type { VeroJob } from "./job.ts";
 import type { VeroRequest } from "./map.ts";
 import { sendToVero, type VeroTarget } from "./vero.ts";
@@ -100,6 +100,13 @@ export const RETRY_LATER_MS = 5 * 60_000;
  * sorts in before it. Jobs behind a waiting head do not wait again.
  */
 export const QUEUE_SETTLE_MS = 1_000;
+/**
+ * The most jobs a mailbox holds: beyond it `accept` refuses (the queue or
+ * the sender retries), so one user's flood cannot grow a mailbox without
+ * bound. Each job is at most a queue message (128 KB), so a full mailbox
+ * stays far below a Durable Object's 10 GB.
+ */
+export const MAILBOX_MAX_JOBS = 10_000;
 /** Without the LEDGER binding, letters wait in the mailbox; it looks for the binding this often. */
 export const LEDGER_WAIT_MS = 3_600_000;
 /** The least time between two reports of a mailbox's counts: each costs a shard call and four rows written. */
@@ -151,9 +158,9 @@ function addJobIds(sql: SqlStorage): void {
   }
 }
 
-/** What the mailbox last wrote to D1's stalled_mailboxes: the failure (or wait) it reported, by its start. */
+/** What the mailbox last wrote to D1's stalled_mailboxes: which episode (capped, failing since, backlog). */
 interface StalledRow {
-  since: number;
+  key: string;
 }
 
 interface JobRow {
@@ -238,6 +245,20 @@ export class Mailbox extends DurableObject<Env> {
   async accept(letters: Letter[], config: MailboxConfig, credential?: VeroCredential, settleMs = 0): Promise<Accepted> {
     if (credential) this.handedCredential = credential;
     const now = Date.now();
+    const held = this.heldCount();
+    if (held + letters.length > MAILBOX_MAX_JOBS) {
+      if (this.getState("cappedAt") === undefined) this.setState("cappedAt", now);
+      // The alarm writes the stalled row that raises the alert.
+      const alarm = await this.ctx.storage.getAlarm();
+      if (alarm === null || alarm > now) await this.ctx.storage.setAlarm(now);
+      log("error", "mailbox full: jobs refused", {
+        mailbox: this.ctx.id.toString(),
+        held,
+        refused: letters.length,
+        cap: MAILBOX_MAX_JOBS,
+      });
+      throw new Error(`the user's mailbox holds ${held} jobs, at its cap of ${MAILBOX_MAX_JOBS}; retry later`);
+    }
     let accepted = 0;
     let skipped = 0;
     this.transaction(() => {
@@ -543,7 +564,7 @@ export class Mailbox extends DurableObject<Env> {
     // Without the binding they wait; armAlarm looks for it again every LEDGER_WAIT_MS.
     const db = this.env.LEDGER;
     if (!db) {
-      log("error", "dead letters wait in the mailbox: LEDGER is not bound", {
+      log("error", "dead letters wait in the mailbox: LEDGER not bound", {
         queue: "vero",
         mailbox: this.ctx.id.toString(),
         letters: rows.map((row) => row.id),
@@ -559,7 +580,7 @@ export class Mailbox extends DurableObject<Env> {
         rows.map((row) => JSON.parse(row.letter) as DeadLetter),
       );
     } catch (error) {
-      log("error", "could not store dead letters in D1; the mailbox keeps them and tries again", {
+      log("error", "dead letters kept in the mailbox: D1 refused them", {
         queue: "vero",
         mailbox: this.ctx.id.toString(),
         letters: rows.map((row) => row.id),
@@ -575,35 +596,64 @@ export class Mailbox extends DurableObject<Env> {
   }
 
   /**
-   * What D1's stalled_mailboxes should say of this mailbox: its head job is
-   * failing, since when; or nothing.
+   * What D1's stalled_mailboxes should say of this mailbox, most pressing
+   * first: it is capped (refusing jobs), its head is failing, or its oldest
+   * job has waited longer than ALERT_STALLED_MINUTES with nothing failing
+   * (a hot user); or nothing. `key` changes only when the row must be
+   * written again, so a draining backlog is one write, not one per run.
    */
-  private stalledSince(): number | undefined {
-    return this.head()?.failing_since ?? undefined;
+  private stalled(): { key: string; since: number; oldestAt: number; reason: string } | undefined {
+    const head = this.head();
+    if (!head) return undefined;
+    const now = Date.now();
+    const { oldest, held } = this.sql
+      .exec<{ oldest: number; held: number }>("SELECT min(received_at) AS oldest, count(*) AS held FROM jobs")
+      .one();
+    const waitMs = parseAlertSettings(this.env).stalledMinutes * 60_000;
+    const cappedAt = this.getState<number>("cappedAt");
+    if (cappedAt !== undefined)
+      return {
+        key: `capped ${cappedAt}`,
+        since: cappedAt,
+        // Dated back past the wait, so that the alert and readiness report it at once.
+        oldestAt: Math.min(oldest, cappedAt - waitMs - 60_000),
+        reason: `capped at ${MAILBOX_MAX_JOBS} jobs: new jobs are refused (the queue or the sender retries them)`,
+      };
+    if (head.failing_since !== null)
+      return {
+        key: `failing ${head.failing_since}`,
+        since: head.failing_since,
+        oldestAt: oldest,
+        reason: head.last_error ?? "failing",
+      };
+    if (oldest < now - waitMs)
+      return { key: "backlog", since: oldest, oldestAt: oldest, reason: `backlog: ${held} jobs waiting, none failed` };
+    return undefined;
   }
 
   /**
-   * Brings D1's stalled row in line with the mailbox: written when the head
-   * starts failing, gone once nothing fails. A write D1 refused is tried on
-   * the next wake (at most RETRY_LATER_MS away), so the alert never misses a
-   * stalled user; false while it is not done.
+   * Brings D1's stalled row in line with the mailbox: written when it
+   * becomes stalled (or capped, or a backlog too old), gone once it is not.
+   * A write D1 refused is tried on the next wake (at most RETRY_LATER_MS
+   * away), so the alert never misses a stalled user; false while it is not
+   * done.
    */
   private async syncStalled(stats: DrainStats): Promise<boolean> {
-    const since = this.stalledSince();
+    const cappedAt = this.getState<number>("cappedAt");
+    if (cappedAt !== undefined && this.heldCount() < MAILBOX_MAX_JOBS * 0.9) this.deleteState("cappedAt");
+    const want = this.stalled();
     // Mailboxes from before kept only a flag; their row is rewritten or cleared under the new record.
     const written =
-      this.getState<StalledRow>("stalledRow") ?? (this.getState<boolean>("stalled") ? { since: -1 } : undefined);
-    if (since === written?.since) return true;
+      this.getState<StalledRow>("stalledRow") ?? (this.getState<boolean>("stalled") ? { key: "legacy" } : undefined);
+    if (want?.key === written?.key) return true;
     const db = this.env.LEDGER;
     if (!db) return true;
     const mailbox = this.ctx.id.toString();
     try {
       stats.d1Statements++;
-      if (since === undefined) {
+      if (!want) {
         await db.prepare("DELETE FROM stalled_mailboxes WHERE mailbox = ?1").bind(mailbox).run();
       } else {
-        const head = this.head();
-        const oldest = this.sql.exec<{ oldest: number }>("SELECT min(received_at) AS oldest FROM jobs").one().oldest;
         await db
           .prepare(
             `INSERT INTO stalled_mailboxes (mailbox, oldest_at, since, reason, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -612,9 +662,9 @@ export class Mailbox extends DurableObject<Env> {
           )
           .bind(
             mailbox,
-            new Date(oldest ?? since).toISOString(),
-            new Date(since).toISOString(),
-            head?.last_error ?? "failing",
+            new Date(want.oldestAt).toISOString(),
+            new Date(want.since).toISOString(),
+            want.reason,
             new Date().toISOString(),
           )
           .run();
@@ -631,8 +681,8 @@ export class Mailbox extends DurableObject<Env> {
     }
     this.transaction(() => {
       this.deleteState("stalled");
-      if (since === undefined) this.deleteState("stalledRow");
-      else this.setState("stalledRow", { since } satisfies StalledRow);
+      if (!want) this.deleteState("stalledRow");
+      else this.setState("stalledRow", { key: want.key } satisfies StalledRow);
     });
     return true;
   }

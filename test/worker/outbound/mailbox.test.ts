@@ -17,7 +17,7 @@ import {
   storeDeadLetters,
 } from "../../../src/delivery/dead-letters.ts";
 import { QUEUE_NAMES } from "../../../src/delivery/settlement.ts";
-import { type Mailbox, REPORT_EVERY_MS, RETRY_LATER_MS } from "../../../src/outbound/mailbox.ts";
+import { MAILBOX_MAX_JOBS, type Mailbox, REPORT_EVERY_MS, RETRY_LATER_MS } from "../../../src/outbound/mailbox.ts";
 import { mailboxConfigFor, mailboxFor, redriveToMailboxes } from "../../../src/outbound/mailboxes.ts";
 import type { Env } from "../../../src/shared/env.ts";
 import { isolatedEnv, postApi, vero } from "../helpers/env.ts";
@@ -529,6 +529,92 @@ describe("a user's mailbox", { timeout: 60_000 }, () => {
 
     await vi.waitFor(async () => expect((await storage()).waiting).toBe(0), { timeout: 3 * REPORT_EVERY_MS });
     expect((await storage()).reportedAt).toBeGreaterThanOrEqual(first.reportedAt + REPORT_EVERY_MS);
+  });
+});
+
+describe("a hot user: visible and bounded", { timeout: 60_000 }, () => {
+  const ready = (env: Env) => {
+    const found = mailboxConfigFor(env);
+    if (!found.ok) throw new Error(found.reason);
+    return found;
+  };
+
+  it("lists a user whose oldest held job has waited longer than ALERT_STALLED_MINUTES with nothing failing, and clears it once the backlog drains", async () => {
+    const { env, veroToken } = await isolatedEnv(fast, { ledger: true });
+    const user = unique("u");
+    const mailbox = stub(env, user);
+    const { config, credential } = ready(env);
+    // Two jobs held behind a long wait, the oldest received two hours ago, nothing tried: a healthy backlog.
+    await mailbox.accept(
+      [{ job: trackJob(user, "old") }, { job: trackJob(user, "young") }],
+      config,
+      credential,
+      3_600_000,
+    );
+    await runInDurableObject(mailbox, (_instance: Mailbox, state) =>
+      state.storage.sql.exec(
+        "UPDATE jobs SET received_at = ? WHERE rseq = 0 AND seq = (SELECT min(seq) FROM jobs)",
+        Date.now() - 2 * 3_600_000,
+      ),
+    );
+    await runDurableObjectAlarm(mailbox);
+    expect(await stalledRow(env, mailbox)).toMatchObject({ reason: "backlog: 2 jobs waiting, none failed" });
+    await runInDurableObject(mailbox, (_instance: Mailbox, state) =>
+      state.storage.sql.exec("UPDATE jobs SET next_at = 0"),
+    );
+    await runDurableObjectAlarm(mailbox);
+    expect(delivered(await vero.calls(veroToken))).toEqual([`${user} old`, `${user} young`]);
+    expect(await stalledRow(env, mailbox)).toBeNull();
+  });
+
+  it("counts the horizon from the first failed attempt: a job that waited 27 hours in a healthy backlog is retried on its first 429, not dead-lettered", async () => {
+    const { env, veroToken } = await isolatedEnv({ QUEUE_RETRY_BASE_SECONDS: "60" }, { ledger: true });
+    const user = unique("u");
+    const mailbox = stub(env, user);
+    const { config, credential } = ready(env);
+    const messageId = unique("m");
+    await mailbox.accept([{ job: trackJob(user, "patient", messageId) }], config, credential, 3_600_000);
+    await runInDurableObject(mailbox, (_instance: Mailbox, state) =>
+      state.storage.sql.exec("UPDATE jobs SET received_at = ?, next_at = 0", Date.now() - 27 * 3_600_000),
+    );
+    await vero.fail(veroToken, { status: 429, times: 1 });
+    await runDurableObjectAlarm(mailbox);
+    expect((await vero.calls(veroToken)).map((call) => call.status)).toEqual([429]);
+    expect(await held(env, user)).toEqual([messageId]);
+    expect(await deadLetterFor(env.LEDGER as D1Database, messageId)).toBeUndefined();
+  });
+
+  it("refuses jobs beyond MAILBOX_MAX_JOBS, so the queue retries them, and reports itself stalled at once", async () => {
+    const { env } = await isolatedEnv({}, { queued: true });
+    const user = unique("u");
+    const mailbox = stub(env, user);
+    const { config, credential } = ready(env);
+    await mailbox.accept([{ job: trackJob(user, "first") }], config, credential, 3_600_000);
+    // The mailbox fills up to its cap behind a head that is not due.
+    await runInDurableObject(mailbox, (_instance: Mailbox, state) =>
+      state.storage.sql.exec(
+        `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+         INSERT INTO jobs (job_id, message_id, body, at, rseq, received_at, next_at)
+         SELECT lower(hex(randomblob(16))), 'filler-' || i, (SELECT body FROM jobs LIMIT 1), 1, i, ?, ? FROM n`,
+        MAILBOX_MAX_JOBS - 1,
+        Date.now(),
+        Date.now() + 3_600_000,
+      ),
+    );
+    const fate = await runBatch(QUEUE_NAMES.vero, [{ id: "over", body: trackJob(user, "over") }], env, {
+      deliver: false,
+    });
+    expect(fate.acked).toEqual([]);
+    expect(Object.keys(fate.retried)).toEqual(["over"]);
+    await vi.waitFor(async () =>
+      expect(await stalledRow(env, mailbox)).toMatchObject({ reason: expect.stringMatching(/^capped at 10000 jobs/) }),
+    );
+    // Dated back past ALERT_STALLED_MINUTES (60 by default): the alert and readiness count it now.
+    const oldest = await (env.LEDGER as D1Database)
+      .prepare("SELECT oldest_at FROM stalled_mailboxes WHERE mailbox = ?1")
+      .bind(mailbox.id.toString())
+      .first<{ oldest_at: string }>();
+    expect(Date.parse(oldest?.oldest_at ?? "")).toBeLessThan(Date.now() - 60 * 60_000);
   });
 });
 
