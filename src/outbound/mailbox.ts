@@ -54,6 +54,8 @@ export interface MailboxConfig {
   account: VeroAccount;
   policy: RetryPolicy;
   retentionDays: number;
+  /** VERO_TRACK_CONCURRENCY: track calls sent side by side between two calls that change the user (1: strict order). */
+  trackConcurrency?: number;
   /** LOG_SAMPLE_RATE: the share of messageIds whose success lines are logged, as in the Worker. */
   logSampleRate: number;
 }
@@ -76,6 +78,8 @@ export interface Accepted {
   accepted: number;
   skipped: number;
 }
+
+const TRACK_CALL = "POST /events/track";
 
 /** The name a call is counted under, e.g. "POST /events/track". */
 export const callName = (request: Pick<VeroRequest, "method" | "path">) => `${request.method} ${request.path}`;
@@ -419,6 +423,11 @@ export class Mailbox extends DurableObject<Env> {
       const head = this.head();
       const now = Date.now();
       if (!head || this.dueAt(head) > now) return;
+      const together = await this.sendTracks(config, CALLS_PER_DRAIN - calls, stats);
+      if (together > 0) {
+        calls += together;
+        continue;
+      }
       const job = JSON.parse(head.body) as VeroJob;
       const ledgerId = ledgerIdOf(head);
       let failed: { error: DeliveryError; request: VeroRequest } | undefined;
@@ -465,46 +474,108 @@ export class Mailbox extends DurableObject<Env> {
         stats.delivered++;
         continue;
       }
-      const { error, request } = failed;
-      let reason = redactEmails(error.message);
-      if (error.retryable) {
-        const step = nextStep(config.policy, {
-          attempts: head.attempts + 1,
-          // The horizon counts from the first failure: waiting behind a healthy backlog never ends a job.
-          elapsedSeconds: Math.max(0, (now - (head.failing_since ?? now)) / 1000),
-          retryAfter: error.retryAfter,
-          random: Math.random(),
-        });
-        if (step.retry) {
-          const until = now + step.delaySeconds * 1000;
-          this.pause = { jobId: head.job_id, until };
-          stats.retried++;
-          log("warn", "delivery failed, will retry", {
-            queue: "vero",
-            mailbox: this.ctx.id.toString(),
-            messageId: head.message_id,
-            attempts: head.attempts + 1,
-            delaySeconds: step.delaySeconds,
-            reason,
-          });
-          this.transaction(() => {
-            this.sql.exec(
-              "UPDATE jobs SET attempts = attempts + 1, next_at = ?, failing_since = coalesce(failing_since, ?), last_error = ? WHERE seq = ?",
-              until,
-              now,
-              reason,
-              head.seq,
-            );
-            this.count(callName(request), "retried");
-          });
-          // Stored: the row is the one record (a test or an operator may move it).
-          this.pause = undefined;
-          return;
-        }
-        reason = `${step.reason}: ${reason}`;
-      }
-      this.deadLetter(head, job, reason, !error.retryable, request, stats);
+      if (!this.failed(head, job, failed, config, now, stats)) return;
     }
+  }
+
+  /**
+   * The head's attempt failed: retried on the schedule (false: the drain
+   * stops, the head waits), or let go as a dead letter (true: go on).
+   */
+  private failed(
+    head: JobRow,
+    job: VeroJob,
+    { error, request }: { error: DeliveryError; request: VeroRequest },
+    config: MailboxConfig,
+    now: number,
+    stats: DrainStats,
+  ): boolean {
+    let reason = redactEmails(error.message);
+    if (error.retryable) {
+      const step = nextStep(config.policy, {
+        attempts: head.attempts + 1,
+        // The horizon counts from the first failure: waiting behind a healthy backlog never ends a job.
+        elapsedSeconds: Math.max(0, (now - (head.failing_since ?? now)) / 1000),
+        retryAfter: error.retryAfter,
+        random: Math.random(),
+      });
+      if (step.retry) {
+        const until = now + step.delaySeconds * 1000;
+        this.pause = { jobId: head.job_id, until };
+        stats.retried++;
+        log("warn", "delivery failed, will retry", {
+          queue: "vero",
+          mailbox: this.ctx.id.toString(),
+          messageId: head.message_id,
+          attempts: head.attempts + 1,
+          delaySeconds: step.delaySeconds,
+          reason,
+        });
+        this.transaction(() => {
+          this.sql.exec(
+            "UPDATE jobs SET attempts = attempts + 1, next_at = ?, failing_since = coalesce(failing_since, ?), last_error = ? WHERE seq = ?",
+            until,
+            now,
+            reason,
+            head.seq,
+          );
+          this.count(callName(request), "retried");
+        });
+        // Stored: the row is the one record (a test or an operator may move it).
+        this.pause = undefined;
+        return false;
+      }
+      reason = `${step.reason}: ${reason}`;
+    }
+    this.deadLetter(head, job, reason, !error.retryable, request, stats);
+    return true;
+  }
+
+  /**
+   * VERO_TRACK_CONCURRENCY above 1: the due jobs at the head that are each
+   * one events/track call, up to that many, are sent side by side (they may
+   * reach Vero in any order among themselves); a job that changes the user
+   * ends the run, so it never overtakes a track nor is overtaken. Returns
+   * how many jobs it took, 0 when the head is not such a job.
+   */
+  private async sendTracks(config: MailboxConfig, budget: number, stats: DrainStats): Promise<number> {
+    const most = Math.min(config.trackConcurrency ?? 1, budget);
+    if (most < 2) return 0;
+    const now = Date.now();
+    const run: { head: JobRow; job: VeroJob; request: VeroRequest; call: string }[] = [];
+    for (const head of this.sql.exec<JobRow>("SELECT * FROM jobs ORDER BY at, rseq, seq LIMIT ?", most)) {
+      const job = JSON.parse(head.body) as VeroJob;
+      const [request] = job.requests;
+      if (this.dueAt(head) > now || job.requests.length !== 1 || !request || callName(request) !== TRACK_CALL) break;
+      const call = callKey(job.step ?? 0, request.method, request.path);
+      if (this.isRecorded(ledgerIdOf(head), call)) break;
+      run.push({ head, job, request, call });
+    }
+    if (run.length < 2) return 0;
+    const veroCredential = this.credential();
+    stats.veroCalls += run.length;
+    const results = await Promise.allSettled(
+      run.map(({ head, request }) =>
+        sendToVero({ veroApiUrl: config.account.veroApiUrl, veroCredential }, [request], ledgerIdOf(head)),
+      ),
+    );
+    for (const [index, { head, job, request, call }] of run.entries()) {
+      const result = results[index];
+      if (result?.status === "fulfilled") {
+        const [status = 200] = result.value;
+        this.transaction(() => {
+          this.record(ledgerIdOf(head), call, status, Date.now());
+          this.count(callName(request), "delivered");
+          this.sql.exec("DELETE FROM jobs WHERE seq = ?", head.seq);
+        });
+        stats.delivered++;
+        continue;
+      }
+      const error = result?.reason;
+      if (!(error instanceof DeliveryError)) throw error;
+      this.failed(head, job, { error, request }, config, Date.now(), stats);
+    }
+    return run.length;
   }
 
   /**

@@ -41,6 +41,7 @@ export function mailboxConfigFor(
     credential: veroCredential,
     config: {
       account: veroAccount === undefined ? { veroApiUrl } : { veroApiUrl, veroAccount },
+      trackConcurrency: vero.settings.trackConcurrency ?? 1,
       policy: settingsFor(env).retry.policy,
       retentionDays: retentionDays(env),
       logSampleRate: logSampleRate(env),

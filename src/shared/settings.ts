@@ -33,6 +33,8 @@ export interface VeroTarget {
   veroApiUrl: string;
   /** VERO_ACCOUNT: with the URL, the Vero project whose users the mailboxes are (never the credential). */
   veroAccount?: string;
+  /** VERO_TRACK_CONCURRENCY: track calls of one user in flight at once between two calls that change it. */
+  trackConcurrency?: number;
   veroCredential: VeroCredential;
 }
 
@@ -116,6 +118,14 @@ const veroShape = {
   VERO_AUTH_TOKEN: z.optional(present),
   VERO_TRACKING_API_KEY: z.optional(present),
   VERO_ACCOUNT: z.optional(z.pipe(present, z.string().check(z.maxLength(100, "must be at most 100 characters")))),
+  // A mailbox's calls share one invocation, which keeps at most 6 connections open.
+  VERO_TRACK_CONCURRENCY: z._default(
+    z.pipe(
+      mapped(present, Number),
+      z.int("must be a whole number").check(z.minimum(1, "must be at least 1"), z.maximum(6, "must be at most 6")),
+    ),
+    1,
+  ),
 };
 
 // Off unless set: such a signature authenticates the first event of an array and nothing after it.
@@ -181,6 +191,7 @@ const segmentTarget = (s: z.output<typeof segmentSchema>): SegmentTarget => ({
 const veroTarget = (s: z.output<typeof veroSchema>): VeroTarget => ({
   veroApiUrl: s.VERO_API_URL,
   ...(s.VERO_ACCOUNT === undefined ? {} : { veroAccount: s.VERO_ACCOUNT }),
+  trackConcurrency: s.VERO_TRACK_CONCURRENCY,
   // The newer key wins when both are set: it is what Vero issues today.
   veroCredential: s.VERO_TRACKING_API_KEY
     ? { tracking_api_key: s.VERO_TRACKING_API_KEY }

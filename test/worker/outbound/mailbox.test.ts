@@ -584,6 +584,34 @@ describe("a hot user: visible and bounded", { timeout: 60_000 }, () => {
     expect(await deadLetterFor(env.LEDGER as D1Database, messageId)).toBeUndefined();
   });
 
+  it("VERO_TRACK_CONCURRENCY=4 sends a user's tracks side by side, while a call that changes the user goes after the tracks before it and before those after it", async () => {
+    const { env, veroToken } = await isolatedEnv({ ...fast, VERO_TRACK_CONCURRENCY: "4" });
+    const user = unique("u");
+    await vero.fail(veroToken, { delayMs: 150 });
+    const identify = { type: "identify", messageId: unique("m"), userId: user, traits: { plan: "pro" } };
+    await postApi(env, "batch", {
+      batch: [track(user, "t1"), track(user, "t2"), track(user, "t3"), identify, track(user, "t4"), track(user, "t5")],
+    });
+    const calls = await vero.waitFor(veroToken, (all) => all.filter((call) => call.status === 200).length === 6);
+    const order = calls.map((call) =>
+      call.path.endsWith("/events/track") ? (call.body as { event_name: string }).event_name : "identify",
+    );
+    expect(new Set(order.slice(0, 3))).toEqual(new Set(["t1", "t2", "t3"]));
+    expect(order[3]).toBe("identify");
+    expect(new Set(order.slice(4))).toEqual(new Set(["t4", "t5"]));
+    expect((await vero.inFlight(veroToken)).max).toBe(3);
+  });
+
+  it("by default (VERO_TRACK_CONCURRENCY=1) a user's calls go one at a time, in order", async () => {
+    const { env, veroToken } = await isolatedEnv(fast);
+    const user = unique("u");
+    await vero.fail(veroToken, { delayMs: 50 });
+    await postApi(env, "batch", { batch: [1, 2, 3, 4].map((n) => track(user, `t${n}`)) });
+    const calls = await vero.waitFor(veroToken, (all) => delivered(all).length === 4);
+    expect(delivered(calls)).toEqual([1, 2, 3, 4].map((n) => `${user} t${n}`));
+    expect((await vero.inFlight(veroToken)).max).toBe(1);
+  });
+
   it("refuses jobs beyond MAILBOX_MAX_JOBS, so the queue retries them, and reports itself stalled at once", async () => {
     const { env } = await isolatedEnv({}, { queued: true });
     const user = unique("u");
