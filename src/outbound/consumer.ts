@@ -86,14 +86,31 @@ async function handOn(
   }
 }
 
+/** A Vero job a later version of the bridge queued (its `v` above the ones veroJobSchema reads). */
+const isNewerJob = (body: unknown): boolean => {
+  const { kind, v } = (body ?? {}) as { kind?: unknown; v?: unknown };
+  return kind === "vero" && typeof v === "number" && Number.isInteger(v) && v > 2;
+};
+
 export async function consumeVeroBatch(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   const settlement = new Settlement("vero", retryPolicyFor(env));
   const pending: Pending[] = [];
   let malformed = 0;
+  let newer = 0;
   for (const queued of batch.messages) {
     const parsed = veroJobSchema.safeParse(queued.body);
     if (parsed.success) {
       pending.push({ queued, job: parsed.data });
+      continue;
+    }
+    if (isNewerJob(queued.body)) {
+      // Queued by a newer version during a deploy: the newer consumer will read it, so it waits rather than dying.
+      settlement.settle(queued, {
+        ok: false,
+        retryable: true,
+        reason: `a Vero job of a newer version (v: ${(queued.body as { v: number }).v}) than this consumer reads`,
+      });
+      newer++;
       continue;
     }
     malformed++;
@@ -106,7 +123,7 @@ export async function consumeVeroBatch(batch: MessageBatch<unknown>, env: Env): 
   // Queues keeps no order; the route's receive time (and place in its request) puts each user's jobs back in it.
   pending.sort(jobOrder);
 
-  const tally: Tally = { accepted: 0, skipped: 0, retried: 0, d1Statements: 0, doRequests: 0 };
+  const tally: Tally = { accepted: 0, skipped: 0, retried: newer, d1Statements: 0, doRequests: 0 };
   if (pending.length > 0) await handOn(env, batch.queue, pending, settlement, tally);
 
   const counters = new Counters();

@@ -21,7 +21,7 @@ import { MAILBOX_MAX_JOBS, type Mailbox, REPORT_EVERY_MS, RETRY_LATER_MS } from 
 import { mailboxConfigFor, mailboxFor, redriveToMailboxes } from "../../../src/outbound/mailboxes.ts";
 import type { Env } from "../../../src/shared/env.ts";
 import { isolatedEnv, postApi, vero } from "../helpers/env.ts";
-import { deadLetterFor, runBatch, trackJob, unique } from "../helpers/queue.ts";
+import { deadLetterFor, runBatch, trackJob, unique, veroJob } from "../helpers/queue.ts";
 
 const fast = { QUEUE_RETRY_BASE_SECONDS: "1" };
 
@@ -460,6 +460,38 @@ describe("a user's mailbox", { timeout: 60_000 }, () => {
     expect(await row()).toBeNull();
   });
 
+  it("counts a deletion as two subrequests in a run's budget (a lost answer is asked again): 25 deletions take two runs, the first making 20 calls", async () => {
+    const { env } = await isolatedEnv({}, { ledger: true });
+    const user = unique("u");
+    const mailbox = stub(env, user);
+    const ready = mailboxConfigFor(env);
+    if (!ready.ok) throw new Error(ready.reason);
+    const deletion = () => veroJob(user, [{ method: "POST", path: "/users/delete", body: { id: user } }]);
+    await mailbox.accept(
+      Array.from({ length: 25 }, () => ({ job: deletion() })),
+      ready.config,
+      ready.credential,
+      3_600_000,
+    );
+    await runInDurableObject(mailbox, (_instance: Mailbox, state) =>
+      state.storage.sql.exec("UPDATE jobs SET next_at = 0"),
+    );
+    const lines: string[] = [];
+    const capture = (line: unknown) => void lines.push(String(line));
+    const spies = (["log", "warn", "error"] as const).map((method) =>
+      vi.spyOn(console, method).mockImplementation(capture),
+    );
+    try {
+      await runInDurableObject(mailbox, (instance: Mailbox) => instance.alarm());
+    } finally {
+      for (const spy of spies) spy.mockRestore();
+    }
+    const drain = lines
+      .map((line) => JSON.parse(line) as { msg: string; veroCalls?: number })
+      .find((line) => line.msg === "mailbox drain");
+    expect(drain?.veroCalls).toBe(20);
+  });
+
   it("keeps its ledger for the retention and prunes what is older, at most once a day", async () => {
     const { env } = await isolatedEnv({ ...fast, LEDGER_RETENTION_DAYS: "7" });
     const user = unique("u");
@@ -793,6 +825,19 @@ describe("the Vero queue's consumer and the mailboxes", { timeout: 30_000 }, () 
     expect(fate).toEqual({ acked: ["a1", "a2", "b1"], retried: {} });
     const calls = await vero.waitFor(veroToken, (all) => delivered(all).length === 3);
     expect(delivered(calls).filter((line) => line.startsWith(ann))).toEqual([`${ann} a1`, `${ann} a2`]);
+  });
+
+  it("retries, never dead-letters, a Vero job of a newer version than it reads (queued by the next deploy while this one still consumes)", async () => {
+    const { env } = await isolatedEnv({}, { queued: true });
+    const messageId = unique("m");
+    const fate = await runBatch(
+      QUEUE_NAMES.vero,
+      [{ id: "next", body: { ...trackJob(unique("u"), "from-the-future", messageId), v: 3, shape: "unknown" } }],
+      env,
+    );
+    expect(fate.acked).toEqual([]);
+    expect(Object.keys(fate.retried)).toEqual(["next"]);
+    expect(await deadLetterFor(env.LEDGER as D1Database, messageId)).toBeUndefined();
   });
 
   it("delivers one user's jobs in route order when two consumer invocations hand them over newer-first", async () => {
