@@ -29,7 +29,7 @@ import { deliveryWork } from "./lib/worker-log.ts";
 /**
  * How long after the last delivery the run keeps reading the Worker's log:
  * a mailbox reports its counts within 5 s (REPORT_EVERY_MS in
- * src/delivery/mailbox.ts), its shard writes them to D1 5 s after
+ * src/outbound/mailbox.ts), its shard writes them to D1 5 s after
  * (FLUSH_AFTER_MS in src/delivery/counter-shard.ts), plus a margin.
  */
 const COUNTS_SETTLE_MS = 13_000;

@@ -46,7 +46,7 @@ async function scheduled(controller: ScheduledController, env: Env): Promise<voi
 // The Durable Object classes wrangler.toml binds (MAILBOX, COUNTERS, LEDGER_ALERT) are exported by the main module.
 export { LedgerAlert } from "./admin/alerts/ledger-alert.ts";
 export { CounterShard } from "./delivery/counter-shard.ts";
-export { Mailbox } from "./delivery/mailbox.ts";
+export { Mailbox } from "./outbound/mailbox.ts";
 
 export default {
   fetch(request: Request, env: Env, ctx: ExecutionContext) {

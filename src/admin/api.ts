@@ -11,6 +11,7 @@ import {
 } from "../delivery/dead-letters.ts";
 import { LATENCY_BOUNDS_MS, summarise } from "../delivery/latency.ts";
 import { DEFAULT_PAGE_SIZE, readCounters, readLatency } from "../delivery/ledger.ts";
+import { redriveToMailboxes } from "../outbound/mailboxes.ts";
 import type { Env } from "../shared/env.ts";
 import { BridgeError, badRequest, unauthorized } from "../shared/errors.ts";
 import { type AppContext, type AppEnv, limitBody, notConfigured } from "../shared/http.ts";
@@ -114,7 +115,7 @@ export const adminRoutes = new Hono<AppEnv>()
     // A smaller page, not a cut-short one: its cursor then still leads to the letters after it.
     const limit = redrivePageSize(c.env, query.limit ?? DEFAULT_PAGE_SIZE);
     const page = await listPage(db, { ...query, limit });
-    const redriven = await redriveListed(c.env, db, page.letters);
+    const redriven = await redriveListed(c.env, db, page.letters, redriveToMailboxes);
     return c.json({ ok: true, redriven, cursor: page.cursor });
   })
   .get("/dead-letters/:id", async (c) =>
@@ -128,7 +129,7 @@ export const adminRoutes = new Hono<AppEnv>()
   })
   .post("/dead-letters/:id/redrive", async (c) => {
     const letter = await requireDeadLetter(requireLedger(c.env), c.req.param("id"));
-    await redriveDeadLetter(c.env, letter);
+    await redriveDeadLetter(c.env, letter, redriveToMailboxes);
     return c.json({ ok: true, redriven: letter.id });
   })
   .post("/tester/segment", limitBody, (c) => runTester(c, "outbound"))

@@ -14,6 +14,7 @@ import {
   readCounters,
   readLatency,
 } from "../delivery/ledger.ts";
+import { redriveToMailboxes } from "../outbound/mailboxes.ts";
 import type { Env } from "../shared/env.ts";
 import { listPage } from "./dead-letter-query.ts";
 import { RANGES } from "./flow.tsx";
@@ -52,7 +53,7 @@ export function deadLetters(db: D1Database, filter: DeadLetterFilter) {
 }
 
 export async function redriveOne(env: Env, db: D1Database, id: string): Promise<void> {
-  await redriveDeadLetter(env, await requireDeadLetter(db, id));
+  await redriveDeadLetter(env, await requireDeadLetter(db, id), redriveToMailboxes);
 }
 
 /** One page of at most 100 letters a request, so a huge backlog cannot exhaust one request's limits. */
@@ -64,7 +65,7 @@ export async function redriveMatching(
   filter: Omit<DeadLetterFilter, "cursor" | "limit">,
 ): Promise<{ redriven: number; remaining: number }> {
   const page = await listDeadLetters(db, { ...filter, limit: REDRIVE_PAGE });
-  const redriven = (await redriveListed(env, db, page.letters)).length;
+  const redriven = (await redriveListed(env, db, page.letters, redriveToMailboxes)).length;
   return { redriven, remaining: Math.max(0, page.total - redriven) };
 }
 

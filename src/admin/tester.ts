@@ -7,7 +7,7 @@
  * Sending goes through the same hand-overs: the users' mailboxes, Segment's
  * inline delivery.
  */
-import { handToMailboxes, mailboxConfigFor, recordedBefore } from "../delivery/mailboxes.ts";
+
 import { segmentJobSchema } from "../inbound/job.ts";
 import type { SegmentMessage } from "../inbound/map.ts";
 import { mapVeroWebhook } from "../inbound/map.ts";
@@ -16,6 +16,7 @@ import { droppedType, parseWebhookBody } from "../inbound/webhook.ts";
 import { veroJobOf } from "../outbound/enqueue.ts";
 import { routeEvent } from "../outbound/handle.ts";
 import { type VeroJob, veroJobSchema } from "../outbound/job.ts";
+import { handToMailboxes, mailboxConfigFor, recordedBefore } from "../outbound/mailboxes.ts";
 import { segmentEventsOf } from "../outbound/schema.ts";
 import { bodyWithCredential } from "../outbound/vero.ts";
 import type { Env } from "../shared/env.ts";
@@ -127,7 +128,7 @@ async function sendToMailboxes(env: Env, jobs: VeroJob[]): Promise<Sent[]> {
   const config = mailboxConfigFor(env);
   if (!config.ok) throw new BridgeError(503, "not_configured", config.reason);
   const { recorded } = await recordedBefore(env, jobs);
-  const handed = await handToMailboxes(env, config.config, jobs, (job) => ({
+  const handed = await handToMailboxes(env, config, jobs, (job) => ({
     job,
     recorded: recorded.get(job.messageId),
   }));

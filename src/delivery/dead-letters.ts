@@ -5,14 +5,12 @@
  * exhausted retry budget both end here.
  */
 
-import { veroJobSchema } from "../outbound/job.ts";
 import { enqueueFailed } from "../shared/enqueue.ts";
 import type { Env } from "../shared/env.ts";
 import { BridgeError } from "../shared/errors.ts";
 import { jsonBytes } from "../shared/json.ts";
 import { log } from "../shared/log.ts";
 import { queuedBytes, sendBatchChunks } from "../shared/queue-names.ts";
-import { describeIssues } from "../shared/zod.ts";
 import {
   type DeadLetter,
   type DeadLetterSource,
@@ -23,7 +21,6 @@ import {
   getDeadLetters,
   LEDGER_UNBOUND,
 } from "./ledger.ts";
-import { handToMailboxes, mailboxConfigFor, recordedBefore } from "./mailboxes.ts";
 
 export {
   type DeadLetter,
@@ -49,20 +46,30 @@ export function requireLedger(env: Env): D1Database {
 }
 
 /**
+ * Puts Vero letters back into their users' mailboxes (when VERO_QUEUE is
+ * not bound) and returns the ids taken: the outbound direction's, handed in
+ * by the caller so that this kit imports neither direction.
+ */
+export type MailboxRedrive = (env: Env, letters: readonly DeadLetter[]) => Promise<string[]>;
+
+/**
  * Sends a dead letter back to the queue it came from, then forgets it.
  * Without VERO_QUEUE, a Vero letter goes straight back into its user's
- * mailbox, whose ledger keeps the calls Vero already accepted, so the job
- * makes only the calls it is missing (and none if it was delivered since).
+ * mailbox (`toMailboxes`), whose ledger keeps the calls Vero already
+ * accepted, so the job makes only the calls it is missing (and none if it
+ * was delivered since).
  */
-export async function redriveDeadLetter(env: Env, letter: DeadLetter): Promise<void> {
+export async function redriveDeadLetter(env: Env, letter: DeadLetter, toMailboxes: MailboxRedrive): Promise<void> {
   const queue = queueOf(env, letter.source);
   // Sent before the delete: a crash in between leaves a duplicate to delete, never a loss.
   if (queue)
     await queue.send(letter.body, { contentType: "json" }).catch((error: unknown) => {
       throw enqueueFailed(error, { redriven: [] });
     });
-  else if (letter.source === "vero") await redriveToMailbox(env, letter);
-  else throw noQueue(letter);
+  else if (letter.source === "vero") {
+    if ((await toMailboxes(env, [letter])).length === 0)
+      throw new BridgeError(503, "mailbox_unavailable", `the user's mailbox did not take ${letter.id}; retry later`);
+  } else throw noQueue(letter);
   await deleteDeadLetter(requireLedger(env), letter.id);
   log("info", "dead letter re-driven", { id: letter.id, source: letter.source });
 }
@@ -78,44 +85,6 @@ const noQueue = (letter: DeadLetter) =>
     "not_configured",
     `${letter.source === "segment" ? "SEGMENT_QUEUE" : "VERO_QUEUE"} is not bound: cannot re-drive ${letter.id}`,
   );
-
-async function redriveToMailbox(env: Env, letter: DeadLetter): Promise<void> {
-  if ((await redriveToMailboxes(env, [letter])).length === 0)
-    throw new BridgeError(503, "mailbox_unavailable", `the user's mailbox did not take ${letter.id}; retry later`);
-}
-
-/**
- * Without VERO_QUEUE: the letters (at most READ_CHUNK) go back into their
- * users' mailboxes, one call per user; returns the ids a mailbox took.
- */
-async function redriveToMailboxes(env: Env, letters: readonly DeadLetter[]): Promise<string[]> {
-  const ready = mailboxConfigFor(env);
-  if (!ready.ok) throw new BridgeError(503, "not_configured", `cannot re-drive: ${ready.reason}`);
-  const items = letters.map((letter) => {
-    const parsed = veroJobSchema.safeParse(letter.body);
-    if (!parsed.success)
-      throw new BridgeError(
-        409,
-        "not_redrivable",
-        `dead letter ${letter.id} is not a Vero job: ${describeIssues(parsed.error, { whole: "body", most: 3 })}`,
-      );
-    return { id: letter.id, job: parsed.data };
-  });
-  const { recorded } = await recordedBefore(
-    env,
-    items.map((item) => item.job),
-  );
-  const handed = await handToMailboxes(env, ready.config, items, ({ job }) => ({
-    job,
-    recorded: recorded.get(job.messageId),
-  }));
-  const failed = handed.filter((group) => !group.ok);
-  if (failed.length > 0)
-    log("warn", "dead letters not re-driven: their mailboxes did not take them", {
-      letters: failed.flatMap((group) => group.items.map((item) => item.id)).slice(0, 50),
-    });
-  return handed.filter((group) => group.ok).flatMap((group) => group.items.map((item) => item.id));
-}
 
 /** The dead letter `id`, or the 404 that names it. */
 export async function requireDeadLetter(db: D1Database, id: string): Promise<DeadLetter> {
@@ -150,7 +119,12 @@ const READ_CHUNK = 100;
  * 20, within the 50 and 1,000 queries per invocation of Workers Free and
  * Paid. Sent before deleted, as one by one.
  */
-export async function redriveListed(env: Env, db: D1Database, listed: readonly DeadLetterSummary[]): Promise<string[]> {
+export async function redriveListed(
+  env: Env,
+  db: D1Database,
+  listed: readonly DeadLetterSummary[],
+  toMailboxes: MailboxRedrive,
+): Promise<string[]> {
   const redriven: string[] = [];
   for (let start = 0; start < listed.length; start += READ_CHUNK) {
     const ids = listed.slice(start, start + READ_CHUNK).map((summary) => summary.id);
@@ -163,7 +137,7 @@ export async function redriveListed(env: Env, db: D1Database, listed: readonly D
         const first = ofSource[0];
         if (!first) continue;
         if (!queue && source === "vero") {
-          sent.push(...(await redriveToMailboxes(env, ofSource)));
+          sent.push(...(await toMailboxes(env, ofSource)));
           continue;
         }
         if (!queue) throw noQueue(first);

@@ -4,16 +4,17 @@
  * received them) and hands them to the user's mailbox in one call, all
  * users in parallel. A message is acked once its mailbox has committed it,
  * and retried (by the schedule) when its mailbox could not take it. Order,
- * retries and exactly-once are the mailbox's (src/delivery/mailbox.ts).
+ * retries and exactly-once are the mailbox's (src/outbound/mailbox.ts).
  */
 
 import { Counters } from "../delivery/ledger.ts";
-import { handToMailboxes, mailboxConfigFor, recordedBefore, usersOf } from "../delivery/mailboxes.ts";
 import { retryPolicyFor, Settlement } from "../delivery/settlement.ts";
 import type { Env } from "../shared/env.ts";
 import { describeError, log } from "../shared/log.ts";
 import { describeIssues } from "../shared/zod.ts";
 import { jobOrder, type VeroJob, veroJobSchema } from "./job.ts";
+import { QUEUE_SETTLE_MS } from "./mailbox.ts";
+import { handToMailboxes, mailboxConfigFor, recordedBefore, usersOf } from "./mailboxes.ts";
 
 interface Pending {
   queued: Message<unknown>;
@@ -59,10 +60,14 @@ async function handOn(
     log("error", "vero consumer cannot check the previous ledger", { reason });
     return retryAll(reason);
   }
-  const handed = await handToMailboxes(env, ready.config, pending, ({ job }) => ({
-    job,
-    recorded: recorded.get(job.messageId),
-  }));
+  // Other invocations may be handing the same users' older jobs over right now: each job waits to let them sort in.
+  const handed = await handToMailboxes(
+    env,
+    ready,
+    pending,
+    ({ job }) => ({ job, recorded: recorded.get(job.messageId) }),
+    QUEUE_SETTLE_MS,
+  );
   tally.doRequests += handed.length;
   for (const group of handed) {
     if (group.ok) {
@@ -81,14 +86,31 @@ async function handOn(
   }
 }
 
+/** A Vero job a later version of the bridge queued (its `v` above the ones veroJobSchema reads). */
+const isNewerJob = (body: unknown): boolean => {
+  const { kind, v } = (body ?? {}) as { kind?: unknown; v?: unknown };
+  return kind === "vero" && typeof v === "number" && Number.isInteger(v) && v > 2;
+};
+
 export async function consumeVeroBatch(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   const settlement = new Settlement("vero", retryPolicyFor(env));
   const pending: Pending[] = [];
   let malformed = 0;
+  let newer = 0;
   for (const queued of batch.messages) {
     const parsed = veroJobSchema.safeParse(queued.body);
     if (parsed.success) {
       pending.push({ queued, job: parsed.data });
+      continue;
+    }
+    if (isNewerJob(queued.body)) {
+      // Queued by a newer version during a deploy: the newer consumer will read it, so it waits rather than dying.
+      settlement.settle(queued, {
+        ok: false,
+        retryable: true,
+        reason: `a Vero job of a newer version (v: ${(queued.body as { v: number }).v}) than this consumer reads`,
+      });
+      newer++;
       continue;
     }
     malformed++;
@@ -101,7 +123,7 @@ export async function consumeVeroBatch(batch: MessageBatch<unknown>, env: Env): 
   // Queues keeps no order; the route's receive time (and place in its request) puts each user's jobs back in it.
   pending.sort(jobOrder);
 
-  const tally: Tally = { accepted: 0, skipped: 0, retried: 0, d1Statements: 0, doRequests: 0 };
+  const tally: Tally = { accepted: 0, skipped: 0, retried: newer, d1Statements: 0, doRequests: 0 };
   if (pending.length > 0) await handOn(env, batch.queue, pending, settlement, tally);
 
   const counters = new Counters();

@@ -6,7 +6,6 @@
  */
 
 import { Counters, writeCountsAfterAnswer } from "../delivery/ledger.ts";
-import { handToMailboxes, MAILBOXES_PER_INVOCATION, mailboxConfigFor, usersOf } from "../delivery/mailboxes.ts";
 import { applyFilters, type DestinationFilter } from "../shared/destination-filters.ts";
 import { enqueueFailed, queueFor } from "../shared/enqueue.ts";
 import { BridgeError, badRequest } from "../shared/errors.ts";
@@ -15,6 +14,7 @@ import { log, logSampled } from "../shared/log.ts";
 import { type Contract, oversizedEvent, pastBatchLimit } from "./contract.ts";
 import { enqueueJobs, veroJobOf } from "./enqueue.ts";
 import { orderingKey } from "./job.ts";
+import { handToMailboxes, MAILBOXES_PER_INVOCATION, mailboxConfigFor, usersOf } from "./mailboxes.ts";
 import { mapSegmentEvent } from "./map.ts";
 import { type EventOutcome, type EventResult, eventName, type RoutedEvent } from "./result.ts";
 import {
@@ -179,7 +179,7 @@ async function handToUsersMailboxes(c: AppContext, jobs: RoutedEvent[]): Promise
   }
   const at = Date.now();
   const items = deliverable.map((job, seq) => ({ job, letter: { job: veroJobOf(job, at, seq) } }));
-  const handed = await handToMailboxes(c.env, ready.config, items, ({ letter }) => letter);
+  const handed = await handToMailboxes(c.env, ready, items, ({ letter }) => letter);
   for (const group of handed) {
     for (const { job } of group.items) {
       if (group.ok) {

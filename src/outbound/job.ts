@@ -39,6 +39,13 @@ export const veroJobSchema = z.object({
   /** 2 since the mailboxes; 1 was queued before them, and its recorded calls are in D1's vero_calls. */
   v: z.union([z.literal(1), z.literal(2)]),
   kind: z.literal("vero"),
+  /**
+   * The job's own id, given by the mailbox that first accepted it and kept
+   * by its continuations (a dead letter re-driven): it names the job's dead
+   * letter. Optional, so that a consumer of the same version reads a job
+   * with or without it.
+   */
+  id: z.optional(z.string().check(z.minLength(1), z.maxLength(64))),
   /** The Segment event's messageId (or `#<index>` when it had none); kept by continuations. */
   messageId: z.string().check(z.minLength(1)),
   user: z.string().check(z.minLength(1)),

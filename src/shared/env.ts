@@ -22,6 +22,10 @@ interface Undeclared {
   SEGMENT_SHARED_SECRET: string;
   /** Secret: bearer token of the `/admin` routes (dead letters). */
   ADMIN_TOKEN: string;
+  /** Var: a name for the Vero project, for operators who send to several; with VERO_API_URL it names the mailboxes. */
+  VERO_ACCOUNT: string;
+  /** Var: track calls of one user in flight at once between two calls that change the user, 1 to 6 (default 1: strict order). */
+  VERO_TRACK_CONCURRENCY: string;
   /** Var: the queue consumers' first retry delay in seconds (default 5), doubling per attempt. */
   QUEUE_RETRY_BASE_SECONDS: string;
   /** Var: how many days the ledger keeps recorded calls and counters (default 7, at least 7). */

@@ -34,6 +34,10 @@ export type VeroCredential = { auth_token: string } | { tracking_api_key: string
 export interface VeroTarget {
   /** Base of Vero's Track API v2, without a trailing slash. */
   veroApiUrl: string;
+  /** VERO_ACCOUNT: with the URL, the Vero project whose users the mailboxes are (never the credential). */
+  veroAccount?: string;
+  /** VERO_TRACK_CONCURRENCY: track calls of one user in flight at once between two calls that change it. */
+  trackConcurrency?: number;
   veroCredential: VeroCredential;
 }
 
@@ -120,6 +124,15 @@ const veroShape = {
   VERO_API_URL: z._default(httpUrl, DEFAULT_VERO_API_URL),
   VERO_AUTH_TOKEN: z.optional(present),
   VERO_TRACKING_API_KEY: z.optional(present),
+  VERO_ACCOUNT: z.optional(z.pipe(present, z.string().check(z.maxLength(100, "must be at most 100 characters")))),
+  // A mailbox's calls share one invocation, which keeps at most 6 connections open.
+  VERO_TRACK_CONCURRENCY: z._default(
+    z.pipe(
+      mapped(present, Number),
+      z.int("must be a whole number").check(z.minimum(1, "must be at least 1"), z.maximum(6, "must be at most 6")),
+    ),
+    1,
+  ),
 };
 
 // Off unless set: such a signature authenticates the first event of an array and nothing after it.
@@ -212,6 +225,8 @@ const segmentTarget = (s: z.output<typeof segmentSchema>): SegmentTarget => ({
 
 const veroTarget = (s: z.output<typeof veroSchema>): VeroTarget => ({
   veroApiUrl: s.VERO_API_URL,
+  ...(s.VERO_ACCOUNT === undefined ? {} : { veroAccount: s.VERO_ACCOUNT }),
+  trackConcurrency: s.VERO_TRACK_CONCURRENCY,
   // The newer key wins when both are set: it is what Vero issues today.
   veroCredential: s.VERO_TRACKING_API_KEY
     ? { tracking_api_key: s.VERO_TRACKING_API_KEY }

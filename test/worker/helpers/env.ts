@@ -15,7 +15,8 @@ export const baseEnv = env as unknown as Env;
 
 /**
  * Settings of their own for one test: fresh stand-in tenants, so that what
- * the stand-ins record belongs to this test alone, even in parallel runs.
+ * the stand-ins record belongs to this test alone, even in parallel runs,
+ * and a Vero account (VERO_ACCOUNT) of its own, so its mailboxes are too.
  * Without the queue bindings (inline mode) unless `queued` asks for them.
  * The ledger (LEDGER) is shared by the tests of a file, and many reuse the
  * fixtures' messageIds: it is bound in queue mode (which requires it) or
@@ -33,7 +34,14 @@ export async function isolatedEnv(
     ...(ledger ? { LEDGER } : {}),
   };
   return {
-    env: { ...bindings, SEGMENT_WRITE_KEY: writeKey, VERO_AUTH_TOKEN: veroToken, ...overrides },
+    // A Vero account of its own too: the mailboxes are named by account and user, and tests reuse the fixtures' users.
+    env: {
+      ...bindings,
+      SEGMENT_WRITE_KEY: writeKey,
+      VERO_AUTH_TOKEN: veroToken,
+      VERO_ACCOUNT: `test-${crypto.randomUUID()}`,
+      ...overrides,
+    },
     writeKey,
     veroToken,
   };
@@ -69,8 +77,8 @@ export function observingMailboxes(env: Env): { observed: Env; touched: DurableO
 }
 
 /**
- * Waits until none of `ids` has a head job that is due (one waiting for
- * its retry does not count): their alarms have run. An event, not a time: it
+ * Waits until none of `ids` has a head job that is due or not yet tried
+ * (one waiting for its retry does not count): their alarms have run. An event, not a time: it
  * polls the objects' own storage.
  */
 export async function mailboxesIdle(env: Env, ids: readonly DurableObjectId[]): Promise<void> {
@@ -83,9 +91,12 @@ export async function mailboxesIdle(env: Env, ids: readonly DurableObjectId[]): 
       // The head job decides: the jobs behind it wait for it, due or not.
       due += await runInDurableObject(namespace.get(id), (_instance, state) => {
         const [head] = state.storage.sql
-          .exec<{ next_at: number }>("SELECT next_at FROM jobs ORDER BY at, rseq, seq LIMIT 1")
+          .exec<{ next_at: number; attempts: number }>(
+            "SELECT next_at, attempts FROM jobs ORDER BY at, rseq, seq LIMIT 1",
+          )
           .toArray();
-        return head && head.next_at <= Date.now() ? 1 : 0;
+        // A job never tried waits only for the queue's settle window: it counts as due.
+        return head && (head.attempts === 0 || head.next_at <= Date.now()) ? 1 : 0;
       });
     }
     if (due === 0) return;

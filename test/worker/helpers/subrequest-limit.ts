@@ -6,7 +6,7 @@
  * limit. The MAILBOX double counts and records each mailbox's `accept`
  * without running the objects (a limits test, not a delivery test).
  */
-import type { Letter } from "../../../src/delivery/mailbox.ts";
+import type { Letter } from "../../../src/outbound/mailbox.ts";
 import type { Env } from "../../../src/shared/env.ts";
 import { queryLimitedD1 } from "./d1-query-limit.ts";
 

@@ -7,9 +7,9 @@
 import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { getDeadLetter } from "../../../src/delivery/dead-letters.ts";
-import { mailboxConfigFor, mailboxFor } from "../../../src/delivery/mailboxes.ts";
 import { QUEUE_NAMES } from "../../../src/delivery/settlement.ts";
 import type { VeroJob } from "../../../src/outbound/job.ts";
+import { mailboxConfigFor, mailboxFor } from "../../../src/outbound/mailboxes.ts";
 import type { Env } from "../../../src/shared/env.ts";
 import { isolatedEnv, vero } from "../helpers/env.ts";
 import { deadLetterFor, runBatch, summary, trackJob, unique, veroJob } from "../helpers/queue.ts";

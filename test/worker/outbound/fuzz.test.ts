@@ -91,7 +91,8 @@ describe("POST /segment and /v1/* under fuzzing", () => {
 
     const property = fc.asyncProperty(route, outboundBody, async ({ path, auth }, body) => {
       const veroToken = await vero.tenant();
-      const env: Env = { ...base, VERO_AUTH_TOKEN: veroToken };
+      // A Vero account per run too: the mailboxes are named by account and user, and runs reuse the fixtures' messageIds.
+      const env: Env = { ...base, VERO_AUTH_TOKEN: veroToken, VERO_ACCOUNT: `fuzz-${crypto.randomUUID()}` };
       const response = await callWorker(await request(path, auth, body), env);
       const text = await response.text();
       expect(response.headers.get("content-type"), text).toContain("application/json");

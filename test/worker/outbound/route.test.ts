@@ -1,7 +1,7 @@
 /** Segment events through the routes to the Vero stand-in over real HTTP: what Vero receives, what Segment is told. */
 import { describe, expect, it } from "vitest";
-import { mailboxName } from "../../../src/delivery/mailbox.ts";
-import { MAILBOXES_PER_INVOCATION, mailboxConfigFor } from "../../../src/delivery/mailboxes.ts";
+import { mailboxName } from "../../../src/outbound/mailbox.ts";
+import { MAILBOXES_PER_INVOCATION, mailboxConfigFor } from "../../../src/outbound/mailboxes.ts";
 import type { Env } from "../../../src/shared/env.ts";
 import { hmacSha1Hex } from "../../../src/shared/secrets.ts";
 import alias from "../../fixtures/segment/alias.json";
@@ -17,7 +17,7 @@ import { deadLetterFor } from "../helpers/queue.ts";
 function mailboxNameFor(env: Env, user: string): string {
   const ready = mailboxConfigFor(env);
   if (!ready.ok) throw new Error(ready.reason);
-  return mailboxName(ready.config.target, user);
+  return mailboxName(ready.config.account, user);
 }
 
 const secret = "dev-segment-shared-secret-for-local-use";

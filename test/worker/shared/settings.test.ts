@@ -26,6 +26,7 @@ describe("settings", () => {
       settings: {
         veroApiUrl: "https://api.getvero.com/api/v2",
         veroCredential: { auth_token: "vat" },
+        trackConcurrency: 1,
         sharedSecrets: [SHH],
         acceptFirstEventSignature: false,
         filters: [],
@@ -74,7 +75,11 @@ describe("settings", () => {
       segment: { ready: true, settings: { segmentWriteKey: "wk", segmentApiHost: "https://api.segment.io" } },
       vero: {
         ready: true,
-        settings: { veroApiUrl: "https://api.getvero.com/api/v2", veroCredential: { auth_token: "vat" } },
+        settings: {
+          veroApiUrl: "https://api.getvero.com/api/v2",
+          veroCredential: { auth_token: "vat" },
+          trackConcurrency: 1,
+        },
       },
     });
     expect(parseSettings({}).consumers).toEqual({
@@ -122,6 +127,18 @@ describe("settings", () => {
     });
     expect(parseSettings({ ...outbound, VERO_TRACKING_API_KEY: "tak" }).outbound).toMatchObject({
       settings: { veroCredential: { tracking_api_key: "tak" } },
+    });
+  });
+
+  it("takes VERO_ACCOUNT (the mailboxes' account name) and VERO_TRACK_CONCURRENCY (default 1, at most 6)", () => {
+    expect(parseSettings(outbound).outbound).toMatchObject({ settings: { trackConcurrency: 1 } });
+    expect(
+      parseSettings({ ...outbound, VERO_ACCOUNT: "eu-project", VERO_TRACK_CONCURRENCY: "4" }).outbound,
+    ).toMatchObject({ settings: { veroAccount: "eu-project", trackConcurrency: 4 } });
+    expect(parseSettings({ ...outbound, VERO_TRACK_CONCURRENCY: "7" }).outbound).toEqual({
+      ready: false,
+      missing: [],
+      invalid: ["VERO_TRACK_CONCURRENCY must be at most 6"],
     });
   });
 

@@ -3,11 +3,15 @@
  * the outbound routes without a queue, and a re-drive share. One call per
  * user, all users side by side; a user's jobs go in the order given.
  */
-import type { VeroJob } from "../outbound/job.ts";
+import type { DeadLetter, MailboxRedrive } from "../delivery/dead-letters.ts";
+import { isLedgerKey, lookupCalls, retentionDays } from "../delivery/ledger.ts";
 import type { Env } from "../shared/env.ts";
-import { describeError } from "../shared/log.ts";
-import { describeUnready, logSampleRate, settingsFor } from "../shared/settings.ts";
-import { isLedgerKey, lookupCalls, retentionDays } from "./ledger.ts";
+import { BridgeError } from "../shared/errors.ts";
+import { MAILBOX_UNBOUND } from "../shared/health.ts";
+import { describeError, log } from "../shared/log.ts";
+import { describeUnready, logSampleRate, settingsFor, type VeroCredential } from "../shared/settings.ts";
+import { describeIssues } from "../shared/zod.ts";
+import { type VeroJob, veroJobSchema } from "./job.ts";
 import type { Accepted, Letter, Mailbox, MailboxConfig } from "./mailbox.ts";
 import { mailboxName } from "./mailbox.ts";
 
@@ -18,17 +22,26 @@ import { mailboxName } from "./mailbox.ts";
  */
 export const MAILBOXES_PER_INVOCATION = 990;
 
-export const MAILBOX_UNBOUND = "the MAILBOX Durable Object namespace is not bound (see wrangler.toml)";
+export { MAILBOX_UNBOUND };
 
-/** What a mailbox needs from the settings, or why they are not usable (a missing binding or setting). */
-export function mailboxConfigFor(env: Env): { ok: true; config: MailboxConfig } | { ok: false; reason: string } {
+/**
+ * What a mailbox needs from the settings, or why they are not usable (a
+ * missing binding or setting). The credential travels with each hand-over
+ * and stays in the mailbox's memory; the config has none.
+ */
+export function mailboxConfigFor(
+  env: Env,
+): { ok: true; config: MailboxConfig; credential: VeroCredential } | { ok: false; reason: string } {
   if (!env.MAILBOX) return { ok: false, reason: MAILBOX_UNBOUND };
   const vero = settingsFor(env).consumers.vero;
   if (!vero.ready) return { ok: false, reason: describeUnready("the Vero consumer", vero) };
+  const { veroApiUrl, veroAccount, veroCredential } = vero.settings;
   return {
     ok: true,
+    credential: veroCredential,
     config: {
-      target: vero.settings,
+      account: veroAccount === undefined ? { veroApiUrl } : { veroApiUrl, veroAccount },
+      trackConcurrency: vero.settings.trackConcurrency ?? 1,
       policy: settingsFor(env).retry.policy,
       retentionDays: retentionDays(env),
       logSampleRate: logSampleRate(env),
@@ -39,7 +52,7 @@ export function mailboxConfigFor(env: Env): { ok: true; config: MailboxConfig } 
 export function mailboxFor(env: Env, config: MailboxConfig, user: string): DurableObjectStub<Mailbox> {
   const namespace = env.MAILBOX as DurableObjectNamespace<Mailbox> | undefined;
   if (!namespace) throw new Error(MAILBOX_UNBOUND);
-  return namespace.get(namespace.idFromName(mailboxName(config.target, user)));
+  return namespace.get(namespace.idFromName(mailboxName(config.account, user)));
 }
 
 export type Handed<T> = { items: T[]; user: string } & ({ ok: true; result: Accepted } | { ok: false; error: string });
@@ -51,9 +64,10 @@ export type Handed<T> = { items: T[]; user: string } & ({ ok: true; result: Acce
  */
 export async function handToMailboxes<T>(
   env: Env,
-  config: MailboxConfig,
+  { config, credential }: { config: MailboxConfig; credential: VeroCredential },
   items: readonly T[],
   letterOf: (item: T) => Letter,
+  settleMs = 0,
 ): Promise<Handed<T>[]> {
   const groups = new Map<string, T[]>();
   for (const item of items) {
@@ -65,7 +79,7 @@ export async function handToMailboxes<T>(
   return Promise.all(
     [...groups].map(async ([user, group]): Promise<Handed<T>> => {
       try {
-        const result = await mailboxFor(env, config, user).accept(group.map(letterOf), config);
+        const result = await mailboxFor(env, config, user).accept(group.map(letterOf), config, credential, settleMs);
         return { items: group, user, ok: true, result };
       } catch (error) {
         return { items: group, user, ok: false, error: describeError(error) };
@@ -96,3 +110,36 @@ export async function recordedBefore(
   }
   return { recorded, d1Statements: 1 };
 }
+
+/**
+ * Without VERO_QUEUE: Vero dead letters (at most a page) go back into their
+ * users' mailboxes, one call per user; returns the ids a mailbox took.
+ */
+export const redriveToMailboxes: MailboxRedrive = async (env: Env, letters: readonly DeadLetter[]) => {
+  const ready = mailboxConfigFor(env);
+  if (!ready.ok) throw new BridgeError(503, "not_configured", `cannot re-drive: ${ready.reason}`);
+  const items = letters.map((letter) => {
+    const parsed = veroJobSchema.safeParse(letter.body);
+    if (!parsed.success)
+      throw new BridgeError(
+        409,
+        "not_redrivable",
+        `dead letter ${letter.id} is not a Vero job: ${describeIssues(parsed.error, { whole: "body", most: 3 })}`,
+      );
+    return { id: letter.id, job: parsed.data };
+  });
+  const { recorded } = await recordedBefore(
+    env,
+    items.map((item) => item.job),
+  );
+  const handed = await handToMailboxes(env, ready, items, ({ job }) => ({
+    job,
+    recorded: recorded.get(job.messageId),
+  }));
+  const failed = handed.filter((group) => !group.ok);
+  if (failed.length > 0)
+    log("warn", "dead letters not re-driven: their mailboxes did not take them", {
+      letters: failed.flatMap((group) => group.items.map((item) => item.id)).slice(0, 50),
+    });
+  return handed.filter((group) => group.ok).flatMap((group) => group.items.map((item) => item.id));
+};

@@ -1,0 +1,942 @@
+/**
+ * The mailbox of one Vero user: a SQLite-backed Durable Object that holds
+ * the user's jobs and delivers them one Vero call at a time, in order. It
+ * is single-threaded, so the user's order and exactly-once are held here;
+ * different users' mailboxes run side by side.
+ *
+ * - `accept` commits jobs in one transaction, skipping a messageId it holds
+ *   or whose calls its ledger has all recorded, and arms the alarm.
+ * - Each job gets an id of its own when it is accepted (`job_id`, kept by
+ *   its continuations), which names its dead letter: letters never
+ *   overwrite each other, however often the mailbox empties.
+ * - The alarm delivers the head job's calls; each call Vero accepts is
+ *   recorded in the ledger (`calls`) in the transaction that marks it done.
+ *   A retryable failure (a call that could not be recorded included) is an
+ *   attempt: it holds back only this user, retried on the alarm by the retry
+ *   schedule, whose horizon counts from the job's first failure. A permanent
+ *   failure, or the end of the horizon, becomes a dead letter holding only
+ *   the calls Vero has not accepted: kept in the mailbox (`letters`) in the
+ *   transaction that lets the job go, then moved to D1, so the user never
+ *   waits for D1.
+ * - The alarm wakes when the head is due; side work that failed (the
+ *   stalled row, letters or counts not yet in D1) adds a wake at most every
+ *   RETRY_LATER_MS.
+ * - Counts gathered in the mailbox are reported to a counter shard (see
+ *   counter-shard.ts) at most every REPORT_EVERY_MS, so that a busy user
+ *   costs one report per few seconds, not one per event; the shard writes
+ *   them to D1 a few times a minute.
+ */
+
+import { DurableObject } from "cloudflare:workers";
+import type { CountReport, CountRow } from "../delivery/counter-shard.ts";
+import { counterShardFor } from "../delivery/counter-shard.ts";
+import { latencyCount } from "../delivery/latency.ts";
+import {
+  bucketOf,
+  type CountedOutcome,
+  callKey,
+  type DeadLetter,
+  isLedgerKey,
+  LEDGER_UNBOUND,
+  storeDeadLetters,
+} from "../delivery/ledger.ts";
+import { nextStep, type RetryPolicy } from "../delivery/retry-schedule.ts";
+import type { Env } from "../shared/env.ts";
+import { DeliveryError } from "../shared/errors.ts";
+import { configureLogs, describeError, log, redactEmails } from "../shared/log.ts";
+import { describeUnready, parseAlertSettings, settingsFor, type VeroCredential } from "../shared/settings.ts";
+import type { VeroJob } from "./job.ts";
+import type { VeroRequest } from "./map.ts";
+import { sendToVero, type VeroTarget } from "./vero.ts";
+
+/** What a mailbox delivers with: the settings of the Worker that handed it the jobs. */
+export interface MailboxConfig {
+  /** Which Vero project the mailbox's user belongs to; never the credential, which is not stored. */
+  account: VeroAccount;
+  policy: RetryPolicy;
+  retentionDays: number;
+  /** VERO_TRACK_CONCURRENCY: track calls sent side by side between two calls that change the user (1: strict order). */
+  trackConcurrency?: number;
+  /** LOG_SAMPLE_RATE: the share of messageIds whose success lines are logged, as in the Worker. */
+  logSampleRate: number;
+}
+
+/** Where the mailbox's user lives at Vero: VERO_API_URL and VERO_ACCOUNT. */
+export type VeroAccount = Pick<VeroTarget, "veroApiUrl" | "veroAccount">;
+
+/** What mailboxes stored before they were named without the credential: the target held it. */
+interface LegacyConfig extends Omit<MailboxConfig, "account"> {
+  target: VeroTarget;
+}
+
+/** A job for a mailbox, with the calls the previous (D1) ledger recorded for it, if any. */
+export interface Letter {
+  job: VeroJob;
+  recorded?: string[];
+}
+
+export interface Accepted {
+  accepted: number;
+  skipped: number;
+}
+
+const TRACK_CALL = "POST /events/track";
+
+/** The name a call is counted under, e.g. "POST /events/track". */
+export const callName = (request: Pick<VeroRequest, "method" | "path">) => `${request.method} ${request.path}`;
+
+/**
+ * The subrequests to Vero one alarm run makes at most, then it continues in
+ * a new run: the Workers Free plan allows 50 per invocation, and the run's
+ * own D1 statements and counter report take a few more. A deletion counts
+ * two (a lost answer is asked again at once).
+ */
+export const CALLS_PER_DRAIN = 40;
+/**
+ * How soon side work that failed (a drain that threw, the stalled row,
+ * letters or counts not yet in D1) is tried again: each wake is a billed
+ * request, so a mailbox whose D1 is down wakes at most this often.
+ */
+export const RETRY_LATER_MS = 5 * 60_000;
+/**
+ * How long a job handed over by the Vero queue's consumer waits in the
+ * mailbox before it may be sent, so that an older job of the same user
+ * that another consumer invocation (run at the same time) is handing over
+ * sorts in before it. Jobs behind a waiting head do not wait again.
+ */
+export const QUEUE_SETTLE_MS = 1_000;
+/**
+ * The most jobs a mailbox holds: beyond it `accept` refuses (the queue or
+ * the sender retries), so one user's flood cannot grow a mailbox without
+ * bound. Each job is at most a queue message (128 KB), so a full mailbox
+ * stays far below a Durable Object's 10 GB.
+ */
+export const MAILBOX_MAX_JOBS = 10_000;
+/** Without the LEDGER binding, letters wait in the mailbox; it looks for the binding this often. */
+export const LEDGER_WAIT_MS = 3_600_000;
+/** The least time between two reports of a mailbox's counts: each costs a shard call and four rows written. */
+export const REPORT_EVERY_MS = 5_000;
+const DAY_MS = 86_400_000;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS jobs (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  job_id TEXT,
+  message_id TEXT NOT NULL,
+  body TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  rseq INTEGER NOT NULL,
+  received_at INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_at INTEGER NOT NULL DEFAULT 0,
+  failing_since INTEGER,
+  last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_order ON jobs (at, rseq, seq);
+CREATE INDEX IF NOT EXISTS jobs_message_id ON jobs (message_id);
+CREATE TABLE IF NOT EXISTS calls (
+  message_id TEXT NOT NULL,
+  call TEXT NOT NULL,
+  status INTEGER NOT NULL,
+  done_at INTEGER NOT NULL,
+  PRIMARY KEY (message_id, call)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS calls_done_at ON calls (done_at);
+CREATE TABLE IF NOT EXISTS counts (
+  bucket TEXT NOT NULL,
+  name TEXT NOT NULL,
+  outcome TEXT NOT NULL,
+  count INTEGER NOT NULL,
+  PRIMARY KEY (bucket, name, outcome)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS letters (id TEXT PRIMARY KEY, letter TEXT NOT NULL) WITHOUT ROWID;
+`;
+
+/** Mailboxes created before jobs had ids of their own get the column, and ids for the jobs they hold. */
+function addJobIds(sql: SqlStorage): void {
+  try {
+    sql.exec("SELECT job_id FROM jobs LIMIT 0");
+  } catch {
+    sql.exec("ALTER TABLE jobs ADD COLUMN job_id TEXT");
+    sql.exec("UPDATE jobs SET job_id = lower(hex(randomblob(16))) WHERE job_id IS NULL");
+  }
+}
+
+/** What the mailbox last wrote to D1's stalled_mailboxes: which episode (capped, failing since, backlog). */
+interface StalledRow {
+  key: string;
+}
+
+interface JobRow {
+  seq: number;
+  job_id: string;
+  message_id: string;
+  body: string;
+  received_at: number;
+  attempts: number;
+  next_at: number;
+  failing_since: number | null;
+  last_error: string | null;
+  [key: string]: SqlStorageValue;
+}
+
+/** One drain's summary line: the bench sums d1Statements and doRequests over these. */
+interface DrainStats {
+  delivered: number;
+  retried: number;
+  deadLettered: number;
+  skippedCalls: number;
+  veroCalls: number;
+  d1Statements: number;
+  doRequests: number;
+}
+
+/**
+ * The mailbox's name: the Vero account (API URL and the optional
+ * VERO_ACCOUNT) and the user, never the credential, so that rotating it
+ * keeps each user's order and ledger. Two projects' users of the same id
+ * never wait for each other.
+ */
+export function mailboxName(account: VeroAccount, user: string): string {
+  return JSON.stringify([account.veroApiUrl, account.veroAccount ?? null, user]);
+}
+
+/** The ledger's rows, as handed from one mailbox to another: messageId, call, status, time. */
+export type CallRow = [string, string, number, number];
+
+/** Ledger rows handed over in one call: well within an RPC's size limit. */
+const HANDOVER_CALLS = 2_000;
+/** Jobs handed over in one call: each at most a queue message (128 KB). */
+const HANDOVER_JOBS = 100;
+
+/** The name a job's calls are recorded under: its messageId, or for an event without one, its job. */
+const ledgerIdOf = (head: Pick<JobRow, "message_id" | "seq">) =>
+  isLedgerKey(head.message_id) ? head.message_id : `${head.message_id}@${head.seq}`;
+
+export class Mailbox extends DurableObject<Env> {
+  private readonly sql: SqlStorage;
+  /**
+   * The `state` table as this object last read or wrote it (undefined for
+   * a key it found absent): only this object writes it, and most runs read
+   * the same keys several times.
+   */
+  private readonly cached = new Map<string, unknown>();
+  /**
+   * The head job's backoff, also kept in memory: when storage refuses the
+   * write that counts an attempt, Vero still gets no more calls than the
+   * schedule allows.
+   */
+  private pause: { jobId: string; until: number } | undefined;
+  /**
+   * The Vero credential the last hand-over carried, from the settings of
+   * the Worker that made it: in memory only, never stored. After a restart
+   * the mailbox reads its own settings (the same Worker's) instead.
+   */
+  private handedCredential: VeroCredential | undefined;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    this.sql.exec(SCHEMA);
+    addJobIds(this.sql);
+  }
+
+  /**
+   * Commits `letters` (the user's jobs, in arrival order) in one
+   * transaction. The RPC answer leaves the object only once the write is
+   * durable (the output gate), so a caller that acks on it loses nothing.
+   */
+  async accept(letters: Letter[], config: MailboxConfig, credential?: VeroCredential, settleMs = 0): Promise<Accepted> {
+    if (credential) this.handedCredential = credential;
+    const now = Date.now();
+    const held = this.heldCount();
+    if (held + letters.length > MAILBOX_MAX_JOBS) {
+      if (this.getState("cappedAt") === undefined) this.setState("cappedAt", now);
+      // The alarm writes the stalled row that raises the alert.
+      const alarm = await this.ctx.storage.getAlarm();
+      if (alarm === null || alarm > now) await this.ctx.storage.setAlarm(now);
+      log("error", "mailbox full: jobs refused", {
+        mailbox: this.ctx.id.toString(),
+        held,
+        refused: letters.length,
+        cap: MAILBOX_MAX_JOBS,
+      });
+      throw new Error(`the user's mailbox holds ${held} jobs, at its cap of ${MAILBOX_MAX_JOBS}; retry later`);
+    }
+    let accepted = 0;
+    let skipped = 0;
+    this.transaction(() => {
+      // Written only when it changed: a row written per accept would be most of the mailbox's storage writes.
+      if (JSON.stringify(this.getState("config")) !== JSON.stringify(config)) this.setState("config", config);
+      for (const { job, recorded = [] } of letters) {
+        for (const call of recorded) this.record(job.messageId, call, 200, now);
+        if (isLedgerKey(job.messageId) && (this.holds(job.messageId) || this.isDelivered(job))) {
+          skipped++;
+          continue;
+        }
+        // A re-driven letter keeps the id it was given here the first time.
+        const jobId = job.id ?? crypto.randomUUID();
+        this.sql.exec(
+          "INSERT INTO jobs (job_id, message_id, body, at, rseq, received_at, next_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+          jobId,
+          job.messageId,
+          JSON.stringify({ ...job, id: jobId }),
+          job.at ?? now,
+          job.seq ?? 0,
+          now,
+          now + settleMs,
+        );
+        accepted++;
+      }
+    });
+    // Brought forward to the head's due time, never earlier: a head waiting for its retry keeps its wake.
+    if (accepted > 0) {
+      const head = this.head();
+      const due = head ? Math.max(now, this.dueAt(head)) : now;
+      const alarm = await this.ctx.storage.getAlarm();
+      if (alarm === null || alarm > due) await this.ctx.storage.setAlarm(due);
+    }
+    return { accepted, skipped };
+  }
+
+  /**
+   * Takes over the ledger of a mailbox named the old way (by credential)
+   * for the same user, so that re-sent messageIds stay skipped.
+   */
+  async adopt(calls: CallRow[]): Promise<void> {
+    this.transaction(() => {
+      for (const [messageId, call, status, doneAt] of calls) this.record(messageId, call, status, doneAt);
+    });
+  }
+
+  /** Never throws: Cloudflare retries a throwing alarm only a few times. */
+  override async alarm(): Promise<void> {
+    const sampleRate = this.getState<MailboxConfig>("config")?.logSampleRate;
+    if (sampleRate !== undefined) configureLogs({ sampleRate });
+    const stats: DrainStats = {
+      delivered: 0,
+      retried: 0,
+      deadLettered: 0,
+      skippedCalls: 0,
+      veroCalls: 0,
+      d1Statements: 0,
+      doRequests: 0,
+    };
+    let failure: string | undefined;
+    try {
+      await this.handOverIfLegacy(stats);
+      await this.drain(stats);
+    } catch (error) {
+      failure = describeError(error);
+    }
+    try {
+      if (!(await this.storeLetters(stats))) failure ??= "dead letters not yet stored in D1";
+      if (!(await this.syncStalled(stats))) failure ??= "stalled row not yet written to D1";
+      if (this.reportDue() && !(await this.report(stats))) failure ??= "counts not reported";
+      this.prune();
+      await this.armAlarm(failure !== undefined);
+    } catch (error) {
+      failure ??= describeError(error);
+      await this.ctx.storage.setAlarm(Date.now() + RETRY_LATER_MS).catch(() => undefined);
+    }
+    const held = this.heldCount();
+    const clean = failure === undefined && stats.retried + stats.deadLettered === 0;
+    log(clean ? "info" : "warn", "mailbox drain", {
+      mailbox: this.ctx.id.toString(),
+      ...stats,
+      held,
+      ...(failure === undefined ? {} : { error: failure }),
+    });
+  }
+
+  /**
+   * A mailbox named by the credential (before the upgrade) hands its jobs,
+   * in order, and its ledger to the user's mailbox named by account, then
+   * forgets them and its stored configuration, credential included. Its
+   * counts are still reported, its stalled row cleared, and then it wipes
+   * its storage like any empty mailbox.
+   */
+  private async handOverIfLegacy(stats: DrainStats): Promise<void> {
+    const legacy = this.getState<MailboxConfig | LegacyConfig>("config");
+    if (!legacy || !("target" in legacy)) return;
+    const account: VeroAccount = {
+      veroApiUrl: legacy.target.veroApiUrl,
+      ...(settingsFor(this.env).consumers.vero.ready
+        ? { veroAccount: (settingsFor(this.env).consumers.vero as { settings: VeroTarget }).settings.veroAccount }
+        : {}),
+    };
+    const config: MailboxConfig = {
+      account,
+      policy: legacy.policy,
+      retentionDays: legacy.retentionDays,
+      logSampleRate: legacy.logSampleRate,
+    };
+    this.sql.exec("UPDATE jobs SET job_id = lower(hex(randomblob(16))) WHERE job_id IS NULL");
+    const rows = this.sql.exec<JobRow>("SELECT * FROM jobs ORDER BY at, rseq, seq").toArray();
+    const first = rows[0];
+    if (first) {
+      const user = (JSON.parse(first.body) as VeroJob).user;
+      const namespace = this.env.MAILBOX as DurableObjectNamespace<Mailbox> | undefined;
+      if (!namespace) throw new Error("the MAILBOX binding is gone: the jobs wait");
+      const heir = namespace.get(namespace.idFromName(mailboxName(account, user)));
+      const calls = this.sql
+        .exec<{ message_id: string; call: string; status: number; done_at: number }>("SELECT * FROM calls")
+        .toArray()
+        .map((row): CallRow => [row.message_id, row.call, row.status, row.done_at]);
+      for (let start = 0; start < calls.length; start += HANDOVER_CALLS) {
+        stats.doRequests++;
+        await heir.adopt(calls.slice(start, start + HANDOVER_CALLS));
+      }
+      for (let start = 0; start < rows.length; start += HANDOVER_JOBS) {
+        const chunk = rows.slice(start, start + HANDOVER_JOBS);
+        stats.doRequests++;
+        await heir.accept(
+          chunk.map((row) => ({ job: { ...(JSON.parse(row.body) as VeroJob), id: row.job_id } })),
+          config,
+        );
+        this.sql.exec("DELETE FROM jobs WHERE seq <= ?", chunk[chunk.length - 1]?.seq ?? 0);
+      }
+      this.sql.exec("DELETE FROM calls");
+    }
+    // Without jobs the user is unknown: the ledger stays here for its retention, the credential does not.
+    this.setState("config", config);
+    log("info", "mailbox named by credential handed over", {
+      mailbox: this.ctx.id.toString(),
+      jobs: rows.length,
+    });
+  }
+
+  /** The credential to call Vero with, from the Worker's settings; never stored. */
+  private credential(): VeroCredential {
+    if (this.handedCredential) return this.handedCredential;
+    const vero = settingsFor(this.env).consumers.vero;
+    if (!vero.ready) throw new Error(describeUnready("the Vero consumer", vero));
+    return vero.settings.veroCredential;
+  }
+
+  /** Delivers due jobs in order until the mailbox is empty, its head waits, or the drain's call budget is spent. */
+  private async drain(stats: DrainStats): Promise<void> {
+    const config = this.getState<MailboxConfig>("config");
+    if (!config) return;
+    let calls = 0;
+    for (;;) {
+      const head = this.head();
+      const now = Date.now();
+      if (!head || this.dueAt(head) > now) return;
+      const together = await this.sendTracks(config, CALLS_PER_DRAIN - calls, stats);
+      if (together > 0) {
+        calls += together;
+        continue;
+      }
+      const job = JSON.parse(head.body) as VeroJob;
+      const ledgerId = ledgerIdOf(head);
+      let failed: { error: DeliveryError; request: VeroRequest } | undefined;
+      for (const [index, request] of job.requests.entries()) {
+        const call = callKey((job.step ?? 0) + index, request.method, request.path);
+        if (this.isRecorded(ledgerId, call)) {
+          stats.skippedCalls++;
+          continue;
+        }
+        const cost = request.path === "/users/delete" ? 2 : 1;
+        if (calls + cost > CALLS_PER_DRAIN) return;
+        calls += cost;
+        stats.veroCalls++;
+        let status: number;
+        try {
+          const target = { veroApiUrl: config.account.veroApiUrl, veroCredential: this.credential() };
+          [status = 200] = await sendToVero(target, [request], isLedgerKey(ledgerId) ? ledgerId : null);
+        } catch (error) {
+          // Anything but a DeliveryError is a bug: the drain stops and is tried again later.
+          if (!(error instanceof DeliveryError)) throw error;
+          failed = { error, request };
+          break;
+        }
+        try {
+          this.transaction(() => {
+            this.record(ledgerId, call, status, Date.now());
+            this.count(callName(request), "delivered");
+          });
+        } catch (error) {
+          // Vero has the call, the ledger does not: an attempt like any other, retried on the schedule.
+          failed = {
+            error: new DeliveryError(
+              "vero",
+              `Vero accepted ${callName(request)} but the mailbox could not record it (${describeError(error)}); a retry makes it again`,
+              { retryable: true, cause: error },
+            ),
+            request,
+          };
+          break;
+        }
+      }
+      if (!failed) {
+        this.sql.exec("DELETE FROM jobs WHERE seq = ?", head.seq);
+        this.count(...latencyCount(Date.now() - (job.at ?? head.received_at)));
+        stats.delivered++;
+        continue;
+      }
+      if (!this.failed(head, job, failed, config, now, stats)) return;
+    }
+  }
+
+  /**
+   * The head's attempt failed: retried on the schedule (false: the drain
+   * stops, the head waits), or let go as a dead letter (true: go on).
+   */
+  private failed(
+    head: JobRow,
+    job: VeroJob,
+    { error, request }: { error: DeliveryError; request: VeroRequest },
+    config: MailboxConfig,
+    now: number,
+    stats: DrainStats,
+  ): boolean {
+    let reason = redactEmails(error.message);
+    if (error.retryable) {
+      const step = nextStep(config.policy, {
+        attempts: head.attempts + 1,
+        // The horizon counts from the first failure: waiting behind a healthy backlog never ends a job.
+        elapsedSeconds: Math.max(0, (now - (head.failing_since ?? now)) / 1000),
+        retryAfter: error.retryAfter,
+        random: Math.random(),
+      });
+      if (step.retry) {
+        const until = now + step.delaySeconds * 1000;
+        this.pause = { jobId: head.job_id, until };
+        stats.retried++;
+        log("warn", "delivery failed, will retry", {
+          queue: "vero",
+          mailbox: this.ctx.id.toString(),
+          messageId: head.message_id,
+          attempts: head.attempts + 1,
+          delaySeconds: step.delaySeconds,
+          reason,
+        });
+        this.transaction(() => {
+          this.sql.exec(
+            "UPDATE jobs SET attempts = attempts + 1, next_at = ?, failing_since = coalesce(failing_since, ?), last_error = ? WHERE seq = ?",
+            until,
+            now,
+            reason,
+            head.seq,
+          );
+          this.count(callName(request), "retried");
+        });
+        // Stored: the row is the one record (a test or an operator may move it).
+        this.pause = undefined;
+        return false;
+      }
+      reason = `${step.reason}: ${reason}`;
+    }
+    this.deadLetter(head, job, reason, !error.retryable, request, stats);
+    return true;
+  }
+
+  /**
+   * VERO_TRACK_CONCURRENCY above 1: the due jobs at the head that are each
+   * one events/track call, up to that many, are sent side by side (they may
+   * reach Vero in any order among themselves); a job that changes the user
+   * ends the run, so it never overtakes a track nor is overtaken. Returns
+   * how many jobs it took, 0 when the head is not such a job.
+   */
+  private async sendTracks(config: MailboxConfig, budget: number, stats: DrainStats): Promise<number> {
+    const most = Math.min(config.trackConcurrency ?? 1, budget);
+    if (most < 2) return 0;
+    const now = Date.now();
+    const run: { head: JobRow; job: VeroJob; request: VeroRequest; call: string }[] = [];
+    for (const head of this.sql.exec<JobRow>("SELECT * FROM jobs ORDER BY at, rseq, seq LIMIT ?", most)) {
+      const job = JSON.parse(head.body) as VeroJob;
+      const [request] = job.requests;
+      if (this.dueAt(head) > now || job.requests.length !== 1 || !request || callName(request) !== TRACK_CALL) break;
+      const call = callKey(job.step ?? 0, request.method, request.path);
+      if (this.isRecorded(ledgerIdOf(head), call)) break;
+      run.push({ head, job, request, call });
+    }
+    if (run.length < 2) return 0;
+    const veroCredential = this.credential();
+    stats.veroCalls += run.length;
+    const results = await Promise.allSettled(
+      run.map(({ head, request }) =>
+        sendToVero({ veroApiUrl: config.account.veroApiUrl, veroCredential }, [request], ledgerIdOf(head)),
+      ),
+    );
+    for (const [index, { head, job, request, call }] of run.entries()) {
+      const result = results[index];
+      if (result?.status === "fulfilled") {
+        const [status = 200] = result.value;
+        this.transaction(() => {
+          this.record(ledgerIdOf(head), call, status, Date.now());
+          this.count(callName(request), "delivered");
+          this.count(...latencyCount(Date.now() - (job.at ?? head.received_at)));
+          this.sql.exec("DELETE FROM jobs WHERE seq = ?", head.seq);
+        });
+        stats.delivered++;
+        continue;
+      }
+      const error = result?.reason;
+      if (!(error instanceof DeliveryError)) throw error;
+      this.failed(head, job, { error, request }, config, Date.now(), stats);
+    }
+    return run.length;
+  }
+
+  /**
+   * Lets the head job go as a dead letter, kept in the mailbox until it is
+   * in D1 (storeLetters). The letter holds only the calls Vero has not
+   * accepted (a continuation: `step` says where it starts), under the job's
+   * own id, so a re-drive repeats nothing and no letter overwrites another.
+   */
+  private deadLetter(
+    head: JobRow,
+    job: VeroJob,
+    reason: string,
+    permanent: boolean,
+    request: VeroRequest,
+    stats: DrainStats,
+  ): void {
+    const ledgerId = ledgerIdOf(head);
+    const first = job.requests.findIndex(
+      (call, index) => !this.isRecorded(ledgerId, callKey((job.step ?? 0) + index, call.method, call.path)),
+    );
+    const from = first < 0 ? job.requests.length : first;
+    const attempts = head.attempts + 1;
+    const letter: DeadLetter = {
+      id: `vero-${head.job_id}`,
+      source: "vero",
+      body: { ...job, id: head.job_id, requests: job.requests.slice(from), step: (job.step ?? 0) + from },
+      reason,
+      permanent,
+      attempts,
+      failedAt: new Date().toISOString(),
+    };
+    this.transaction(() => {
+      this.sql.exec(
+        "INSERT INTO letters (id, letter) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET letter = excluded.letter",
+        letter.id,
+        JSON.stringify(letter),
+      );
+      this.sql.exec("DELETE FROM jobs WHERE seq = ?", head.seq);
+      this.count(callName(request), "dead_lettered");
+    });
+    stats.deadLettered++;
+    log("error", "delivery failed for good, dead-lettered", {
+      queue: "vero",
+      mailbox: this.ctx.id.toString(),
+      messageId: head.message_id,
+      letter: letter.id,
+      attempts,
+      permanent,
+      reason,
+    });
+  }
+
+  /** Moves the letters the mailbox keeps to D1; false while they wait (D1 down or not bound). */
+  private async storeLetters(stats: DrainStats): Promise<boolean> {
+    const rows = this.sql.exec<{ id: string; letter: string }>("SELECT id, letter FROM letters LIMIT 50").toArray();
+    if (rows.length === 0) return true;
+    // Without the binding they wait; armAlarm looks for it again every LEDGER_WAIT_MS.
+    const db = this.env.LEDGER;
+    if (!db) {
+      log("error", "dead letters wait in the mailbox: LEDGER not bound", {
+        queue: "vero",
+        mailbox: this.ctx.id.toString(),
+        letters: rows.map((row) => row.id),
+        error: LEDGER_UNBOUND,
+      });
+      return true;
+    }
+    try {
+      stats.d1Statements++;
+      // The same id on a second try after a lost answer: the letter is written over, not doubled.
+      await storeDeadLetters(
+        db,
+        rows.map((row) => JSON.parse(row.letter) as DeadLetter),
+      );
+    } catch (error) {
+      log("error", "dead letters kept in the mailbox: D1 refused them", {
+        queue: "vero",
+        mailbox: this.ctx.id.toString(),
+        letters: rows.map((row) => row.id),
+        error: describeError(error),
+      });
+      return false;
+    }
+    this.sql.exec(
+      "DELETE FROM letters WHERE id IN (SELECT value FROM json_each(?))",
+      JSON.stringify(rows.map((row) => row.id)),
+    );
+    return rows.length < 50 || this.storeLetters(stats);
+  }
+
+  /**
+   * What D1's stalled_mailboxes should say of this mailbox, most pressing
+   * first: it is capped (refusing jobs), its head is failing, or its oldest
+   * job has waited longer than ALERT_STALLED_MINUTES with nothing failing
+   * (a hot user); or nothing. `key` changes only when the row must be
+   * written again, so a draining backlog is one write, not one per run.
+   */
+  private stalled(): { key: string; since: number; oldestAt: number; reason: string } | undefined {
+    const head = this.head();
+    if (!head) return undefined;
+    const now = Date.now();
+    const { oldest, held } = this.sql
+      .exec<{ oldest: number; held: number }>("SELECT min(received_at) AS oldest, count(*) AS held FROM jobs")
+      .one();
+    const waitMs = parseAlertSettings(this.env).stalledMinutes * 60_000;
+    const cappedAt = this.getState<number>("cappedAt");
+    if (cappedAt !== undefined)
+      return {
+        key: `capped ${cappedAt}`,
+        since: cappedAt,
+        // Dated back past the wait, so that the alert and readiness report it at once.
+        oldestAt: Math.min(oldest, cappedAt - waitMs - 60_000),
+        reason: `capped at ${MAILBOX_MAX_JOBS} jobs: new jobs are refused (the queue or the sender retries them)`,
+      };
+    if (head.failing_since !== null)
+      return {
+        key: `failing ${head.failing_since}`,
+        since: head.failing_since,
+        oldestAt: oldest,
+        reason: head.last_error ?? "failing",
+      };
+    if (oldest < now - waitMs)
+      return { key: "backlog", since: oldest, oldestAt: oldest, reason: `backlog: ${held} jobs waiting, none failed` };
+    return undefined;
+  }
+
+  /**
+   * Brings D1's stalled row in line with the mailbox: written when it
+   * becomes stalled (or capped, or a backlog too old), gone once it is not.
+   * A write D1 refused is tried on the next wake (at most RETRY_LATER_MS
+   * away), so the alert never misses a stalled user; false while it is not
+   * done.
+   */
+  private async syncStalled(stats: DrainStats): Promise<boolean> {
+    const cappedAt = this.getState<number>("cappedAt");
+    if (cappedAt !== undefined && this.heldCount() < MAILBOX_MAX_JOBS * 0.9) this.deleteState("cappedAt");
+    const want = this.stalled();
+    // Mailboxes from before kept only a flag; their row is rewritten or cleared under the new record.
+    const written =
+      this.getState<StalledRow>("stalledRow") ?? (this.getState<boolean>("stalled") ? { key: "legacy" } : undefined);
+    if (want?.key === written?.key) return true;
+    const db = this.env.LEDGER;
+    if (!db) return true;
+    const mailbox = this.ctx.id.toString();
+    try {
+      stats.d1Statements++;
+      if (!want) {
+        await db.prepare("DELETE FROM stalled_mailboxes WHERE mailbox = ?1").bind(mailbox).run();
+      } else {
+        await db
+          .prepare(
+            `INSERT INTO stalled_mailboxes (mailbox, oldest_at, since, reason, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (mailbox) DO UPDATE SET oldest_at = excluded.oldest_at, since = excluded.since,
+               reason = excluded.reason, updated_at = excluded.updated_at`,
+          )
+          .bind(
+            mailbox,
+            new Date(want.oldestAt).toISOString(),
+            new Date(want.since).toISOString(),
+            want.reason,
+            new Date().toISOString(),
+          )
+          .run();
+      }
+    } catch (error) {
+      // Without migrations/0002 there is no table to write: nothing to retry until it is applied.
+      const missing = /no such table/i.test(describeError(error));
+      log("warn", "could not update the mailbox's stalled row", {
+        mailbox,
+        error: describeError(error),
+        ...(missing ? { fix: "apply migrations/0002_mailbox.sql to the LEDGER database" } : {}),
+      });
+      return missing;
+    }
+    this.transaction(() => {
+      this.deleteState("stalled");
+      if (!want) this.deleteState("stalledRow");
+      else this.setState("stalledRow", { key: want.key } satisfies StalledRow);
+    });
+    return true;
+  }
+
+  /** A report waits to be sent again, or counts are waiting and the last report is REPORT_EVERY_MS old. */
+  private reportDue(): boolean {
+    if (this.getState("outbox")) return true;
+    return this.hasCounts() && Date.now() >= this.lastReportAt() + REPORT_EVERY_MS;
+  }
+
+  /** A report's seq is its time, or one above the previous seq when the clock is behind it. */
+  private lastReportAt(): number {
+    return this.getState<number>("reportSeq") ?? 0;
+  }
+
+  private hasCounts(): boolean {
+    return this.sql.exec("SELECT 1 FROM counts LIMIT 1").toArray().length > 0;
+  }
+
+  /**
+   * Sends the counts gathered since the last report to the mailbox's
+   * counter shard. A report is kept (the outbox) until the shard took it,
+   * and sent again with the same sequence number, which the shard
+   * recognises: counts are neither lost nor doubled.
+   */
+  private async report(stats: DrainStats): Promise<boolean> {
+    let outbox = this.getState<CountReport>("outbox");
+    if (!outbox) {
+      const rows = this.sql
+        .exec<{ bucket: string; name: string; outcome: CountedOutcome; count: number }>(
+          "SELECT bucket, name, outcome, count FROM counts",
+        )
+        .toArray()
+        .map((row): CountRow => [row.bucket, "outbound", row.name, row.outcome, row.count]);
+      if (rows.length === 0) return true;
+      // Above every earlier report's, even after the mailbox emptied and forgot its own count.
+      const seq = Math.max(this.lastReportAt() + 1, Date.now());
+      outbox = { from: this.ctx.id.toString(), seq, rows };
+      const taken = outbox;
+      this.transaction(() => {
+        this.sql.exec("DELETE FROM counts");
+        this.setState("reportSeq", seq);
+        this.setState("outbox", taken);
+      });
+    }
+    try {
+      const shard = counterShardFor(this.env, outbox.from);
+      stats.doRequests++;
+      await shard.add(outbox);
+      this.deleteState("outbox");
+      return true;
+    } catch (error) {
+      log("warn", "could not report counts; will report them again", {
+        mailbox: this.ctx.id.toString(),
+        error: describeError(error),
+      });
+      return false;
+    }
+  }
+
+  /** At most once a day: the ledger forgets calls past the retention; an empty mailbox frees its storage. */
+  private prune(): void {
+    const now = Date.now();
+    const last = this.getState<number>("prunedAt") ?? 0;
+    if (now - last >= DAY_MS) {
+      const days = this.getState<MailboxConfig>("config")?.retentionDays;
+      if (days !== undefined) this.sql.exec("DELETE FROM calls WHERE done_at < ?", now - days * DAY_MS);
+      this.setState("prunedAt", now);
+    }
+  }
+
+  /**
+   * The next alarm: the head's due time, side work that failed (at most
+   * every RETRY_LATER_MS), letters waiting for the LEDGER binding, the next
+   * report, the next prune, or none when empty.
+   */
+  private async armAlarm(failed: boolean): Promise<void> {
+    const now = Date.now();
+    const head = this.head();
+    const config = this.getState<MailboxConfig>("config");
+    let at: number | undefined;
+    if (head) at = Math.max(now, this.dueAt(head));
+    if (failed || this.getState("outbox")) at = Math.min(at ?? Infinity, now + RETRY_LATER_MS);
+    if (this.sql.exec("SELECT 1 FROM letters LIMIT 1").toArray().length > 0)
+      at = Math.min(at ?? Infinity, now + (this.env.LEDGER ? RETRY_LATER_MS : LEDGER_WAIT_MS));
+    if (this.hasCounts()) at = Math.min(at ?? Infinity, Math.max(now, this.lastReportAt() + REPORT_EVERY_MS));
+    if (at === undefined && config) {
+      const oldest = this.sql.exec<{ oldest: number | null }>("SELECT min(done_at) AS oldest FROM calls").one().oldest;
+      if (oldest !== null)
+        at = Math.max(oldest + config.retentionDays * DAY_MS, (this.getState<number>("prunedAt") ?? 0) + DAY_MS);
+    }
+    if (at !== undefined) {
+      await this.ctx.storage.setAlarm(at);
+      return;
+    }
+    // Nothing held, nothing recorded: the object keeps no storage at all.
+    await this.ctx.storage.deleteAll();
+    this.cached.clear();
+    this.sql.exec(SCHEMA);
+  }
+
+  // ---- storage helpers ---------------------------------------------------
+
+  private head(): JobRow | undefined {
+    return this.sql.exec<JobRow>("SELECT * FROM jobs ORDER BY at, rseq, seq LIMIT 1").toArray()[0];
+  }
+
+  /** When the head may be tried: its stored retry time, or the backoff held in memory when storage refused it. */
+  private dueAt(head: JobRow): number {
+    return this.pause?.jobId === head.job_id ? Math.max(head.next_at, this.pause.until) : head.next_at;
+  }
+
+  private heldCount(): number {
+    return this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM jobs").one().n;
+  }
+
+  private holds(messageId: string): boolean {
+    return this.sql.exec("SELECT 1 FROM jobs WHERE message_id = ? LIMIT 1", messageId).toArray().length > 0;
+  }
+
+  private isRecorded(messageId: string, call: string): boolean {
+    return this.sql.exec("SELECT 1 FROM calls WHERE message_id = ? AND call = ?", messageId, call).toArray().length > 0;
+  }
+
+  /** Every call of the job is in the ledger: the event was delivered. */
+  private isDelivered(job: VeroJob): boolean {
+    return job.requests.every((request, index) =>
+      this.isRecorded(job.messageId, callKey((job.step ?? 0) + index, request.method, request.path)),
+    );
+  }
+
+  private record(messageId: string, call: string, status: number, at: number): void {
+    this.sql.exec(
+      "INSERT INTO calls (message_id, call, status, done_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+      messageId,
+      call,
+      status,
+      at,
+    );
+  }
+
+  private count(name: string, outcome: CountedOutcome): void {
+    this.sql.exec(
+      `INSERT INTO counts (bucket, name, outcome, count) VALUES (?, ?, ?, 1)
+       ON CONFLICT (bucket, name, outcome) DO UPDATE SET count = count + 1`,
+      bucketOf(new Date()),
+      name,
+      outcome,
+    );
+  }
+
+  /** transactionSync, and a cache that forgets what a rolled-back transaction wrote. */
+  private transaction(writes: () => void): void {
+    try {
+      this.ctx.storage.transactionSync(writes);
+    } catch (error) {
+      this.cached.clear();
+      throw error;
+    }
+  }
+
+  private getState<T>(key: string): T | undefined {
+    if (!this.cached.has(key)) {
+      const row = this.sql.exec<{ value: string }>("SELECT value FROM state WHERE key = ?", key).toArray()[0];
+      this.cached.set(key, row ? JSON.parse(row.value) : undefined);
+    }
+    return this.cached.get(key) as T | undefined;
+  }
+
+  private setState(key: string, value: unknown): void {
+    this.sql.exec(
+      "INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+      key,
+      JSON.stringify(value),
+    );
+    this.cached.set(key, value);
+  }
+
+  private deleteState(key: string): void {
+    this.sql.exec("DELETE FROM state WHERE key = ?", key);
+    this.cached.set(key, undefined);
+  }
+}

@@ -1,0 +1,930 @@
+/**
+ * The mailbox per Vero user (a Durable Object with SQLite storage and an
+ * alarm), fed through the routes without a queue and through the Vero
+ * queue's consumer, delivering to the Vero stand-in over real HTTP.
+ * Retries run with the schedule's real jitter; QUEUE_RETRY_BASE_SECONDS=1
+ * (the least allowed) keeps its delays to seconds, and a test waits for the
+ * calls, not for a time.
+ */
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { createHash } from "node:crypto";
+import { describe, expect, it, vi } from "vitest";
+import type { RecordedCall } from "../../../dev/stand-ins/client.ts";
+import {
+  getDeadLetter,
+  listDeadLetters,
+  redriveDeadLetter,
+  storeDeadLetters,
+} from "../../../src/delivery/dead-letters.ts";
+import { QUEUE_NAMES } from "../../../src/delivery/settlement.ts";
+import { MAILBOX_MAX_JOBS, type Mailbox, REPORT_EVERY_MS, RETRY_LATER_MS } from "../../../src/outbound/mailbox.ts";
+import { mailboxConfigFor, mailboxFor, redriveToMailboxes } from "../../../src/outbound/mailboxes.ts";
+import type { Env } from "../../../src/shared/env.ts";
+import { isolatedEnv, postApi, vero } from "../helpers/env.ts";
+import { deadLetterFor, runBatch, trackJob, unique, veroJob } from "../helpers/queue.ts";
+
+const fast = { QUEUE_RETRY_BASE_SECONDS: "1" };
+
+const track = (user: string, event: string, messageId = unique("m")) => ({
+  type: "track",
+  messageId,
+  userId: user,
+  event,
+});
+
+/** Vero's accepted events/track calls, as "user event". */
+const delivered = (calls: RecordedCall[]) =>
+  calls
+    .filter((call) => call.status < 300 && call.path.endsWith("/events/track"))
+    .map((call) => {
+      const body = call.body as { identity: { id: string }; event_name: string };
+      return `${body.identity.id} ${body.event_name}`;
+    });
+
+const stub = (env: Env, user: string) => {
+  const ready = mailboxConfigFor(env);
+  if (!ready.ok) throw new Error(ready.reason);
+  return mailboxFor(env, ready.config, user);
+};
+
+/** What a mailbox holds, by messageId, in delivery order. */
+const held = (env: Env, user: string) =>
+  runInDurableObject(stub(env, user), (_instance: Mailbox, state) =>
+    state.storage.sql
+      .exec<{ message_id: string }>("SELECT message_id FROM jobs ORDER BY at, rseq, seq")
+      .toArray()
+      .map((row) => row.message_id),
+  );
+
+/** The mailbox's instance runs with `workerEnv`, as when the Worker's own bindings change (the object keeps them). */
+const withMailboxEnv = (mailbox: DurableObjectStub<Mailbox>, workerEnv: Env) =>
+  runInDurableObject(mailbox, (instance: Mailbox) => {
+    (instance as unknown as { env: Env }).env = workerEnv;
+  });
+
+/** A D1 that refuses every statement, as during an outage. */
+const brokenD1 = {
+  prepare: () => {
+    throw new Error("D1_ERROR: the database is unavailable");
+  },
+} as unknown as D1Database;
+
+/** The dead letters the mailbox keeps until D1 has them. */
+const keptLetters = (mailbox: DurableObjectStub<Mailbox>) =>
+  runInDurableObject(mailbox, (_instance: Mailbox, state) =>
+    state.storage.sql
+      .exec<{ id: string }>("SELECT id FROM letters")
+      .toArray()
+      .map((row) => row.id),
+  );
+
+/** The mailbox's row in D1's stalled_mailboxes, or null. */
+const stalledRow = (env: Env, mailbox: DurableObjectStub<Mailbox>) =>
+  (env.LEDGER as D1Database)
+    .prepare("SELECT mailbox, reason FROM stalled_mailboxes WHERE mailbox = ?1")
+    .bind(mailbox.id.toString())
+    .first<{ mailbox: string; reason: string }>();
+
+// Each test waits for real deliveries by the mailboxes' alarms, on a machine shared with other runs.
+describe("a user's mailbox", { timeout: 60_000 }, () => {
+  it("delivers a user's 6 events in order when the first call fails twice", async () => {
+    const { env, veroToken } = await isolatedEnv(fast);
+    const user = unique("u");
+    await vero.fail(veroToken, { status: 500, times: 2 });
+    const response = await postApi(env, "batch", {
+      batch: [1, 2, 3, 4, 5, 6].map((n) => track(user, `e${n}`)),
+    });
+    expect(response.status, await response.clone().text()).toBe(200);
+    const calls = await vero.waitFor(veroToken, (all) => delivered(all).length === 6);
+    expect(calls.filter((call) => call.status === 500)).toHaveLength(2);
+    expect(delivered(calls)).toEqual([1, 2, 3, 4, 5, 6].map((n) => `${user} e${n}`));
+  });
+
+  it("40 users x 6 events with 20 % of Vero calls failing (500 or 429): every event arrives once, each user's in order", async () => {
+    const { env, veroToken } = await isolatedEnv(fast);
+    await vero.fail(veroToken, { statuses: [500, 429], rate: 0.2, seed: 17 });
+    const users = Array.from({ length: 40 }, () => unique("u"));
+    for (let n = 1; n <= 6; n++) {
+      const response = await postApi(env, "batch", { batch: users.map((user) => track(user, `e${n}`)) });
+      expect(response.status).toBe(200);
+    }
+    const calls = await vero.waitFor(veroToken, (all) => delivered(all).length >= 240, { timeoutMs: 50_000 });
+    expect(calls.some((call) => call.status >= 400)).toBe(true);
+    const got = delivered(calls);
+    expect(new Set(got).size).toBe(240);
+    for (const user of users)
+      expect(got.filter((line) => line.startsWith(`${user} `))).toEqual([1, 2, 3, 4, 5, 6].map((n) => `${user} e${n}`));
+  });
+
+  it("dead-letters a job whose calls fail past the horizon, then delivers the user's next event", async () => {
+    // The schedule's own delays (5 s, then 10 s): the test moves the head job's clock instead of waiting.
+    const { env, veroToken } = await isolatedEnv({}, { ledger: true });
+    const user = unique("u");
+    const first = unique("m");
+    await vero.fail(veroToken, { status: 503 });
+    await postApi(env, "batch", { batch: [track(user, "stuck", first), track(user, "next")] });
+    await vero.waitFor(veroToken, (all) => all.some((call) => call.status === 503));
+    const mailbox = stub(env, user);
+    // The head job first failed 27 hours ago: its next failure ends the 26-hour horizon.
+    await runInDurableObject(mailbox, (_instance: Mailbox, state) => {
+      state.storage.sql.exec(
+        "UPDATE jobs SET failing_since = ?, next_at = 0 WHERE message_id = ?",
+        Date.now() - 27 * 3_600_000,
+        first,
+      );
+    });
+    await vero.fail(veroToken, { status: 503, times: 1 });
+    await runDurableObjectAlarm(mailbox);
+    const calls = await vero.waitFor(veroToken, (all) => delivered(all).length === 1);
+    expect(delivered(calls)).toEqual([`${user} next`]);
+    const { letters } = await listDeadLetters(env.LEDGER as D1Database, {
+      source: "vero",
+      reason: "retries exhausted",
+    });
+    const letter = letters.find((summary) => summary.id.startsWith("vero-") && summary.reason.includes("503"));
+    expect(letter).toBeDefined();
+    const body = (await getDeadLetter(env.LEDGER as D1Database, letter?.id ?? ""))?.body as { messageId: string };
+    expect(body.messageId).toBe(first);
+    expect(await held(env, user)).toEqual([]);
+  });
+
+  it("skips a re-sent messageId: twice in one request, in a later request, and in a re-drive after delivery", async () => {
+    const { env, veroToken } = await isolatedEnv(fast, { ledger: true });
+    const user = unique("u");
+    const same = track(user, "once");
+    await postApi(env, "batch", { batch: [same, same] });
+    await vero.waitFor(veroToken, (all) => delivered(all).length === 1);
+    await postApi(env, "track", same);
+    await redriveDeadLetter(
+      { ...env, VERO_QUEUE: undefined },
+      {
+        id: unique("letter"),
+        source: "vero",
+        body: { v: 2, kind: "vero", messageId: same.messageId, user, requests: [], at: 1 },
+        reason: "test",
+        permanent: true,
+        attempts: 1,
+        failedAt: new Date().toISOString(),
+      },
+      redriveToMailboxes,
+    ).catch(() => undefined);
+    await postApi(env, "track", track(user, "after"));
+    const calls = await vero.waitFor(veroToken, (all) => delivered(all).length >= 2);
+    expect(delivered(calls)).toEqual([`${user} once`, `${user} after`]);
+  });
+
+  it("a re-driven dead letter goes back into its user's mailbox and makes only the calls Vero has not accepted", async () => {
+    const { env, veroToken } = await isolatedEnv(fast, { ledger: true });
+    const user = unique("u");
+    await vero.fail(veroToken, { status: 400, after: 1 });
+    const messageId = unique("m");
+    const identifyWithTags = {
+      type: "identify",
+      messageId,
+      userId: user,
+      traits: { email: `${user}@example.com` },
+      integrations: { Vero: { tags: { id: user, action: "add", values: ["vip"] } } },
+    };
+    await postApi(env, "identify", identifyWithTags);
+    await vero.waitFor(veroToken, (all) => all.some((call) => call.status === 400));
+    const { letters } = await listDeadLetters(env.LEDGER as D1Database, { source: "vero" });
+    let letterId: string | undefined;
+    for (const summary of letters) {
+      const letter = await getDeadLetter(env.LEDGER as D1Database, summary.id);
+      if ((letter?.body as { messageId?: string })?.messageId === messageId) letterId = summary.id;
+    }
+    const letter = await getDeadLetter(env.LEDGER as D1Database, letterId ?? "");
+    if (!letter) throw new Error("no dead letter");
+    await vero.heal(veroToken);
+    await redriveDeadLetter({ ...env, VERO_QUEUE: undefined }, letter, redriveToMailboxes);
+    const calls = await vero.waitFor(veroToken, (all) => all.filter((call) => call.status < 300).length === 2);
+    expect(calls.filter((call) => call.status < 300).map((call) => call.path.replace("/api/v2", ""))).toEqual([
+      "/users/track",
+      "/users/tags/edit",
+    ]);
+    expect(await getDeadLetter(env.LEDGER as D1Database, letter.id)).toBeUndefined();
+  });
+
+  it("sends an alias's reidentify from the previous id's mailbox, after that id's earlier events; the new id's events do not wait for it", async () => {
+    const { env, veroToken } = await isolatedEnv(fast);
+    const [before, after] = [unique("old"), unique("new")];
+    await vero.fail(veroToken, { status: 500, times: 1 });
+    await postApi(env, "batch", {
+      batch: [
+        track(before, "before-alias"),
+        { type: "alias", messageId: unique("m"), previousId: before, userId: after },
+        track(after, "as-new"),
+      ],
+    });
+    const calls = await vero.waitFor(veroToken, (all) => all.filter((call) => call.status < 300).length === 3);
+    const ok = calls.filter((call) => call.status < 300).map((call) => call.path.replace("/api/v2", ""));
+    expect(ok.indexOf("/events/track")).toBeLessThan(ok.indexOf("/users/reidentify"));
+    expect(await held(env, before)).toEqual([]);
+    expect(await held(env, after)).toEqual([]);
+  });
+
+  it("keeps a letter D1 refuses in the mailbox, delivers the user's next event meanwhile, and stores the letter once D1 is back", async () => {
+    const { env, veroToken } = await isolatedEnv({}, { ledger: true });
+    const user = unique("u");
+    const mailbox = stub(env, user);
+    const refused = unique("m");
+    // D1 refuses every statement, as during an outage; the mailbox's own storage still works.
+    await withMailboxEnv(mailbox, { ...env, LEDGER: brokenD1 });
+    await vero.fail(veroToken, { status: 400, times: 1 });
+    await postApi(env, "batch", { batch: [track(user, "refused", refused), track(user, "next")] });
+    await vero.waitFor(veroToken, (all) => delivered(all).length === 1);
+    expect(await held(env, user)).toEqual([]);
+    expect(await keptLetters(mailbox)).toHaveLength(1);
+    expect(await deadLetterFor(env.LEDGER as D1Database, refused)).toBeUndefined();
+    // The refused call is not made again while the letter waits.
+    expect((await vero.calls(veroToken)).filter((call) => call.status === 400)).toHaveLength(1);
+    // D1 is back: the next wake stores the letter.
+    await withMailboxEnv(mailbox, env);
+    await runDurableObjectAlarm(mailbox);
+    expect(await deadLetterFor(env.LEDGER as D1Database, refused)).toMatchObject({ permanent: true });
+    expect(await keptLetters(mailbox)).toEqual([]);
+  });
+
+  it("without the LEDGER binding, a job that fails for good waits in the mailbox as a letter (not re-sent) and the user's next event is delivered; the letter reaches D1 once bound", async () => {
+    const { env, veroToken } = await isolatedEnv({}, { ledger: true });
+    const user = unique("u");
+    const mailbox = stub(env, user);
+    const refused = unique("m");
+    const { LEDGER: _ledger, ...unbound } = env;
+    await withMailboxEnv(mailbox, unbound as Env);
+    await vero.fail(veroToken, { status: 400, times: 1 });
+    await postApi(env, "batch", { batch: [track(user, "refused", refused), track(user, "next")] });
+    await vero.waitFor(veroToken, (all) => delivered(all).length === 1);
+    expect(await keptLetters(mailbox)).toHaveLength(1);
+    const alarm = await runInDurableObject(mailbox, (_instance: Mailbox, state) => state.storage.getAlarm());
+    expect(alarm).toBeGreaterThan(Date.now() + RETRY_LATER_MS);
+    expect((await vero.calls(veroToken)).filter((call) => call.status === 400)).toHaveLength(1);
+    await withMailboxEnv(mailbox, env);
+    await runDurableObjectAlarm(mailbox);
+    expect(await deadLetterFor(env.LEDGER as D1Database, refused)).toMatchObject({ permanent: true });
+    expect((await vero.calls(veroToken)).filter((call) => call.status === 400)).toHaveLength(1);
+  });
+
+  it("keeps one dead letter per failed event: three permanent failures of one user, the mailbox emptied between them, are three letters", async () => {
+    const { env, veroToken } = await isolatedEnv(fast, { ledger: true });
+    const user = unique("u");
+    const mailbox = stub(env, user);
+    const ids = [unique("m"), unique("m"), unique("m")];
+    for (const [index, messageId] of ids.entries()) {
+      await vero.fail(veroToken, { status: 400, times: 1 });
+      await postApi(env, "track", track(user, `refused-${index}`, messageId));
+      await vero.waitFor(veroToken, (all) => all.filter((call) => call.status === 400).length === index + 1);
+      // Emptied: nothing held, nothing recorded, so the object wiped its storage (its job numbers start again).
+      await vi.waitFor(async () =>
+        expect(
+          await runInDurableObject(
+            mailbox,
+            (_instance: Mailbox, state) =>
+              state.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM sqlite_sequence").one().n,
+          ),
+        ).toBe(0),
+      );
+      await vi.waitFor(async () => expect(await keptLetters(mailbox)).toEqual([]));
+    }
+    const letters = await Promise.all(ids.map((id) => deadLetterFor(env.LEDGER as D1Database, id)));
+    expect(letters.map((letter) => (letter?.body as { messageId?: string } | undefined)?.messageId)).toEqual(ids);
+    expect(new Set(letters.map((letter) => letter?.id)).size).toBe(3);
+  });
+
+  it("a letter holds only the calls Vero has not accepted: re-driven after its mailbox forgot the first call, it repeats nothing", async () => {
+    const { env, veroToken } = await isolatedEnv(fast, { ledger: true });
+    const user = unique("u");
+    const mailbox = stub(env, user);
+    const messageId = unique("m");
+    await vero.fail(veroToken, { status: 400, after: 1, times: 1 });
+    await postApi(env, "identify", {
+      type: "identify",
+      messageId,
+      userId: user,
+      traits: { email: `${user}@example.com` },
+      integrations: { Vero: { tags: { id: user, action: "add", values: ["vip"] } } },
+    });
+    await vero.waitFor(veroToken, (all) => all.some((call) => call.status === 400));
+    const letter = await vi.waitFor(async () => {
+      const found = await deadLetterFor(env.LEDGER as D1Database, messageId);
+      if (!found) throw new Error("no letter yet");
+      return found;
+    });
+    expect(letter.body).toMatchObject({ step: 1, requests: [{ path: "/users/tags/edit" }] });
+    // The mailbox forgets the call Vero accepted, as after the ledger's retention.
+    await runInDurableObject(mailbox, (_instance: Mailbox, state) => state.storage.sql.exec("DELETE FROM calls"));
+    await redriveDeadLetter({ ...env, VERO_QUEUE: undefined }, letter, redriveToMailboxes);
+    const calls = await vero.waitFor(veroToken, (all) => all.filter((call) => call.status < 300).length === 2);
+    expect(calls.filter((call) => call.status < 300).map((call) => call.path.replace("/api/v2", ""))).toEqual([
+      "/users/track",
+      "/users/tags/edit",
+    ]);
+  });
+
+  it("a call Vero accepted that the mailbox could not record is an attempt: counted, backed off, listed as stalled, and ended by the horizon as a letter that says so", async () => {
+    const { env, veroToken } = await isolatedEnv({ QUEUE_RETRY_BASE_SECONDS: "60" }, { ledger: true });
+    const user = unique("u");
+    const mailbox = stub(env, user);
+    const messageId = unique("m");
+    // The write that records an accepted call fails, as at the storage limit or on a storage fault.
+    await runInDurableObject(mailbox, (instance: Mailbox) => {
+      (instance as unknown as { record: () => void }).record = () => {
+        throw new Error("SQLITE_FULL: database or disk is full");
+      };
+    });
+    await postApi(env, "track", track(user, "unrecorded", messageId));
+    await vero.waitFor(veroToken, (all) => delivered(all).length === 1);
+    const job = () =>
+      runInDurableObject(
+        mailbox,
+        (_instance: Mailbox, state) =>
+          state.storage.sql
+            .exec<{ attempts: number; next_at: number }>("SELECT attempts, next_at FROM jobs")
+            .toArray()[0],
+      );
+    await vi.waitFor(async () => expect(await job()).toMatchObject({ attempts: 1 }));
+    // The schedule's first delay, 60 s less at most 20 % jitter.
+    expect((await job())?.next_at).toBeGreaterThan(Date.now() + 40_000);
+    await vi.waitFor(async () =>
+      expect(await stalledRow(env, mailbox)).toMatchObject({ reason: expect.stringMatching(/could not record/) }),
+    );
+    // A wake before the job is due makes no call.
+    await runDurableObjectAlarm(mailbox);
+    expect(delivered(await vero.calls(veroToken))).toHaveLength(1);
+    // The job first failed 27 hours ago: the next attempt (the schedule allows it) ends the horizon.
+    await runInDurableObject(mailbox, (_instance: Mailbox, state) =>
+      state.storage.sql.exec("UPDATE jobs SET failing_since = ?, next_at = 0", Date.now() - 27 * 3_600_000),
+    );
+    await runDurableObjectAlarm(mailbox);
+    expect(delivered(await vero.calls(veroToken))).toHaveLength(2);
+    const letter = await vi.waitFor(async () => {
+      const found = await deadLetterFor(env.LEDGER as D1Database, messageId);
+      if (!found) throw new Error("no letter yet");
+      return found;
+    });
+    expect(letter).toMatchObject({ permanent: false, attempts: 2 });
+    expect(letter.reason).toMatch(/retries exhausted.*could not record/);
+    expect(await held(env, user)).toEqual([]);
+  });
+
+  it("a stalled mailbox wakes when its head is due (an hour away), not sooner", async () => {
+    const { env, veroToken } = await isolatedEnv({ QUEUE_RETRY_BASE_SECONDS: "3600" }, { ledger: true });
+    const user = unique("u");
+    const mailbox = stub(env, user);
+    await vero.fail(veroToken, { status: 503, times: 1 });
+    await postApi(env, "track", track(user, "later"));
+    await vero.waitFor(veroToken, (all) => all.some((call) => call.status === 503));
+    await vi.waitFor(async () => expect(await stalledRow(env, mailbox)).not.toBeNull());
+    const wake = () =>
+      runInDurableObject(mailbox, async (_instance: Mailbox, state) => ({
+        alarm: await state.storage.getAlarm(),
+        due: state.storage.sql.exec<{ next_at: number }>("SELECT next_at FROM jobs").one().next_at,
+      }));
+    await vi.waitFor(async () => expect((await wake()).alarm).toBe((await wake()).due));
+    expect((await wake()).due).toBeGreaterThan(Date.now() + 40 * 60_000);
+  });
+
+  it("when D1 refuses the stalled row at the first failure, the mailbox writes it on a later wake, waking for it at most every RETRY_LATER_MS", async () => {
+    const { env, veroToken } = await isolatedEnv({ QUEUE_RETRY_BASE_SECONDS: "3600" }, { ledger: true });
+    const user = unique("u");
+    const mailbox = stub(env, user);
+    await withMailboxEnv(mailbox, { ...env, LEDGER: brokenD1 });
+    await vero.fail(veroToken, { status: 503, times: 1 });
+    await postApi(env, "track", track(user, "later"));
+    await vero.waitFor(veroToken, (all) => all.some((call) => call.status === 503));
+    const alarm = () => runInDurableObject(mailbox, (_instance: Mailbox, state) => state.storage.getAlarm());
+    await vi.waitFor(async () => expect(await alarm()).toBeLessThan(Date.now() + RETRY_LATER_MS + 1_000));
+    expect(await alarm()).toBeGreaterThan(Date.now() + RETRY_LATER_MS - 60_000);
+    expect(await stalledRow(env, mailbox)).toBeNull();
+    // Still down at that wake: the next is as far again.
+    await runDurableObjectAlarm(mailbox);
+    expect(await alarm()).toBeGreaterThan(Date.now() + RETRY_LATER_MS - 60_000);
+    await withMailboxEnv(mailbox, env);
+    await runDurableObjectAlarm(mailbox);
+    expect(await stalledRow(env, mailbox)).toMatchObject({ reason: expect.stringMatching(/503/) });
+    expect(await alarm()).toBeGreaterThan(Date.now() + 40 * 60_000);
+  });
+
+  it("without migration 0002 (no stalled_mailboxes table) a failing mailbox still delivers, and then wakes only for its ledger's prune", async () => {
+    const { env, veroToken } = await isolatedEnv({ QUEUE_RETRY_BASE_SECONDS: "60" }, { ledger: true });
+    const user = unique("u");
+    const mailbox = stub(env, user);
+    const real = env.LEDGER as D1Database;
+    const noTable = {
+      prepare: (query: string) =>
+        query.includes("stalled_mailboxes")
+          ? {
+              bind: () => ({
+                run: () => Promise.reject(new Error("D1_ERROR: no such table: stalled_mailboxes: SQLITE_ERROR")),
+              }),
+            }
+          : real.prepare(query),
+      batch: (statements: D1PreparedStatement[]) => real.batch(statements),
+    };
+    await withMailboxEnv(mailbox, { ...env, LEDGER: noTable as unknown as D1Database });
+    await vero.fail(veroToken, { status: 503, times: 1 });
+    await postApi(env, "track", track(user, "late"));
+    await vero.waitFor(veroToken, (all) => all.some((call) => call.status === 503));
+    await runInDurableObject(mailbox, (_instance: Mailbox, state) =>
+      state.storage.sql.exec("UPDATE jobs SET next_at = 0"),
+    );
+    await runDurableObjectAlarm(mailbox);
+    expect(delivered(await vero.calls(veroToken))).toEqual([`${user} late`]);
+    // Once its counts are reported (within REPORT_EVERY_MS), nothing is left to retry: the next wake is the ledger's prune.
+    const alarm = () => runInDurableObject(mailbox, (_instance: Mailbox, state) => state.storage.getAlarm());
+    await vi.waitFor(async () => expect(await alarm()).toBeGreaterThan(Date.now() + 3_600_000), {
+      timeout: 3 * REPORT_EVERY_MS,
+    });
+  });
+
+  it("lists itself in stalled_mailboxes when its head job first fails, and leaves once it is delivered", async () => {
+    // A minute before the retry: the test moves the job's clock instead of waiting.
+    const { env, veroToken } = await isolatedEnv({ QUEUE_RETRY_BASE_SECONDS: "60" }, { ledger: true });
+    const user = unique("u");
+    const mailbox = stub(env, user);
+    const row = () =>
+      (env.LEDGER as D1Database)
+        .prepare("SELECT mailbox, reason FROM stalled_mailboxes WHERE mailbox = ?1")
+        .bind(mailbox.id.toString())
+        .first<{ mailbox: string; reason: string }>();
+    await vero.fail(veroToken, { status: 503, times: 1 });
+    await postApi(env, "track", track(user, "late"));
+    await vero.waitFor(veroToken, (all) => all.some((call) => call.status === 503));
+    await vi.waitFor(async () => expect(await row()).toMatchObject({ reason: expect.stringMatching(/503/) }));
+    expect((await row())?.reason).not.toContain(user);
+    await runInDurableObject(mailbox, (_instance: Mailbox, state) =>
+      state.storage.sql.exec("UPDATE jobs SET next_at = 0"),
+    );
+    await runDurableObjectAlarm(mailbox);
+    expect(delivered(await vero.calls(veroToken))).toEqual([`${user} late`]);
+    expect(await row()).toBeNull();
+  });
+
+  it("counts a deletion as two subrequests in a run's budget (a lost answer is asked again): 25 deletions take two runs, the first making 20 calls", async () => {
+    const { env } = await isolatedEnv({}, { ledger: true });
+    const user = unique("u");
+    const mailbox = stub(env, user);
+    const ready = mailboxConfigFor(env);
+    if (!ready.ok) throw new Error(ready.reason);
+    const deletion = () => veroJob(user, [{ method: "POST", path: "/users/delete", body: { id: user } }]);
+    await mailbox.accept(
+      Array.from({ length: 25 }, () => ({ job: deletion() })),
+      ready.config,
+      ready.credential,
+      3_600_000,
+    );
+    await runInDurableObject(mailbox, (_instance: Mailbox, state) =>
+      state.storage.sql.exec("UPDATE jobs SET next_at = 0"),
+    );
+    const lines: string[] = [];
+    const capture = (line: unknown) => void lines.push(String(line));
+    const spies = (["log", "warn", "error"] as const).map((method) =>
+      vi.spyOn(console, method).mockImplementation(capture),
+    );
+    try {
+      await runInDurableObject(mailbox, (instance: Mailbox) => instance.alarm());
+    } finally {
+      for (const spy of spies) spy.mockRestore();
+    }
+    const drain = lines
+      .map((line) => JSON.parse(line) as { msg: string; veroCalls?: number })
+      .find((line) => line.msg === "mailbox drain");
+    expect(drain?.veroCalls).toBe(20);
+  });
+
+  it("keeps its ledger for the retention and prunes what is older, at most once a day", async () => {
+    const { env } = await isolatedEnv({ ...fast, LEDGER_RETENTION_DAYS: "7" });
+    const user = unique("u");
+    const mailbox = stub(env, user);
+    const day = 86_400_000;
+    await runInDurableObject(mailbox, (_instance: Mailbox, state) => {
+      const now = Date.now();
+      for (const [id, age] of [
+        ["old", 8 * day],
+        ["young", 6 * day],
+        ["fresh", 0],
+      ] as const)
+        state.storage.sql.exec(
+          "INSERT INTO calls (message_id, call, status, done_at) VALUES (?, '0 POST /events/track', 200, ?)",
+          id,
+          now - age,
+        );
+      state.storage.sql.exec(
+        "INSERT INTO state (key, value) VALUES ('config', ?)",
+        JSON.stringify((mailboxConfigFor(env) as { config: unknown }).config),
+      );
+    });
+    const ids = () =>
+      runInDurableObject(mailbox, (_instance: Mailbox, state) =>
+        state.storage.sql
+          .exec<{ message_id: string }>("SELECT message_id FROM calls ORDER BY message_id")
+          .toArray()
+          .map((row) => row.message_id),
+      );
+    await runInDurableObject(mailbox, (instance: Mailbox) => instance.alarm());
+    expect(await ids()).toEqual(["fresh", "young"]);
+    // Pruned today already: a call past the retention recorded meanwhile waits for tomorrow's prune.
+    await runInDurableObject(mailbox, (instance: Mailbox, state) => {
+      state.storage.sql.exec(
+        "INSERT INTO calls (message_id, call, status, done_at) VALUES ('old-too', '0 POST /events/track', 200, ?)",
+        Date.now() - 8 * day,
+      );
+      return instance.alarm();
+    });
+    expect(await ids()).toEqual(["fresh", "old-too", "young"]);
+  });
+
+  it("reports a busy user's counts at most once per REPORT_EVERY_MS, and reports what waited on its next alarm", async () => {
+    const { env, veroToken } = await isolatedEnv(fast);
+    const user = unique("u");
+    const mailbox = stub(env, user);
+    const storage = () =>
+      runInDurableObject(mailbox, async (_instance: Mailbox, state) => ({
+        // Calls counted; each delivered job's latency waits beside them, and is reported with them.
+        waiting: state.storage.sql
+          .exec<{ n: number }>("SELECT coalesce(sum(count), 0) AS n FROM counts WHERE outcome <> 'latency'")
+          .one().n,
+        reportedAt: Number(
+          state.storage.sql.exec<{ value: string }>("SELECT value FROM state WHERE key = 'reportSeq'").toArray()[0]
+            ?.value,
+        ),
+        alarm: await state.storage.getAlarm(),
+      }));
+    await postApi(env, "track", track(user, "first"));
+    await vero.waitFor(veroToken, (all) => delivered(all).length === 1);
+    // The mailbox had never reported: the first drain's count goes at once.
+    await vi.waitFor(async () => expect((await storage()).waiting).toBe(0), { timeout: 10_000 });
+    const first = await storage();
+
+    await postApi(env, "track", track(user, "second"));
+    await vero.waitFor(veroToken, (all) => delivered(all).length === 2);
+    const waiting = await storage();
+    expect(waiting).toMatchObject({ waiting: 1, reportedAt: first.reportedAt });
+    expect(waiting.alarm).toBe(first.reportedAt + REPORT_EVERY_MS);
+
+    await vi.waitFor(async () => expect((await storage()).waiting).toBe(0), { timeout: 3 * REPORT_EVERY_MS });
+    expect((await storage()).reportedAt).toBeGreaterThanOrEqual(first.reportedAt + REPORT_EVERY_MS);
+  });
+});
+
+describe("a hot user: visible and bounded", { timeout: 60_000 }, () => {
+  const ready = (env: Env) => {
+    const found = mailboxConfigFor(env);
+    if (!found.ok) throw new Error(found.reason);
+    return found;
+  };
+
+  it("lists a user whose oldest held job has waited longer than ALERT_STALLED_MINUTES with nothing failing, and clears it once the backlog drains", async () => {
+    const { env, veroToken } = await isolatedEnv(fast, { ledger: true });
+    const user = unique("u");
+    const mailbox = stub(env, user);
+    const { config, credential } = ready(env);
+    // Two jobs held behind a long wait, the oldest received two hours ago, nothing tried: a healthy backlog.
+    await mailbox.accept(
+      [{ job: trackJob(user, "old") }, { job: trackJob(user, "young") }],
+      config,
+      credential,
+      3_600_000,
+    );
+    await runInDurableObject(mailbox, (_instance: Mailbox, state) =>
+      state.storage.sql.exec(
+        "UPDATE jobs SET received_at = ? WHERE rseq = 0 AND seq = (SELECT min(seq) FROM jobs)",
+        Date.now() - 2 * 3_600_000,
+      ),
+    );
+    await runDurableObjectAlarm(mailbox);
+    expect(await stalledRow(env, mailbox)).toMatchObject({ reason: "backlog: 2 jobs waiting, none failed" });
+    await runInDurableObject(mailbox, (_instance: Mailbox, state) =>
+      state.storage.sql.exec("UPDATE jobs SET next_at = 0"),
+    );
+    await runDurableObjectAlarm(mailbox);
+    expect(delivered(await vero.calls(veroToken))).toEqual([`${user} old`, `${user} young`]);
+    expect(await stalledRow(env, mailbox)).toBeNull();
+  });
+
+  it("counts the horizon from the first failed attempt: a job that waited 27 hours in a healthy backlog is retried on its first 429, not dead-lettered", async () => {
+    const { env, veroToken } = await isolatedEnv({ QUEUE_RETRY_BASE_SECONDS: "60" }, { ledger: true });
+    const user = unique("u");
+    const mailbox = stub(env, user);
+    const { config, credential } = ready(env);
+    const messageId = unique("m");
+    await mailbox.accept([{ job: trackJob(user, "patient", messageId) }], config, credential, 3_600_000);
+    await runInDurableObject(mailbox, (_instance: Mailbox, state) =>
+      state.storage.sql.exec("UPDATE jobs SET received_at = ?, next_at = 0", Date.now() - 27 * 3_600_000),
+    );
+    await vero.fail(veroToken, { status: 429, times: 1 });
+    await runDurableObjectAlarm(mailbox);
+    expect((await vero.calls(veroToken)).map((call) => call.status)).toEqual([429]);
+    expect(await held(env, user)).toEqual([messageId]);
+    expect(await deadLetterFor(env.LEDGER as D1Database, messageId)).toBeUndefined();
+  });
+
+  it("VERO_TRACK_CONCURRENCY=4 sends a user's tracks side by side, while a call that changes the user goes after the tracks before it and before those after it", async () => {
+    const { env, veroToken } = await isolatedEnv({ ...fast, VERO_TRACK_CONCURRENCY: "4" });
+    const user = unique("u");
+    await vero.fail(veroToken, { delayMs: 150 });
+    const identify = { type: "identify", messageId: unique("m"), userId: user, traits: { plan: "pro" } };
+    await postApi(env, "batch", {
+      batch: [track(user, "t1"), track(user, "t2"), track(user, "t3"), identify, track(user, "t4"), track(user, "t5")],
+    });
+    const calls = await vero.waitFor(veroToken, (all) => all.filter((call) => call.status === 200).length === 6);
+    const order = calls.map((call) =>
+      call.path.endsWith("/events/track") ? (call.body as { event_name: string }).event_name : "identify",
+    );
+    expect(new Set(order.slice(0, 3))).toEqual(new Set(["t1", "t2", "t3"]));
+    expect(order[3]).toBe("identify");
+    expect(new Set(order.slice(4))).toEqual(new Set(["t4", "t5"]));
+    expect((await vero.inFlight(veroToken)).max).toBe(3);
+  });
+
+  it("by default (VERO_TRACK_CONCURRENCY=1) a user's calls go one at a time, in order", async () => {
+    const { env, veroToken } = await isolatedEnv(fast);
+    const user = unique("u");
+    await vero.fail(veroToken, { delayMs: 50 });
+    await postApi(env, "batch", { batch: [1, 2, 3, 4].map((n) => track(user, `t${n}`)) });
+    const calls = await vero.waitFor(veroToken, (all) => delivered(all).length === 4);
+    expect(delivered(calls)).toEqual([1, 2, 3, 4].map((n) => `${user} t${n}`));
+    expect((await vero.inFlight(veroToken)).max).toBe(1);
+  });
+
+  it("refuses jobs beyond MAILBOX_MAX_JOBS, so the queue retries them, and reports itself stalled at once", async () => {
+    const { env } = await isolatedEnv({}, { queued: true });
+    const user = unique("u");
+    const mailbox = stub(env, user);
+    const { config, credential } = ready(env);
+    await mailbox.accept([{ job: trackJob(user, "first") }], config, credential, 3_600_000);
+    // The mailbox fills up to its cap behind a head that is not due.
+    await runInDurableObject(mailbox, (_instance: Mailbox, state) =>
+      state.storage.sql.exec(
+        `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+         INSERT INTO jobs (job_id, message_id, body, at, rseq, received_at, next_at)
+         SELECT lower(hex(randomblob(16))), 'filler-' || i, (SELECT body FROM jobs LIMIT 1), 1, i, ?, ? FROM n`,
+        MAILBOX_MAX_JOBS - 1,
+        Date.now(),
+        Date.now() + 3_600_000,
+      ),
+    );
+    const fate = await runBatch(QUEUE_NAMES.vero, [{ id: "over", body: trackJob(user, "over") }], env, {
+      deliver: false,
+    });
+    expect(fate.acked).toEqual([]);
+    expect(Object.keys(fate.retried)).toEqual(["over"]);
+    await vi.waitFor(async () =>
+      expect(await stalledRow(env, mailbox)).toMatchObject({ reason: expect.stringMatching(/^capped at 10000 jobs/) }),
+    );
+    // Dated back past ALERT_STALLED_MINUTES (60 by default): the alert and readiness count it now.
+    const oldest = await (env.LEDGER as D1Database)
+      .prepare("SELECT oldest_at FROM stalled_mailboxes WHERE mailbox = ?1")
+      .bind(mailbox.id.toString())
+      .first<{ oldest_at: string }>();
+    expect(Date.parse(oldest?.oldest_at ?? "")).toBeLessThan(Date.now() - 60 * 60_000);
+  });
+});
+
+/** Every row the mailbox stores, as text (the runtime's own tables aside). */
+const storedText = (mailbox: DurableObjectStub<Mailbox>) =>
+  runInDurableObject(mailbox, (_instance: Mailbox, state) =>
+    state.storage.sql
+      .exec<{ name: string }>(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%'",
+      )
+      .toArray()
+      .map(({ name }) => `${name}: ${JSON.stringify(state.storage.sql.exec(`SELECT * FROM "${name}"`).toArray())}`)
+      .join("\n"),
+  );
+
+describe("the mailbox's identity: the Vero account and the user, never the credential", { timeout: 60_000 }, () => {
+  it("never stores the Vero credential: no row holds it while a job is held, retried, delivered or dead-lettered", async () => {
+    const { env, veroToken } = await isolatedEnv({ QUEUE_RETRY_BASE_SECONDS: "60" }, { ledger: true });
+    const user = unique("u");
+    const mailbox = stub(env, user);
+    const [held1, refused] = [unique("m"), unique("m")];
+    await vero.fail(veroToken, { status: 503, times: 1 });
+    await postApi(env, "track", track(user, "held", held1));
+    await vero.waitFor(veroToken, (all) => all.some((call) => call.status === 503));
+    const whileHeld = await storedText(mailbox);
+    expect(whileHeld).toContain(held1);
+    expect(whileHeld).not.toContain(veroToken);
+    await runInDurableObject(mailbox, (_instance: Mailbox, state) =>
+      state.storage.sql.exec("UPDATE jobs SET next_at = 0"),
+    );
+    await runDurableObjectAlarm(mailbox);
+    await vero.fail(veroToken, { status: 400, times: 1 });
+    await postApi(env, "batch", { batch: [track(user, "refused", refused), track(user, "after")] });
+    await vero.waitFor(veroToken, (all) => delivered(all).length === 2);
+    const letter = await vi.waitFor(async () => {
+      const found = await deadLetterFor(env.LEDGER as D1Database, refused);
+      if (!found) throw new Error("no letter yet");
+      return found;
+    });
+    expect(JSON.stringify(letter)).not.toContain(veroToken);
+    const afterwards = await storedText(mailbox);
+    expect(afterwards).toContain(held1);
+    expect(afterwards).not.toContain(veroToken);
+  });
+
+  it("keeps order and de-duplication across a credential rotation: a backlog held while Vero fails, the credential rotated, more events (one re-sent), Vero recovers: every event once, in order", async () => {
+    const { env, veroToken } = await isolatedEnv({ QUEUE_RETRY_BASE_SECONDS: "60" }, { ledger: true });
+    const user = unique("u");
+    const mailbox = stub(env, user);
+    await vero.fail(veroToken, { status: 503 });
+    const resent = track(user, "e2");
+    await postApi(env, "batch", { batch: [track(user, "e1"), resent] });
+    await vero.waitFor(veroToken, (all) => all.some((call) => call.status === 503));
+    // The operator rotates VERO_AUTH_TOKEN: the Worker's settings now carry the new key.
+    const rotatedToken = await vero.tenant();
+    const rotated = { ...env, VERO_AUTH_TOKEN: rotatedToken };
+    await postApi(rotated, "batch", { batch: [resent, track(user, "e3")] });
+    await vero.heal(veroToken);
+    await runInDurableObject(mailbox, (_instance: Mailbox, state) =>
+      state.storage.sql.exec("UPDATE jobs SET next_at = 0"),
+    );
+    await runDurableObjectAlarm(mailbox);
+    const calls = await vero.waitFor(rotatedToken, (all) => delivered(all).length >= 3);
+    expect(delivered(calls)).toEqual([`${user} e1`, `${user} e2`, `${user} e3`]);
+    expect(delivered(await vero.calls(veroToken))).toEqual([]);
+  });
+
+  it("upgrade: a mailbox named by the credential hands its held jobs (in order) and its ledger to the account's mailbox, and forgets the credential; a letter stored under an old id is re-driven", async () => {
+    const { env, veroToken } = await isolatedEnv(fast, { ledger: true });
+    const user = unique("u");
+    const ready = mailboxConfigFor(env);
+    if (!ready.ok) throw new Error(ready.reason);
+    const target = { veroApiUrl: ready.config.account.veroApiUrl, veroCredential: ready.credential };
+    // The name mailboxes had before: a hash of the URL and the credential, then the user.
+    const account = createHash("sha256")
+      .update(`${target.veroApiUrl}\n${JSON.stringify(target.veroCredential)}`)
+      .digest("hex")
+      .slice(0, 16);
+    const namespace = env.MAILBOX as DurableObjectNamespace<Mailbox>;
+    const old = namespace.get(namespace.idFromName(`${account}\n${user}`));
+    // The heir has taken a hand-over from this test's Worker (its credential), as after the deploy.
+    await stub(env, user).accept([], ready.config, ready.credential);
+    const [done, first, second] = [unique("m"), unique("m"), unique("m")];
+    // The old mailbox runs with this test's settings (its VERO_ACCOUNT names the heir).
+    await withMailboxEnv(old, env);
+    await runInDurableObject(old, async (_instance: Mailbox, state) => {
+      const sql = state.storage.sql;
+      const config = { target, policy: ready.config.policy, retentionDays: 7, logSampleRate: 0 };
+      sql.exec("INSERT INTO state (key, value) VALUES ('config', ?)", JSON.stringify(config));
+      sql.exec(
+        "INSERT INTO calls (message_id, call, status, done_at) VALUES (?, '0 POST /events/track', 200, ?)",
+        done,
+        Date.now(),
+      );
+      for (const [index, messageId] of [first, second].entries())
+        sql.exec(
+          "INSERT INTO jobs (message_id, body, at, rseq, received_at) VALUES (?, ?, ?, 0, ?)",
+          messageId,
+          JSON.stringify(trackJob(user, `held-${index}`, messageId)),
+          1_000 + index,
+          Date.now(),
+        );
+      await state.storage.setAlarm(Date.now());
+    });
+    await vero.waitFor(veroToken, (all) => delivered(all).length === 2);
+    await postApi(env, "batch", { batch: [track(user, "re-sent", done), track(user, "after")] });
+    const calls = await vero.waitFor(veroToken, (all) => delivered(all).length >= 3);
+    expect(delivered(calls)).toEqual([`${user} held-0`, `${user} held-1`, `${user} after`]);
+    const oldRows = await storedText(old);
+    expect(oldRows).not.toContain(veroToken);
+    expect(oldRows).not.toContain(first);
+    // A letter a mailbox stored before the upgrade, under the id it gave then.
+    const letterId = `vero-${"a".repeat(24)}-7`;
+    const oldLetter = unique("m");
+    await storeDeadLetters(env.LEDGER as D1Database, [
+      {
+        id: letterId,
+        source: "vero",
+        body: trackJob(user, "from-an-old-letter", oldLetter),
+        reason: "Vero answered 400",
+        permanent: true,
+        attempts: 1,
+        failedAt: new Date().toISOString(),
+      },
+    ]);
+    const letter = await getDeadLetter(env.LEDGER as D1Database, letterId);
+    if (!letter) throw new Error("the old letter is not readable");
+    await redriveDeadLetter({ ...env, VERO_QUEUE: undefined }, letter, redriveToMailboxes);
+    const after = await vero.waitFor(veroToken, (all) => delivered(all).length >= 4);
+    expect(delivered(after).at(-1)).toBe(`${user} from-an-old-letter`);
+    expect(await getDeadLetter(env.LEDGER as D1Database, letterId)).toBeUndefined();
+  });
+});
+
+describe("the Vero queue's consumer and the mailboxes", { timeout: 30_000 }, () => {
+  it("acks each message once its user's mailbox committed it, and the mailbox delivers them in the route's order", async () => {
+    const { env, veroToken } = await isolatedEnv({}, { queued: true });
+    const [ann, bob] = [unique("ann"), unique("bob")];
+    const fate = await runBatch(
+      QUEUE_NAMES.vero,
+      [
+        { id: "a2", body: { ...trackJob(ann, "a2"), at: 2_000 } },
+        { id: "b1", body: { ...trackJob(bob, "b1"), at: 1_000 } },
+        { id: "a1", body: { ...trackJob(ann, "a1"), at: 1_000 }, attempts: 3 },
+      ],
+      env,
+    );
+    expect(fate).toEqual({ acked: ["a1", "a2", "b1"], retried: {} });
+    const calls = await vero.waitFor(veroToken, (all) => delivered(all).length === 3);
+    expect(delivered(calls).filter((line) => line.startsWith(ann))).toEqual([`${ann} a1`, `${ann} a2`]);
+  });
+
+  it("retries, never dead-letters, a Vero job of a newer version than it reads (queued by the next deploy while this one still consumes)", async () => {
+    const { env } = await isolatedEnv({}, { queued: true });
+    const messageId = unique("m");
+    const fate = await runBatch(
+      QUEUE_NAMES.vero,
+      [{ id: "next", body: { ...trackJob(unique("u"), "from-the-future", messageId), v: 3, shape: "unknown" } }],
+      env,
+    );
+    expect(fate.acked).toEqual([]);
+    expect(Object.keys(fate.retried)).toEqual(["next"]);
+    expect(await deadLetterFor(env.LEDGER as D1Database, messageId)).toBeUndefined();
+  });
+
+  it("delivers one user's jobs in route order when two consumer invocations hand them over newer-first", async () => {
+    const { env, veroToken } = await isolatedEnv({}, { queued: true });
+    const user = unique("u");
+    const now = Date.now();
+    // The invocation holding the newer message reaches the mailbox first, as when Queues runs two at once.
+    const newer = await runBatch(
+      QUEUE_NAMES.vero,
+      [{ id: "newer", body: { ...trackJob(user, "second"), at: now } }],
+      env,
+      { deliver: false },
+    );
+    // The mailbox's alarm runs before the other invocation's hand-over arrives.
+    await runDurableObjectAlarm(stub(env, user));
+    const older = await runBatch(
+      QUEUE_NAMES.vero,
+      [{ id: "older", body: { ...trackJob(user, "first"), at: now - 500 } }],
+      env,
+    );
+    expect([newer.acked, older.acked]).toEqual([["newer"], ["older"]]);
+    const calls = await vero.waitFor(veroToken, (all) => delivered(all).length === 2);
+    expect(delivered(calls)).toEqual([`${user} first`, `${user} second`]);
+  });
+
+  it("delivers a retried message before the newer one a later batch handed over meanwhile (route order)", async () => {
+    const { env, veroToken } = await isolatedEnv({}, { queued: true });
+    const user = unique("u");
+    const real = env.MAILBOX as NonNullable<Env["MAILBOX"]>;
+    const overloaded = {
+      idFromName: (name: string) => real.idFromName(name),
+      get: () => ({ accept: () => Promise.reject(new Error("Durable Object is overloaded")) }),
+    };
+    const now = Date.now();
+    const first = { id: "first", body: { ...trackJob(user, "first"), at: now - 500 } };
+    const refused = await runBatch(QUEUE_NAMES.vero, [first], {
+      ...env,
+      MAILBOX: overloaded as unknown as NonNullable<Env["MAILBOX"]>,
+    });
+    expect(Object.keys(refused.retried)).toEqual(["first"]);
+    const later = await runBatch(
+      QUEUE_NAMES.vero,
+      [{ id: "second", body: { ...trackJob(user, "second"), at: now } }],
+      env,
+      { deliver: false },
+    );
+    await runDurableObjectAlarm(stub(env, user));
+    // Queues redelivers the retried message after the newer one.
+    const redelivered = await runBatch(QUEUE_NAMES.vero, [{ ...first, attempts: 2 }], env);
+    expect([later.acked, redelivered.acked]).toEqual([["second"], ["first"]]);
+    const calls = await vero.waitFor(veroToken, (all) => delivered(all).length === 2);
+    expect(delivered(calls)).toEqual([`${user} first`, `${user} second`]);
+  });
+
+  it("retries, never acks, the messages whose mailbox cannot take them, and acks the others", async () => {
+    const { env } = await isolatedEnv({}, { queued: true });
+    const [ok, broken] = [unique("ok"), unique("broken")];
+    const real = env.MAILBOX as NonNullable<Env["MAILBOX"]>;
+    // A namespace whose calls fail for one user, as an overloaded or unreachable object would.
+    const failing = {
+      idFromName: (name: string) => real.idFromName(name),
+      get: (id: DurableObjectId) =>
+        id.equals(real.idFromName(mailboxName(env, broken)))
+          ? { accept: () => Promise.reject(new Error("Durable Object is overloaded")) }
+          : real.get(id),
+    };
+    const fate = await runBatch(
+      QUEUE_NAMES.vero,
+      [
+        { id: "ok", body: trackJob(ok, "fine") },
+        { id: "broken", body: trackJob(broken, "later") },
+      ],
+      { ...env, MAILBOX: failing as unknown as NonNullable<Env["MAILBOX"]> },
+    );
+    expect(fate.acked).toEqual(["ok"]);
+    expect(Object.keys(fate.retried)).toEqual(["broken"]);
+  });
+});
+
+function mailboxName(env: Env, user: string): string {
+  const ready = mailboxConfigFor(env);
+  if (!ready.ok) throw new Error(ready.reason);
+  // Same name as the production code computes.
+  return mailboxNameOf(ready.config.account, user);
+}
+
+import { mailboxName as mailboxNameOf } from "../../../src/outbound/mailbox.ts";
