@@ -2,10 +2,10 @@ import { Hono } from "hono";
 import { methodNotAllowed } from "hono/method-not-allowed";
 import { adminRoutes } from "./admin/api.ts";
 import { consoleRoutes } from "./admin/routes.tsx";
+import { cachedReadinessOf, healthOf } from "./health.ts";
 import { inboundRoutes } from "./inbound/routes.ts";
 import { outboundRoutes } from "./outbound/routes.ts";
 import { BridgeError } from "./shared/errors.ts";
-import { cachedReadinessOf, healthOf } from "./shared/health.ts";
 import { type AppEnv, notFound, refusalLog, rejectMethod, renderError } from "./shared/http.ts";
 import { VERSION } from "./shared/version.ts";
 
@@ -30,7 +30,7 @@ app
   })
   .route("/vero", inboundRoutes)
   .route("/", outboundRoutes)
-  .route("/admin", consoleRoutes)
+  .route("/admin", consoleRoutes(healthOf))
   .route("/admin", adminRoutes);
 
 app.onError(renderError);

@@ -1,17 +1,9 @@
 import { Hono, type MiddlewareHandler } from "hono";
 import { bearerAuth } from "hono/bearer-auth";
 import * as z from "zod/mini";
-import {
-  discardDeadLetter,
-  redriveDeadLetter,
-  redriveListed,
-  redrivePageSize,
-  requireDeadLetter,
-  requireLedger,
-} from "../delivery/dead-letters.ts";
+import { discardDeadLetter, requireDeadLetter, requireLedger } from "../delivery/dead-letters.ts";
 import { LATENCY_BOUNDS_MS, summarise } from "../delivery/latency.ts";
 import { DEFAULT_PAGE_SIZE, readCounters, readLatency } from "../delivery/ledger.ts";
-import { redriveToMailboxes } from "../outbound/mailboxes.ts";
 import type { Env } from "../shared/env.ts";
 import { BridgeError, badRequest, unauthorized } from "../shared/errors.ts";
 import { type AppContext, type AppEnv, limitBody, notConfigured } from "../shared/http.ts";
@@ -20,6 +12,7 @@ import { settingsFor } from "../shared/settings.ts";
 import { deadLetterQuery, isoTimeSchema, listPage, parseQuery } from "./dead-letter-query.ts";
 import { DIRECTIONS } from "./flow.tsx";
 import { countFailure } from "./limits.ts";
+import { redriveDeadLetter, redriveListed, redrivePageSize } from "./redrive.ts";
 import { testSegmentEvents, testVeroWebhook } from "./tester.ts";
 import "../shared/zod.ts";
 
@@ -115,7 +108,7 @@ export const adminRoutes = new Hono<AppEnv>()
     // A smaller page, not a cut-short one: its cursor then still leads to the letters after it.
     const limit = redrivePageSize(c.env, query.limit ?? DEFAULT_PAGE_SIZE);
     const page = await listPage(db, { ...query, limit });
-    const redriven = await redriveListed(c.env, db, page.letters, redriveToMailboxes);
+    const redriven = await redriveListed(c.env, db, page.letters);
     return c.json({ ok: true, redriven, cursor: page.cursor });
   })
   .get("/dead-letters/:id", async (c) =>
@@ -129,7 +122,7 @@ export const adminRoutes = new Hono<AppEnv>()
   })
   .post("/dead-letters/:id/redrive", async (c) => {
     const letter = await requireDeadLetter(requireLedger(c.env), c.req.param("id"));
-    await redriveDeadLetter(c.env, letter, redriveToMailboxes);
+    await redriveDeadLetter(c.env, letter);
     return c.json({ ok: true, redriven: letter.id });
   })
   .post("/tester/segment", limitBody, (c) => runTester(c, "outbound"))

@@ -2,7 +2,7 @@
  * The flow panel: pure functions of the ledger's hourly counters, rendered
  * on the server as SVG and tables (no script in the page).
  */
-import type { CounterOutcome, CounterRow, Direction } from "../delivery/ledger.ts";
+import { type CounterOutcome, type CounterRow, type Direction, readCounters } from "../delivery/ledger.ts";
 
 export const OUTCOMES: readonly CounterOutcome[] = ["delivered", "retried", "dead_lettered", "refused", "filtered"];
 export const DIRECTIONS: readonly Direction[] = ["inbound", "outbound"];
@@ -39,6 +39,19 @@ export interface NameFlow {
 }
 
 const HOUR_MS = 3_600_000;
+export const WEEK_HOURS = 7 * 24;
+
+/** The start of the hour `now` falls in. */
+export function hourStart(now: Date): Date {
+  return new Date(Math.floor(now.getTime() / HOUR_MS) * HOUR_MS);
+}
+
+/** The counters of the last 7 days, this hour included. */
+export async function weekOfCounters(db: D1Database, now: Date): Promise<CounterRow[]> {
+  const until = new Date(hourStart(now).getTime() + HOUR_MS);
+  return readCounters(db, { since: new Date(until.getTime() - WEEK_HOURS * HOUR_MS), until });
+}
+
 const emptyTally = (): Tally => ({ delivered: 0, retried: 0, dead_lettered: 0, refused: 0, filtered: 0 });
 const sum = (tally: Tally) => OUTCOMES.reduce((total, outcome) => total + tally[outcome], 0);
 

@@ -2,12 +2,26 @@
  * The latency panel, beside the flow: each direction's p50/p95/p99 from the
  * bridge's receipt to the upstream's acceptance, over 24 hours and 7 days.
  */
-import type { LatencySummary } from "../delivery/latency.ts";
-import type { Direction } from "../delivery/ledger.ts";
+import { type LatencySummary, summarise } from "../delivery/latency.ts";
+import { type Direction, readLatency } from "../delivery/ledger.ts";
 import { formatMs } from "./alerts/conditions.ts";
 import { DIRECTION_LABEL, DIRECTIONS, RANGES } from "./flow.tsx";
 
 export type LatencyByRange = Record<(typeof RANGES)[number]["key"], Record<Direction, LatencySummary>>;
+
+const HOUR_MS = 3_600_000;
+
+/** Each direction's latency percentiles over the flow's ranges (24 hours, 7 days) up to `now`. */
+export async function latencyByRange(db: D1Database, now: Date): Promise<LatencyByRange> {
+  const [day, week] = await Promise.all(
+    RANGES.map((range) => readLatency(db, { since: new Date(now.getTime() - range.hours * HOUR_MS) })),
+  );
+  const summaries = (histograms: Awaited<ReturnType<typeof readLatency>> | undefined) => ({
+    inbound: summarise(histograms?.inbound ?? new Map()),
+    outbound: summarise(histograms?.outbound ?? new Map()),
+  });
+  return { day: summaries(day), week: summaries(week) };
+}
 
 const FIELDS = ["count", "p50", "p95", "p99"] as const;
 

@@ -4,7 +4,6 @@
  */
 import type { Child } from "hono/jsx";
 import type { CounterRow, DeadLetter, DeadLetterFilter, DeadLetterSummary } from "../delivery/ledger.ts";
-import type { Health } from "../shared/health.ts";
 import { FlowPanel } from "./flow.tsx";
 
 export const BASE = "/admin";
@@ -111,6 +110,9 @@ function StatusValue(props: { value: unknown }) {
   }
   return <span>{String(value)}</span>;
 }
+
+/** What `GET /health` answers (src/health.ts), as the status panel reads it: any parts beside the version. */
+export type Health = { status: string; version: string } & Record<string, unknown>;
 
 /** Every part /health reports, so whatever it learns to report shows here too. */
 export function StatusPanel(props: { health: Health; problems: Record<string, string>; ledgerBound: boolean }) {

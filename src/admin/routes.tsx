@@ -8,27 +8,19 @@ import type { Child } from "hono/jsx";
 import { NONCE, type SecureHeadersVariables, secureHeaders } from "hono/secure-headers";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import * as z from "zod/mini";
-import { requireDeadLetter, requireLedger } from "../delivery/dead-letters.ts";
+import { discardDeadLetter, requireDeadLetter, requireLedger } from "../delivery/dead-letters.ts";
 import type { DeadLetter, DeadLetterFilter } from "../delivery/ledger.ts";
+import type { Env } from "../shared/env.ts";
 import { BridgeError } from "../shared/errors.ts";
-import { healthOf } from "../shared/health.ts";
 import { type AppEnv, bodyReader } from "../shared/http.ts";
 import { matchesAnySecret } from "../shared/secrets.ts";
 import { describeUnready, parseAlertSettings, settingsFor } from "../shared/settings.ts";
-import { parseDeadLetterQuery } from "./dead-letter-query.ts";
+import { listPage, parseDeadLetterQuery } from "./dead-letter-query.ts";
 import "../shared/zod.ts";
 import { AlertsPanel } from "./alerts/panel.tsx";
 import { alertStatus } from "./alerts/status.ts";
-import {
-  deadLetters,
-  deleteOne,
-  hourStart,
-  latencyByRange,
-  redriveMatching,
-  redriveOne,
-  weekOfCounters,
-} from "./data.ts";
-import { LatencyPanel } from "./latency.tsx";
+import { hourStart, weekOfCounters } from "./flow.tsx";
+import { LatencyPanel, latencyByRange } from "./latency.tsx";
 import { countFailure } from "./limits.ts";
 import {
   BASE,
@@ -39,12 +31,14 @@ import {
   type Done,
   FlowSection,
   filterQuery,
+  type Health,
   Layout,
   LetterDetail,
   Notice,
   SignInForm,
   StatusPanel,
 } from "./pages.tsx";
+import { redriveDeadLetter, redriveMatching } from "./redrive.ts";
 import { endSession, hasSession, startSession } from "./session.ts";
 import { SAMPLES, testSegmentEvents, testVeroWebhook } from "./tester.ts";
 import { type Direction, TesterPage } from "./tester-page.tsx";
@@ -125,14 +119,14 @@ function doneQuery(done: Done): string {
 
 const signInForm = z.object({ token: z.string().check(z.minLength(1), z.maxLength(1000)) });
 
-async function dashboard(c: ConsoleContext) {
+async function dashboard(c: ConsoleContext, healthOf: HealthOf) {
   const now = new Date();
   const filter = parseFilter(c.req.query());
   const db = c.env.LEDGER;
   const [rows, latency, page_, alerts] = await Promise.all([
     db ? weekOfCounters(db, now) : undefined,
     db ? latencyByRange(db, now) : undefined,
-    db ? deadLetters(db, filter) : undefined,
+    db ? listPage(db, filter) : undefined,
     alertStatus(c.env, now),
   ]);
   const settings = settingsFor(c.env);
@@ -257,115 +251,120 @@ async function confirmForLetter(
   );
 }
 
+/** What `GET /health` answers for an env: handed in by the app, whose floor health sits on. */
+export type HealthOf = (env: Env) => Health;
+
 /** Mounted at `/admin`, before the JSON routes: it answers only its own paths. */
-export const consoleRoutes = new Hono<ConsoleEnv>()
-  .use("/", pageHeaders, noStore)
-  .use("/console/*", pageHeaders, noStore, csrf(), formLimit)
-  .get("/console/sign-in", (c) => {
-    const state = settingsFor(c.env).admin;
-    if (!state.ready) {
-      return page(c, "Sign in", <SignInForm problem={describeUnready("admin", state)} />, {
-        signedIn: false,
-        status: 503,
-      });
-    }
-    return page(
-      c,
-      "Sign in",
-      <>
-        <Notice done={parseDone(c.req.query())} />
-        <SignInForm />
-      </>,
-      { signedIn: false },
-    );
-  })
-  .post("/console/sign-in", async (c) => {
-    const state = settingsFor(c.env).admin;
-    if (!state.ready) {
-      return page(c, "Sign in", <SignInForm problem={describeUnready("admin", state)} />, {
-        signedIn: false,
-        status: 503,
-      });
-    }
-    const form = signInForm.safeParse(await formOf(c));
-    if (!form.success || !(await matchesAnySecret(form.data.token, state.settings.adminTokens))) {
-      // Only a wrong token counts, and only it is held back: the right one always signs in.
-      if (!(await countFailure(c, "sign-in"))) {
-        return page(
-          c,
-          "Sign in",
-          <SignInForm problem="Too many failed sign-in attempts from here. Wait a minute, then try again." />,
-          { signedIn: false, status: 429 },
-        );
+export const consoleRoutes = (healthOf: HealthOf) =>
+  new Hono<ConsoleEnv>()
+    .use("/", pageHeaders, noStore)
+    .use("/console/*", pageHeaders, noStore, csrf(), formLimit)
+    .get("/console/sign-in", (c) => {
+      const state = settingsFor(c.env).admin;
+      if (!state.ready) {
+        return page(c, "Sign in", <SignInForm problem={describeUnready("admin", state)} />, {
+          signedIn: false,
+          status: 503,
+        });
       }
-      return page(c, "Sign in", <SignInForm problem="That is not the admin token. Nothing is shown without it." />, {
-        signedIn: false,
-        status: 401,
-      });
-    }
-    await startSession(c, form.data.token, c.env.LEDGER);
-    return c.redirect(BASE, 303);
-  })
-  .post("/console/sign-out", async (c) => {
-    await endSession(c, adminTokens(c) ?? [], c.env.LEDGER);
-    return c.redirect(`${CONSOLE}/sign-in${doneQuery({ done: "signed-out" })}`, 303);
-  })
-  .get("/", requireSession, dashboard)
-  .use("/console/*", requireSession)
-  .get("/console/tester", testerPage)
-  .post("/console/tester", runTester)
-  .get("/console/redrive", async (c) => {
-    const filter = parseFilter({ ...c.req.query(), cursor: undefined });
-    const { total } = await deadLetters(requireLedger(c.env), { ...filter, limit: 1 });
-    return page(
-      c,
-      "Re-drive",
-      <ConfirmAction
-        question={
-          <>
-            Re-drive {total} <DescribeFilter filter={filter} />? Each goes back to the queue it came from and is removed
-            from this list; at most 100 per confirmation.
-          </>
+      return page(
+        c,
+        "Sign in",
+        <>
+          <Notice done={parseDone(c.req.query())} />
+          <SignInForm />
+        </>,
+        { signedIn: false },
+      );
+    })
+    .post("/console/sign-in", async (c) => {
+      const state = settingsFor(c.env).admin;
+      if (!state.ready) {
+        return page(c, "Sign in", <SignInForm problem={describeUnready("admin", state)} />, {
+          signedIn: false,
+          status: 503,
+        });
+      }
+      const form = signInForm.safeParse(await formOf(c));
+      if (!form.success || !(await matchesAnySecret(form.data.token, state.settings.adminTokens))) {
+        // Only a wrong token counts, and only it is held back: the right one always signs in.
+        if (!(await countFailure(c, "sign-in"))) {
+          return page(
+            c,
+            "Sign in",
+            <SignInForm problem="Too many failed sign-in attempts from here. Wait a minute, then try again." />,
+            { signedIn: false, status: 429 },
+          );
         }
-        action={`${CONSOLE}/redrive`}
-        button={`Re-drive ${Math.min(total, 100)}`}
-        filter={filter}
-        back={`${BASE}${filterQuery(filter)}#dead-letters`}
-      />,
-    );
-  })
-  .post("/console/redrive", async (c) => {
-    const { cursor: _cursor, ...filter } = parseFilter(await formOf(c));
-    const result = await redriveMatching(c.env, requireLedger(c.env), filter);
-    return c.redirect(
-      `${BASE}${doneQuery({ done: "redriven", count: result.redriven, remaining: result.remaining })}`,
-      303,
-    );
-  })
-  .get("/console/dead-letters/:id", async (c) => {
-    const letter = await requireDeadLetter(requireLedger(c.env), c.req.param("id"));
-    return page(c, "Dead letter", <LetterDetail letter={letter} />);
-  })
-  .get("/console/dead-letters/:id/redrive", (c) =>
-    confirmForLetter(c, "redrive", "Re-drive", (letter) => (
-      <>
-        Re-drive dead letter <code>{letter.id}</code> to the {letter.source} queue? It is removed from this list and
-        delivered again; if its cause is not fixed, it comes back.
-      </>
-    )),
-  )
-  .post("/console/dead-letters/:id/redrive", async (c) => {
-    await redriveOne(c.env, requireLedger(c.env), c.req.param("id"));
-    return c.redirect(`${BASE}${doneQuery({ done: "redriven", count: 1 })}`, 303);
-  })
-  .get("/console/dead-letters/:id/delete", (c) =>
-    confirmForLetter(c, "delete", "Delete", (letter) => (
-      <>
-        Delete dead letter <code>{letter.id}</code> for good? Its event is then never delivered.
-      </>
-    )),
-  )
-  .post("/console/dead-letters/:id/delete", async (c) => {
-    await deleteOne(requireLedger(c.env), c.req.param("id"));
-    return c.redirect(`${BASE}${doneQuery({ done: "deleted", count: 1 })}`, 303);
-  });
+        return page(c, "Sign in", <SignInForm problem="That is not the admin token. Nothing is shown without it." />, {
+          signedIn: false,
+          status: 401,
+        });
+      }
+      await startSession(c, form.data.token, c.env.LEDGER);
+      return c.redirect(BASE, 303);
+    })
+    .post("/console/sign-out", async (c) => {
+      await endSession(c, adminTokens(c) ?? [], c.env.LEDGER);
+      return c.redirect(`${CONSOLE}/sign-in${doneQuery({ done: "signed-out" })}`, 303);
+    })
+    .get("/", requireSession, (c) => dashboard(c, healthOf))
+    .use("/console/*", requireSession)
+    .get("/console/tester", testerPage)
+    .post("/console/tester", runTester)
+    .get("/console/redrive", async (c) => {
+      const filter = parseFilter({ ...c.req.query(), cursor: undefined });
+      const { total } = await listPage(requireLedger(c.env), { ...filter, limit: 1 });
+      return page(
+        c,
+        "Re-drive",
+        <ConfirmAction
+          question={
+            <>
+              Re-drive {total} <DescribeFilter filter={filter} />? Each goes back to the queue it came from and is
+              removed from this list; at most 100 per confirmation.
+            </>
+          }
+          action={`${CONSOLE}/redrive`}
+          button={`Re-drive ${Math.min(total, 100)}`}
+          filter={filter}
+          back={`${BASE}${filterQuery(filter)}#dead-letters`}
+        />,
+      );
+    })
+    .post("/console/redrive", async (c) => {
+      const { cursor: _cursor, ...filter } = parseFilter(await formOf(c));
+      const result = await redriveMatching(c.env, requireLedger(c.env), filter);
+      return c.redirect(
+        `${BASE}${doneQuery({ done: "redriven", count: result.redriven, remaining: result.remaining })}`,
+        303,
+      );
+    })
+    .get("/console/dead-letters/:id", async (c) => {
+      const letter = await requireDeadLetter(requireLedger(c.env), c.req.param("id"));
+      return page(c, "Dead letter", <LetterDetail letter={letter} />);
+    })
+    .get("/console/dead-letters/:id/redrive", (c) =>
+      confirmForLetter(c, "redrive", "Re-drive", (letter) => (
+        <>
+          Re-drive dead letter <code>{letter.id}</code> to the {letter.source} queue? It is removed from this list and
+          delivered again; if its cause is not fixed, it comes back.
+        </>
+      )),
+    )
+    .post("/console/dead-letters/:id/redrive", async (c) => {
+      await redriveDeadLetter(c.env, await requireDeadLetter(requireLedger(c.env), c.req.param("id")));
+      return c.redirect(`${BASE}${doneQuery({ done: "redriven", count: 1 })}`, 303);
+    })
+    .get("/console/dead-letters/:id/delete", (c) =>
+      confirmForLetter(c, "delete", "Delete", (letter) => (
+        <>
+          Delete dead letter <code>{letter.id}</code> for good? Its event is then never delivered.
+        </>
+      )),
+    )
+    .post("/console/dead-letters/:id/delete", async (c) => {
+      const db = requireLedger(c.env);
+      await discardDeadLetter(db, await requireDeadLetter(db, c.req.param("id")));
+      return c.redirect(`${BASE}${doneQuery({ done: "deleted", count: 1 })}`, 303);
+    });

@@ -11,7 +11,7 @@ import { describeError, log } from "../shared/log.ts";
 import "../shared/zod.ts";
 import { binOf, type Histogram, LATENCY, LATENCY_BOUNDS_MS } from "./latency.ts";
 
-export const LEDGER_UNBOUND = "the LEDGER D1 database is not bound (see wrangler.toml)";
+export { LEDGER_UNBOUND } from "../shared/bindings.ts";
 
 /** What to run when D1 answers "no such table": the ledger is bound but its schema (migrations/) is not applied. */
 export const LEDGER_UNMIGRATED =

@@ -3,15 +3,12 @@
  * the outbound routes without a queue, and a re-drive share. One call per
  * user, all users side by side; a user's jobs go in the order given.
  */
-import type { DeadLetter, MailboxRedrive } from "../delivery/dead-letters.ts";
 import { isLedgerKey, lookupCalls, retentionDays } from "../delivery/ledger.ts";
+import { MAILBOX_UNBOUND } from "../shared/bindings.ts";
 import type { Env } from "../shared/env.ts";
-import { BridgeError } from "../shared/errors.ts";
-import { MAILBOX_UNBOUND } from "../shared/health.ts";
-import { describeError, log } from "../shared/log.ts";
+import { describeError } from "../shared/log.ts";
 import { describeUnready, logSampleRate, settingsFor, type VeroCredential } from "../shared/settings.ts";
-import { describeIssues } from "../shared/zod.ts";
-import { type VeroJob, veroJobSchema } from "./job.ts";
+import type { VeroJob } from "./job.ts";
 import type { Accepted, Letter, Mailbox, MailboxConfig } from "./mailbox.ts";
 import { mailboxName } from "./mailbox.ts";
 
@@ -110,36 +107,3 @@ export async function recordedBefore(
   }
   return { recorded, d1Statements: 1 };
 }
-
-/**
- * Without VERO_QUEUE: Vero dead letters (at most a page) go back into their
- * users' mailboxes, one call per user; returns the ids a mailbox took.
- */
-export const redriveToMailboxes: MailboxRedrive = async (env: Env, letters: readonly DeadLetter[]) => {
-  const ready = mailboxConfigFor(env);
-  if (!ready.ok) throw new BridgeError(503, "not_configured", `cannot re-drive: ${ready.reason}`);
-  const items = letters.map((letter) => {
-    const parsed = veroJobSchema.safeParse(letter.body);
-    if (!parsed.success)
-      throw new BridgeError(
-        409,
-        "not_redrivable",
-        `dead letter ${letter.id} is not a Vero job: ${describeIssues(parsed.error, { whole: "body", most: 3 })}`,
-      );
-    return { id: letter.id, job: parsed.data };
-  });
-  const { recorded } = await recordedBefore(
-    env,
-    items.map((item) => item.job),
-  );
-  const handed = await handToMailboxes(env, ready, items, ({ job }) => ({
-    job,
-    recorded: recorded.get(job.messageId),
-  }));
-  const failed = handed.filter((group) => !group.ok);
-  if (failed.length > 0)
-    log("warn", "dead letters not re-driven: their mailboxes did not take them", {
-      letters: failed.flatMap((group) => group.items.map((item) => item.id)).slice(0, 50),
-    });
-  return handed.filter((group) => group.ok).flatMap((group) => group.items.map((item) => item.id));
-};

@@ -1,14 +1,9 @@
 import * as z from "zod/mini";
-import {
-  DEFAULT_RETRY_POLICY,
-  maxHorizonSeconds,
-  RETRY_DEFAULTS,
-  type RetryPolicy,
-} from "../delivery/retry-schedule.ts";
 import { type DestinationFilter, parseDestinationFilters } from "./destination-filters.ts";
 import type { Env } from "./env.ts";
 import { DEFAULT_LOG_SAMPLE_RATE, log } from "./log.ts";
 import { MAX_RETRIES } from "./queue-names.ts";
+import { DEFAULT_RETRY_POLICY, maxHorizonSeconds, RETRY_DEFAULTS, type RetryPolicy } from "./retry-policy.ts";
 import { mapped } from "./zod.ts";
 
 export const DEFAULT_SEGMENT_API_HOST = "https://api.segment.io";

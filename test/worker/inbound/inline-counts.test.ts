@@ -6,8 +6,8 @@
 import { beforeEach, describe, expect, it } from "vitest";
 import { runAlerts } from "../../../src/admin/alerts/run.ts";
 import { readCounters } from "../../../src/delivery/ledger.ts";
+import { forgetReadiness } from "../../../src/health.ts";
 import type { Env } from "../../../src/shared/env.ts";
-import { forgetReadiness } from "../../../src/shared/health.ts";
 import clicked from "../../fixtures/vero/clicked.json";
 import { alertWebhook, clearAlertTables, ledger, receiver } from "../helpers/alerts.ts";
 import { callWorker, expectJsonError, isolatedEnv, segment } from "../helpers/env.ts";

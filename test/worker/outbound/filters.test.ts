@@ -6,8 +6,8 @@
  */
 import { describe, expect, it } from "vitest";
 import { readCounters } from "../../../src/delivery/ledger.ts";
+import { forgetReadiness } from "../../../src/health.ts";
 import type { Env } from "../../../src/shared/env.ts";
-import { forgetReadiness } from "../../../src/shared/health.ts";
 import clicked from "../../fixtures/vero/clicked.json";
 import sent from "../../fixtures/vero/sent.json";
 import {

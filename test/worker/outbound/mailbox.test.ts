@@ -10,15 +10,11 @@ import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { createHash } from "node:crypto";
 import { describe, expect, it, vi } from "vitest";
 import type { RecordedCall } from "../../../dev/stand-ins/client.ts";
-import {
-  getDeadLetter,
-  listDeadLetters,
-  redriveDeadLetter,
-  storeDeadLetters,
-} from "../../../src/delivery/dead-letters.ts";
+import { redriveDeadLetter } from "../../../src/admin/redrive.ts";
+import { getDeadLetter, listDeadLetters, storeDeadLetters } from "../../../src/delivery/dead-letters.ts";
 import { QUEUE_NAMES } from "../../../src/delivery/settlement.ts";
 import { MAILBOX_MAX_JOBS, type Mailbox, REPORT_EVERY_MS, RETRY_LATER_MS } from "../../../src/outbound/mailbox.ts";
-import { mailboxConfigFor, mailboxFor, redriveToMailboxes } from "../../../src/outbound/mailboxes.ts";
+import { mailboxConfigFor, mailboxFor } from "../../../src/outbound/mailboxes.ts";
 import type { Env } from "../../../src/shared/env.ts";
 import { isolatedEnv, postApi, vero } from "../helpers/env.ts";
 import { deadLetterFor, runBatch, trackJob, unique, veroJob } from "../helpers/queue.ts";
@@ -166,7 +162,6 @@ describe("a user's mailbox", { timeout: 60_000 }, () => {
         attempts: 1,
         failedAt: new Date().toISOString(),
       },
-      redriveToMailboxes,
     ).catch(() => undefined);
     await postApi(env, "track", track(user, "after"));
     const calls = await vero.waitFor(veroToken, (all) => delivered(all).length >= 2);
@@ -196,7 +191,7 @@ describe("a user's mailbox", { timeout: 60_000 }, () => {
     const letter = await getDeadLetter(env.LEDGER as D1Database, letterId ?? "");
     if (!letter) throw new Error("no dead letter");
     await vero.heal(veroToken);
-    await redriveDeadLetter({ ...env, VERO_QUEUE: undefined }, letter, redriveToMailboxes);
+    await redriveDeadLetter({ ...env, VERO_QUEUE: undefined }, letter);
     const calls = await vero.waitFor(veroToken, (all) => all.filter((call) => call.status < 300).length === 2);
     expect(calls.filter((call) => call.status < 300).map((call) => call.path.replace("/api/v2", ""))).toEqual([
       "/users/track",
@@ -313,7 +308,7 @@ describe("a user's mailbox", { timeout: 60_000 }, () => {
     expect(letter.body).toMatchObject({ step: 1, requests: [{ path: "/users/tags/edit" }] });
     // The mailbox forgets the call Vero accepted, as after the ledger's retention.
     await runInDurableObject(mailbox, (_instance: Mailbox, state) => state.storage.sql.exec("DELETE FROM calls"));
-    await redriveDeadLetter({ ...env, VERO_QUEUE: undefined }, letter, redriveToMailboxes);
+    await redriveDeadLetter({ ...env, VERO_QUEUE: undefined }, letter);
     const calls = await vero.waitFor(veroToken, (all) => all.filter((call) => call.status < 300).length === 2);
     expect(calls.filter((call) => call.status < 300).map((call) => call.path.replace("/api/v2", ""))).toEqual([
       "/users/track",
@@ -805,7 +800,7 @@ describe("the mailbox's identity: the Vero account and the user, never the crede
     ]);
     const letter = await getDeadLetter(env.LEDGER as D1Database, letterId);
     if (!letter) throw new Error("the old letter is not readable");
-    await redriveDeadLetter({ ...env, VERO_QUEUE: undefined }, letter, redriveToMailboxes);
+    await redriveDeadLetter({ ...env, VERO_QUEUE: undefined }, letter);
     const after = await vero.waitFor(veroToken, (all) => delivered(all).length >= 4);
     expect(delivered(after).at(-1)).toBe(`${user} from-an-old-letter`);
     expect(await getDeadLetter(env.LEDGER as D1Database, letterId)).toBeUndefined();

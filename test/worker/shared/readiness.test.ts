@@ -4,8 +4,8 @@
  */
 import { beforeEach, describe, expect, it } from "vitest";
 import { DEV_SECRETS } from "../../../dev/dev-settings.ts";
+import { cachedReadinessOf, forgetReadiness, READINESS_CACHE_MS } from "../../../src/health.ts";
 import type { Env } from "../../../src/shared/env.ts";
-import { cachedReadinessOf, forgetReadiness, READINESS_CACHE_MS } from "../../../src/shared/health.ts";
 import { clearAlertTables, count, unreachableLedger } from "../helpers/alerts.ts";
 import { queryLimitedD1 } from "../helpers/d1-query-limit.ts";
 import { baseEnv, callWorker, expectJsonError } from "../helpers/env.ts";

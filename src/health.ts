@@ -1,12 +1,10 @@
-import { failureRateCondition } from "../admin/alerts/conditions.ts";
-import { LEDGER_UNBOUND } from "../delivery/dead-letters.ts";
-import { isMissingTable, LEDGER_UNMIGRATED, RATE_WINDOW_MS, readRecentOutcomes } from "../delivery/ledger.ts";
-import type { Env } from "./env.ts";
-import { describeError } from "./log.ts";
-import { describeUnready, parseAlertSettings, settingsFor } from "./settings.ts";
-import { VERSION } from "./version.ts";
-
-export const MAILBOX_UNBOUND = "the MAILBOX Durable Object namespace is not bound (see wrangler.toml)";
+import { failureRateCondition } from "./admin/alerts/conditions.ts";
+import { isMissingTable, LEDGER_UNMIGRATED, RATE_WINDOW_MS, readRecentOutcomes } from "./delivery/ledger.ts";
+import { LEDGER_UNBOUND, MAILBOX_UNBOUND } from "./shared/bindings.ts";
+import type { Env } from "./shared/env.ts";
+import { describeError } from "./shared/log.ts";
+import { describeUnready, parseAlertSettings, settingsFor } from "./shared/settings.ts";
+import { VERSION } from "./shared/version.ts";
 
 /** What `GET /health` answers, and what the console's status panel shows. */
 export function healthOf(env: Env) {
