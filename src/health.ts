@@ -1,6 +1,6 @@
 import { failureRateCondition } from "./admin/alerts/conditions.ts";
-import { isMissingTable, LEDGER_UNMIGRATED, RATE_WINDOW_MS, readRecentOutcomes } from "./delivery/ledger.ts";
-import { LEDGER_UNBOUND, MAILBOX_UNBOUND } from "./shared/bindings.ts";
+import { RATE_WINDOW_MS, readRecentOutcomes } from "./delivery/counters.ts";
+import { isMissingTable, LEDGER_UNBOUND, LEDGER_UNMIGRATED, MAILBOX_UNBOUND } from "./shared/bindings.ts";
 import type { Env } from "./shared/env.ts";
 import { describeError } from "./shared/log.ts";
 import { describeUnready, parseAlertSettings, settingsFor } from "./shared/settings.ts";

@@ -1,13 +1,14 @@
 import { ALERT_CRON, runAlerts } from "./admin/alerts/run.ts";
 import { app } from "./app.ts";
-import { pruneLedger, retentionDays } from "./delivery/ledger.ts";
+import { pruneCountersStatements } from "./delivery/counters.ts";
 import { consumeDeadLetterQueue, retryPolicyFor } from "./delivery/settlement.ts";
 import { consumeSegmentBatch } from "./inbound/consumer.ts";
 import { consumeVeroBatch } from "./outbound/consumer.ts";
+import { pruneCallsStatement } from "./outbound/vero-calls.ts";
 import type { Env } from "./shared/env.ts";
 import { configureLogs, log } from "./shared/log.ts";
 import { queueRole } from "./shared/queue-names.ts";
-import { logSampleRate } from "./shared/settings.ts";
+import { logSampleRate, retentionDays } from "./shared/settings.ts";
 
 /** Each queue in wrangler.toml has its consumer here, chosen by what the queue's name says it carries. */
 async function queue(batch: MessageBatch<unknown>, env: Env): Promise<void> {
@@ -41,6 +42,29 @@ async function scheduled(controller: ScheduledController, env: Env): Promise<voi
   const days = retentionDays(env);
   const pruned = await pruneLedger(env.LEDGER, days);
   log("info", "ledger pruned", { retentionDays: days, ...pruned });
+}
+
+/**
+ * Deletes counters and latencies older than the retention, and a bounded
+ * chunk of the previous ledger's recorded calls, in one batch. Dead letters
+ * stay until an operator acts.
+ */
+async function pruneLedger(
+  db: D1Database,
+  days: number,
+  now = new Date(),
+): Promise<{ calls: number; counters: number; latency: number; before: string }> {
+  const before = new Date(now.getTime() - days * 86_400_000).toISOString();
+  const [calls, counters, latency] = await db.batch([
+    pruneCallsStatement(db, before),
+    ...pruneCountersStatements(db, before),
+  ]);
+  return {
+    calls: calls?.meta.changes ?? 0,
+    counters: counters?.meta.changes ?? 0,
+    latency: latency?.meta.changes ?? 0,
+    before,
+  };
 }
 
 // The Durable Object classes wrangler.toml binds (MAILBOX, COUNTERS, LEDGER_ALERT) are exported by the main module.

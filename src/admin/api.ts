@@ -1,9 +1,9 @@
 import { Hono, type MiddlewareHandler } from "hono";
 import { bearerAuth } from "hono/bearer-auth";
 import * as z from "zod/mini";
-import { discardDeadLetter, requireDeadLetter, requireLedger } from "../delivery/dead-letters.ts";
+import { readCounters, readLatency } from "../delivery/counters.ts";
+import { DEFAULT_PAGE_SIZE, discardDeadLetter, requireDeadLetter, requireLedger } from "../delivery/dead-letters.ts";
 import { LATENCY_BOUNDS_MS, summarise } from "../delivery/latency.ts";
-import { DEFAULT_PAGE_SIZE, readCounters, readLatency } from "../delivery/ledger.ts";
 import type { Env } from "../shared/env.ts";
 import { BridgeError, badRequest, unauthorized } from "../shared/errors.ts";
 import { type AppContext, type AppEnv, limitBody, notConfigured } from "../shared/http.ts";

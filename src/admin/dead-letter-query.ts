@@ -5,7 +5,7 @@
 import type { ValidationTargets } from "hono";
 import { validator } from "hono/validator";
 import * as z from "zod/mini";
-import { BadCursor, type DeadLetterFilter, deadLetterSource, listDeadLetters } from "../delivery/ledger.ts";
+import { BadCursor, type DeadLetterFilter, deadLetterSource, listDeadLetters } from "../delivery/dead-letters.ts";
 import { badRequest } from "../shared/errors.ts";
 import "../shared/zod.ts";
 

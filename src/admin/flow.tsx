@@ -2,7 +2,7 @@
  * The flow panel: pure functions of the ledger's hourly counters, rendered
  * on the server as SVG and tables (no script in the page).
  */
-import { type CounterOutcome, type CounterRow, type Direction, readCounters } from "../delivery/ledger.ts";
+import { type CounterOutcome, type CounterRow, type Direction, readCounters } from "../delivery/counters.ts";
 
 export const OUTCOMES: readonly CounterOutcome[] = ["delivered", "retried", "dead_lettered", "refused", "filtered"];
 export const DIRECTIONS: readonly Direction[] = ["inbound", "outbound"];

@@ -2,8 +2,9 @@
  * The latency panel, beside the flow: each direction's p50/p95/p99 from the
  * bridge's receipt to the upstream's acceptance, over 24 hours and 7 days.
  */
+
+import { type Direction, readLatency } from "../delivery/counters.ts";
 import { type LatencySummary, summarise } from "../delivery/latency.ts";
-import { type Direction, readLatency } from "../delivery/ledger.ts";
 import { formatMs } from "./alerts/conditions.ts";
 import { DIRECTION_LABEL, DIRECTIONS, RANGES } from "./flow.tsx";
 

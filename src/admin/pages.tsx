@@ -3,7 +3,8 @@
  * and reasons come from senders and upstreams, so they are only ever text.
  */
 import type { Child } from "hono/jsx";
-import type { CounterRow, DeadLetter, DeadLetterFilter, DeadLetterSummary } from "../delivery/ledger.ts";
+import type { CounterRow } from "../delivery/counters.ts";
+import type { DeadLetter, DeadLetterFilter, DeadLetterSummary } from "../delivery/dead-letters.ts";
 import { FlowPanel } from "./flow.tsx";
 
 export const BASE = "/admin";

@@ -15,14 +15,14 @@ import {
   listDeadLetters,
   requireLedger,
 } from "../delivery/dead-letters.ts";
+import { enqueueFailed } from "../delivery/enqueue.ts";
 import { veroJobSchema } from "../outbound/job.ts";
 import { handToMailboxes, mailboxConfigFor, recordedBefore } from "../outbound/mailboxes.ts";
-import { enqueueFailed } from "../shared/enqueue.ts";
 import type { Env } from "../shared/env.ts";
 import { BridgeError } from "../shared/errors.ts";
 import { jsonBytes } from "../shared/json.ts";
 import { log } from "../shared/log.ts";
-import { queuedBytes, sendBatchChunks } from "../shared/queue-names.ts";
+import { queuedBytes, sendBatchChunks } from "../shared/queue-limits.ts";
 import { describeIssues } from "../shared/zod.ts";
 
 /**

@@ -8,8 +8,13 @@ import type { Child } from "hono/jsx";
 import { NONCE, type SecureHeadersVariables, secureHeaders } from "hono/secure-headers";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import * as z from "zod/mini";
-import { discardDeadLetter, requireDeadLetter, requireLedger } from "../delivery/dead-letters.ts";
-import type { DeadLetter, DeadLetterFilter } from "../delivery/ledger.ts";
+import {
+  type DeadLetter,
+  type DeadLetterFilter,
+  discardDeadLetter,
+  requireDeadLetter,
+  requireLedger,
+} from "../delivery/dead-letters.ts";
 import type { Env } from "../shared/env.ts";
 import { BridgeError } from "../shared/errors.ts";
 import { type AppEnv, bodyReader } from "../shared/http.ts";

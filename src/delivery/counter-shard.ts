@@ -5,9 +5,10 @@
  * time bucket and table every few seconds, whatever the number of users.
  */
 import { DurableObject } from "cloudflare:workers";
+import { LEDGER_UNBOUND } from "../shared/bindings.ts";
 import type { Env } from "../shared/env.ts";
 import { describeError, log } from "../shared/log.ts";
-import { type CountedOutcome, Counters, type Direction, LEDGER_UNBOUND } from "./ledger.ts";
+import { type CountedOutcome, Counters, type Direction } from "./counters.ts";
 
 /** [time bucket (ISO), direction, name, outcome, count] */
 export type CountRow = [string, Direction, string, CountedOutcome, number];

@@ -1,13 +1,9 @@
+import { LEDGER_UNBOUND } from "../shared/bindings.ts";
 import type { Env } from "../shared/env.ts";
 import { describeError, log } from "../shared/log.ts";
 import { settingsFor } from "../shared/settings.ts";
-import {
-  Counters,
-  type DeadLetter,
-  type DeadLetterSource,
-  LEDGER_UNBOUND,
-  storeDeadLetterStatements,
-} from "./ledger.ts";
+import { Counters } from "./counters.ts";
+import { type DeadLetter, type DeadLetterSource, storeDeadLetterStatements } from "./dead-letters.ts";
 import {
   backoffSeconds,
   DEFAULT_RETRY_POLICY,
@@ -17,11 +13,12 @@ import {
   type RetryPolicy,
 } from "./retry-schedule.ts";
 
+export { MAX_RETRIES } from "../shared/queue-limits.ts";
 /**
  * What the queue consumers share: the one place where a message's fate
  * (ack, retry, dead letter) is decided, by the retry schedule.
  */
-export { MAX_RETRIES, QUEUE_NAMES } from "../shared/queue-names.ts";
+export { QUEUE_NAMES } from "../shared/queue-names.ts";
 
 /**
  * What the schedule makes of a failed delivery of `message` now. The time

@@ -6,7 +6,7 @@
  * one attempt per invocation.
  */
 
-import { Counters } from "../delivery/ledger.ts";
+import { Counters } from "../delivery/counters.ts";
 import { type Outcome, retryPolicyFor, Settlement } from "../delivery/settlement.ts";
 import type { Env } from "../shared/env.ts";
 import { DeliveryError } from "../shared/errors.ts";

@@ -1,5 +1,5 @@
 /** Queue mode of the webhook route: the mapped message goes to the Segment queue, and Vero hears 202 at once. */
-import { enqueueFailed } from "../shared/enqueue.ts";
+import { enqueueFailed } from "../delivery/enqueue.ts";
 import { segmentJob } from "./job.ts";
 import type { SegmentMessage } from "./map.ts";
 

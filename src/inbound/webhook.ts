@@ -4,8 +4,8 @@
  * (2xx: done, do not resend; 503: resend later; 400: never resend).
  */
 import type { Context, MiddlewareHandler } from "hono";
-import { Counters, writeCountsAfterAnswer } from "../delivery/ledger.ts";
-import { queueFor } from "../shared/enqueue.ts";
+import { Counters, writeCountsAfterAnswer } from "../delivery/counters.ts";
+import { queueFor } from "../delivery/enqueue.ts";
 import { BridgeError, badRequest, DeliveryError } from "../shared/errors.ts";
 import type { AppEnv } from "../shared/http.ts";
 import { jsonBytes } from "../shared/json.ts";

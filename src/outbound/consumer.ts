@@ -7,7 +7,7 @@
  * retries and exactly-once are the mailbox's (src/outbound/mailbox.ts).
  */
 
-import { Counters } from "../delivery/ledger.ts";
+import { Counters } from "../delivery/counters.ts";
 import { retryPolicyFor, Settlement } from "../delivery/settlement.ts";
 import type { Env } from "../shared/env.ts";
 import { describeError, log } from "../shared/log.ts";

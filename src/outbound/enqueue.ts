@@ -6,7 +6,7 @@
 
 import { jsonBytes } from "../shared/json.ts";
 import { describeError, log } from "../shared/log.ts";
-import { QUEUE_LIMITS, queuedBytes, sendBatchChunks } from "../shared/queue-names.ts";
+import { QUEUE_LIMITS, queuedBytes, sendBatchChunks } from "../shared/queue-limits.ts";
 import type { VeroJob } from "./job.ts";
 import { eventName, type RoutedEvent } from "./result.ts";
 

@@ -5,9 +5,9 @@
  * drop (400) or move on (2xx).
  */
 
-import { Counters, writeCountsAfterAnswer } from "../delivery/ledger.ts";
+import { Counters, writeCountsAfterAnswer } from "../delivery/counters.ts";
+import { enqueueFailed, queueFor } from "../delivery/enqueue.ts";
 import { applyFilters, type DestinationFilter } from "../shared/destination-filters.ts";
-import { enqueueFailed, queueFor } from "../shared/enqueue.ts";
 import { BridgeError, badRequest } from "../shared/errors.ts";
 import type { AppContext } from "../shared/http.ts";
 import { log, logSampled } from "../shared/log.ts";

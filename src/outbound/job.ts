@@ -85,3 +85,9 @@ export function jobOrder(
   const at = (entry: typeof a) => entry.job.at ?? entry.queued.timestamp.getTime();
   return at(a) - at(b) || (a.job.seq ?? 0) - (b.job.seq ?? 0);
 }
+
+/** One Vero call of one event: its position among the event's calls and the call, so two calls of one path differ. */
+export const callKey = (step: number, method: string, path: string) => `${step} ${method} ${path}`;
+
+/** An event without a messageId is named by its position (`#3`): such a name says nothing across requests. */
+export const isLedgerKey = (messageId: string) => !messageId.startsWith("#");

@@ -30,22 +30,16 @@
 import { DurableObject } from "cloudflare:workers";
 import type { CountReport, CountRow } from "../delivery/counter-shard.ts";
 import { counterShardFor } from "../delivery/counter-shard.ts";
+import { bucketOf, type CountedOutcome } from "../delivery/counters.ts";
+import { type DeadLetter, storeDeadLetters } from "../delivery/dead-letters.ts";
 import { latencyCount } from "../delivery/latency.ts";
-import {
-  bucketOf,
-  type CountedOutcome,
-  callKey,
-  type DeadLetter,
-  isLedgerKey,
-  LEDGER_UNBOUND,
-  storeDeadLetters,
-} from "../delivery/ledger.ts";
 import { nextStep, type RetryPolicy } from "../delivery/retry-schedule.ts";
+import { LEDGER_UNBOUND } from "../shared/bindings.ts";
 import type { Env } from "../shared/env.ts";
 import { DeliveryError } from "../shared/errors.ts";
 import { configureLogs, describeError, log, redactEmails } from "../shared/log.ts";
 import { describeUnready, parseAlertSettings, settingsFor, type VeroCredential } from "../shared/settings.ts";
-import type { VeroJob } from "./job.ts";
+import { callKey, isLedgerKey, type VeroJob } from "./job.ts";
 import type { VeroRequest } from "./map.ts";
 import { sendToVero, type VeroTarget } from "./vero.ts";
 

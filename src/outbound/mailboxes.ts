@@ -3,14 +3,14 @@
  * the outbound routes without a queue, and a re-drive share. One call per
  * user, all users side by side; a user's jobs go in the order given.
  */
-import { isLedgerKey, lookupCalls, retentionDays } from "../delivery/ledger.ts";
 import { MAILBOX_UNBOUND } from "../shared/bindings.ts";
 import type { Env } from "../shared/env.ts";
 import { describeError } from "../shared/log.ts";
-import { describeUnready, logSampleRate, settingsFor, type VeroCredential } from "../shared/settings.ts";
-import type { VeroJob } from "./job.ts";
+import { describeUnready, logSampleRate, retentionDays, settingsFor, type VeroCredential } from "../shared/settings.ts";
+import { isLedgerKey, type VeroJob } from "./job.ts";
 import type { Accepted, Letter, Mailbox, MailboxConfig } from "./mailbox.ts";
 import { mailboxName } from "./mailbox.ts";
+import { lookupCalls } from "./vero-calls.ts";
 
 /**
  * The most mailboxes one invocation calls: an invocation may make 1,000

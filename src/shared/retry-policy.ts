@@ -4,7 +4,7 @@
  * schedule (src/delivery/retry-schedule.ts) because the settings check them,
  * and settings import nothing above src/shared/.
  */
-import { MAX_RETRIES } from "./queue-names.ts";
+import { MAX_RETRIES } from "./queue-limits.ts";
 
 /** A retry horizon must end this long before the queue's retention: room for a backlog and the dead-letter store. */
 export const RETENTION_MARGIN_SECONDS = 3_600;

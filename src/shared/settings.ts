@@ -2,7 +2,7 @@ import * as z from "zod/mini";
 import { type DestinationFilter, parseDestinationFilters } from "./destination-filters.ts";
 import type { Env } from "./env.ts";
 import { DEFAULT_LOG_SAMPLE_RATE, log } from "./log.ts";
-import { MAX_RETRIES } from "./queue-names.ts";
+import { MAX_RETRIES } from "./queue-limits.ts";
 import { DEFAULT_RETRY_POLICY, maxHorizonSeconds, RETRY_DEFAULTS, type RetryPolicy } from "./retry-policy.ts";
 import { mapped } from "./zod.ts";
 
@@ -459,4 +459,25 @@ export function parseAlertSettings(env: Env): AlertSettings {
     publicUrl,
     invalid,
   };
+}
+
+export const DEFAULT_RETENTION_DAYS = 7;
+const MAX_RETENTION_DAYS = 3650;
+const retentionSchema = z.pipe(
+  z.coerce.number(),
+  z.int().check(z.minimum(DEFAULT_RETENTION_DAYS), z.maximum(MAX_RETENTION_DAYS)),
+);
+
+/**
+ * LEDGER_RETENTION_DAYS, validated. Read by the cron, which has no response
+ * to put a 503 in: an invalid value is logged and the default applies, since
+ * a shorter window than 7 days would let re-sent events through.
+ */
+export function retentionDays(env: Pick<Env, "LEDGER_RETENTION_DAYS">): number {
+  const raw = env.LEDGER_RETENTION_DAYS;
+  if (raw === undefined || String(raw).trim() === "") return DEFAULT_RETENTION_DAYS;
+  const parsed = retentionSchema.safeParse(String(raw).trim());
+  if (parsed.success) return parsed.data;
+  log("error", `LEDGER_RETENTION_DAYS is not a whole number of days from 7 to ${MAX_RETENTION_DAYS}; using 7`, {});
+  return DEFAULT_RETENTION_DAYS;
 }

@@ -39,7 +39,6 @@ const cells = (row: string) =>
 const METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH"];
 // Imported by paths the Node-side typecheck does not follow: these modules' types are the Worker's.
 const APP = "../../src/app.ts";
-const LEDGER = "../../src/delivery/ledger.ts";
 const SETTINGS = "../../src/shared/settings.ts";
 
 type Parsed<T> = { ready: true; settings: T } | { ready: false };
@@ -60,6 +59,7 @@ interface SettingsModule {
     publicUrl?: string;
   };
   logSampleRate(env: object): number;
+  retentionDays(env: object): number;
 }
 
 /** `/v1/:call{(?:a|b)}/` as the paths it matches: `/v1/a/`, `/v1/b/`. */
@@ -156,8 +156,7 @@ const READY = {
 
 /** The defaults the code applies when a setting is unset, read from the code's own parsing; undefined: none. */
 async function codeDefaults(): Promise<Record<string, unknown>> {
-  const { retentionDays } = (await import(LEDGER)) as { retentionDays: (env: object) => number };
-  const { parseSettings, parseRetryPolicy, parseAlertSettings, logSampleRate } = (await import(
+  const { parseSettings, parseRetryPolicy, parseAlertSettings, logSampleRate, retentionDays } = (await import(
     SETTINGS
   )) as SettingsModule;
   const settings = parseSettings(READY);

@@ -18,7 +18,7 @@ import {
   scheduleTable,
   shortestSpanSeconds,
 } from "../../src/delivery/retry-schedule.ts";
-import { MAX_RETRIES } from "../../src/shared/queue-names.ts";
+import { MAX_RETRIES } from "../../src/shared/queue-limits.ts";
 
 const HOUR = 3600;
 const policy = DEFAULT_RETRY_POLICY;

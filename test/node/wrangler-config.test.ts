@@ -5,7 +5,8 @@ import { describe, expect, it } from "vitest";
 import { unstable_readConfig } from "wrangler";
 import { ALERT_CRON } from "../../src/admin/alerts/schedule.ts";
 import { DEFAULT_RETRY_POLICY, QUEUE_MAX_RETRIES_LIMIT } from "../../src/delivery/retry-schedule.ts";
-import { MAX_RETRIES, QUEUE_NAMES, queueNames, queueRole } from "../../src/shared/queue-names.ts";
+import { MAX_RETRIES } from "../../src/shared/queue-limits.ts";
+import { QUEUE_NAMES, queueNames, queueRole } from "../../src/shared/queue-names.ts";
 
 const configPath = fileURLToPath(new URL("../../wrangler.toml", import.meta.url));
 const readConfig = (env?: string) => unstable_readConfig({ config: configPath, env });

@@ -3,8 +3,9 @@
  * ledger said (a `Snapshot`). Each names itself, says what holds in words,
  * and links to the console view that shows it.
  */
+
+import type { Direction, OutcomeCounts } from "../../delivery/counters.ts";
 import type { LatencySummary } from "../../delivery/latency.ts";
-import type { Direction, OutcomeCounts } from "../../delivery/ledger.ts";
 
 export type ConditionKey =
   | "dead-letters"

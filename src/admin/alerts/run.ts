@@ -3,10 +3,10 @@
  * that started, persisted past the repeat interval, or cleared. A condition
  * whose message was not delivered keeps its state, so the next run sends it.
  */
-import { retentionDays } from "../../delivery/ledger.ts";
+
 import type { Env } from "../../shared/env.ts";
 import { describeError, log } from "../../shared/log.ts";
-import { type AlertSettings, parseAlertSettings } from "../../shared/settings.ts";
+import { type AlertSettings, parseAlertSettings, retentionDays } from "../../shared/settings.ts";
 import { type Condition, type ConditionKey, ledgerCondition } from "./conditions.ts";
 import { bodyOf, plain } from "./format.ts";
 import { readLedgerState, writeLedgerState } from "./ledger-alert.ts";

@@ -3,8 +3,10 @@
  * conditions are computed from, each condition's state, and the log of
  * alerts sent (migrations/0003_alerts.sql).
  */
+
+import { RATE_WINDOW_MS, readLatency, readRecentOutcomes } from "../../delivery/counters.ts";
 import { summarise } from "../../delivery/latency.ts";
-import { isMissingTable, RATE_WINDOW_MS, readLatency, readRecentOutcomes } from "../../delivery/ledger.ts";
+import { isMissingTable } from "../../shared/bindings.ts";
 import type { AlertSettings } from "../../shared/settings.ts";
 import { type Condition, type ConditionKey, type Counted, conditionsOf, type Snapshot } from "./conditions.ts";
 import type { AlertKind, ConditionState } from "./transitions.ts";

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { bucketsOf, FlowChart, FlowTable, rowsIn, topNames, totalOf } from "../../../src/admin/flow.tsx";
-import { type CounterRow, type DeadLetter, getDeadLetter, storeDeadLetters } from "../../../src/delivery/ledger.ts";
+import type { CounterRow } from "../../../src/delivery/counters.ts";
+import { type DeadLetter, getDeadLetter, storeDeadLetters } from "../../../src/delivery/dead-letters.ts";
 import type { Env } from "../../../src/shared/env.ts";
 import {
   ORIGIN,

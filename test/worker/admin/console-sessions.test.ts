@@ -2,7 +2,7 @@
 import { Hono } from "hono";
 import { describe, expect, it } from "vitest";
 import { startSession } from "../../../src/admin/session.ts";
-import { type DeadLetter, storeDeadLetters } from "../../../src/delivery/ledger.ts";
+import { type DeadLetter, storeDeadLetters } from "../../../src/delivery/dead-letters.ts";
 import type { Env } from "../../../src/shared/env.ts";
 import {
   ORIGIN,

@@ -12,7 +12,7 @@ import {
   type CountReport,
   counterShardFor,
 } from "../../../src/delivery/counter-shard.ts";
-import { bucketOf, hourOf } from "../../../src/delivery/ledger.ts";
+import { bucketOf, hourOf } from "../../../src/delivery/counters.ts";
 import { QUEUE_NAMES } from "../../../src/delivery/settlement.ts";
 import { callWorker, isolatedEnv, vero } from "../helpers/env.ts";
 import { runBatch, trackJob, unique } from "../helpers/queue.ts";
@@ -65,10 +65,10 @@ describe("counters", () => {
     await runBatch(QUEUE_NAMES.vero, [{ id: "b1", body: trackJob(unique("bucket"), "Bucketed") }], env);
     const buckets = () =>
       (env.LEDGER as D1Database)
-        .prepare("SELECT DISTINCT hour FROM counters WHERE direction = 'outbound' AND hour >= ?1")
+        .prepare("SELECT DISTINCT bucket FROM counters WHERE direction = 'outbound' AND bucket >= ?1")
         .bind(hourOf(start))
-        .all<{ hour: string }>()
-        .then(({ results }) => results.map((row) => row.hour));
+        .all<{ bucket: string }>()
+        .then(({ results }) => results.map((row) => row.bucket));
     await vi.waitFor(async () => expect(await buckets()).not.toEqual([]), { timeout: 20_000, interval: 200 });
     const end = new Date();
     for (const hour of await buckets()) {

@@ -6,8 +6,8 @@
  */
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import { runAlerts } from "../../../src/admin/alerts/run.ts";
+import { Counters, readLatency as readHistograms } from "../../../src/delivery/counters.ts";
 import { binOf, type Histogram, percentile, summarise } from "../../../src/delivery/latency.ts";
-import { Counters, readLatency as readHistograms } from "../../../src/delivery/ledger.ts";
 import { QUEUE_NAMES } from "../../../src/delivery/settlement.ts";
 import type { Env } from "../../../src/shared/env.ts";
 import clicked from "../../fixtures/vero/clicked.json";

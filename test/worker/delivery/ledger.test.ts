@@ -8,7 +8,8 @@
  */
 import { createScheduledController } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { getDeadLetter, hourOf, storeDeadLetters } from "../../../src/delivery/ledger.ts";
+import { hourOf } from "../../../src/delivery/counters.ts";
+import { getDeadLetter, storeDeadLetters } from "../../../src/delivery/dead-letters.ts";
 import { QUEUE_NAMES } from "../../../src/delivery/settlement.ts";
 import worker from "../../../src/index.ts";
 import type { VeroJob } from "../../../src/outbound/job.ts";

@@ -6,10 +6,10 @@
 
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { type DeadLetter, listDeadLetters, storeDeadLetters } from "../../../src/delivery/ledger.ts";
+import { type DeadLetter, listDeadLetters, storeDeadLetters } from "../../../src/delivery/dead-letters.ts";
 import worker from "../../../src/index.ts";
 import type { Env } from "../../../src/shared/env.ts";
-import { QUEUE_LIMITS, queuedBytes } from "../../../src/shared/queue-names.ts";
+import { QUEUE_LIMITS, queuedBytes } from "../../../src/shared/queue-limits.ts";
 import { queryLimitedD1 } from "../helpers/d1-query-limit.ts";
 import { baseEnv, callWorker, isolatedEnv, vero } from "../helpers/env.ts";
 import { trackJob, unique } from "../helpers/queue.ts";

@@ -1,7 +1,8 @@
 /** What the alert and readiness tests share: a receiver tenant, a clean ledger, and ledger doubles. */
 import { inject } from "vitest";
 import { StandInClient } from "../../../dev/stand-ins/client.ts";
-import { type CounterOutcome, Counters, type Direction, storeDeadLetters } from "../../../src/delivery/ledger.ts";
+import { type CounterOutcome, Counters, type Direction } from "../../../src/delivery/counters.ts";
+import { storeDeadLetters } from "../../../src/delivery/dead-letters.ts";
 import { baseEnv } from "./env.ts";
 
 export const receiver = new StandInClient(inject("alertsOrigin"));

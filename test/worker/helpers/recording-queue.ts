@@ -5,7 +5,7 @@
  * be refused in production fails here too.
  */
 import { jsonBytes } from "../../../src/shared/json.ts";
-import { QUEUE_LIMITS, queuedBytes } from "../../../src/shared/queue-names.ts";
+import { QUEUE_LIMITS, queuedBytes } from "../../../src/shared/queue-limits.ts";
 
 export function recordingQueue() {
   const sent: unknown[] = [];

@@ -5,7 +5,7 @@
  */
 import { beforeEach, describe, expect, it } from "vitest";
 import { runAlerts } from "../../../src/admin/alerts/run.ts";
-import { readCounters } from "../../../src/delivery/ledger.ts";
+import { readCounters } from "../../../src/delivery/counters.ts";
 import { forgetReadiness } from "../../../src/health.ts";
 import type { Env } from "../../../src/shared/env.ts";
 import clicked from "../../fixtures/vero/clicked.json";

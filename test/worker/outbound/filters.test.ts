@@ -5,7 +5,7 @@
  * filter is named by /health, /health/ready and the refused route.
  */
 import { describe, expect, it } from "vitest";
-import { readCounters } from "../../../src/delivery/ledger.ts";
+import { readCounters } from "../../../src/delivery/counters.ts";
 import { forgetReadiness } from "../../../src/health.ts";
 import type { Env } from "../../../src/shared/env.ts";
 import clicked from "../../fixtures/vero/clicked.json";

@@ -2,9 +2,9 @@
  * What both routes need in queue mode: whether it is on, and how a failure
  * to enqueue is answered.
  */
-import type { Env } from "./env.ts";
-import { BridgeError } from "./errors.ts";
-import { describeError } from "./log.ts";
+import type { Env } from "../shared/env.ts";
+import { BridgeError } from "../shared/errors.ts";
+import { describeError } from "../shared/log.ts";
 
 /**
  * The queue a route enqueues to, or undefined for inline delivery. Queue
