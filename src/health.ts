@@ -3,7 +3,7 @@ import { RATE_WINDOW_MS, readRecentOutcomes } from "./delivery/counters.ts";
 import { isMissingTable, LEDGER_UNBOUND, LEDGER_UNMIGRATED, MAILBOX_UNBOUND } from "./shared/bindings.ts";
 import type { Env } from "./shared/env.ts";
 import { describeError } from "./shared/log.ts";
-import { describeUnready, parseAlertSettings, settingsFor } from "./shared/settings.ts";
+import { describeUnready, settingsFor } from "./shared/settings.ts";
 import { VERSION } from "./shared/version.ts";
 
 /** What `GET /health` answers, and what the console's status panel shows. */
@@ -31,7 +31,7 @@ export function healthOf(env: Env) {
         : ("refused" as const),
     ...(problems.length > 0 ? { problems } : {}),
     // Set only by the tools that start a local bridge (dev/bridge.ts), which check they reached their own.
-    ...(env.BRIDGE_INSTANCE ? { instance: env.BRIDGE_INSTANCE } : {}),
+    ...(settings.instance ? { instance: settings.instance } : {}),
   };
 }
 
@@ -76,7 +76,7 @@ export async function readinessOf(env: Env, now = new Date()): Promise<Readiness
   }
   try {
     const outcomes = await readRecentOutcomes(env.LEDGER, new Date(now.getTime() - RATE_WINDOW_MS));
-    const thresholds = parseAlertSettings(env);
+    const thresholds = settings.alerts;
     for (const direction of ["inbound", "outbound"] as const) {
       const condition = failureRateCondition(direction, outcomes[direction], thresholds);
       if (condition) reasons.push(condition.summary);

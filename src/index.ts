@@ -8,11 +8,11 @@ import { pruneCallsStatement } from "./outbound/vero-calls.ts";
 import type { Env } from "./shared/env.ts";
 import { configureLogs, log } from "./shared/log.ts";
 import { queueRole } from "./shared/queue-names.ts";
-import { logSampleRate, retentionDays } from "./shared/settings.ts";
+import { settingsFor } from "./shared/settings.ts";
 
 /** Each queue in wrangler.toml has its consumer here, chosen by what the queue's name says it carries. */
 async function queue(batch: MessageBatch<unknown>, env: Env): Promise<void> {
-  configureLogs({ sampleRate: logSampleRate(env) });
+  configureLogs({ sampleRate: settingsFor(env).logSampleRate });
   switch (queueRole(batch.queue)) {
     case "segment":
       return consumeSegmentBatch(batch, env);
@@ -39,7 +39,7 @@ async function scheduled(controller: ScheduledController, env: Env): Promise<voi
     return;
   }
   if (!env.LEDGER) return;
-  const days = retentionDays(env);
+  const days = settingsFor(env).retentionDays;
   const pruned = await pruneLedger(env.LEDGER, days);
   log("info", "ledger pruned", { retentionDays: days, ...pruned });
 }
@@ -74,7 +74,7 @@ export { Mailbox } from "./outbound/mailbox.ts";
 
 export default {
   fetch(request: Request, env: Env, ctx: ExecutionContext) {
-    configureLogs({ sampleRate: logSampleRate(env) });
+    configureLogs({ sampleRate: settingsFor(env).logSampleRate });
     return app.fetch(request, env, ctx);
   },
   queue,

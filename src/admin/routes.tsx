@@ -19,7 +19,7 @@ import type { Env } from "../shared/env.ts";
 import { BridgeError } from "../shared/errors.ts";
 import { type AppEnv, bodyReader } from "../shared/http.ts";
 import { matchesAnySecret } from "../shared/secrets.ts";
-import { describeUnready, parseAlertSettings, settingsFor } from "../shared/settings.ts";
+import { describeUnready, settingsFor } from "../shared/settings.ts";
 import { listPage, parseDeadLetterQuery } from "./dead-letter-query.ts";
 import "../shared/zod.ts";
 import { AlertsPanel } from "./alerts/panel.tsx";
@@ -151,7 +151,7 @@ async function dashboard(c: ConsoleContext, healthOf: HealthOf) {
       {latency ? (
         <section class="panel" id="latency">
           <h2>Delivery latency</h2>
-          <LatencyPanel latency={latency} latencySeconds={parseAlertSettings(c.env).latencySeconds} />
+          <LatencyPanel latency={latency} latencySeconds={settings.alerts.latencySeconds} />
         </section>
       ) : undefined}
       <DeadLettersSection page={page_} filter={filter} />

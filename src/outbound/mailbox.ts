@@ -38,7 +38,7 @@ import { LEDGER_UNBOUND } from "../shared/bindings.ts";
 import type { Env } from "../shared/env.ts";
 import { DeliveryError } from "../shared/errors.ts";
 import { configureLogs, describeError, log, redactEmails } from "../shared/log.ts";
-import { describeUnready, parseAlertSettings, settingsFor, type VeroCredential } from "../shared/settings.ts";
+import { describeUnready, settingsFor, type VeroCredential } from "../shared/settings.ts";
 import { callKey, isLedgerKey, type VeroJob } from "./job.ts";
 import type { VeroRequest } from "./map.ts";
 import { sendToVero, type VeroTarget } from "./vero.ts";
@@ -677,7 +677,7 @@ export class Mailbox extends DurableObject<Env> {
     const { oldest, held } = this.sql
       .exec<{ oldest: number; held: number }>("SELECT min(received_at) AS oldest, count(*) AS held FROM jobs")
       .one();
-    const waitMs = parseAlertSettings(this.env).stalledMinutes * 60_000;
+    const waitMs = settingsFor(this.env).alerts.stalledMinutes * 60_000;
     const cappedAt = this.getState<number>("cappedAt");
     if (cappedAt !== undefined)
       return {

@@ -6,7 +6,7 @@
 import { MAILBOX_UNBOUND } from "../shared/bindings.ts";
 import type { Env } from "../shared/env.ts";
 import { describeError } from "../shared/log.ts";
-import { describeUnready, logSampleRate, retentionDays, settingsFor, type VeroCredential } from "../shared/settings.ts";
+import { describeUnready, settingsFor, type VeroCredential } from "../shared/settings.ts";
 import { isLedgerKey, type VeroJob } from "./job.ts";
 import type { Accepted, Letter, Mailbox, MailboxConfig } from "./mailbox.ts";
 import { mailboxName } from "./mailbox.ts";
@@ -40,8 +40,8 @@ export function mailboxConfigFor(
       account: veroAccount === undefined ? { veroApiUrl } : { veroApiUrl, veroAccount },
       trackConcurrency: vero.settings.trackConcurrency ?? 1,
       policy: settingsFor(env).retry.policy,
-      retentionDays: retentionDays(env),
-      logSampleRate: logSampleRate(env),
+      retentionDays: settingsFor(env).retentionDays,
+      logSampleRate: settingsFor(env).logSampleRate,
     },
   };
 }

@@ -71,6 +71,14 @@ export interface Settings {
    * `conflict`: a horizon the retention cannot hold, which keeps both consumers from being ready.
    */
   retry: { policy: RetryPolicy; invalid: string[]; conflict?: string };
+  /** ALERT_* and PUBLIC_URL, with what was wrong with them. */
+  alerts: AlertSettings;
+  /** LEDGER_RETENTION_DAYS: how long counters, sent alerts and recorded calls are kept. */
+  retentionDays: number;
+  /** LOG_SAMPLE_RATE: the share of messageIds whose success lines are logged. */
+  logSampleRate: number;
+  /** BRIDGE_INSTANCE (development only): the token `GET /health` repeats as `instance`. */
+  instance?: string;
 }
 
 // Secrets set through the dashboard or `wrangler secret put` often carry a
@@ -249,7 +257,7 @@ const hours = z.pipe(
  * `conflict` that /health and `npm start` report, and the consumers keep
  * their messages until it is fixed; the schedule is cut to the retention.
  */
-export function parseRetryPolicy(env: Env): Settings["retry"] {
+function parseRetryPolicy(env: Env): Settings["retry"] {
   const invalid: string[] = [];
   const read = <T>(name: keyof Env, schema: z.ZodMiniType<T>, fallback: T): T => {
     const raw = (env as Record<string, unknown>)[name];
@@ -316,11 +324,16 @@ export function parseSettings(env: Env): Settings {
       vero: consumer(direction(veroSchema, env, veroTarget, noVeroCredential)),
     },
     retry,
+    alerts: parseAlertSettings(env),
+    retentionDays: parseRetentionDays(env),
+    logSampleRate: parseLogSampleRate(env),
+    ...(isUnset(env.BRIDGE_INSTANCE) ? {} : { instance: String(env.BRIDGE_INSTANCE) }),
   };
 }
 
 // Workers hand the same env object to every request of an isolate, so this
-// parses once per isolate; a test that builds its own env gets its own entry.
+// parses once per isolate (and a setting that falls back to its default is
+// logged once); a test that builds its own env gets its own entry.
 const cache = new WeakMap<object, Settings>();
 
 export function settingsFor(env: Env): Settings {
@@ -344,25 +357,19 @@ export function describeUnready(
 }
 
 const sampleRateSchema = z.pipe(z.coerce.number(), z.number().check(z.minimum(0), z.maximum(1)));
-const sampleRates = new WeakMap<object, number>();
 
 /**
- * LOG_SAMPLE_RATE, validated once per env (so once per isolate). Like the
- * retry base, it has no response to put a 503 in: an invalid value is
- * logged and the default applies, as a typo must not stop a route or a
- * consumer. The value itself is not logged: it may be set as a secret.
+ * LOG_SAMPLE_RATE. Like the retry base, it has no response to put a 503 in:
+ * an invalid value is logged and the default applies, as a typo must not
+ * stop a route or a consumer. The value itself is not logged: it may be set
+ * as a secret.
  */
-export function logSampleRate(env: Pick<Env, "LOG_SAMPLE_RATE">): number {
-  let rate = sampleRates.get(env);
-  if (rate === undefined) {
-    const raw = env.LOG_SAMPLE_RATE;
-    const parsed = isUnset(raw) ? undefined : sampleRateSchema.safeParse(String(raw).trim());
-    if (parsed && !parsed.success)
-      log("error", `LOG_SAMPLE_RATE is not a number from 0 to 1; using ${DEFAULT_LOG_SAMPLE_RATE}`, {});
-    rate = parsed?.success ? parsed.data : DEFAULT_LOG_SAMPLE_RATE;
-    sampleRates.set(env, rate);
-  }
-  return rate;
+function parseLogSampleRate(env: Pick<Env, "LOG_SAMPLE_RATE">): number {
+  const raw = env.LOG_SAMPLE_RATE;
+  const parsed = isUnset(raw) ? undefined : sampleRateSchema.safeParse(String(raw).trim());
+  if (parsed && !parsed.success)
+    log("error", `LOG_SAMPLE_RATE is not a number from 0 to 1; using ${DEFAULT_LOG_SAMPLE_RATE}`, {});
+  return parsed?.success ? parsed.data : DEFAULT_LOG_SAMPLE_RATE;
 }
 
 // ---- Alerts ----------------------------------------------------------------
@@ -412,7 +419,7 @@ const seconds = z.pipe(z.coerce.number(), z.number().check(z.gt(0), z.maximum(17
  * threshold falls back to its default and is reported (console, logs); a bad
  * ALERT_WEBHOOK_URL turns alerts off, as there is nowhere to send them.
  */
-export function parseAlertSettings(env: Env): AlertSettings {
+function parseAlertSettings(env: Env): AlertSettings {
   const invalid: string[] = [];
   const raw = env as Record<string, unknown>;
   const read = <T>(name: string, schema: z.ZodMiniType<T>, fallback: T, problem: string): T => {
@@ -469,11 +476,11 @@ const retentionSchema = z.pipe(
 );
 
 /**
- * LEDGER_RETENTION_DAYS, validated. Read by the cron, which has no response
- * to put a 503 in: an invalid value is logged and the default applies, since
- * a shorter window than 7 days would let re-sent events through.
+ * LEDGER_RETENTION_DAYS. Read by the cron and the mailboxes, which have no
+ * response to put a 503 in: an invalid value is logged and the default
+ * applies, since a shorter window than 7 days would let re-sent events through.
  */
-export function retentionDays(env: Pick<Env, "LEDGER_RETENTION_DAYS">): number {
+function parseRetentionDays(env: Pick<Env, "LEDGER_RETENTION_DAYS">): number {
   const raw = env.LEDGER_RETENTION_DAYS;
   if (raw === undefined || String(raw).trim() === "") return DEFAULT_RETENTION_DAYS;
   const parsed = retentionSchema.safeParse(String(raw).trim());

@@ -46,20 +46,20 @@ interface SettingsModule {
   parseSettings(env: object): {
     inbound: Parsed<{ segmentApiHost: string }>;
     outbound: Parsed<{ veroApiUrl: string; acceptFirstEventSignature: boolean }>;
+    retry: { policy: { baseSeconds: number; horizonSeconds: number; retentionSeconds: number } };
+    alerts: {
+      webhook?: unknown;
+      format: string;
+      routingKey?: string;
+      failureRate: number;
+      minAttempts: number;
+      stalledMinutes: number;
+      repeatMinutes: number;
+      publicUrl?: string;
+    };
+    retentionDays: number;
+    logSampleRate: number;
   };
-  parseRetryPolicy(env: object): { policy: { baseSeconds: number; horizonSeconds: number; retentionSeconds: number } };
-  parseAlertSettings(env: object): {
-    webhook?: unknown;
-    format: string;
-    routingKey?: string;
-    failureRate: number;
-    minAttempts: number;
-    stalledMinutes: number;
-    repeatMinutes: number;
-    publicUrl?: string;
-  };
-  logSampleRate(env: object): number;
-  retentionDays(env: object): number;
 }
 
 /** `/v1/:call{(?:a|b)}/` as the paths it matches: `/v1/a/`, `/v1/b/`. */
@@ -156,12 +156,11 @@ const READY = {
 
 /** The defaults the code applies when a setting is unset, read from the code's own parsing; undefined: none. */
 async function codeDefaults(): Promise<Record<string, unknown>> {
-  const { parseSettings, parseRetryPolicy, parseAlertSettings, logSampleRate, retentionDays } = (await import(
-    SETTINGS
-  )) as SettingsModule;
+  const { parseSettings } = (await import(SETTINGS)) as SettingsModule;
   const settings = parseSettings(READY);
-  const retry = parseRetryPolicy({}).policy;
-  const alerts = parseAlertSettings({});
+  const unset = parseSettings({});
+  const retry = unset.retry.policy;
+  const alerts = unset.alerts;
   if (!settings.inbound.ready || !settings.outbound.ready) throw new Error("READY does not configure both directions");
   return {
     SEGMENT_API_HOST: settings.inbound.settings.segmentApiHost,
@@ -170,8 +169,8 @@ async function codeDefaults(): Promise<Record<string, unknown>> {
     QUEUE_RETRY_BASE_SECONDS: retry.baseSeconds,
     QUEUE_RETRY_HORIZON_HOURS: retry.horizonSeconds / 3600,
     QUEUE_RETENTION_HOURS: retry.retentionSeconds / 3600,
-    LEDGER_RETENTION_DAYS: retentionDays({}),
-    LOG_SAMPLE_RATE: logSampleRate({}),
+    LEDGER_RETENTION_DAYS: unset.retentionDays,
+    LOG_SAMPLE_RATE: unset.logSampleRate,
     ALERT_WEBHOOK_URL: alerts.webhook,
     ALERT_WEBHOOK_FORMAT: alerts.format,
     ALERT_ROUTING_KEY: alerts.routingKey,

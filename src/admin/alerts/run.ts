@@ -6,7 +6,7 @@
 
 import type { Env } from "../../shared/env.ts";
 import { describeError, log } from "../../shared/log.ts";
-import { type AlertSettings, parseAlertSettings, retentionDays } from "../../shared/settings.ts";
+import { type AlertSettings, settingsFor } from "../../shared/settings.ts";
 import { type Condition, type ConditionKey, ledgerCondition } from "./conditions.ts";
 import { bodyOf, plain } from "./format.ts";
 import { readLedgerState, writeLedgerState } from "./ledger-alert.ts";
@@ -56,7 +56,7 @@ const RESOLVED: Record<ConditionKey, string> = {
 };
 
 export async function runAlerts(env: Env, now = new Date()): Promise<AlertRun> {
-  const settings = parseAlertSettings(env);
+  const settings = settingsFor(env).alerts;
   for (const problem of settings.invalid) log("error", "alert setting ignored", { problem });
   const run: AlertRun = { sent: [] };
   const { webhook } = settings;
@@ -100,7 +100,7 @@ export async function runAlerts(env: Env, now = new Date()): Promise<AlertRun> {
     if (key === "ledger") await writeLedgerState(env, sent.next);
     else statements.push(writeStateStatement(db, sent.next, now));
   }
-  statements.push(pruneSentStatement(db, new Date(now.getTime() - retentionDays(env) * 86_400_000)));
+  statements.push(pruneSentStatement(db, new Date(now.getTime() - settingsFor(env).retentionDays * 86_400_000)));
   await db.batch(statements);
   return run;
 }

@@ -1,7 +1,7 @@
 /** What the console's alert panel shows: the conditions that hold now, and the last alerts sent. */
 import type { Env } from "../../shared/env.ts";
 import { describeError } from "../../shared/log.ts";
-import { type AlertSettings, parseAlertSettings } from "../../shared/settings.ts";
+import { type AlertSettings, settingsFor } from "../../shared/settings.ts";
 import { type Condition, ledgerCondition } from "./conditions.ts";
 import { readConditions, recentAlerts, type SentAlert } from "./store.ts";
 
@@ -13,7 +13,7 @@ export interface AlertStatus {
 }
 
 export async function alertStatus(env: Env, now: Date): Promise<AlertStatus> {
-  const settings = parseAlertSettings(env);
+  const settings = settingsFor(env).alerts;
   const db = env.LEDGER;
   if (!db) return { settings, recent: [] };
   try {

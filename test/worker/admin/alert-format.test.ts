@@ -3,7 +3,10 @@ import { describe, expect, it } from "vitest";
 import type { Condition } from "../../../src/admin/alerts/conditions.ts";
 import { bodyOf, chatBody, pagerDutyBody } from "../../../src/admin/alerts/format.ts";
 import { transition } from "../../../src/admin/alerts/transitions.ts";
-import { ALERT_DEFAULTS, parseAlertSettings } from "../../../src/shared/settings.ts";
+import type { Env } from "../../../src/shared/env.ts";
+import { ALERT_DEFAULTS, parseSettings } from "../../../src/shared/settings.ts";
+
+const parseAlertSettings = (env: Partial<Env>) => parseSettings(env as Env).alerts;
 
 const condition: Condition = {
   key: "failure-rate:outbound",

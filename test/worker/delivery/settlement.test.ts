@@ -4,7 +4,7 @@ import { getDeadLetter } from "../../../src/delivery/dead-letters.ts";
 import { DEFAULT_RETRY_POLICY, keepDelaySeconds } from "../../../src/delivery/retry-schedule.ts";
 import { consumeDeadLetterQueue, MAX_RETRIES, type Outcome, Settlement } from "../../../src/delivery/settlement.ts";
 import type { Env } from "../../../src/shared/env.ts";
-import { parseRetryPolicy } from "../../../src/shared/settings.ts";
+import { parseSettings } from "../../../src/shared/settings.ts";
 import { baseEnv } from "../helpers/env.ts";
 import { runBatch } from "../helpers/queue.ts";
 
@@ -43,7 +43,7 @@ async function settleOne(
 }
 
 describe("retry settings", () => {
-  const policyOf = (env: Partial<Env>) => parseRetryPolicy(env as Env);
+  const policyOf = (env: Partial<Env>) => parseSettings(env as Env).retry;
 
   it("starts from QUEUE_RETRY_BASE_SECONDS when set, and from 5 s when it is unset or invalid", () => {
     expect(policyOf({ QUEUE_RETRY_BASE_SECONDS: " 2 " }).policy.baseSeconds).toBe(2);

@@ -12,10 +12,13 @@ import { mapVeroWebhook, type SegmentMessage } from "../../../src/inbound/map.ts
 import type { VeroJob } from "../../../src/outbound/job.ts";
 import type { Env } from "../../../src/shared/env.ts";
 import { DEFAULT_LOG_SAMPLE_RATE, isSampled } from "../../../src/shared/log.ts";
-import { logSampleRate } from "../../../src/shared/settings.ts";
+import { settingsFor } from "../../../src/shared/settings.ts";
 import { isolatedEnv, postSegment, postWebhook, segment, vero } from "../helpers/env.ts";
 import { capturingLogs } from "../helpers/fuzz.ts";
 import { runBatch } from "../helpers/queue.ts";
+
+/** LOG_SAMPLE_RATE as the settings object holds it: parsed once per env. */
+const logSampleRate = (env: Partial<Env>) => settingsFor(env as Env).logSampleRate;
 
 type Line = { level: string; msg: string; [field: string]: unknown };
 

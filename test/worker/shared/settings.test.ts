@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseRetryPolicy, parseSettings, settingsFor } from "../../../src/shared/settings.ts";
+import { parseSettings, settingsFor } from "../../../src/shared/settings.ts";
 
 // Operator-chosen secrets of the minimum 32 characters; keys Segment and Vero issue are taken as issued.
 const TOK = "tok-0123456789abcdef0123456789abc";
@@ -177,7 +177,7 @@ describe("settings", () => {
   });
 
   it("refuses QUEUE_RETRY_BASE_SECONDS=0, which would spend all 100 retries in seconds, and keeps the 5 s default", () => {
-    const { policy, invalid } = parseRetryPolicy({ QUEUE_RETRY_BASE_SECONDS: "0" } as never);
+    const { policy, invalid } = parseSettings({ QUEUE_RETRY_BASE_SECONDS: "0" } as never).retry;
     expect(policy.baseSeconds).toBe(5);
     expect(invalid).toEqual(["QUEUE_RETRY_BASE_SECONDS must be at least 1"]);
   });
