@@ -3,12 +3,12 @@
  * reason per failing check otherwise, never a secret; GET /health stays 200.
  */
 import { beforeEach, describe, expect, it } from "vitest";
-import { DEV_SECRETS } from "../../../dev/dev-settings.ts";
-import { cachedReadinessOf, forgetReadiness, READINESS_CACHE_MS } from "../../../src/health.ts";
-import type { Env } from "../../../src/shared/env.ts";
-import { clearAlertTables, count, unreachableLedger } from "../helpers/alerts.ts";
-import { queryLimitedD1 } from "../helpers/d1-query-limit.ts";
-import { baseEnv, callWorker, expectJsonError } from "../helpers/env.ts";
+import { DEV_SECRETS } from "../../dev/dev-settings.ts";
+import { cachedReadinessOf, forgetReadiness, READINESS_CACHE_MS } from "../../src/health.ts";
+import type { Env } from "../../src/shared/env.ts";
+import { clearAlertTables, count, unreachableLedger } from "./helpers/alerts.ts";
+import { queryLimitedD1 } from "./helpers/d1-query-limit.ts";
+import { baseEnv, callWorker, expectJsonError } from "./helpers/env.ts";
 
 const ready = (env: Env) => callWorker(new Request("http://bridge/health/ready"), env);
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { DEV_SECRETS } from "../../../dev/dev-settings.ts";
-import pkg from "../../../package.json";
-import { baseEnv, callWorker } from "../helpers/env.ts";
+import { DEV_SECRETS } from "../../dev/dev-settings.ts";
+import pkg from "../../package.json";
+import { baseEnv, callWorker } from "./helpers/env.ts";
 
 describe("GET /health", () => {
   it("answers 200 with the version, both directions configured, and de-duplication on (LEDGER bound)", async () => {
