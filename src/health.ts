@@ -22,7 +22,7 @@ export function healthOf(env: Env) {
     // The queue consumers need only their own upstream's settings, so they can be ready while a route is closed.
     consumers: { segment: settings.consumers.segment.ready, vero: settings.consumers.vero.ready },
     ...consumersNotReady(settings.consumers),
-    // Whether re-sent events are recognised: the mailboxes (MAILBOX) keep the ledger of calls Vero accepted.
+    // Whether re-sent events are recognised: the mailboxes (MAILBOX) keep the record of calls Vero accepted.
     dedup: env.MAILBOX !== undefined,
     // SEGMENT_ACCEPT_FIRST_EVENT_SIGNATURE: whether /segment takes an array signed over its first event alone.
     firstEventSignatures:

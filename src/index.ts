@@ -46,7 +46,7 @@ async function scheduled(controller: ScheduledController, env: Env): Promise<voi
 
 /**
  * Deletes counters and latencies older than the retention, and a bounded
- * chunk of the previous ledger's recorded calls, in one batch. Dead letters
+ * chunk of the calls recorded before the mailboxes (`vero_calls`), in one batch. Dead letters
  * stay until an operator acts.
  */
 async function pruneLedger(

@@ -28,7 +28,7 @@ import { describeIssues } from "../shared/zod.ts";
 /**
  * Sends a dead letter back to the queue it came from, then forgets it.
  * Without VERO_QUEUE, a Vero letter goes straight back into its user's
- * mailbox (`redriveToMailboxes`), whose ledger keeps the calls Vero already
+ * mailbox (`redriveToMailboxes`), whose record of calls holds those Vero already
  * accepted, so the job makes only the calls it is missing (and none if it
  * was delivered since).
  */
