@@ -64,6 +64,8 @@ export interface DrainOptions {
   eventsPerUser: number;
   /** How long the Vero stand-in holds every answer back: the round trip to Vero's API. */
   veroDelayMs: number;
+  /** Settings the bridge runs with beside the defaults (e.g. VERO_TRACK_CONCURRENCY for the hot-user point). */
+  vars?: Record<string, string>;
   /** A point not drained by then is cut, and its figures are over what arrived. */
   timeoutMs: number;
   log: (line: string) => void;
@@ -126,7 +128,12 @@ export async function measureDrain(options: DrainOptions): Promise<Drain> {
       let bridge: RunningBridge | undefined;
       try {
         bridge = await startBridge({
-          vars: { ...devBindings(segment.url, vero.url), SEGMENT_WRITE_KEY: writeKey, VERO_AUTH_TOKEN: veroToken },
+          vars: {
+            ...devBindings(segment.url, vero.url),
+            SEGMENT_WRITE_KEY: writeKey,
+            VERO_AUTH_TOKEN: veroToken,
+            ...options.vars,
+          },
           stdio: "pipe",
           ...runtimeOptions(runtime),
           onLine: (line) => {
