@@ -78,6 +78,19 @@ export async function lookupCalls(db: D1Database, messageIds: Iterable<string>):
   return done;
 }
 
+// ---- Stalled mailboxes ----------------------------------------------------
+
+/** How many mailboxes' oldest job waits since before `before`, and the oldest time: the alerts and readiness read it. */
+export function stalledSummary(db: D1Database, before: Date): D1PreparedStatement {
+  return db
+    .prepare("SELECT count(*) AS count, min(oldest_at) AS oldest FROM stalled_mailboxes WHERE oldest_at < ?1")
+    .bind(before.toISOString());
+}
+
+/** The table comes with migrations/0002: before it, no mailbox can be reported stalled. */
+export const isMissingTable = (error: unknown): boolean =>
+  error instanceof Error && /no such table/i.test(error.message);
+
 // ---- Counters --------------------------------------------------------------
 
 /** The hour `date` falls in, as `readCounters` reports it. */

@@ -3,7 +3,7 @@
  * conditions are computed from, each condition's state, and the log of
  * alerts sent (migrations/0003_alerts.sql).
  */
-import { RATE_WINDOW_MS, readRecentOutcomes } from "../../delivery/ledger.ts";
+import { isMissingTable, RATE_WINDOW_MS, readRecentOutcomes, stalledSummary } from "../../delivery/ledger.ts";
 import type { AlertSettings } from "../../shared/settings.ts";
 import { type Condition, type ConditionKey, type Counted, conditionsOf, type Snapshot } from "./conditions.ts";
 import type { AlertKind, ConditionState } from "./transitions.ts";
@@ -150,9 +150,7 @@ async function readDeadLetters(db: D1Database, mark: string | undefined): Promis
 async function readStalled(db: D1Database, before: Date): Promise<Snapshot["stalled"]> {
   try {
     const [summary, reasons] = await db.batch<Record<string, unknown>>([
-      db
-        .prepare("SELECT count(*) AS count, min(oldest_at) AS oldest FROM stalled_mailboxes WHERE oldest_at < ?1")
-        .bind(before.toISOString()),
+      stalledSummary(db, before),
       db
         .prepare(
           `SELECT substr(reason, 1, ?2) AS value, count(*) AS count FROM stalled_mailboxes WHERE oldest_at < ?1
@@ -167,7 +165,7 @@ async function readStalled(db: D1Database, before: Date): Promise<Snapshot["stal
       reasons: counted((reasons?.results ?? []) as { value: string; count: number }[]),
     };
   } catch (error) {
-    if (error instanceof Error && /no such table/i.test(error.message)) return { count: 0, reasons: [] };
+    if (isMissingTable(error)) return { count: 0, reasons: [] };
     throw error;
   }
 }

@@ -5,7 +5,7 @@
 import { beforeEach, describe, expect, it } from "vitest";
 import { DEV_SECRETS } from "../../../dev/dev-settings.ts";
 import type { Env } from "../../../src/shared/env.ts";
-import { clearAlertTables, count, unreachableLedger } from "../helpers/alerts.ts";
+import { clearAlertTables, count, createStalledMailboxesTable, ledger, unreachableLedger } from "../helpers/alerts.ts";
 import { baseEnv, callWorker, expectJsonError } from "../helpers/env.ts";
 
 const ready = (env: Env) => callWorker(new Request("http://bridge/health/ready"), env);
@@ -59,6 +59,19 @@ describe("GET /health/ready", () => {
     await count("inbound", "delivered", 10, new Date());
     const reasons = await reasonsOf(await ready(baseEnv));
     expect(reasons).toEqual([expect.stringContaining("Inbound (Vero → Segment): 75% of deliveries failed")]);
+  });
+
+  it("answers 503 when a user's deliveries wait longer than ALERT_STALLED_MINUTES: stalled, capped or a backlog with nothing failing", async () => {
+    await count("outbound", "delivered", 100, new Date());
+    await createStalledMailboxesTable();
+    const twoHoursAgo = new Date(Date.now() - 2 * 3_600_000).toISOString();
+    await ledger()
+      .prepare(
+        "INSERT INTO stalled_mailboxes (mailbox, oldest_at, since, reason, updated_at) VALUES ('a1', ?1, ?1, ?2, ?1)",
+      )
+      .bind(twoHoursAgo, "backlog: 900 jobs waiting, none failed")
+      .run();
+    expect(await reasonsOf(await ready(baseEnv))).toEqual(["1 user's deliveries stalled for over 60 minutes"]);
   });
 
   it("never shows a secret, while GET /health stays 200", async () => {
