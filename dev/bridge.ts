@@ -4,6 +4,7 @@
  * end-to-end tests with official SDKs, and the benchmarks.
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { createServer } from "node:net";
@@ -102,8 +103,21 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** Whether nothing listens on `port` of 127.0.0.1 now. */
+export function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+  });
+}
+
 export async function startBridge(options: BridgeOptions): Promise<RunningBridge> {
   const port = options.port ?? (await freePort());
+  // The project's Worker repeats this on /health: another server on the port (say, another wrangler dev)
+  // answering first is told apart from this instance.
+  const instance = options.config === undefined ? randomBytes(12).toString("hex") : undefined;
+  const vars = instance ? { ...options.vars, BRIDGE_INSTANCE: instance } : options.vars;
   const inspectorPort = await freePort();
   // Each instance keeps its local state (queues, D1) apart from the others.
   const state = await mkdtemp(join(options.stateParent ?? tmpdir(), "bridge-state-"));
@@ -123,7 +137,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
     "--persist-to",
     state,
     "--show-interactive-dev-session=false",
-    ...Object.entries(options.vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
+    ...Object.entries(vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
     ...(options.args ?? []),
   ];
   // A process group of its own, so that stopping it stops workerd too; stdin a pipe that ends with this process.
@@ -162,15 +176,27 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
     }
     try {
       const response = await fetch(`${url}${options.readyPath ?? "/health"}`);
-      await response.arrayBuffer();
-      if (response.status < 500) return { url, process: child, state, stop };
+      const text = await response.text();
+      if (response.status < 500 && (instance === undefined || answersAs(text, instance)))
+        return { url, process: child, state, stop };
     } catch {
       // not listening yet
     }
     if (Date.now() > deadline) {
       await stop();
-      throw new Error(`wrangler dev did not answer on ${url} in time`);
+      throw new Error(
+        `wrangler dev did not answer on ${url} in time${instance ? " (or another server answers there, not this bridge)" : ""}`,
+      );
     }
     await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+/** Whether a `/health` body is the one of the bridge started with `instance`. */
+function answersAs(text: string, instance: string): boolean {
+  try {
+    return (JSON.parse(text) as { instance?: unknown }).instance === instance;
+  } catch {
+    return false;
   }
 }

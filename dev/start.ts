@@ -2,8 +2,9 @@
  * `npm start`: the bridge under `wrangler dev` on http://127.0.0.1:8787,
  * wired to local stand-ins of Segment and Vero, printing every call they
  * receive. No account and no credentials needed: nothing leaves this machine.
+ * A port that is taken (PORT, or a stand-in's) is replaced by a free one, and said.
  */
-import { startBridge } from "./bridge.ts";
+import { freePort, portIsFree, startBridge } from "./bridge.ts";
 import { DEV_SECRETS, devBindings } from "./dev-settings.ts";
 import { formatCall } from "./format-call.ts";
 import { startAlertStandIn } from "./stand-ins/alerts.ts";
@@ -12,38 +13,42 @@ import type { StandIn } from "./stand-ins/harness.ts";
 import { startSegmentStandIn } from "./stand-ins/segment.ts";
 import { startVeroStandIn } from "./stand-ins/vero.ts";
 
-const BRIDGE_PORT = Number(process.env.PORT ?? 8787);
-const SEGMENT_PORT = Number(process.env.SEGMENT_STAND_IN_PORT ?? 8790);
-const VERO_PORT = Number(process.env.VERO_STAND_IN_PORT ?? 8791);
-const ALERTS_PORT = Number(process.env.ALERT_STAND_IN_PORT ?? 8792);
+const BRIDGE_PORT = Number(process.env.PORT || 8787);
+const SEGMENT_PORT = Number(process.env.SEGMENT_STAND_IN_PORT || 8790);
+const VERO_PORT = Number(process.env.VERO_STAND_IN_PORT || 8791);
+const ALERTS_PORT = Number(process.env.ALERT_STAND_IN_PORT || 8792);
 /** How often the sandbox runs the alert cron (deployed, Cloudflare runs it every 5 minutes). */
 const ALERT_CHECK_MS = 15_000;
 const ALERT_CRON = "*/5 * * * *";
 
 const print = (line: string) => process.stdout.write(`${line}\n`);
 
-async function listen(start: (port: number) => Promise<StandIn>, port: number): Promise<StandIn> {
+async function listen(name: string, start: (port: number) => Promise<StandIn>, port: number): Promise<StandIn> {
   try {
     return await start(port);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "EADDRINUSE") throw error;
-    print(`port ${port} is taken; the stand-in takes a free one instead`);
-    return start(0);
+    const standIn = await start(0);
+    print(`Port ${port} is taken: the ${name} stand-in listens on ${new URL(standIn.url).port} instead`);
+    return standIn;
   }
 }
 
 const segment = await listen(
+  "Segment",
   (port) =>
     startSegmentStandIn({ tenants: [DEV_SECRETS.SEGMENT_WRITE_KEY], onCall: (call) => print(formatCall(call)) }, port),
   SEGMENT_PORT,
 );
 const vero = await listen(
+  "Vero",
   (port) =>
     startVeroStandIn({ tenants: [DEV_SECRETS.VERO_AUTH_TOKEN], onCall: (call) => print(formatCall(call)) }, port),
   VERO_PORT,
 );
 
 const alerts = await listen(
+  "alert receiver",
   (port) =>
     startAlertStandIn(
       {
@@ -61,15 +66,18 @@ const alerts = await listen(
 print(`Segment stand-in: ${segment.url}   (write key ${DEV_SECRETS.SEGMENT_WRITE_KEY})`);
 print(`Vero stand-in:    ${vero.url}/api/v2   (auth_token ${DEV_SECRETS.VERO_AUTH_TOKEN})`);
 print(`Alert receiver:   ${alerts.url}/hooks/sandbox   (ALERT_WEBHOOK_URL)`);
-print(`Bridge:           http://127.0.0.1:${BRIDGE_PORT}   (starting wrangler dev...)`);
+// Often another `wrangler dev` holds 8787, wrangler's default: the bridge then takes a free port.
+const bridgePort = (await portIsFree(BRIDGE_PORT)) ? BRIDGE_PORT : await freePort();
+if (bridgePort !== BRIDGE_PORT) print(`Port ${BRIDGE_PORT} is taken: the bridge listens on ${bridgePort} instead`);
+print(`Bridge:           http://127.0.0.1:${bridgePort}   (starting wrangler dev...)`);
 
 const bridge = await startBridge({
   vars: {
     ...devBindings(segment.url, vero.url),
     ALERT_WEBHOOK_URL: `${alerts.url}/hooks/sandbox`,
-    PUBLIC_URL: `http://127.0.0.1:${BRIDGE_PORT}`,
+    PUBLIC_URL: `http://127.0.0.1:${bridgePort}`,
   },
-  port: BRIDGE_PORT,
+  port: bridgePort,
   // Lets the sandbox run the alert cron at /__scheduled, sooner than every 5 minutes.
   args: ["--test-scheduled"],
 }).catch(async (error: unknown) => {

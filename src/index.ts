@@ -43,7 +43,8 @@ async function scheduled(controller: ScheduledController, env: Env): Promise<voi
   log("info", "ledger pruned", { retentionDays: days, ...pruned });
 }
 
-// The Durable Object classes wrangler.toml binds (MAILBOX, COUNTERS) are exported by the main module.
+// The Durable Object classes wrangler.toml binds (MAILBOX, COUNTERS, LEDGER_ALERT) are exported by the main module.
+export { LedgerAlert } from "./admin/alerts/ledger-alert.ts";
 export { CounterShard } from "./delivery/counter-shard.ts";
 export { Mailbox } from "./outbound/mailbox.ts";
 

@@ -217,7 +217,14 @@ export async function startStandIn(options: StandInOptions, port = 0): Promise<S
   });
   // Keep-alive sockets from the Worker must not hold `close()` open forever.
   server.keepAliveTimeout = 1000;
-  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+  // A taken port rejects (EADDRINUSE) rather than crashing the process: the sandbox then takes a free one.
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, "127.0.0.1", () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
   const address = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${address.port}`,

@@ -4,6 +4,7 @@
  */
 
 import { discardDeadLetter, redriveDeadLetter, redriveListed, requireDeadLetter } from "../delivery/dead-letters.ts";
+import { summarise } from "../delivery/latency.ts";
 import {
   type CounterRow,
   type DeadLetter,
@@ -11,10 +12,13 @@ import {
   type DeadLetterSummary,
   listDeadLetters,
   readCounters,
+  readLatency,
 } from "../delivery/ledger.ts";
 import { redriveToMailboxes } from "../outbound/mailboxes.ts";
 import type { Env } from "../shared/env.ts";
 import { listPage } from "./dead-letter-query.ts";
+import { RANGES } from "./flow.tsx";
+import type { LatencyByRange } from "./latency.tsx";
 
 export type { CounterRow, DeadLetter, DeadLetterFilter, DeadLetterSummary };
 
@@ -30,6 +34,18 @@ export function hourStart(now: Date): Date {
 export async function weekOfCounters(db: D1Database, now: Date): Promise<CounterRow[]> {
   const until = new Date(hourStart(now).getTime() + HOUR_MS);
   return readCounters(db, { since: new Date(until.getTime() - WEEK_HOURS * HOUR_MS), until });
+}
+
+/** Each direction's latency percentiles over the flow's ranges (24 hours, 7 days) up to `now`. */
+export async function latencyByRange(db: D1Database, now: Date): Promise<LatencyByRange> {
+  const [day, week] = await Promise.all(
+    RANGES.map((range) => readLatency(db, { since: new Date(now.getTime() - range.hours * HOUR_MS) })),
+  );
+  const summaries = (histograms: Awaited<ReturnType<typeof readLatency>> | undefined) => ({
+    inbound: summarise(histograms?.inbound ?? new Map()),
+    outbound: summarise(histograms?.outbound ?? new Map()),
+  });
+  return { day: summaries(day), week: summaries(week) };
 }
 
 export function deadLetters(db: D1Database, filter: DeadLetterFilter) {

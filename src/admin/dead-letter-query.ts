@@ -13,22 +13,25 @@ const hasZone = (value: string) => /[zZ]|[+-]\d\d:?\d\d$/.test(value);
 /** ISO 8601; a time without a zone (as a datetime-local field sends it) is read as UTC. */
 const asDate = (value: string) => new Date(hasZone(value) ? value : `${value}Z`);
 
-const sinceSchema = z.pipe(
-  z.string().check(
-    z.maxLength(40, "must be an ISO date and time such as 2026-11-28T00:00Z"),
-    z.refine((value) => !Number.isNaN(asDate(value).getTime()), {
-      error: "must be an ISO date and time such as 2026-11-28T00:00Z",
-    }),
-  ),
+const ISO_TIME = "an ISO date and time such as 2026-11-28T00:00Z";
+
+/** A time filter (`since`, `until`): ISO 8601, read as UTC without a zone; missing, it says it is required. */
+export const isoTimeSchema = z.pipe(
+  z
+    .string({ error: (issue) => (issue.input === undefined ? `is required: ${ISO_TIME}` : `must be ${ISO_TIME}`) })
+    .check(
+      z.maxLength(40, `must be ${ISO_TIME}`),
+      z.refine((value) => !Number.isNaN(asDate(value).getTime()), { error: `must be ${ISO_TIME}` }),
+    ),
   z.transform((value) => asDate(value).toISOString()),
 );
 
 const LIMIT_MESSAGE = "must be a whole number from 1 to 1000";
 
 export const deadLetterQuerySchema = z.object({
-  source: z.optional(deadLetterSource),
+  source: z.optional(z.enum(deadLetterSource.options, { error: `must be ${deadLetterSource.options.join(" or ")}` })),
   reason: z.optional(z.string().check(z.maxLength(200, "is over 200 characters"))),
-  since: z.optional(sinceSchema),
+  since: z.optional(isoTimeSchema),
   // Opaque: the ledger decodes it, and names one it did not hand out.
   cursor: z.optional(z.string().check(z.maxLength(500, "is not one this bridge returned"))),
   limit: z.optional(

@@ -4,7 +4,7 @@
  */
 import type { CounterOutcome, CounterRow, Direction } from "../delivery/ledger.ts";
 
-export const OUTCOMES: readonly CounterOutcome[] = ["delivered", "retried", "dead_lettered", "refused"];
+export const OUTCOMES: readonly CounterOutcome[] = ["delivered", "retried", "dead_lettered", "refused", "filtered"];
 export const DIRECTIONS: readonly Direction[] = ["inbound", "outbound"];
 
 export const DIRECTION_LABEL: Record<Direction, string> = {
@@ -16,12 +16,14 @@ export const OUTCOME_LABEL: Record<CounterOutcome, string> = {
   retried: "retried",
   dead_lettered: "dead-lettered",
   refused: "refused",
+  filtered: "filtered",
 };
 const OUTCOME_COLOR: Record<CounterOutcome, string> = {
   delivered: "#2f855a",
   retried: "#b7791f",
   dead_lettered: "#c53030",
   refused: "#718096",
+  filtered: "#5a67d8",
 };
 
 export type Tally = Record<CounterOutcome, number>;
@@ -37,7 +39,7 @@ export interface NameFlow {
 }
 
 const HOUR_MS = 3_600_000;
-const emptyTally = (): Tally => ({ delivered: 0, retried: 0, dead_lettered: 0, refused: 0 });
+const emptyTally = (): Tally => ({ delivered: 0, retried: 0, dead_lettered: 0, refused: 0, filtered: 0 });
 const sum = (tally: Tally) => OUTCOMES.reduce((total, outcome) => total + tally[outcome], 0);
 
 /** The rows of one direction whose hour is in [since, until). */

@@ -51,6 +51,7 @@ export function Layout(props: { title: string; nonce: string | undefined; signed
           </h1>
           {props.signedIn && (
             <form method="post" action={`${CONSOLE}/sign-out`} class="inline">
+              <a href={`${CONSOLE}/tester`}>Event tester</a>{" "}
               <button type="submit" class="secondary">
                 Sign out
               </button>
@@ -364,6 +365,7 @@ export function LetterDetail(props: { letter: DeadLetter }) {
         <a class="button danger" href={`${path}/delete`}>
           Delete…
         </a>{" "}
+        <a href={`${CONSOLE}/tester?letter=${encodeURIComponent(letter.id)}`}>open in the event tester</a>{" "}
         <a href={`${BASE}#dead-letters`}>back</a>
       </p>
     </section>

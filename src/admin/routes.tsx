@@ -6,20 +6,30 @@ import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { csrf } from "hono/csrf";
 import type { Child } from "hono/jsx";
 import { NONCE, type SecureHeadersVariables, secureHeaders } from "hono/secure-headers";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
 import * as z from "zod/mini";
 import { requireDeadLetter, requireLedger } from "../delivery/dead-letters.ts";
 import type { DeadLetter, DeadLetterFilter } from "../delivery/ledger.ts";
 import { BridgeError } from "../shared/errors.ts";
 import { healthOf } from "../shared/health.ts";
 import { type AppEnv, bodyReader } from "../shared/http.ts";
-import { log } from "../shared/log.ts";
 import { matchesAnySecret } from "../shared/secrets.ts";
-import { describeUnready, settingsFor } from "../shared/settings.ts";
+import { describeUnready, parseAlertSettings, settingsFor } from "../shared/settings.ts";
 import { parseDeadLetterQuery } from "./dead-letter-query.ts";
 import "../shared/zod.ts";
 import { AlertsPanel } from "./alerts/panel.tsx";
 import { alertStatus } from "./alerts/status.ts";
-import { deadLetters, deleteOne, hourStart, redriveMatching, redriveOne, weekOfCounters } from "./data.ts";
+import {
+  deadLetters,
+  deleteOne,
+  hourStart,
+  latencyByRange,
+  redriveMatching,
+  redriveOne,
+  weekOfCounters,
+} from "./data.ts";
+import { LatencyPanel } from "./latency.tsx";
+import { countFailure } from "./limits.ts";
 import {
   BASE,
   CONSOLE,
@@ -36,6 +46,8 @@ import {
   StatusPanel,
 } from "./pages.tsx";
 import { endSession, hasSession, startSession } from "./session.ts";
+import { SAMPLES, testSegmentEvents, testVeroWebhook } from "./tester.ts";
+import { type Direction, TesterPage } from "./tester-page.tsx";
 
 type ConsoleEnv = AppEnv & { Variables: SecureHeadersVariables };
 type ConsoleContext = Context<ConsoleEnv>;
@@ -69,7 +81,7 @@ function page(
   c: ConsoleContext,
   title: string,
   body: Child,
-  options: { signedIn?: boolean; status?: 200 | 401 | 429 | 503 } = {},
+  options: { signedIn?: boolean; status?: ContentfulStatusCode } = {},
 ) {
   return c.html(
     `<!doctype html>${(
@@ -117,8 +129,9 @@ async function dashboard(c: ConsoleContext) {
   const now = new Date();
   const filter = parseFilter(c.req.query());
   const db = c.env.LEDGER;
-  const [rows, page_, alerts] = await Promise.all([
+  const [rows, latency, page_, alerts] = await Promise.all([
     db ? weekOfCounters(db, now) : undefined,
+    db ? latencyByRange(db, now) : undefined,
     db ? deadLetters(db, filter) : undefined,
     alertStatus(c.env, now),
   ]);
@@ -136,6 +149,12 @@ async function dashboard(c: ConsoleContext) {
       <AlertsPanel status={alerts} />
       <StatusPanel health={healthOf(c.env)} problems={problems} ledgerBound={db !== undefined} />
       <FlowSection rows={rows} until={new Date(hourStart(now).getTime() + HOUR_MS)} />
+      {latency ? (
+        <section class="panel" id="latency">
+          <h2>Delivery latency</h2>
+          <LatencyPanel latency={latency} latencySeconds={parseAlertSettings(c.env).latencySeconds} />
+        </section>
+      ) : undefined}
       <DeadLettersSection page={page_} filter={filter} />
     </>,
   );
@@ -143,27 +162,63 @@ async function dashboard(c: ConsoleContext) {
 
 /** The console's forms hold a token or a filter: 8 KB is ample, and nothing larger is buffered. */
 const FORM_MAX_BYTES = 8_192;
-const formLimit = bodyReader({
-  decode: false,
-  limit: {
-    maxBytes: FORM_MAX_BYTES,
-    tooLarge: () => new BridgeError(413, "payload_too_large", `form body is over ${FORM_MAX_BYTES} bytes`),
-  },
+/** The event tester's form holds a pasted event or batch: Segment's own 500 KB batch limit. */
+const TESTER_MAX_BYTES = 512_000;
+const limitTo = (maxBytes: number) =>
+  bodyReader({
+    decode: false,
+    limit: {
+      maxBytes,
+      tooLarge: () => new BridgeError(413, "payload_too_large", `form body is over ${maxBytes} bytes`),
+    },
+  });
+const smallForm = limitTo(FORM_MAX_BYTES);
+const testerForm = limitTo(TESTER_MAX_BYTES);
+const formLimit: MiddlewareHandler<ConsoleEnv> = (c, next) =>
+  (c.req.path === `${CONSOLE}/tester` ? testerForm : smallForm)(c, next);
+
+const testerInput = z.object({
+  direction: z.enum(["outbound", "inbound"]),
+  payload: z.string().check(z.minLength(1)),
+  send: z.optional(z.string()),
 });
 
-/**
- * Sign-in attempts per client, by Cloudflare's Rate Limiting binding keyed on
- * CF-Connecting-IP (which Cloudflare sets). Without the binding, no limit:
- * docs/security.md says what that leaves.
- */
-async function signInAllowed(c: ConsoleContext): Promise<boolean> {
-  const limiter = c.env.SIGN_IN_LIMITER;
-  if (!limiter) return true;
-  const client = c.req.header("CF-Connecting-IP") ?? "unknown";
-  const { success } = await limiter.limit({ key: `sign-in:${client}` });
-  // The address is not logged: it is personal data, and the count is what tells an attack.
-  if (!success) log("warn", "console sign-in rate-limited", {});
-  return success;
+/** The tester's page: what was pasted, and what the bridge would do (or did) with it, or why it cannot say. */
+async function runTester(c: ConsoleContext) {
+  const form = testerInput.safeParse(await formOf(c));
+  if (!form.success)
+    return page(c, "Event tester", <TesterPage direction="outbound" payload="" problem="Paste a payload to test." />, {
+      status: 400,
+    });
+  const { direction, payload, send } = form.data;
+  try {
+    const test = direction === "outbound" ? testSegmentEvents : testVeroWebhook;
+    const result = await test(c.env, payload, send === "1");
+    return page(c, "Event tester", <TesterPage direction={direction} payload={payload} result={result} />);
+  } catch (error) {
+    if (!(error instanceof BridgeError)) throw error;
+    return page(c, "Event tester", <TesterPage direction={direction} payload={payload} problem={error.message} />, {
+      status: error.status,
+    });
+  }
+}
+
+/** The tester's empty form, or one filled with a sample or a dead letter's body. */
+async function testerPage(c: ConsoleContext) {
+  const sample = c.req.query("sample");
+  const letterId = c.req.query("letter");
+  let direction: Direction = "outbound";
+  let payload = "";
+  if (sample && Object.hasOwn(SAMPLES, sample)) {
+    const chosen = SAMPLES[sample] as (typeof SAMPLES)[string];
+    direction = chosen.direction;
+    payload = JSON.stringify(chosen.payload, null, 2);
+  } else if (letterId) {
+    const letter = await requireDeadLetter(requireLedger(c.env), letterId);
+    direction = letter.source === "vero" ? "outbound" : "inbound";
+    payload = JSON.stringify(letter.body, null, 2);
+  }
+  return page(c, "Event tester", <TesterPage direction={direction} payload={payload} />);
 }
 
 async function formOf(c: ConsoleContext): Promise<Record<string, unknown>> {
@@ -232,19 +287,17 @@ export const consoleRoutes = new Hono<ConsoleEnv>()
         status: 503,
       });
     }
-    if (!(await signInAllowed(c))) {
-      return page(
-        c,
-        "Sign in",
-        <SignInForm problem="Too many sign-in attempts from here. Wait a minute, then try again." />,
-        {
-          signedIn: false,
-          status: 429,
-        },
-      );
-    }
     const form = signInForm.safeParse(await formOf(c));
     if (!form.success || !(await matchesAnySecret(form.data.token, state.settings.adminTokens))) {
+      // Only a wrong token counts, and only it is held back: the right one always signs in.
+      if (!(await countFailure(c, "sign-in"))) {
+        return page(
+          c,
+          "Sign in",
+          <SignInForm problem="Too many failed sign-in attempts from here. Wait a minute, then try again." />,
+          { signedIn: false, status: 429 },
+        );
+      }
       return page(c, "Sign in", <SignInForm problem="That is not the admin token. Nothing is shown without it." />, {
         signedIn: false,
         status: 401,
@@ -259,6 +312,8 @@ export const consoleRoutes = new Hono<ConsoleEnv>()
   })
   .get("/", requireSession, dashboard)
   .use("/console/*", requireSession)
+  .get("/console/tester", testerPage)
+  .post("/console/tester", runTester)
   .get("/console/redrive", async (c) => {
     const filter = parseFilter({ ...c.req.query(), cursor: undefined });
     const { total } = await deadLetters(requireLedger(c.env), { ...filter, limit: 1 });

@@ -1,16 +1,16 @@
 /**
- * A counter shard: a Durable Object that sums the counts mailboxes report
- * and writes them to D1's hourly counters on its own alarm, a few seconds
- * after the first report it holds. D1 then takes one statement per shard
- * and time bucket every few seconds, whatever the number of users.
+ * A counter shard: a Durable Object that sums the counts (and latencies)
+ * mailboxes report and writes them to D1's counters (and latency bins) on its own alarm, a few seconds
+ * after the first report it holds. D1 then takes one statement per shard,
+ * time bucket and table every few seconds, whatever the number of users.
  */
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../shared/env.ts";
 import { describeError, log } from "../shared/log.ts";
-import { type CounterOutcome, Counters, type Direction, LEDGER_UNBOUND } from "./ledger.ts";
+import { type CountedOutcome, Counters, type Direction, LEDGER_UNBOUND } from "./ledger.ts";
 
 /** [time bucket (ISO), direction, name, outcome, count] */
-export type CountRow = [string, Direction, string, CounterOutcome, number];
+export type CountRow = [string, Direction, string, CountedOutcome, number];
 
 /** One mailbox's counts since its last report; `seq` lets the shard skip a report it took already. */
 export interface CountReport {
@@ -91,7 +91,7 @@ export class CounterShard extends DurableObject<Env> {
   /** Writes what is pending, one statement per time bucket; on failure keeps it and tries again. Never throws. */
   override async alarm(): Promise<void> {
     const rows = this.sql
-      .exec<{ bucket: string; direction: Direction; name: string; outcome: CounterOutcome; count: number }>(
+      .exec<{ bucket: string; direction: Direction; name: string; outcome: CountedOutcome; count: number }>(
         "SELECT bucket, direction, name, outcome, count FROM pending",
       )
       .toArray();
@@ -107,9 +107,7 @@ export class CounterShard extends DurableObject<Env> {
       const db = this.env.LEDGER;
       try {
         if (!db) throw new Error(LEDGER_UNBOUND);
-        const statements = [...byBucket].flatMap(
-          ([bucket, counters]) => counters.statement(db, new Date(bucket)) ?? [],
-        );
+        const statements = [...byBucket].flatMap(([bucket, counters]) => counters.statements(db, new Date(bucket)));
         d1Statements = statements.length;
         await db.batch(statements);
         // Reports may have arrived during the write: only what was written is taken off.

@@ -93,6 +93,21 @@ export async function requireDeadLetter(db: D1Database, id: string): Promise<Dea
   return letter;
 }
 
+/**
+ * The most letters one bulk re-drive takes while Vero letters go back to the
+ * mailboxes (no VERO_QUEUE): each may be its own user's Durable Object call,
+ * and an invocation may make 1,000 subrequests to Cloudflare services on
+ * Workers Free (10,000 on Paid); the rest is room for its D1 queries (at most
+ * 3 per 100 letters). With the queue, 1,000 letters of 128 KB take 500
+ * sendBatch calls, within it.
+ */
+export const REDRIVE_TO_MAILBOXES_MAX = 900;
+
+/** How many letters a bulk re-drive of `requested` may take in this invocation. */
+export function redrivePageSize(env: Env, requested: number): number {
+  return env.VERO_QUEUE ? requested : Math.min(requested, REDRIVE_TO_MAILBOXES_MAX);
+}
+
 /** Letters whose bodies are read in one query: at most a queue message (128 KB) each, so about 13 MB. */
 const READ_CHUNK = 100;
 

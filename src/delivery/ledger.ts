@@ -1,19 +1,28 @@
 /**
  * The delivery ledger (D1 binding LEDGER, schema in migrations/): the dead
- * letters, the hourly counters, and the Vero calls recorded before the
+ * letters, the counters and latencies per 5 minutes, and the Vero calls recorded before the
  * mailboxes kept their own (read for jobs queued before them, then pruned). Every batch of
  * rows travels as one JSON parameter expanded by `json_each`, so one
  * statement serves a batch of any size within D1's 100 bound parameters.
  */
 import * as z from "zod/mini";
 import type { Env } from "../shared/env.ts";
-import { log } from "../shared/log.ts";
+import { describeError, log } from "../shared/log.ts";
 import "../shared/zod.ts";
+import { binOf, type Histogram, LATENCY, LATENCY_BOUNDS_MS } from "./latency.ts";
 
 export const LEDGER_UNBOUND = "the LEDGER D1 database is not bound (see wrangler.toml)";
 
+/** What to run when D1 answers "no such table": the ledger is bound but its schema (migrations/) is not applied. */
+export const LEDGER_UNMIGRATED =
+  "the ledger (D1 binding LEDGER) has no schema yet: apply migrations/ with `npx wrangler d1 migrations apply LEDGER --local` under a plain wrangler dev, or `npm run deploy` (which runs it with --remote) deployed";
+
+export const isMissingTable = (error: unknown) => error instanceof Error && /no such table/i.test(error.message);
+
 export type Direction = "inbound" | "outbound";
-export type CounterOutcome = "delivered" | "retried" | "dead_lettered" | "refused";
+export type CounterOutcome = "delivered" | "retried" | "dead_lettered" | "refused" | "filtered";
+/** What travels with the counts: an outcome, or a latency bin (`LATENCY`, named by the bin's lower bound). */
+export type CountedOutcome = CounterOutcome | typeof LATENCY;
 export interface CounterRow {
   /** The hour's start, ISO, e.g. "2026-11-28T15:00:00.000Z". */
   hour: string;
@@ -87,10 +96,6 @@ export function stalledSummary(db: D1Database, before: Date): D1PreparedStatemen
     .bind(before.toISOString());
 }
 
-/** The table comes with migrations/0002: before it, no mailbox can be reported stalled. */
-export const isMissingTable = (error: unknown): boolean =>
-  error instanceof Error && /no such table/i.test(error.message);
-
 // ---- Counters --------------------------------------------------------------
 
 /** The hour `date` falls in, as `readCounters` reports it. */
@@ -108,18 +113,30 @@ export function bucketOf(date: Date): string {
   return new Date(Math.floor(date.getTime() / BUCKET_MS) * BUCKET_MS).toISOString();
 }
 
-/** Counts gathered in memory over a batch or request, written by one statement. */
+/** Counts and latencies gathered in memory over a batch or request, written by one statement each. */
 export class Counters {
   private readonly counts = new Map<string, number>();
+  private readonly latencies = new Map<string, number>();
 
-  add(direction: Direction, name: string, outcome: CounterOutcome, by = 1): void {
+  add(direction: Direction, name: string, outcome: CountedOutcome, by = 1): void {
     if (by <= 0) return;
+    if (outcome === LATENCY) {
+      const key = JSON.stringify([direction, binOf(Number(name))]);
+      this.latencies.set(key, (this.latencies.get(key) ?? 0) + by);
+      return;
+    }
     const key = JSON.stringify([direction, name, outcome]);
     this.counts.set(key, (this.counts.get(key) ?? 0) + by);
   }
 
+  /** One event delivered `ms` after the bridge received it. */
+  addLatency(direction: Direction, ms: number): void {
+    this.add(direction, String(binOf(ms)), LATENCY);
+  }
+
   merge(other: Counters): void {
     for (const [key, count] of other.counts) this.counts.set(key, (this.counts.get(key) ?? 0) + count);
+    for (const [key, count] of other.latencies) this.latencies.set(key, (this.latencies.get(key) ?? 0) + count);
   }
 
   /** The upsert adding every count to its 5-minute bucket's row, or undefined when nothing was counted. */
@@ -136,6 +153,45 @@ export class Counters {
       )
       .bind(JSON.stringify(rows), bucketOf(now));
   }
+
+  /** The upsert adding every latency to its bucket's bins (migrations/0005_latency.sql), or undefined without any. */
+  latencyStatement(db: D1Database, now = new Date()): D1PreparedStatement | undefined {
+    if (this.latencies.size === 0) return undefined;
+    const rows = [...this.latencies].map(([key, count]) => [...(JSON.parse(key) as [string, number]), count]);
+    return db
+      .prepare(
+        `INSERT INTO latency (bucket, direction, ge_ms, count)
+         SELECT ?2, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]')
+         FROM json_each(?1) WHERE true
+         ON CONFLICT (bucket, direction, ge_ms) DO UPDATE SET count = count + excluded.count`,
+      )
+      .bind(JSON.stringify(rows), bucketOf(now));
+  }
+
+  /** Both upserts: what a batch that measured latency writes. */
+  statements(db: D1Database, now = new Date()): D1PreparedStatement[] {
+    return [this.statement(db, now), this.latencyStatement(db, now)].filter((statement) => statement !== undefined);
+  }
+}
+
+/**
+ * A request's counts, written after its answer (one statement, never one per
+ * event). A failed write is logged, not retried: the request was answered.
+ */
+export function writeCountsAfterAnswer(
+  ctx: Pick<ExecutionContext, "waitUntil">,
+  db: D1Database | undefined,
+  counters: Counters,
+  what: string,
+): void {
+  const statements = db ? counters.statements(db) : [];
+  if (!db || statements.length === 0) return;
+  ctx.waitUntil(
+    db.batch(statements).then(
+      () => undefined,
+      (error: unknown) => log("warn", `could not count ${what}`, { error: describeError(error) }),
+    ),
+  );
 }
 
 /** Hourly rows: the 5-minute buckets of each hour summed. */
@@ -168,6 +224,34 @@ export async function readRecentOutcomes(db: D1Database, since: Date): Promise<O
   const counts: OutcomeCounts = { inbound: {}, outbound: {} };
   for (const row of results) counts[row.direction][row.outcome] = row.count;
   return counts;
+}
+
+/**
+ * Each direction's latency histogram over the 5-minute buckets from the one
+ * `since` falls in, to `until`. Before migrations/0005_latency.sql is applied
+ * there is none to read, which is not the ledger failing: empty histograms.
+ */
+export async function readLatency(
+  db: D1Database,
+  range: { since: Date; until?: Date },
+): Promise<Record<Direction, Histogram>> {
+  const histograms: Record<Direction, Histogram> = { inbound: new Map(), outbound: new Map() };
+  let results: { direction: Direction; ge_ms: number; count: number }[];
+  try {
+    ({ results } = await db
+      .prepare(
+        `SELECT direction, ge_ms, sum(count) AS count FROM latency WHERE bucket >= ?1 AND (?2 IS NULL OR bucket < ?2)
+         GROUP BY direction, ge_ms`,
+      )
+      .bind(bucketOf(range.since), range.until ? range.until.toISOString() : null)
+      .all<{ direction: Direction; ge_ms: number; count: number }>());
+  } catch (error) {
+    if (isMissingTable(error)) return histograms;
+    throw error;
+  }
+  const bounds: readonly number[] = LATENCY_BOUNDS_MS;
+  for (const row of results) if (bounds.includes(row.ge_ms)) histograms[row.direction].set(row.ge_ms, row.count);
+  return histograms;
 }
 
 // ---- Dead letters ----------------------------------------------------------
@@ -320,7 +404,7 @@ export function retentionDays(env: Pick<Env, "LEDGER_RETENTION_DAYS">): number {
 export const PRUNE_CHUNK_ROWS = 10_000;
 
 /**
- * Deletes counters older than the retention, and a bounded chunk of the
+ * Deletes counters and latencies older than the retention, and a bounded chunk of the
  * previous ledger's recorded calls (the mailboxes keep their own now), so
  * no run issues an unbounded DELETE; the table empties over a few days.
  * Dead letters stay until an operator acts.
@@ -329,9 +413,9 @@ export async function pruneLedger(
   db: D1Database,
   days: number,
   now = new Date(),
-): Promise<{ calls: number; counters: number; before: string }> {
+): Promise<{ calls: number; counters: number; latency: number; before: string }> {
   const before = new Date(now.getTime() - days * 86_400_000).toISOString();
-  const [calls, counters] = await db.batch([
+  const [calls, counters, latency] = await db.batch([
     db
       .prepare(
         `DELETE FROM vero_calls WHERE (message_id, call) IN (
@@ -339,6 +423,12 @@ export async function pruneLedger(
       )
       .bind(before, PRUNE_CHUNK_ROWS),
     db.prepare("DELETE FROM counters WHERE hour < ?1").bind(before),
+    db.prepare("DELETE FROM latency WHERE bucket < ?1").bind(before),
   ]);
-  return { calls: calls?.meta.changes ?? 0, counters: counters?.meta.changes ?? 0, before };
+  return {
+    calls: calls?.meta.changes ?? 0,
+    counters: counters?.meta.changes ?? 0,
+    latency: latency?.meta.changes ?? 0,
+    before,
+  };
 }

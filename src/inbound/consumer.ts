@@ -108,7 +108,7 @@ export async function consumeSegmentBatch(batch: MessageBatch<unknown>, env: Env
   const settlement = new Settlement("segment", retryPolicyFor(env));
   const counters = new Counters();
   // Counters and dead letters are written once per batch, whatever way it ends.
-  const flush = () => settlement.flush(env.LEDGER, env.LEDGER ? [counters.statement(env.LEDGER)] : []);
+  const flush = () => settlement.flush(env.LEDGER, env.LEDGER ? counters.statements(env.LEDGER) : []);
   const valid: { queued: Message<unknown>; message: SegmentMessage }[] = [];
   for (const queued of batch.messages) {
     const parsed = segmentJobSchema.safeParse(queued.body);
@@ -152,6 +152,8 @@ export async function consumeSegmentBatch(batch: MessageBatch<unknown>, env: Env
       message.type === "track" ? message.event : message.type,
       fate === "acked" ? "delivered" : fate,
     );
+    // From the route's enqueue (the bridge's receipt) to Segment's acceptance.
+    if (fate === "acked") counters.addLatency("inbound", Date.now() - queued.timestamp.getTime());
   }
   await flush();
   log(failed === 0 ? "info" : "warn", "segment batch", {

@@ -4,6 +4,7 @@
  * (2xx: done, do not resend; 503: resend later; 400: never resend).
  */
 import type { Context, MiddlewareHandler } from "hono";
+import { Counters, writeCountsAfterAnswer } from "../delivery/ledger.ts";
 import { queueFor } from "../shared/enqueue.ts";
 import { BridgeError, badRequest, DeliveryError } from "../shared/errors.ts";
 import type { AppEnv } from "../shared/http.ts";
@@ -11,7 +12,7 @@ import { jsonBytes } from "../shared/json.ts";
 import { describeError, type LogFields, log, logSampled } from "../shared/log.ts";
 import { enqueueWebhook } from "./enqueue.ts";
 import { MAX_SEGMENT_MESSAGE_BYTES } from "./job.ts";
-import { mapVeroWebhook, type SegmentMessage } from "./map.ts";
+import { EMAIL_EVENT_NAMES, mapVeroWebhook, type SegmentMessage } from "./map.ts";
 import { deliverToSegment, segmentFailureKind } from "./segment.ts";
 
 /** What the one log line of a webhook request says beyond route, status and duration. */
@@ -130,13 +131,59 @@ function refuseOversized(message: SegmentMessage): void {
   );
 }
 
+/**
+ * Without a queue the request is the delivery: its outcome is counted as
+ * the Segment consumer counts a message's, so readiness and the failure-rate
+ * alert see this path too (a 503 is a retry: Vero resends).
+ */
+async function deliverInline(c: Context<InboundEnv>, message: SegmentMessage, receivedAt: Date): Promise<void> {
+  const counters = new Counters();
+  const name = message.type === "track" ? message.event : message.type;
+  try {
+    await deliverToSegment(c.get("inbound"), [message]);
+    counters.add("inbound", name, "delivered");
+    counters.addLatency("inbound", Date.now() - receivedAt.getTime());
+  } catch (error) {
+    if (error instanceof DeliveryError)
+      counters.add("inbound", name, segmentFailureKind(error) === "refused" ? "refused" : "retried");
+    throw error;
+  } finally {
+    writeCountsAfterAnswer(c.executionCtx, c.env.LEDGER, counters, "inline inbound deliveries");
+  }
+}
+
+/** The webhook's type when VERO_WEBHOOK_TYPES_DROPPED lists it (the route and the event tester ask alike). */
+export function droppedType(droppedTypes: readonly string[], json: unknown): string | undefined {
+  const type = typeof json === "object" && json !== null ? (json as { type?: unknown }).type : undefined;
+  return typeof type === "string" && droppedTypes.includes(type) ? type : undefined;
+}
+
+/** A dropped webhook, counted as filtered under the name the event would have had in Segment, after the answer. */
+function countDropped(c: Context<InboundEnv>, type: string): void {
+  const counters = new Counters();
+  const name = Object.hasOwn(EMAIL_EVENT_NAMES, type)
+    ? EMAIL_EVENT_NAMES[type as keyof typeof EMAIL_EVENT_NAMES]
+    : type;
+  counters.add("inbound", name, "filtered");
+  writeCountsAfterAnswer(c.executionCtx, c.env.LEDGER, counters, "a dropped webhook");
+}
+
 export async function handleVeroWebhook(c: Context<InboundEnv>): Promise<Response> {
   const fields = c.get("webhookLog");
   // Before the body is read: queue mode without its dead-letter store is a 503 naming the binding.
   const queue = queueFor(c.env, "SEGMENT_QUEUE");
   // Bytes, not c.req.text(): the Content-Type may say anything (workerd warns when text() meets a form type).
   const json = parseWebhookBody(decodeUtf8(await c.req.arrayBuffer()));
-  const mapped = mapVeroWebhook(json, { receivedAt: new Date() });
+  const dropped = droppedType(c.get("inbound").droppedTypes, json);
+  if (dropped) {
+    // Answered 2xx: Vero would otherwise resend it.
+    countDropped(c, dropped);
+    fields.outcome = "filtered";
+    fields.type = dropped;
+    return c.json({ ok: true, filtered: `VERO_WEBHOOK_TYPES_DROPPED lists ${dropped}` });
+  }
+  const receivedAt = new Date();
+  const mapped = mapVeroWebhook(json, { receivedAt });
 
   if (mapped.kind === "invalid") {
     fields.outcome = "invalid";
@@ -155,7 +202,7 @@ export async function handleVeroWebhook(c: Context<InboundEnv>): Promise<Respons
   try {
     refuseOversized(message);
     if (queue) await enqueueWebhook(queue, message);
-    else await deliverToSegment(c.get("inbound"), [message]);
+    else await deliverInline(c, message, receivedAt);
   } catch (error) {
     if (error instanceof BridgeError) {
       fields.outcome = error.code;

@@ -1,7 +1,7 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { basicAuth } from "hono/basic-auth";
 import { bearerAuth } from "hono/bearer-auth";
-import { unauthorized } from "../shared/errors.ts";
+import { type AuthScheme, unauthorized } from "../shared/errors.ts";
 import type { AppEnv } from "../shared/http.ts";
 import { exceedsDepth, isRecord } from "../shared/json.ts";
 import { hmacSha1Hex, matchesAnySecret } from "../shared/secrets.ts";
@@ -9,21 +9,26 @@ import { hmacSha1Hex, matchesAnySecret } from "../shared/secrets.ts";
 const secretsOf = (c: Context<AppEnv>) => c.get("outbound").sharedSecrets;
 
 /** Hono calls these to word a refusal; throwing sends it down the one error path (`renderError`). */
-const refuse = (message: string) => (): never => {
-  throw unauthorized(message);
+const refuse = (message: string, schemes: readonly AuthScheme[]) => (): never => {
+  throw unauthorized(message, schemes);
 };
+
+/** `/segment` takes either scheme in `Authorization` (or a signature, which no scheme describes). */
+const SEGMENT_SCHEMES: readonly AuthScheme[] = ["Basic", "Bearer"];
+/** `/v1/*` takes Basic, as Segment's API does (or a `writeKey` in the body). */
+const API_SCHEMES: readonly AuthScheme[] = ["Basic"];
 
 /** `Authorization: Basic base64(secret + ":")`, as Segment's libraries send their write key. */
 const basicSecret = basicAuth({
   verifyUser: (username, _password, c) => matchesAnySecret(username, secretsOf(c as Context<AppEnv>)),
-  invalidUserMessage: refuse("wrong Basic credentials (the user name must be SEGMENT_SHARED_SECRET)"),
+  invalidUserMessage: refuse("wrong Basic credentials (the user name must be SEGMENT_SHARED_SECRET)", ["Basic"]),
 });
 
 /** `Authorization: Bearer <secret>`, a header the user adds to a Webhooks (Actions) mapping. */
 const bearerSecret = bearerAuth<AppEnv>({
   verifyToken: (token, c) => matchesAnySecret(token, secretsOf(c)),
-  invalidAuthenticationHeader: { message: refuse("malformed Bearer credentials") },
-  invalidToken: { message: refuse("wrong Bearer token (it must be SEGMENT_SHARED_SECRET)") },
+  invalidAuthenticationHeader: { message: refuse("malformed Bearer credentials", ["Bearer"]) },
+  invalidToken: { message: refuse("wrong Bearer token (it must be SEGMENT_SHARED_SECRET)", ["Bearer"]) },
 });
 
 /** Basic or Bearer, whichever scheme the header names. */
@@ -62,18 +67,22 @@ async function firstEventSigned(signature: string, raw: string, secrets: readonl
 export const segmentWebhookAuth: MiddlewareHandler<AppEnv> = async (c, next) => {
   if (c.req.header("Authorization")) return authorizationSecret(c, next);
   const signature = c.req.header("X-Signature");
-  if (!signature) throw unauthorized("missing Authorization (Basic or Bearer) or X-Signature header");
+  if (!signature) throw unauthorized("missing Authorization (Basic or Bearer) or X-Signature header", SEGMENT_SCHEMES);
   const raw = await c.req.text();
   const secrets = secretsOf(c);
   if (await signedWith(signature, raw, secrets)) return next();
   if (!raw.trimStart().startsWith("["))
-    throw unauthorized("X-Signature does not match the body signed with SEGMENT_SHARED_SECRET");
+    throw unauthorized("X-Signature does not match the body signed with SEGMENT_SHARED_SECRET", SEGMENT_SCHEMES);
   if (!c.get("outbound").acceptFirstEventSignature)
     throw unauthorized(
       "a JSON array needs Authorization (Basic or Bearer with SEGMENT_SHARED_SECRET): an X-Signature over its first event covers nothing after it, and SEGMENT_ACCEPT_FIRST_EVENT_SIGNATURE is off",
+      SEGMENT_SCHEMES,
     );
   if (await firstEventSigned(signature, raw, secrets)) return next();
-  throw unauthorized("X-Signature matches neither the body nor its first event signed with SEGMENT_SHARED_SECRET");
+  throw unauthorized(
+    "X-Signature matches neither the body nor its first event signed with SEGMENT_SHARED_SECRET",
+    SEGMENT_SCHEMES,
+  );
 };
 
 /**
@@ -98,8 +107,9 @@ export const segmentApiKeyInBody: MiddlewareHandler<AppEnv> = async (c, next) =>
   if (typeof writeKey !== "string")
     throw unauthorized(
       "missing Authorization: Basic header or writeKey in the body (the library's write key is SEGMENT_SHARED_SECRET)",
+      API_SCHEMES,
     );
   if (!(await matchesAnySecret(writeKey, secretsOf(c))))
-    throw unauthorized("wrong writeKey (it must be SEGMENT_SHARED_SECRET)");
+    throw unauthorized("wrong writeKey (it must be SEGMENT_SHARED_SECRET)", API_SCHEMES);
   await next();
 };

@@ -5,11 +5,12 @@
  * drop (400) or move on (2xx).
  */
 
-import { Counters } from "../delivery/ledger.ts";
+import { Counters, writeCountsAfterAnswer } from "../delivery/ledger.ts";
+import { applyFilters, type DestinationFilter } from "../shared/destination-filters.ts";
 import { enqueueFailed, queueFor } from "../shared/enqueue.ts";
 import { BridgeError, badRequest } from "../shared/errors.ts";
 import type { AppContext } from "../shared/http.ts";
-import { describeError, log, logSampled } from "../shared/log.ts";
+import { log, logSampled } from "../shared/log.ts";
 import { type Contract, oversizedEvent, pastBatchLimit } from "./contract.ts";
 import { enqueueJobs, veroJobOf } from "./enqueue.ts";
 import { orderingKey } from "./job.ts";
@@ -53,32 +54,21 @@ export async function handleSegmentRequest(
   if (body.events.length === 0 && !trackingApi) throw refuse("the request holds no events");
 
   const receivedAt = new Date();
-  const jobs: RoutedEvent[] = body.events.map((input, index) => {
-    const result: EventResult = { messageId: messageIdOf(input), index, outcome: "invalid" };
-    const fallbackUser = `#${index}`;
-    const pastLimit = trackingApi ? pastBatchLimit(index) : undefined;
-    if (pastLimit) return { result: { ...result, error: pastLimit }, requests: [], user: fallbackUser };
-    const parsed = parseSegmentEvent(input, impliedType);
-    if (!parsed.ok) return { result: { ...result, error: parsed.error }, requests: [], user: fallbackUser };
-    // Measured only now: parsing has checked the depth that re-serialising it needs.
-    const tooLarge = trackingApi ? oversizedEvent(input) : undefined;
-    if (tooLarge) return { result: { ...result, error: tooLarge }, requests: [], user: fallbackUser };
-    const mapped = mapSegmentEvent(parsed.event, { receivedAt });
-    const user = orderingKey(parsed.event, fallbackUser);
-    if (mapped.outcome === "invalid") return { result: { ...result, error: mapped.error }, requests: [], user };
-    if (mapped.outcome === "skip")
-      return { result: { ...result, outcome: "skipped", reason: mapped.reason }, requests: [], user };
-    return { result: { ...result, outcome: "failed" }, requests: mapped.requests, user };
-  });
+  const { filters, anonymousIds } = c.get("outbound");
+  const options = { receivedAt, filters, anonymousIds, impliedType, trackingApi };
+  const jobs = body.events.map((input, index) => routeEvent(input, index, options));
 
   if (queue) await enqueueJobs(queue, jobs);
   else await handToUsersMailboxes(c, jobs);
   // Counted after the hand-over, which refuses an event too large for a queue message.
   const counters = new Counters();
-  for (const [index, job] of jobs.entries())
+  for (const [index, job] of jobs.entries()) {
     if (job.result.outcome === "invalid")
       counters.add("outbound", refusedName(body.events[index], impliedType), "refused");
-  writeCounters(c, counters);
+    // Counted under the filter's title: the console's flow then says which filter holds events back.
+    if (job.result.outcome === "filtered" && job.result.filter) counters.add("outbound", job.result.filter, "filtered");
+  }
+  writeCountsAfterAnswer(c.executionCtx, c.env.LEDGER, counters, "refused or filtered events");
   const results = jobs.map((job) => job.result);
   const count = (outcome: EventOutcome) => results.filter((result) => result.outcome === outcome).length;
   const failed = results.filter((result) => result.outcome === "failed");
@@ -95,6 +85,7 @@ export async function handleSegmentRequest(
     delivered: count("delivered"),
     queued: count("queued"),
     skipped: count("skipped"),
+    filtered: count("filtered"),
     invalid: count("invalid"),
     failed: failed.length,
     messageIds: messageIds.slice(0, LOGGED_MESSAGE_IDS),
@@ -117,8 +108,51 @@ export async function handleSegmentRequest(
   if (status === 503 && queue) throw enqueueFailed(firstError(failed, true), details);
   if (status === 503)
     throw new BridgeError(503, "mailbox_unavailable", `${firstError(failed, true)}; retry later`, { details });
-  if (failed.length > 0) throw new BridgeError(400, "vero_rejected", firstError(failed, false), { details });
   throw new BridgeError(400, "invalid_event", describeInvalid(results), { details });
+}
+
+export interface RouteOptions {
+  receivedAt: Date;
+  filters: readonly DestinationFilter[];
+  anonymousIds: boolean;
+  impliedType?: SegmentEventType;
+  /** Segment's HTTP API's per-event limits apply (the `/v1/*` routes). */
+  trackingApi?: boolean;
+}
+
+/**
+ * One event of a request, validated, filtered and mapped: its result so far
+ * and the Vero calls it needs. The routes and the event tester share it, so
+ * the tester shows exactly what the routes would do.
+ */
+export function routeEvent(input: unknown, index: number, options: RouteOptions): RoutedEvent {
+  const { receivedAt, filters, anonymousIds, impliedType, trackingApi } = options;
+  const result: EventResult = { messageId: messageIdOf(input), index, outcome: "invalid" };
+  const fallbackUser = `#${index}`;
+  const pastLimit = trackingApi ? pastBatchLimit(index) : undefined;
+  if (pastLimit) return { result: { ...result, error: pastLimit }, requests: [], user: fallbackUser };
+  const parsed = parseSegmentEvent(input, impliedType);
+  if (!parsed.ok) return { result: { ...result, error: parsed.error }, requests: [], user: fallbackUser };
+  // Measured only now: parsing has checked the depth that re-serialising it needs.
+  const tooLarge = trackingApi ? oversizedEvent(input) : undefined;
+  if (tooLarge) return { result: { ...result, error: tooLarge }, requests: [], user: fallbackUser };
+  const decision = applyFilters(filters, parsed.event);
+  if (!decision.kept) {
+    const reason = `destination filter "${decision.by}" (${decision.action === "DROP" ? "drop" : "sampled out"})`;
+    return {
+      result: { ...result, outcome: "filtered", filter: decision.by, reason },
+      requests: [],
+      user: fallbackUser,
+    };
+  }
+  const event = decision.event as typeof parsed.event;
+  const mapped = mapSegmentEvent(event, { receivedAt, anonymousIds });
+  const user = orderingKey(event, fallbackUser, anonymousIds);
+  if (mapped.outcome === "invalid") return { result: { ...result, error: mapped.error }, requests: [], user };
+  if (mapped.outcome === "skip")
+    return { result: { ...result, outcome: "skipped", reason: mapped.reason }, requests: [], user };
+  const editedBy = decision.changedBy.length > 0 ? { editedBy: decision.changedBy } : {};
+  return { result: { ...result, outcome: "failed" }, requests: mapped.requests, user, ...editedBy };
 }
 
 /**
@@ -188,18 +222,6 @@ function answerStatus(contract: Contract, results: EventResult[]): 200 | 202 | 4
 function refusedName(input: unknown, impliedType?: SegmentEventType): string {
   const type = impliedType ?? (input as { type?: unknown } | null)?.type;
   return (SEGMENT_EVENT_TYPES as readonly unknown[]).includes(type) ? `${type}` : "(unknown)";
-}
-
-/** The refused counts: one statement after the answer, never one per event. */
-function writeCounters(c: AppContext, counters: Counters): void {
-  const statement = c.env.LEDGER && counters.statement(c.env.LEDGER);
-  if (!statement) return;
-  c.executionCtx.waitUntil(
-    statement.run().then(
-      () => undefined,
-      (error: unknown) => log("warn", "could not count refused events", { error: describeError(error) }),
-    ),
-  );
 }
 
 function firstError(failed: EventResult[], retryable: boolean): string {

@@ -7,7 +7,7 @@
  */
 
 import * as z from "zod/mini";
-import type { VeroRequest } from "./map.ts";
+import { type VeroRequest, veroUserId } from "./map.ts";
 import "../shared/zod.ts";
 import { idOf, type SegmentEvent } from "./schema.ts";
 
@@ -64,12 +64,13 @@ export type VeroJob = z.infer<typeof veroJobSchema>;
  * The user whose calls must stay in order. An alias is ordered with the id
  * it renames (the events before it carry that id); otherwise the userId,
  * then the email (identify and group may go by email alone), then an
- * unsubscribe's `properties.id`.
+ * unsubscribe's `properties.id`; with VERO_ANONYMOUS_IDS, the anonymousId
+ * that stands in for the userId.
  */
-export function orderingKey(event: SegmentEvent, fallback: string): string {
+export function orderingKey(event: SegmentEvent, fallback: string, anonymousIds = false): string {
   if (event.type === "alias") return idOf(event.previousId) ?? idOf(event.userId) ?? fallback;
   const email = event.traits?.email ?? event.context?.traits?.email;
-  return idOf(event.userId) ?? idOf(email) ?? idOf(event.properties?.id) ?? fallback;
+  return veroUserId(event, anonymousIds) ?? idOf(email) ?? idOf(event.properties?.id) ?? fallback;
 }
 
 /**

@@ -30,9 +30,10 @@
 import { DurableObject } from "cloudflare:workers";
 import type { CountReport, CountRow } from "../delivery/counter-shard.ts";
 import { counterShardFor } from "../delivery/counter-shard.ts";
+import { latencyCount } from "../delivery/latency.ts";
 import {
   bucketOf,
-  type CounterOutcome,
+  type CountedOutcome,
   callKey,
   type DeadLetter,
   isLedgerKey,
@@ -477,6 +478,7 @@ export class Mailbox extends DurableObject<Env> {
       }
       if (!failed) {
         this.exec("DELETE FROM jobs WHERE seq = ?", head.seq);
+        this.count(...latencyCount(Date.now() - (job.at ?? head.received_at)));
         stats.delivered++;
         continue;
       }
@@ -572,6 +574,7 @@ export class Mailbox extends DurableObject<Env> {
         this.transaction(() => {
           this.record(ledgerIdOf(head), call, status, Date.now());
           this.count(callName(request), "delivered");
+          this.count(...latencyCount(Date.now() - (job.at ?? head.received_at)));
           this.exec("DELETE FROM jobs WHERE seq = ?", head.seq);
         });
         stats.delivered++;
@@ -789,7 +792,7 @@ export class Mailbox extends DurableObject<Env> {
     let outbox = this.getState<CountReport>("outbox");
     if (!outbox) {
       const rows = this.sql
-        .exec<{ bucket: string; name: string; outcome: CounterOutcome; count: number }>(
+        .exec<{ bucket: string; name: string; outcome: CountedOutcome; count: number }>(
           "SELECT bucket, name, outcome, count FROM counts",
         )
         .toArray()
@@ -919,7 +922,7 @@ export class Mailbox extends DurableObject<Env> {
     );
   }
 
-  private count(name: string, outcome: CounterOutcome): void {
+  private count(name: string, outcome: CountedOutcome): void {
     this.exec(
       `INSERT INTO counts (bucket, name, outcome, count) VALUES (?, ?, ?, 1)
        ON CONFLICT (bucket, name, outcome) DO UPDATE SET count = count + 1`,

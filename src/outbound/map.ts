@@ -23,6 +23,8 @@ export type MappedEvent =
 export interface MapOptions {
   /** Stands in for an event without a `timestamp`. */
   receivedAt: Date;
+  /** VERO_ANONYMOUS_IDS: an event without a userId (or, for identify and group, an email) goes by its anonymousId. */
+  anonymousIds?: boolean;
 }
 
 // Loose on purpose: a userId shaped like `x@y.z` is taken as an email; Vero validates the rest.
@@ -69,6 +71,38 @@ function noUserId(type: SegmentEventType, event: SegmentEvent): string {
 }
 
 const contextEmail = (event: SegmentEvent) => stringField(event.context?.traits, "email");
+
+const recordAt = (value: unknown): Record<string, unknown> | undefined =>
+  typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+
+/**
+ * The device's push channel, as RudderStack's Vero destination builds it from
+ * `context.device` and `context.os`, in the shape Vero's identify documents
+ * (`channels: [{ type, address, platform }]`). Vero needs both the token and
+ * the platform, so a channel missing either is left out rather than sent half.
+ */
+function pushChannel(context: SegmentEvent["context"]): Record<string, unknown> | undefined {
+  const device = recordAt(context?.device);
+  const address = stringField(device, "token");
+  const platform = stringField(recordAt(context?.os), "name");
+  if (address === undefined || platform === undefined) return undefined;
+  // Vero's own SDKs send "ios" and "android"; Segment's libraries report "iOS" and "Android".
+  return compact({ type: "push", address, platform: platform.toLowerCase(), device: stringField(device, "name") });
+}
+
+/**
+ * The id Vero knows the user by: the userId, else (opt-in) the anonymousId,
+ * except that identify and group carrying an email go by the email as before.
+ */
+export function veroUserId(event: SegmentEvent, anonymousIds = false): string | undefined {
+  const userId = idOf(event.userId);
+  if (userId !== undefined || !anonymousIds) return userId;
+  if (event.type === "alias") return undefined;
+  const byEmail =
+    (event.type === "identify" || event.type === "group") &&
+    (stringField(event.traits, "email") ?? contextEmail(event)) !== undefined;
+  return byEmail ? undefined : idOf(event.anonymousId);
+}
 
 function skipReason(event: SegmentEvent): string | undefined {
   if (event.context?.integration?.name === INTEGRATION_NAME)
@@ -147,7 +181,19 @@ function mainRequests(event: SegmentEvent, userId: string | undefined, receivedA
       const data: Record<string, unknown> = { ...traits };
       if (userId !== undefined) data.id = userId;
       if (userAgent) data.userAgent = userAgent;
-      return [{ method: "POST", path: "/users/track", body: compact({ id: userId, email: email.value, data }) }];
+      // Vero's reserved user attributes; a trait of the same name is the sender's own choice and stays.
+      const timezone = stringField(event.context, "timezone");
+      const locale = stringField(event.context, "locale");
+      if (timezone !== undefined && data.timezone === undefined) data.timezone = timezone;
+      if (locale !== undefined && data.language === undefined) data.language = locale;
+      const channel = pushChannel(event.context);
+      return [
+        {
+          method: "POST",
+          path: "/users/track",
+          body: compact({ id: userId, email: email.value, channels: channel && [channel], data }),
+        },
+      ];
     }
     case "group": {
       const email = userEmail(traits, userId);
@@ -210,12 +256,12 @@ function mainRequests(event: SegmentEvent, userId: string | undefined, receivedA
  * The Vero calls for one validated event, in the order they must be made:
  * the main call, then the tags edit (Vero can only tag a user that exists).
  */
-export function mapSegmentEvent(event: SegmentEvent, { receivedAt }: MapOptions): MappedEvent {
+export function mapSegmentEvent(event: SegmentEvent, { receivedAt, anonymousIds }: MapOptions): MappedEvent {
   const reason = skipReason(event);
   if (reason) return { outcome: "skip", reason };
 
   // Numeric ids go out as strings, so that 123 and "123" are one Vero user.
-  const userId = idOf(event.userId);
+  const userId = veroUserId(event, anonymousIds);
   const main = mainRequests(event, userId, receivedAt);
   if (typeof main === "string") return invalid(main);
 

@@ -5,7 +5,7 @@
  */
 import { DeliveryError, isRetryableStatus, retryAfterSeconds } from "../shared/errors.ts";
 import { describeError, log, logSampled } from "../shared/log.ts";
-import type { VeroTarget } from "../shared/settings.ts";
+import type { VeroCredential, VeroTarget } from "../shared/settings.ts";
 import type { VeroRequest } from "./map.ts";
 
 export const VERO_TIMEOUT_MS = 10_000;
@@ -105,6 +105,12 @@ async function sendOne(target: VeroTarget, request: VeroRequest, messageId?: str
   }
 }
 
+/** The body Vero receives: the mapped call's, the credential added last. The event tester shows it masked. */
+export const bodyWithCredential = (request: VeroRequest, credential: VeroCredential | Record<string, string>) => ({
+  ...request.body,
+  ...credential,
+});
+
 /** Resolves with Vero's (2xx) status; any failure is a DeliveryError. */
 async function callVero(target: VeroTarget, request: VeroRequest, call: string): Promise<number> {
   let response: Response;
@@ -113,7 +119,7 @@ async function callVero(target: VeroTarget, request: VeroRequest, call: string):
     response = await fetch(`${target.veroApiUrl}${request.path}`, {
       method: request.method,
       headers: { "content-type": "application/json", accept: "application/json" },
-      body: JSON.stringify({ ...request.body, ...target.veroCredential }),
+      body: JSON.stringify(bodyWithCredential(request, target.veroCredential)),
       signal: AbortSignal.timeout(VERO_TIMEOUT_MS),
     });
     // Read inside the timeout too: a body that never ends is as bad as no answer.

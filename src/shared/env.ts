@@ -36,6 +36,12 @@ interface Undeclared {
   QUEUE_RETENTION_HOURS: string;
   /** Var: "true" lets a JSON array on /segment go by an X-Signature over its first event alone (default "false"). */
   SEGMENT_ACCEPT_FIRST_EVENT_SIGNATURE: string;
+  /** Var (JSON): Segment's Destination Filters for this destination, as its Public API lists them. */
+  DESTINATION_FILTERS: string;
+  /** Var: Vero webhook types not forwarded to Segment, comma-separated (e.g. "sent,delivered"). */
+  VERO_WEBHOOK_TYPES_DROPPED: string;
+  /** Var: "true" lets an event without userId or email go by its anonymousId as Vero's id (default "false"). */
+  VERO_ANONYMOUS_IDS: string;
   /** Var or secret: the share of messageIds whose success lines are logged, 0 to 1 (default 0.01). */
   LOG_SAMPLE_RATE: string;
   /** Secret: where the alert cron posts (Slack, Discord, PagerDuty, any JSON receiver); unset, alerts are off. */
@@ -52,8 +58,12 @@ interface Undeclared {
   ALERT_STALLED_MINUTES: string;
   /** Var: minutes before a persisting condition is sent again (default 240). */
   ALERT_REPEAT_MINUTES: string;
+  /** Var: seconds a direction's p95 delivery latency over 15 minutes may reach before it alerts (default 300). */
+  ALERT_LATENCY_SECONDS: string;
   /** Var: the bridge's public origin, for the alerts' links to the console. */
   PUBLIC_URL: string;
+  /** Var, development only: a token `GET /health` repeats as `instance`, so that a tool that started the bridge knows it reached its own. */
+  BRIDGE_INSTANCE: string;
 }
 
 export type Env = Partial<Cloudflare.Env & Undeclared>;

@@ -29,10 +29,18 @@ export class BridgeError extends Error {
 export const badRequest = (message: string, details?: unknown) =>
   new BridgeError(400, "bad_request", message, { details });
 
-export const unauthorized = (message: string) =>
+/** The HTTP authentication schemes a route takes; the webhook's `?token=` is none of them. */
+export type AuthScheme = "Basic" | "Bearer";
+
+const REALM = 'realm="vero-segment-bridge"';
+
+/**
+ * A 401. `WWW-Authenticate` names the schemes the route takes, so a human with curl sees what is expected
+ * without any secret being named; a route whose credential is not an HTTP scheme (a URL token) sends none.
+ */
+export const unauthorized = (message: string, schemes: readonly AuthScheme[] = []) =>
   new BridgeError(401, "unauthorized", message, {
-    // Tells a human with curl what is expected without naming any secret.
-    headers: { "WWW-Authenticate": 'Basic realm="vero-segment-bridge"' },
+    headers: schemes.length > 0 ? { "WWW-Authenticate": schemes.map((scheme) => `${scheme} ${REALM}`).join(", ") } : {},
   });
 
 /**

@@ -1,6 +1,12 @@
 import { failureRateCondition, stalledCondition } from "../admin/alerts/conditions.ts";
 import { LEDGER_UNBOUND } from "../delivery/dead-letters.ts";
-import { isMissingTable, RATE_WINDOW_MS, readRecentOutcomes, stalledSummary } from "../delivery/ledger.ts";
+import {
+  isMissingTable,
+  LEDGER_UNMIGRATED,
+  RATE_WINDOW_MS,
+  readRecentOutcomes,
+  stalledSummary,
+} from "../delivery/ledger.ts";
 import type { Env } from "./env.ts";
 import { describeError } from "./log.ts";
 import { describeUnready, parseAlertSettings, settingsFor } from "./settings.ts";
@@ -32,6 +38,8 @@ export function healthOf(env: Env) {
         ? ("accepted (weaker)" as const)
         : ("refused" as const),
     ...(problems.length > 0 ? { problems } : {}),
+    // Set only by the tools that start a local bridge (dev/bridge.ts), which check they reached their own.
+    ...(env.BRIDGE_INSTANCE ? { instance: env.BRIDGE_INSTANCE } : {}),
   };
 }
 
@@ -77,15 +85,14 @@ export async function readinessOf(env: Env, now = new Date()): Promise<Readiness
   }
   try {
     const thresholds = parseAlertSettings(env);
-    const [outcomes, stalled] = await Promise.all([
-      readRecentOutcomes(env.LEDGER, new Date(now.getTime() - RATE_WINDOW_MS)),
-      stalledSummary(env.LEDGER, new Date(now.getTime() - thresholds.stalledMinutes * 60_000))
-        .first<{ count: number; oldest: string | null }>()
-        .catch((error: unknown) => {
-          if (isMissingTable(error)) return null;
-          throw error;
-        }),
-    ]);
+    const outcomes = await readRecentOutcomes(env.LEDGER, new Date(now.getTime() - RATE_WINDOW_MS));
+    const stalled = await stalledSummary(env.LEDGER, new Date(now.getTime() - thresholds.stalledMinutes * 60_000))
+      .first<{ count: number; oldest: string | null }>()
+      .catch((error: unknown) => {
+        // Before migrations/0002 no user can be reported stalled.
+        if (isMissingTable(error)) return null;
+        throw error;
+      });
     for (const direction of ["inbound", "outbound"] as const) {
       const condition = failureRateCondition(direction, outcomes[direction], thresholds);
       if (condition) reasons.push(condition.summary);
@@ -95,7 +102,35 @@ export async function readinessOf(env: Env, now = new Date()): Promise<Readiness
     const condition = stalledCondition(waiting, thresholds.stalledMinutes);
     if (condition) reasons.push(condition.summary);
   } catch (error) {
-    reasons.push(`the ledger (D1 binding LEDGER) cannot be read: ${describeError(error)}`);
+    reasons.push(
+      isMissingTable(error)
+        ? LEDGER_UNMIGRATED
+        : `the ledger (D1 binding LEDGER) cannot be read: ${describeError(error)}`,
+    );
   }
   return { ready: reasons.length === 0, reasons };
+}
+
+/** How long a readiness answer is reused in an isolate: anyone may call `/health/ready`, and each check reads D1. */
+export const READINESS_CACHE_MS = 30_000;
+
+let cachedReadiness: { at: number; readiness: Promise<Readiness> } | undefined;
+
+/**
+ * `readinessOf`, checked at most once per READINESS_CACHE_MS per isolate;
+ * callers meanwhile share the answer (and a check under way), so a flood of
+ * unauthenticated calls costs D1 nothing. Per isolate rather than Cloudflare's
+ * Cache API, which does nothing on workers.dev hosts.
+ */
+export function cachedReadinessOf(env: Env, now = Date.now()): Promise<Readiness> {
+  if (cachedReadiness && now >= cachedReadiness.at && now - cachedReadiness.at < READINESS_CACHE_MS)
+    return cachedReadiness.readiness;
+  const readiness = readinessOf(env, new Date(now));
+  cachedReadiness = { at: now, readiness };
+  return readiness;
+}
+
+/** For tests: the next readiness call checks again. */
+export function forgetReadiness(): void {
+  cachedReadiness = undefined;
 }

@@ -5,6 +5,7 @@ import {
   RETRY_DEFAULTS,
   type RetryPolicy,
 } from "../delivery/retry-schedule.ts";
+import { type DestinationFilter, parseDestinationFilters } from "./destination-filters.ts";
 import type { Env } from "./env.ts";
 import { DEFAULT_LOG_SAMPLE_RATE, log } from "./log.ts";
 import { MAX_RETRIES } from "./queue-names.ts";
@@ -23,6 +24,8 @@ export interface SegmentTarget {
 export interface InboundSettings extends SegmentTarget {
   /** One value, or two during a rotation. */
   webhookTokens: readonly string[];
+  /** VERO_WEBHOOK_TYPES_DROPPED: Vero webhook types answered 2xx, counted as filtered, and not forwarded. */
+  droppedTypes: readonly string[];
 }
 
 export type VeroCredential = { auth_token: string } | { tracking_api_key: string };
@@ -43,6 +46,10 @@ export interface OutboundSettings extends VeroTarget {
   sharedSecrets: readonly string[];
   /** Whether a JSON array on `/segment` may go by an X-Signature over its first event alone (weaker). */
   acceptFirstEventSignature: boolean;
+  /** DESTINATION_FILTERS, compiled; applied before mapping. */
+  filters: readonly DestinationFilter[];
+  /** VERO_ANONYMOUS_IDS: an event without a userId (or email) goes by its anonymousId. */
+  anonymousIds: boolean;
 }
 
 /** A part of the bridge is either configured, ready to use, or says which settings to fix. */
@@ -131,13 +138,41 @@ const veroShape = {
 // Off unless set: such a signature authenticates the first event of an array and nothing after it.
 const offByDefault = z._default(z.stringbool({ error: 'must be "true" or "false"' }), false);
 
+// A JSON var: wrangler hands a TOML table or array over as a value, a dashboard var as text.
+const destinationFilters = z.pipe(
+  z.unknown(),
+  z.transform((raw: unknown, ctx) => {
+    const parsed = parseDestinationFilters(raw);
+    if (parsed.ok) return parsed.filters;
+    ctx.issues.push({ code: "custom", message: parsed.error, input: raw });
+    return z.NEVER;
+  }),
+);
+
+// Vero's types are lower-case words (`sent`, `user_updated`); anything else is a typo that would drop nothing.
+const typeList = z.pipe(
+  mapped(present, (value) =>
+    value
+      .split(",")
+      .map((part) => part.trim())
+      .filter((part) => part.length > 0),
+  ),
+  z.array(z.string().check(z.regex(/^[a-z_]+$/, "must list Vero webhook types such as sent,delivered"))),
+);
+
 const segmentSchema = z.object(segmentShape);
 const veroSchema = z.object(veroShape);
-const inboundSchema = z.object({ ...segmentShape, VERO_WEBHOOK_TOKEN: secretList });
+const inboundSchema = z.object({
+  ...segmentShape,
+  VERO_WEBHOOK_TOKEN: secretList,
+  VERO_WEBHOOK_TYPES_DROPPED: z._default(typeList, []),
+});
 const outboundSchema = z.object({
   ...veroShape,
   SEGMENT_SHARED_SECRET: secretList,
   SEGMENT_ACCEPT_FIRST_EVENT_SIGNATURE: offByDefault,
+  DESTINATION_FILTERS: z._default(destinationFilters, []),
+  VERO_ANONYMOUS_IDS: offByDefault,
 });
 
 // The admin routes take ADMIN_TOKEN as a bearer token, whose syntax (RFC 6750) allows only these characters.
@@ -263,7 +298,11 @@ export function parseSettings(env: Env): Settings {
       : { ...state, invalid: [...state.invalid, retry.conflict] };
   };
   return {
-    inbound: direction(inboundSchema, env, (s) => ({ ...segmentTarget(s), webhookTokens: s.VERO_WEBHOOK_TOKEN })),
+    inbound: direction(inboundSchema, env, (s) => ({
+      ...segmentTarget(s),
+      webhookTokens: s.VERO_WEBHOOK_TOKEN,
+      droppedTypes: s.VERO_WEBHOOK_TYPES_DROPPED,
+    })),
     outbound: direction(
       outboundSchema,
       env,
@@ -271,6 +310,8 @@ export function parseSettings(env: Env): Settings {
         ...veroTarget(s),
         sharedSecrets: s.SEGMENT_SHARED_SECRET,
         acceptFirstEventSignature: s.SEGMENT_ACCEPT_FIRST_EVENT_SIGNATURE,
+        filters: s.DESTINATION_FILTERS,
+        anonymousIds: s.VERO_ANONYMOUS_IDS,
       }),
       noVeroCredential,
     ),
@@ -349,17 +390,27 @@ export interface AlertSettings {
   stalledMinutes: number;
   /** A condition that persists is sent again after this long. */
   repeatMinutes: number;
+  /** A direction whose p95 delivery latency over 15 minutes is above this many seconds alerts. */
+  latencySeconds: number;
   /** The bridge's own origin, for links to the console; without it, links are paths. */
   publicUrl?: string;
   /** What was wrong with the settings (a default then applies, or alerts are off). */
   invalid: string[];
 }
 
-export const ALERT_DEFAULTS = { failureRate: 0.2, minAttempts: 20, stalledMinutes: 60, repeatMinutes: 240 } as const;
+export const ALERT_DEFAULTS = {
+  failureRate: 0.2,
+  minAttempts: 20,
+  stalledMinutes: 60,
+  repeatMinutes: 240,
+  latencySeconds: 300,
+} as const;
 
 const share = z.pipe(z.coerce.number(), z.number().check(z.gt(0), z.maximum(1)));
 const minutes = z.pipe(z.coerce.number(), z.int().check(z.minimum(1), z.maximum(7 * 24 * 60)));
 const attempts = z.pipe(z.coerce.number(), z.int().check(z.minimum(1), z.maximum(1_000_000)));
+/** Up to 48 hours, the histogram's last bound: above it every latency reads the same. */
+const seconds = z.pipe(z.coerce.number(), z.number().check(z.gt(0), z.maximum(172_800)));
 
 /**
  * ALERT_* and PUBLIC_URL. The cron has no response to put a 400 in: a bad
@@ -403,6 +454,12 @@ export function parseAlertSettings(env: Env): AlertSettings {
       minutes,
       ALERT_DEFAULTS.repeatMinutes,
       "must be whole minutes, 1 to 10080",
+    ),
+    latencySeconds: read(
+      "ALERT_LATENCY_SECONDS",
+      seconds,
+      ALERT_DEFAULTS.latencySeconds,
+      "must be a number of seconds above 0, at most 172800",
     ),
     publicUrl,
     invalid,

@@ -161,6 +161,13 @@ describe.skipIf(!executablePath)(
       expect(Number(await inbound.locator('tr.total td[data-outcome="delivered"]').textContent())).toBe(3);
       expect(Number(await outbound.locator('tr.total td[data-outcome="delivered"]').textContent())).toBeGreaterThan(0);
       expect(await inbound.locator("tbody").textContent()).toMatch(/Email Opened/);
+      // Delivery latency beside the flow, written with the same counts.
+      const latency = (direction: string, field: string) =>
+        page.locator(`#latency-table tr[data-direction="${direction}"][data-range="day"] td[data-field="${field}"]`);
+      expect(Number(await latency("inbound", "count").textContent())).toBe(3);
+      expect(Number(await latency("outbound", "count").textContent())).toBeGreaterThan(0);
+      for (const direction of ["inbound", "outbound"])
+        expect(await latency(direction, "p95").textContent()).toMatch(/^\d+(\.\d)? (s|min|h)$/);
     }, 90_000);
 
     it("shows a dead letter with its reason, re-drives it once the stand-in is healed, and it is delivered", async () => {

@@ -32,4 +32,21 @@ describe("readiness under wrangler dev", () => {
     expect(body.error.details.reasons).toEqual(["outbound is not configured: set SEGMENT_SHARED_SECRET"]);
     expect((await fetch(`${bridge.url}/health`)).status).toBe(200);
   }, 120_000);
+
+  it("names the command that applies the ledger's migrations, not D1's `no such table`, under a wrangler dev whose local ledger has none", async () => {
+    const bridge = await startBridge({
+      vars: devBindings(inject("segmentOrigin"), inject("veroOrigin")),
+      stdio: "ignore",
+      migrate: false,
+    });
+    started.push(bridge);
+    const response = await fetch(`${bridge.url}/health/ready`);
+    expect(response.status).toBe(503);
+    const text = await response.text();
+    expect(text).not.toMatch(/no such table/i);
+    const body = JSON.parse(text) as { error: { details: { reasons: string[] } } };
+    expect(body.error.details.reasons).toEqual([
+      expect.stringContaining("npx wrangler d1 migrations apply LEDGER --local"),
+    ]);
+  }, 120_000);
 });

@@ -67,6 +67,19 @@ describe.each(environments)("wrangler.toml, $name", ({ env }) => {
     }
   });
 
+  it("uploads source maps with the minified code, logs every invocation (the bridge samples its own lines) and says whether it traces", () => {
+    expect(config.minify).toBe(true);
+    expect(config.upload_source_maps).toBe(true);
+    expect(config.observability).toMatchObject({
+      enabled: true,
+      head_sampling_rate: 1,
+      // The webhook's ?token= stays out of Cloudflare's invocation logs.
+      redact_query_string: true,
+      logs: { enabled: true, head_sampling_rate: 1 },
+      traces: { enabled: expect.any(Boolean) },
+    });
+  });
+
   it("sets every consumer setting explicitly (local defaults differ from production's)", () => {
     for (const entry of consumers) {
       expect(entry, entry.queue).toMatchObject({

@@ -3,12 +3,15 @@
  * ledger said (a `Snapshot`). Each names itself, says what holds in words,
  * and links to the console view that shows it.
  */
+import type { LatencySummary } from "../../delivery/latency.ts";
 import type { Direction, OutcomeCounts } from "../../delivery/ledger.ts";
 
 export type ConditionKey =
   | "dead-letters"
   | "failure-rate:inbound"
   | "failure-rate:outbound"
+  | "latency:inbound"
+  | "latency:outbound"
   | "stalled-mailboxes"
   | "ledger";
 
@@ -33,12 +36,15 @@ export interface Snapshot {
   outcomes: OutcomeCounts;
   /** Mailboxes whose oldest job is older than the threshold. */
   stalled: { count: number; oldestAt?: string; reasons: Counted[] };
+  /** Each direction's delivery latency over the last 15 minutes. */
+  latency: Record<Direction, LatencySummary>;
 }
 
 export interface Thresholds {
   failureRate: number;
   minAttempts: number;
   stalledMinutes: number;
+  latencySeconds: number;
 }
 
 export interface Condition {
@@ -114,6 +120,32 @@ export function failureRateCondition(
   };
 }
 
+/** Seconds, to the tenth below a minute, else whole: what an operator reads at a glance. */
+export function formatMs(ms: number): string {
+  if (ms < 60_000) return `${Math.round(ms / 100) / 10} s`;
+  if (ms < 3_600_000) return `${Math.round(ms / 6_000) / 10} min`;
+  return `${Math.round(ms / 360_000) / 10} h`;
+}
+
+/** p95 over the window above ALERT_LATENCY_SECONDS: deliveries are slow (a slow upstream, or a backlog). */
+export function latencyCondition(
+  direction: Direction,
+  latency: LatencySummary,
+  latencySeconds: number,
+): Condition | undefined {
+  if (latency.p95Ms === null || latency.p95Ms <= latencySeconds * 1000) return undefined;
+  return {
+    key: `latency:${direction}`,
+    summary: `${DIRECTIONS[direction]}: 95% of deliveries over the last 15 minutes took up to ${formatMs(latency.p95Ms)}`,
+    details: [
+      `threshold ${latencySeconds} s (ALERT_LATENCY_SECONDS)`,
+      `p50 ${formatMs(latency.p50Ms ?? 0)}, p99 ${formatMs(latency.p99Ms ?? 0)}, ${plural(latency.count, "delivery", "deliveries")}`,
+    ],
+    link: "/admin#latency",
+    fresh: true,
+  };
+}
+
 export function stalledCondition(stalled: Snapshot["stalled"], stalledMinutes: number): Condition | undefined {
   if (stalled.count === 0) return undefined;
   const details = [`oldest pending since ${stalled.oldestAt ?? "unknown"}`];
@@ -143,6 +175,8 @@ export function conditionsOf(snapshot: Snapshot, thresholds: Thresholds): Condit
     deadLetterCondition(snapshot.deadLetters),
     failureRateCondition("inbound", snapshot.outcomes.inbound, thresholds),
     failureRateCondition("outbound", snapshot.outcomes.outbound, thresholds),
+    latencyCondition("inbound", snapshot.latency.inbound, thresholds.latencySeconds),
+    latencyCondition("outbound", snapshot.latency.outbound, thresholds.latencySeconds),
     stalledCondition(snapshot.stalled, thresholds.stalledMinutes),
   ].filter((condition) => condition !== undefined);
 }

@@ -9,20 +9,13 @@ import { describeError, log } from "../../shared/log.ts";
 import { type AlertSettings, parseAlertSettings } from "../../shared/settings.ts";
 import { type Condition, type ConditionKey, ledgerCondition } from "./conditions.ts";
 import { bodyOf, plain } from "./format.ts";
+import { readLedgerState, writeLedgerState } from "./ledger-alert.ts";
 import { postAlert } from "./send.ts";
 import { logSentStatement, pruneSentStatement, readConditions, writeStateStatement } from "./store.ts";
 import { type AlertKind, type ConditionState, transition } from "./transitions.ts";
 
+export { forgetLedgerState } from "./ledger-alert.ts";
 export { ALERT_CRON } from "./schedule.ts";
-
-// The ledger's own condition cannot be remembered in the ledger: this isolate remembers it, so an
-// outage that outlives the isolate may be told twice, and only the isolate that told it says "resolved".
-let ledgerState: ConditionState | undefined;
-
-/** For tests: forget the ledger condition's state. */
-export function forgetLedgerState(): void {
-  ledgerState = undefined;
-}
 
 export interface AlertRun {
   sent: { condition: ConditionKey; kind: AlertKind; delivered: boolean }[];
@@ -57,6 +50,8 @@ const RESOLVED: Record<ConditionKey, string> = {
   "dead-letters": "no dead letters are left",
   "failure-rate:inbound": "inbound deliveries no longer fail above the threshold",
   "failure-rate:outbound": "outbound deliveries no longer fail above the threshold",
+  "latency:inbound": "inbound latency is under the threshold",
+  "latency:outbound": "outbound latency is under the threshold",
   "stalled-mailboxes": "no user's deliveries are stalled",
 };
 
@@ -74,12 +69,16 @@ export async function runAlerts(env: Env, now = new Date()): Promise<AlertRun> {
   try {
     ({ states, conditions } = await readConditions(db, settings, now));
   } catch (error) {
-    const sent = await deliver(withWebhook, "ledger", ledgerState, ledgerCondition(describeError(error)), now);
-    if (sent?.result.delivered) ledgerState = sent.next;
+    const previous = await readLedgerState(env);
+    const sent = await deliver(withWebhook, "ledger", previous, ledgerCondition(describeError(error)), now);
+    if (sent?.result.delivered) await writeLedgerState(env, sent.next);
     if (sent) run.sent.push({ condition: "ledger", kind: sent.kind, delivered: sent.result.delivered });
     return run;
   }
-  states.set("ledger", ledgerState ?? { condition: "ledger", active: false, since: now.toISOString() });
+  states.set(
+    "ledger",
+    (await readLedgerState(env)) ?? { condition: "ledger", active: false, since: now.toISOString() },
+  );
 
   const statements: D1PreparedStatement[] = [];
   for (const key of Object.keys(RESOLVED) as ConditionKey[]) {
@@ -98,7 +97,7 @@ export async function runAlerts(env: Env, now = new Date()): Promise<AlertRun> {
       }),
     );
     if (!sent.result.delivered) continue;
-    if (key === "ledger") ledgerState = sent.next;
+    if (key === "ledger") await writeLedgerState(env, sent.next);
     else statements.push(writeStateStatement(db, sent.next, now));
   }
   statements.push(pruneSentStatement(db, new Date(now.getTime() - retentionDays(env) * 86_400_000)));

@@ -3,7 +3,14 @@
  * conditions are computed from, each condition's state, and the log of
  * alerts sent (migrations/0003_alerts.sql).
  */
-import { isMissingTable, RATE_WINDOW_MS, readRecentOutcomes, stalledSummary } from "../../delivery/ledger.ts";
+import { summarise } from "../../delivery/latency.ts";
+import {
+  isMissingTable,
+  RATE_WINDOW_MS,
+  readLatency,
+  readRecentOutcomes,
+  stalledSummary,
+} from "../../delivery/ledger.ts";
 import type { AlertSettings } from "../../shared/settings.ts";
 import { type Condition, type ConditionKey, type Counted, conditionsOf, type Snapshot } from "./conditions.ts";
 import type { AlertKind, ConditionState } from "./transitions.ts";
@@ -175,12 +182,19 @@ export async function readSnapshot(
   db: D1Database,
   options: { deadLetterMark?: string; stalledMinutes: number; now: Date },
 ): Promise<Snapshot> {
-  const [deadLetters, outcomes, stalled] = await Promise.all([
+  const windowStart = new Date(options.now.getTime() - RATE_WINDOW_MS);
+  const [deadLetters, outcomes, stalled, latency] = await Promise.all([
     readDeadLetters(db, options.deadLetterMark),
-    readRecentOutcomes(db, new Date(options.now.getTime() - RATE_WINDOW_MS)),
+    readRecentOutcomes(db, windowStart),
     readStalled(db, new Date(options.now.getTime() - options.stalledMinutes * 60_000)),
+    readLatency(db, { since: windowStart }),
   ]);
-  return { deadLetters, outcomes, stalled };
+  return {
+    deadLetters,
+    outcomes,
+    stalled,
+    latency: { inbound: summarise(latency.inbound), outbound: summarise(latency.outbound) },
+  };
 }
 
 /** Each condition's state and the conditions that hold now: what the cron and the console's panel both judge by. */

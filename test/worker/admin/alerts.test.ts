@@ -6,6 +6,7 @@
  */
 import { createScheduledController } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
+import { ledgerAlertStub } from "../../../src/admin/alerts/ledger-alert.ts";
 import { ALERT_CRON, forgetLedgerState, runAlerts } from "../../../src/admin/alerts/run.ts";
 import { recentAlerts } from "../../../src/admin/alerts/store.ts";
 import worker from "../../../src/index.ts";
@@ -48,6 +49,7 @@ const cron = (env: Env, time: Date) =>
 beforeEach(async () => {
   await clearAlertTables();
   forgetLedgerState();
+  await ledgerAlertStub(baseEnv)?.write(null);
 });
 
 describe("dead letters", () => {
@@ -182,6 +184,37 @@ describe("the ledger unreachable", () => {
     const sent = await texts(key);
     expect(sent).toHaveLength(2);
     expect(sent[1]).toContain("Resolved: the ledger (D1) can be read again");
+  });
+});
+
+describe("the ledger unreachable, across isolates", () => {
+  it("is told once and resolved once when each cron run lands on a new isolate (state in the LEDGER_ALERT object)", async () => {
+    const { env, key } = await envWithWebhook();
+    const down = { ...env, LEDGER: unreachableLedger() };
+    await cron(down, at(0));
+    forgetLedgerState();
+    await cron(down, at(5));
+    forgetLedgerState();
+    await cron(down, at(10));
+    expect(await texts(key)).toHaveLength(1);
+    forgetLedgerState();
+    await cron(env, at(15));
+    forgetLedgerState();
+    await cron(env, at(20));
+    const sent = await texts(key);
+    expect(sent).toHaveLength(2);
+    expect(sent[1]).toContain("Resolved: the ledger (D1) can be read again");
+  });
+
+  it("without the LEDGER_ALERT binding, an isolate still remembers what it told", async () => {
+    const { env, key } = await envWithWebhook({ LEDGER_ALERT: undefined });
+    await cron({ ...env, LEDGER: unreachableLedger() }, at(0));
+    await cron({ ...env, LEDGER: unreachableLedger() }, at(5));
+    await cron(env, at(10));
+    expect((await texts(key)).map((text) => text.split("\n")[0])).toEqual([
+      expect.stringContaining("The ledger (D1 binding LEDGER) cannot be read"),
+      expect.stringContaining("Resolved: the ledger (D1) can be read again"),
+    ]);
   });
 });
 

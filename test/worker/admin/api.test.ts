@@ -195,10 +195,10 @@ describe("/admin/dead-letters filters, total and paging", () => {
     expect((await list(tagged(tag))).letters.map((l) => l.id)).toEqual([`${tag}-s1`]);
   });
 
-  it("returns 400 naming a bad filter: an unknown source, a since that is not a time, a forged cursor", async () => {
+  it("returns 400 naming a bad filter and what it must be: an unknown source, a since that is not a time, a forged cursor", async () => {
     for (const [query, named] of [
-      ["source=kafka", /^source/],
-      ["since=yesterday", /^since: must be an ISO date and time/],
+      ["source=kafka", /^source: must be segment or vero$/],
+      ["since=yesterday", /^since: must be an ISO date and time such as 2026-11-28T00:00Z$/],
       ["cursor=forged", /^cursor/],
     ] as const) {
       const error = await expectJsonError(await callWorker(get(`/dead-letters?${query}`), adminEnv()), 400);
@@ -233,8 +233,26 @@ describe("/admin/counters", () => {
     ]);
   });
 
-  it("returns 400 without `since`", async () => {
+  it("returns 400 saying that `since` is required, and what it must be", async () => {
     const error = await expectJsonError(await callWorker(get("/counters"), adminEnv()), 400);
-    expect(error.error.message).toMatch(/^since/);
+    expect(error.error.message).toBe("since: is required: an ISO date and time such as 2026-11-28T00:00Z");
+    const bad = await expectJsonError(await callWorker(get("/counters?since=2026-11-28&until=soon"), adminEnv()), 400);
+    expect(bad.error.message).toBe("until: must be an ISO date and time such as 2026-11-28T00:00Z");
+  });
+});
+
+describe("the Bearer admin API's limit", () => {
+  const fromClient = (token: string, client: string) =>
+    new Request("http://bridge/admin/dead-letters", {
+      headers: { Authorization: `Bearer ${token}`, "CF-Connecting-IP": client },
+    });
+
+  it("counts wrong tokens per client (Rate Limiting binding): the 11th in a minute is a 429, the right token still passes", async () => {
+    const client = `198.51.100.${Math.floor(Math.random() * 250) + 1}-${crypto.randomUUID()}`;
+    for (let attempt = 1; attempt <= 10; attempt++)
+      await expectJsonError(await callWorker(fromClient("wrong-token", client), adminEnv()), 401);
+    const limited = await expectJsonError(await callWorker(fromClient("wrong-token", client), adminEnv()), 429);
+    expect(limited.error.code).toBe("too_many_attempts");
+    expect((await callWorker(fromClient(ADMIN, client), adminEnv())).status).toBe(200);
   });
 });

@@ -25,6 +25,7 @@ const ROWS: CounterRow[] = [
   row("2026-11-28T11:00:00.000Z", "inbound", "Email Bounced", "dead_lettered", 1),
   row("2026-11-28T11:00:00.000Z", "outbound", "POST /events/track", "delivered", 4),
   row("2026-11-28T11:00:00.000Z", "outbound", "PUT /users/edit", "refused", 5),
+  row("2026-11-28T11:00:00.000Z", "outbound", "No page views", "filtered", 7),
   row("2026-11-20T11:00:00.000Z", "inbound", "Email Opened", "delivered", 100),
 ];
 const UNTIL = new Date("2026-11-28T12:00:00.000Z");
@@ -34,12 +35,13 @@ describe("console flow panel (pure functions of the counters)", () => {
   it("keeps only one direction's rows inside the range", () => {
     const inbound = rowsIn(ROWS, "inbound", DAY_AGO, UNTIL);
     expect(inbound).toHaveLength(4);
-    expect(totalOf(inbound)).toEqual({ delivered: 9, retried: 2, dead_lettered: 1, refused: 0 });
+    expect(totalOf(inbound)).toEqual({ delivered: 9, retried: 2, dead_lettered: 1, refused: 0, filtered: 0 });
     expect(totalOf(rowsIn(ROWS, "outbound", DAY_AGO, UNTIL))).toEqual({
       delivered: 4,
       retried: 0,
       dead_lettered: 0,
       refused: 5,
+      filtered: 7,
     });
   });
 
@@ -49,12 +51,12 @@ describe("console flow panel (pure functions of the counters)", () => {
     expect(buckets[0]?.start).toBe("2026-11-27T12:00:00.000Z");
     expect(buckets[22]).toEqual({
       start: "2026-11-28T10:00:00.000Z",
-      tally: { delivered: 6, retried: 2, dead_lettered: 0, refused: 0 },
+      tally: { delivered: 6, retried: 2, dead_lettered: 0, refused: 0, filtered: 0 },
     });
-    expect(buckets[23]?.tally).toEqual({ delivered: 3, retried: 0, dead_lettered: 1, refused: 0 });
+    expect(buckets[23]?.tally).toEqual({ delivered: 3, retried: 0, dead_lettered: 1, refused: 0, filtered: 0 });
     expect(buckets.slice(0, 22).every((bucket) => Object.values(bucket.tally).every((n) => n === 0))).toBe(true);
     const sixHourly = bucketsOf(rowsIn(ROWS, "inbound", DAY_AGO, UNTIL), UNTIL, 4, 6);
-    expect(sixHourly[3]?.tally).toEqual({ delivered: 9, retried: 2, dead_lettered: 1, refused: 0 });
+    expect(sixHourly[3]?.tally).toEqual({ delivered: 9, retried: 2, dead_lettered: 1, refused: 0, filtered: 0 });
   });
 
   it("ranks names by their total, then by name", () => {

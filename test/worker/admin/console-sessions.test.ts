@@ -49,15 +49,35 @@ describe("console sign-in limits", () => {
     expect(await response.json()).toMatchObject({ ok: false, error: { code: "bad_request" } });
   });
 
-  it("limits sign-in attempts per client (Rate Limiting binding): the 11th in a minute is a 429, even with the token", async () => {
+  it("limits failed sign-in attempts per client (Rate Limiting binding): the 11th wrong token in a minute is a 429", async () => {
     const client = `client-${crypto.randomUUID()}`;
     for (let attempt = 1; attempt <= 10; attempt++) expect((await signIn("wrong", client)).status).toBe(401);
-    const limited = await signIn(ADMIN, client);
+    const limited = await signIn("wrong", client);
     expect(limited.status).toBe(429);
     expect(limited.headers.get("set-cookie")).toBeNull();
-    expect(await limited.text()).toContain("Too many sign-in attempts");
-    // Another client is not held back.
-    expect((await signIn(ADMIN)).status).toBe(303);
+    expect(await limited.text()).toContain("Too many failed sign-in attempts");
+  });
+
+  it("never holds back the right token: others' failures from the same address do not lock an operator out", async () => {
+    const client = `client-${crypto.randomUUID()}`;
+    for (let attempt = 1; attempt <= 11; attempt++) await signIn("wrong", client);
+    expect((await signIn("wrong", client)).status).toBe(429);
+    expect((await signIn(ADMIN, client)).status).toBe(303);
+  });
+
+  it("counts only failures: an operator signing in often is never limited", async () => {
+    const client = `client-${crypto.randomUUID()}`;
+    for (let attempt = 1; attempt <= 12; attempt++) expect((await signIn(ADMIN, client)).status).toBe(303);
+    expect((await signIn("wrong", client)).status).toBe(401);
+  });
+
+  it("counts an IPv6 caller by its /64: moving to another address of the network does not reset the count", async () => {
+    const prefix = `2001:db8:${Math.floor(Math.random() * 0xffff).toString(16)}:1`;
+    for (let attempt = 1; attempt <= 10; attempt++)
+      expect((await signIn("wrong", `${prefix}::${attempt.toString(16)}`)).status).toBe(401);
+    expect((await signIn("wrong", `${prefix}:0:0:0:ffff`)).status).toBe(429);
+    // The neighbouring /64 is someone else.
+    expect((await signIn("wrong", `${prefix.replace(/:1$/, ":2")}::1`)).status).toBe(401);
   });
 });
 

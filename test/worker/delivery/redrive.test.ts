@@ -3,13 +3,17 @@
  * 1,000) and Queues' sendBatch limits (100 messages, 256 KB), both enforced
  * by test doubles: Miniflare enforces neither.
  */
+
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { type DeadLetter, listDeadLetters, storeDeadLetters } from "../../../src/delivery/ledger.ts";
+import worker from "../../../src/index.ts";
 import type { Env } from "../../../src/shared/env.ts";
 import { QUEUE_LIMITS, queuedBytes } from "../../../src/shared/queue-names.ts";
 import { queryLimitedD1 } from "../helpers/d1-query-limit.ts";
 import { baseEnv, callWorker, isolatedEnv, vero } from "../helpers/env.ts";
 import { trackJob, unique } from "../helpers/queue.ts";
+import { PLANS, subrequestLimitedEnv } from "../helpers/subrequest-limit.ts";
 
 const ADMIN = "redrive-admin-token-0123456789abcdef";
 const ORIGIN = "http://127.0.0.1:8787";
@@ -189,4 +193,47 @@ describe("bulk re-drive without a queue", () => {
     ]);
     expect(await remaining(tag)).toBe(0);
   });
+});
+
+describe("bulk re-drive within the subrequest limits", () => {
+  it("re-drives 1,000 letters of 1,000 users to their mailboxes within Workers Free's 1,000 subrequests (and so Paid's 10,000), against a double that enforces them: 900 a page, the cursor leads to the rest", async () => {
+    const tag = `limits-${Date.now()}`;
+    const letters: DeadLetter[] = Array.from({ length: 1000 }, (_, i) => ({
+      id: `${tag}-${String(i).padStart(4, "0")}`,
+      source: "vero",
+      body: trackJob(`${tag}-user-${i}`, "Re-driven"),
+      reason: `bulk ${tag}`,
+      permanent: true,
+      attempts: 1,
+      failedAt: new Date(Date.UTC(2026, 10, 28, 12, 0, 0, i)).toISOString(),
+    }));
+    for (let start = 0; start < letters.length; start += 200)
+      await storeDeadLetters(ledger(), letters.slice(start, start + 200));
+    const page = async (cursor?: string) => {
+      const limited = subrequestLimitedEnv({ ...baseEnv, ADMIN_TOKEN: ADMIN, VERO_QUEUE: undefined }, PLANS.free);
+      const query = new URLSearchParams({ reason: `bulk ${tag}`, limit: "1000", ...(cursor ? { cursor } : {}) });
+      const ctx = createExecutionContext();
+      const response = await worker.fetch(
+        new Request(`http://bridge/admin/dead-letters/redrive?${query}`, {
+          method: "POST",
+          headers: { Authorization: `Bearer ${ADMIN}` },
+        }),
+        limited.env,
+        ctx,
+      );
+      await waitOnExecutionContext(ctx);
+      const text = await response.text();
+      expect(response.status, text).toBe(200);
+      expect(limited.count()).toBeLessThanOrEqual(PLANS.free.services);
+      return { ...(JSON.parse(text) as { redriven: string[]; cursor?: string }), accepted: limited.accepted.length };
+    };
+    const first = await page();
+    expect(first.redriven).toHaveLength(900);
+    expect(first.accepted).toBe(900);
+    expect(first.cursor).toEqual(expect.any(String));
+    const second = await page(first.cursor);
+    expect(second.redriven).toHaveLength(100);
+    expect(second.cursor).toBeUndefined();
+    expect(await remaining(tag)).toBe(0);
+  }, 60_000);
 });

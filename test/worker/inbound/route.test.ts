@@ -42,19 +42,17 @@ async function expectNothingAccepted(writeKey: string) {
 }
 
 describe("POST /vero/webhook delivers every Vero type to Segment", () => {
-  for (const { name, payload, expected } of ALL_CASES) {
-    it(`delivers ${name}`, async () => {
-      const { env, writeKey } = await isolatedEnv();
-      const response = await postWebhook(env, JSON.stringify(payload));
-      expect(response.status).toBe(200);
-      const body = (await response.json()) as { ok: boolean; messageId: string };
-      expect(body).toMatchObject({ ok: true, messageId: expect.stringMatching(MESSAGE_ID) });
+  it.each(ALL_CASES.map((row) => [row.name, row] as const))("delivers %s", async (_name, { payload, expected }) => {
+    const { env, writeKey } = await isolatedEnv();
+    const response = await postWebhook(env, JSON.stringify(payload));
+    expect(response.status).toBe(200);
+    const body = (await response.json()) as { ok: boolean; messageId: string };
+    expect(body).toMatchObject({ ok: true, messageId: expect.stringMatching(MESSAGE_ID) });
 
-      const messages = await receivedMessages(writeKey);
-      expect(messages).toStrictEqual([expected(expect.stringMatching(ISO_TIME))]);
-      expect(messages[0]?.messageId).toBe(body.messageId);
-    });
-  }
+    const messages = await receivedMessages(writeKey);
+    expect(messages).toStrictEqual([expected(expect.stringMatching(ISO_TIME))]);
+    expect(messages[0]?.messageId).toBe(body.messageId);
+  });
 
   it("answers with the messageId and the event name it sent", async () => {
     const { env } = await isolatedEnv();
@@ -139,15 +137,12 @@ describe("POST /vero/webhook reads the body whatever its Content-Type", () => {
 });
 
 describe("POST /vero/webhook refuses what it cannot use", () => {
-  it("returns 401 when the token is missing, and sends nothing", async () => {
+  it.each([
+    ["missing", null],
+    ["wrong", "wrong"],
+  ])("returns 401 when the token is %s, and sends nothing", async (_what, token) => {
     const { env, writeKey } = await isolatedEnv();
-    await expectJsonError(await postWebhook(env, JSON.stringify(clicked), { token: null }), 401);
-    expect(await segment.calls(writeKey)).toEqual([]);
-  });
-
-  it("returns 401 when the token is wrong, and sends nothing", async () => {
-    const { env, writeKey } = await isolatedEnv();
-    await expectJsonError(await postWebhook(env, JSON.stringify(clicked), { token: "wrong" }), 401);
+    await expectJsonError(await postWebhook(env, JSON.stringify(clicked), { token }), 401);
     expect(await segment.calls(writeKey)).toEqual([]);
   });
 
@@ -164,14 +159,12 @@ describe("POST /vero/webhook refuses what it cannot use", () => {
     ],
     ["broken percent-encoding", "%7B%22type%22%3A%ZZ", /not valid percent-encoding/],
   ];
-  for (const [what, body, message] of refusals) {
-    it(`returns 400 naming the problem for ${what}, and sends nothing`, async () => {
-      const { env, writeKey } = await isolatedEnv();
-      const error = await expectJsonError(await postWebhook(env, body), 400);
-      expect(error.error.message).toMatch(message);
-      expect(await segment.calls(writeKey)).toEqual([]);
-    });
-  }
+  it.each(refusals)("returns 400 naming the problem for %s, and sends nothing", async (_what, body, message) => {
+    const { env, writeKey } = await isolatedEnv();
+    const error = await expectJsonError(await postWebhook(env, body), 400);
+    expect(error.error.message).toMatch(message);
+    expect(await segment.calls(writeKey)).toEqual([]);
+  });
 
   it("lists every problem of a payload in the 400's details", async () => {
     const { env } = await isolatedEnv();

@@ -1,5 +1,6 @@
 /** The pure mapping: one Segment event in, the exact Vero requests out (docs/outbound.md). */
 import { describe, expect, it } from "vitest";
+import { orderingKey } from "../../../src/outbound/job.ts";
 import { type MappedEvent, mapSegmentEvent } from "../../../src/outbound/map.ts";
 import { parseSegmentBody, parseSegmentEvent, type SegmentEventType } from "../../../src/outbound/schema.ts";
 import alias from "../../fixtures/segment/alias.json";
@@ -12,14 +13,14 @@ import unsubscribe from "../../fixtures/segment/unsubscribe.json";
 const receivedAt = new Date("2024-06-01T00:00:00.000Z");
 const receivedAtSeconds = 1717200000;
 
-function map(input: unknown, impliedType?: SegmentEventType): MappedEvent {
+function map(input: unknown, impliedType?: SegmentEventType, anonymousIds = false): MappedEvent {
   const parsed = parseSegmentEvent(input, impliedType);
   if (!parsed.ok) return { outcome: "invalid", error: parsed.error };
-  return mapSegmentEvent(parsed.event, { receivedAt });
+  return mapSegmentEvent(parsed.event, { receivedAt, anonymousIds });
 }
 
-function requestsOf(input: unknown) {
-  const mapped = map(input);
+function requestsOf(input: unknown, { anonymousIds = false } = {}) {
+  const mapped = map(input, undefined, anonymousIds);
   if (mapped.outcome !== "send") throw new Error(`expected requests, got ${JSON.stringify(mapped)}`);
   return mapped.requests;
 }
@@ -428,5 +429,115 @@ describe("wire shapes", () => {
       ok: false,
       error: expect.stringMatching(/at most 4000/),
     });
+  });
+});
+
+describe("mobile context, as RudderStack's Vero destination maps it", () => {
+  const mobile = {
+    type: "identify",
+    userId: "u-7",
+    traits: { email: "jane@example.com" },
+    context: {
+      device: { token: "fcm-token-1", name: "Pixel 8", manufacturer: "Google" },
+      os: { name: "Android", version: "14" },
+      timezone: "Europe/Berlin",
+      locale: "de-DE",
+    },
+  };
+
+  it("identify carries the device's push channel and the user's timezone and locale in Vero's field names", () => {
+    expect(requestsOf(mobile)).toEqual([
+      {
+        method: "POST",
+        path: "/users/track",
+        body: {
+          id: "u-7",
+          email: "jane@example.com",
+          channels: [{ type: "push", address: "fcm-token-1", platform: "android", device: "Pixel 8" }],
+          data: { email: "jane@example.com", id: "u-7", timezone: "Europe/Berlin", language: "de-DE" },
+        },
+      },
+    ]);
+  });
+
+  it("leaves the channel out without both a token and a platform, and a device name out when none is given", () => {
+    const noToken = { ...mobile, context: { ...mobile.context, device: { name: "Pixel 8" } } };
+    expect(requestsOf(noToken)[0]?.body).not.toHaveProperty("channels");
+    const noOs = { ...mobile, context: { ...mobile.context, os: undefined } };
+    expect(requestsOf(noOs)[0]?.body).not.toHaveProperty("channels");
+    const unnamed = { ...mobile, context: { ...mobile.context, device: { token: "apns-1" }, os: { name: "iOS" } } };
+    expect(requestsOf(unnamed)[0]?.body.channels).toEqual([{ type: "push", address: "apns-1", platform: "ios" }]);
+  });
+
+  it("keeps a timezone or language the traits set themselves", () => {
+    const own = { ...mobile, traits: { timezone: "UTC", language: "en" } };
+    expect(requestsOf(own)[0]?.body.data).toEqual({ timezone: "UTC", language: "en", id: "u-7" });
+  });
+
+  it("adds nothing to track calls: Vero takes channels on the user alone", () => {
+    const requests = requestsOf({ ...mobile, type: "track", event: "Opened App", traits: undefined });
+    expect(requests).toEqual([
+      {
+        method: "POST",
+        path: "/events/track",
+        body: {
+          identity: { id: "u-7" },
+          event_name: "Opened App",
+          data: {},
+          extras: { created_at: receivedAtSeconds, source: "segment" },
+        },
+      },
+    ]);
+  });
+});
+
+describe("anonymous users (VERO_ANONYMOUS_IDS)", () => {
+  it("is off by default: an event without userId or email is refused, as Segment's destination does", () => {
+    expect(errorOf({ type: "track", anonymousId: "anon-1", event: "Viewed" })).toBe("no userId or email");
+  });
+
+  it("when on, track, page and identify without a userId or email go by the anonymousId", () => {
+    const on = { anonymousIds: true };
+    expect(requestsOf({ type: "track", anonymousId: "anon-1", event: "Viewed" }, on)).toEqual([
+      {
+        method: "POST",
+        path: "/events/track",
+        body: {
+          identity: { id: "anon-1" },
+          event_name: "Viewed",
+          data: {},
+          extras: { created_at: receivedAtSeconds, source: "segment" },
+        },
+      },
+    ]);
+    expect(requestsOf({ type: "identify", anonymousId: "anon-1", traits: { plan: "free" } }, on)).toEqual([
+      { method: "POST", path: "/users/track", body: { id: "anon-1", data: { plan: "free", id: "anon-1" } } },
+    ]);
+    expect(requestsOf({ type: "page", anonymousId: 99, properties: { url: "/x" } }, on)[0]?.body.identity).toEqual({
+      id: "99",
+    });
+  });
+
+  it("when on, orders an anonymous user's events in the anonymousId's mailbox", () => {
+    const parsed = parseSegmentEvent({ type: "track", anonymousId: "anon-1", event: "Viewed" });
+    if (!parsed.ok) throw new Error(parsed.error);
+    expect(orderingKey(parsed.event, "#0", true)).toBe("anon-1");
+    expect(orderingKey(parsed.event, "#0")).toBe("#0");
+  });
+
+  it("when on, a userId still wins, and identify with an email still goes by the email", () => {
+    const on = { anonymousIds: true };
+    expect(
+      requestsOf({ type: "track", userId: "u-1", anonymousId: "anon-1", event: "x" }, on)[0]?.body.identity,
+    ).toEqual({
+      id: "u-1",
+    });
+    expect(requestsOf({ type: "identify", anonymousId: "anon-1", traits: { email: "jane@example.com" } }, on)).toEqual([
+      {
+        method: "POST",
+        path: "/users/track",
+        body: { email: "jane@example.com", data: { email: "jane@example.com" } },
+      },
+    ]);
   });
 });

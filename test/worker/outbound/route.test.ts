@@ -47,203 +47,243 @@ async function expectDelivered(response: Response, status = 202) {
   return JSON.parse(text) as { ok: true; results: { messageId: string | null; outcome: string; error?: string }[] };
 }
 
-describe("each contract row reaches Vero as the exact call", () => {
-  it("identify: POST /users/track with id, email, traits and userAgent, and the auth_token", async () => {
-    const { env, veroToken } = await isolatedEnv();
-    const body = await expectDelivered(await webhook(env, identify));
-    expect(body.results).toEqual([{ messageId: "ex-identify-1", index: 0, outcome: "queued" }]);
-    expect(await received(veroToken)).toEqual([
-      {
-        method: "POST",
-        path: "/users/track",
-        body: {
-          auth_token: veroToken,
-          id: "324LKJF",
-          email: "jane@example.com",
-          data: {
-            email: "jane@example.com",
-            name: "Jane",
-            plan: "pro",
-            order_completed_last_30days: true,
+/** One call as the Vero stand-in received it (see `received`). */
+interface VeroCall {
+  method: string;
+  path: string;
+  body: Record<string, unknown>;
+}
+
+/** One row of the contract: the event, the route it arrives by, and the exact calls Vero receives for it. */
+interface ContractRow {
+  /** `/segment` signed as Segment's Webhooks destination signs (202), or `/v1/<call>` with Basic as Segment's libraries send (200). */
+  via: "/segment" | `/v1/${string}`;
+  event: Record<string, unknown>;
+  /** The route's `results`, for the rows that pin them. */
+  results?: unknown[];
+  /** The calls, in order, under the tenant's `auth_token`. */
+  calls: (authToken: string) => VeroCall[];
+}
+
+const CONTRACT: [name: string, row: ContractRow][] = [
+  [
+    "identify: POST /users/track with id, email, traits and userAgent, and the auth_token",
+    {
+      via: "/segment",
+      event: identify,
+      results: [{ messageId: "ex-identify-1", index: 0, outcome: "queued" }],
+      calls: (authToken) => [
+        {
+          method: "POST",
+          path: "/users/track",
+          body: {
+            auth_token: authToken,
             id: "324LKJF",
-            userAgent: "Mozilla/5.0",
+            email: "jane@example.com",
+            data: {
+              email: "jane@example.com",
+              name: "Jane",
+              plan: "pro",
+              order_completed_last_30days: true,
+              id: "324LKJF",
+              userAgent: "Mozilla/5.0",
+            },
           },
         },
-      },
-    ]);
-  });
-
-  it("identify whose userId is an email: that email is the email", async () => {
-    const { env, veroToken } = await isolatedEnv();
-    await expectDelivered(await postApi(env, "identify", { userId: "jane@example.com", traits: { plan: "pro" } }), 200);
-    expect(await received(veroToken)).toEqual([
-      {
-        method: "POST",
-        path: "/users/track",
-        body: {
-          auth_token: veroToken,
-          id: "jane@example.com",
-          email: "jane@example.com",
-          data: { plan: "pro", id: "jane@example.com" },
+      ],
+    },
+  ],
+  [
+    "identify whose userId is an email: that email is the email",
+    {
+      via: "/v1/identify",
+      event: { userId: "jane@example.com", traits: { plan: "pro" } },
+      calls: (authToken) => [
+        {
+          method: "POST",
+          path: "/users/track",
+          body: {
+            auth_token: authToken,
+            id: "jane@example.com",
+            email: "jane@example.com",
+            data: { plan: "pro", id: "jane@example.com" },
+          },
         },
-      },
-    ]);
-  });
-
-  it("track: POST /events/track with identity, data, created_at and source", async () => {
-    const { env, veroToken } = await isolatedEnv();
-    await expectDelivered(await webhook(env, track));
-    expect(await received(veroToken)).toEqual([
-      {
-        method: "POST",
-        path: "/events/track",
-        body: {
-          auth_token: veroToken,
-          identity: { id: "324LKJF", email: "jane@example.com" },
-          event_name: "Viewed product",
-          data: { product_name: "Red T-shirt", product_url: "http://www.yourdomain.com/products/red-t-shirt" },
-          extras: { created_at: 1717044391, source: "segment" },
+      ],
+    },
+  ],
+  [
+    "track: POST /events/track with identity, data, created_at and source",
+    {
+      via: "/segment",
+      event: track,
+      calls: (authToken) => [
+        {
+          method: "POST",
+          path: "/events/track",
+          body: {
+            auth_token: authToken,
+            identity: { id: "324LKJF", email: "jane@example.com" },
+            event_name: "Viewed product",
+            data: { product_name: "Red T-shirt", product_url: "http://www.yourdomain.com/products/red-t-shirt" },
+            extras: { created_at: 1717044391, source: "segment" },
+          },
         },
-      },
-    ]);
-  });
-
-  it("track with properties.email but no context.traits.email: the identity has no email, the data keeps it", async () => {
-    const { env, veroToken } = await isolatedEnv();
-    await expectDelivered(
-      await webhook(env, {
+      ],
+    },
+  ],
+  [
+    "track with properties.email but no context.traits.email: the identity has no email, the data keeps it",
+    {
+      via: "/segment",
+      event: {
         type: "track",
         messageId: "m-1",
         userId: "u-1",
         event: "Signed Up",
         timestamp: "2014-01-01T00:00:00.000Z",
         properties: { email: "jane@example.com" },
-      }),
-    );
-    expect(await received(veroToken)).toEqual([
-      {
-        method: "POST",
-        path: "/events/track",
-        body: {
-          auth_token: veroToken,
-          identity: { id: "u-1" },
-          event_name: "Signed Up",
-          data: { email: "jane@example.com" },
-          extras: { created_at: 1388534400, source: "segment" },
+      },
+      calls: (authToken) => [
+        {
+          method: "POST",
+          path: "/events/track",
+          body: {
+            auth_token: authToken,
+            identity: { id: "u-1" },
+            event_name: "Signed Up",
+            data: { email: "jane@example.com" },
+            extras: { created_at: 1388534400, source: "segment" },
+          },
         },
-      },
-    ]);
-  });
-
-  it("Unsubscribe track: POST /users/unsubscribe for properties.id", async () => {
-    const { env, veroToken } = await isolatedEnv();
-    await expectDelivered(await webhook(env, unsubscribe));
-    expect(await received(veroToken)).toEqual([
-      {
-        method: "POST",
-        path: "/users/unsubscribe",
-        body: { auth_token: veroToken, id: "12345", extras: { created_at: 1717044391, source: "segment" } },
-      },
-    ]);
-  });
-
-  it("Resubscribe track: POST /users/resubscribe for the userId", async () => {
-    const { env, veroToken } = await isolatedEnv();
-    await expectDelivered(
-      await postApi(env, "track", { userId: "u-1", event: "resubscribe", timestamp: "2014-01-01T00:00:00.000Z" }),
-      200,
-    );
-    expect(await received(veroToken)).toEqual([
-      {
-        method: "POST",
-        path: "/users/resubscribe",
-        body: { auth_token: veroToken, id: "u-1", extras: { created_at: 1388534400, source: "segment" } },
-      },
-    ]);
-  });
-
-  it("page: a viewed_page event with the properties as data", async () => {
-    const { env, veroToken } = await isolatedEnv();
-    await expectDelivered(
-      await postApi(env, "page", {
+      ],
+    },
+  ],
+  [
+    "Unsubscribe track: POST /users/unsubscribe for properties.id",
+    {
+      via: "/segment",
+      event: unsubscribe,
+      calls: (authToken) => [
+        {
+          method: "POST",
+          path: "/users/unsubscribe",
+          body: { auth_token: authToken, id: "12345", extras: { created_at: 1717044391, source: "segment" } },
+        },
+      ],
+    },
+  ],
+  [
+    "Resubscribe track: POST /users/resubscribe for the userId",
+    {
+      via: "/v1/track",
+      event: { userId: "u-1", event: "resubscribe", timestamp: "2014-01-01T00:00:00.000Z" },
+      calls: (authToken) => [
+        {
+          method: "POST",
+          path: "/users/resubscribe",
+          body: { auth_token: authToken, id: "u-1", extras: { created_at: 1388534400, source: "segment" } },
+        },
+      ],
+    },
+  ],
+  [
+    "page: a viewed_page event with the properties as data",
+    {
+      via: "/v1/page",
+      event: {
         userId: "u-1",
         name: "Pricing",
         timestamp: "2014-01-01T00:00:00.000Z",
         properties: { url: "https://example.com/pricing" },
-      }),
-      200,
-    );
-    expect(await received(veroToken)).toEqual([
-      {
-        method: "POST",
-        path: "/events/track",
-        body: {
-          auth_token: veroToken,
-          identity: { id: "u-1" },
-          event_name: "viewed_page",
-          data: { url: "https://example.com/pricing" },
-          extras: { created_at: 1388534400, source: "segment" },
-        },
       },
-    ]);
-  });
-
-  it("screen: a viewed_screen event with the properties as data", async () => {
-    const { env, veroToken } = await isolatedEnv();
-    await expectDelivered(
-      await postApi(env, "screen", {
+      calls: (authToken) => [
+        {
+          method: "POST",
+          path: "/events/track",
+          body: {
+            auth_token: authToken,
+            identity: { id: "u-1" },
+            event_name: "viewed_page",
+            data: { url: "https://example.com/pricing" },
+            extras: { created_at: 1388534400, source: "segment" },
+          },
+        },
+      ],
+    },
+  ],
+  [
+    "screen: a viewed_screen event with the properties as data",
+    {
+      via: "/v1/screen",
+      event: {
         userId: "u-1",
         name: "Home",
         timestamp: "2014-01-01T00:00:00.000Z",
         properties: { variation: "blue" },
-      }),
-      200,
-    );
-    expect(await received(veroToken)).toEqual([
-      {
-        method: "POST",
-        path: "/events/track",
-        body: {
-          auth_token: veroToken,
-          identity: { id: "u-1" },
-          event_name: "viewed_screen",
-          data: { variation: "blue" },
-          extras: { created_at: 1388534400, source: "segment" },
+      },
+      calls: (authToken) => [
+        {
+          method: "POST",
+          path: "/events/track",
+          body: {
+            auth_token: authToken,
+            identity: { id: "u-1" },
+            event_name: "viewed_screen",
+            data: { variation: "blue" },
+            extras: { created_at: 1388534400, source: "segment" },
+          },
         },
-      },
-    ]);
-  });
+      ],
+    },
+  ],
+  [
+    "group: PUT /users/edit with the traits as the user's group",
+    {
+      via: "/segment",
+      event: group,
+      calls: (authToken) => [
+        {
+          method: "PUT",
+          path: "/users/edit",
+          body: { auth_token: authToken, id: "324LKJF", changes: { group: { name: "Acme", plan: "enterprise" } } },
+        },
+      ],
+    },
+  ],
+  [
+    "alias: PUT /users/reidentify from previousId to userId",
+    {
+      via: "/segment",
+      event: alias,
+      calls: (authToken) => [
+        {
+          method: "PUT",
+          path: "/users/reidentify",
+          body: { auth_token: authToken, id: "jane@example.com", new_id: "8765309" },
+        },
+      ],
+    },
+  ],
+  [
+    "delete: POST /users/delete for the userId",
+    {
+      via: "/segment",
+      event: { type: "delete", messageId: "del-1", userId: "u-1" },
+      calls: (authToken) => [{ method: "POST", path: "/users/delete", body: { auth_token: authToken, id: "u-1" } }],
+    },
+  ],
+];
 
-  it("group: PUT /users/edit with the traits as the user's group", async () => {
+describe("each contract row reaches Vero as the exact call", () => {
+  it.each(CONTRACT)("%s", async (_name, { via, event, results, calls }) => {
     const { env, veroToken } = await isolatedEnv();
-    await expectDelivered(await webhook(env, group));
-    expect(await received(veroToken)).toEqual([
-      {
-        method: "PUT",
-        path: "/users/edit",
-        body: { auth_token: veroToken, id: "324LKJF", changes: { group: { name: "Acme", plan: "enterprise" } } },
-      },
-    ]);
-  });
-
-  it("alias: PUT /users/reidentify from previousId to userId", async () => {
-    const { env, veroToken } = await isolatedEnv();
-    await expectDelivered(await webhook(env, alias));
-    expect(await received(veroToken)).toEqual([
-      {
-        method: "PUT",
-        path: "/users/reidentify",
-        body: { auth_token: veroToken, id: "jane@example.com", new_id: "8765309" },
-      },
-    ]);
-  });
-
-  it("delete: POST /users/delete for the userId", async () => {
-    const { env, veroToken } = await isolatedEnv();
-    await expectDelivered(await webhook(env, { type: "delete", messageId: "del-1", userId: "u-1" }));
-    expect(await received(veroToken)).toEqual([
-      { method: "POST", path: "/users/delete", body: { auth_token: veroToken, id: "u-1" } },
-    ]);
+    const body =
+      via === "/segment"
+        ? await expectDelivered(await webhook(env, event))
+        : await expectDelivered(await postApi(env, via.slice("/v1/".length), event), 200);
+    if (results) expect(body.results).toEqual(results);
+    expect(await received(veroToken)).toEqual(calls(veroToken));
   });
 
   it("sends VERO_TRACKING_API_KEY as tracking_api_key", async () => {
@@ -335,25 +375,14 @@ describe("invalid events", () => {
 });
 
 describe("authentication", () => {
-  it("a bad signature: 401 and nothing sent", async () => {
-    const { env, veroToken } = await isolatedEnv();
-    const raw = JSON.stringify(track);
-    const response = await callWorker(
-      new Request("http://bridge/segment", {
-        method: "POST",
-        body: raw,
-        headers: { "X-Signature": hmacSha1Hex("not the secret", raw) },
-      }),
-      env,
-    );
-    await expectJsonError(response, 401);
-    expect(await vero.calls(veroToken)).toEqual([]);
-  });
-
-  it("no signature and no Basic: 401 and nothing sent", async () => {
+  const refused: [name: string, headers: Record<string, string>][] = [
+    ["a bad signature: 401 and nothing sent", { "X-Signature": hmacSha1Hex("not the secret", JSON.stringify(track)) }],
+    ["no signature and no Basic: 401 and nothing sent", {}],
+  ];
+  it.each(refused)("%s", async (_name, headers) => {
     const { env, veroToken } = await isolatedEnv();
     const response = await callWorker(
-      new Request("http://bridge/segment", { method: "POST", body: JSON.stringify(track) }),
+      new Request("http://bridge/segment", { method: "POST", body: JSON.stringify(track), headers }),
       env,
     );
     await expectJsonError(response, 401);

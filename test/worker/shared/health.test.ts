@@ -18,6 +18,11 @@ describe("GET /health", () => {
     });
   });
 
+  it("repeats BRIDGE_INSTANCE as `instance`, so that a tool that started the bridge knows it reached its own", async () => {
+    const response = await callWorker(new Request("http://bridge/health"), { ...baseEnv, BRIDGE_INSTANCE: "run-42" });
+    expect(await response.json()).toMatchObject({ status: "ok", instance: "run-42" });
+  });
+
   it("says which directions are configured, and that de-duplication is off, with nothing bound at all", async () => {
     const response = await callWorker(new Request("http://bridge/health"), {});
     expect(await response.json()).toEqual({

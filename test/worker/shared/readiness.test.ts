@@ -5,7 +5,9 @@
 import { beforeEach, describe, expect, it } from "vitest";
 import { DEV_SECRETS } from "../../../dev/dev-settings.ts";
 import type { Env } from "../../../src/shared/env.ts";
+import { cachedReadinessOf, forgetReadiness, READINESS_CACHE_MS } from "../../../src/shared/health.ts";
 import { clearAlertTables, count, createStalledMailboxesTable, ledger, unreachableLedger } from "../helpers/alerts.ts";
+import { queryLimitedD1 } from "../helpers/d1-query-limit.ts";
 import { baseEnv, callWorker, expectJsonError } from "../helpers/env.ts";
 
 const ready = (env: Env) => callWorker(new Request("http://bridge/health/ready"), env);
@@ -16,7 +18,10 @@ async function reasonsOf(response: Response): Promise<string[]> {
   return (body.error.details as { reasons: string[] }).reasons;
 }
 
-beforeEach(clearAlertTables);
+beforeEach(async () => {
+  await clearAlertTables();
+  forgetReadiness();
+});
 
 describe("GET /health/ready", () => {
   it("answers 200 when every direction is configured, the ledger answers and deliveries succeed", async () => {
@@ -85,5 +90,27 @@ describe("GET /health/ready", () => {
     const head = await callWorker(new Request("http://bridge/health/ready", { method: "HEAD" }), baseEnv);
     expect(head.status).toBe(200);
     await expectJsonError(await callWorker(new Request("http://bridge/health/ready", { method: "POST" })), 405);
+  });
+
+  it("answers from a cache of at most 30 s: callers meanwhile cost no D1 query", async () => {
+    const counted = queryLimitedD1(baseEnv.LEDGER as D1Database, 1_000);
+    const env = { ...baseEnv, LEDGER: counted.db };
+    for (let i = 0; i < 5; i++) expect((await ready(env)).status).toBe(200);
+    // One check: the recent outcomes and the stalled users.
+    expect(counted.count()).toBe(2);
+  });
+
+  it("checks again once the cached answer is 30 s old, and sees what changed", async () => {
+    const counted = queryLimitedD1(baseEnv.LEDGER as D1Database, 1_000);
+    const env = { ...baseEnv, ALERT_MIN_ATTEMPTS: "1", LEDGER: counted.db };
+    const t0 = Date.now();
+    expect((await cachedReadinessOf(env, t0)).ready).toBe(true);
+    await count("inbound", "retried", 5, new Date());
+    expect((await cachedReadinessOf(env, t0 + READINESS_CACHE_MS - 1)).ready).toBe(true);
+    expect(counted.count()).toBe(2);
+    expect((await cachedReadinessOf(env, t0 + READINESS_CACHE_MS)).reasons).toEqual([
+      expect.stringContaining("Inbound (Vero → Segment): 100% of deliveries failed"),
+    ]);
+    expect(counted.count()).toBe(4);
   });
 });

@@ -14,7 +14,12 @@ describe("settings", () => {
     const settings = parseSettings({ ...inbound, ...outbound });
     expect(settings.inbound).toEqual({
       ready: true,
-      settings: { segmentWriteKey: "wk", segmentApiHost: "https://api.segment.io", webhookTokens: [TOK] },
+      settings: {
+        segmentWriteKey: "wk",
+        segmentApiHost: "https://api.segment.io",
+        webhookTokens: [TOK],
+        droppedTypes: [],
+      },
     });
     expect(settings.outbound).toEqual({
       ready: true,
@@ -24,7 +29,41 @@ describe("settings", () => {
         trackConcurrency: 1,
         sharedSecrets: [SHH],
         acceptFirstEventSignature: false,
+        filters: [],
+        anonymousIds: false,
       },
+    });
+  });
+
+  it("reads VERO_ANONYMOUS_IDS, off unless set, and VERO_WEBHOOK_TYPES_DROPPED as a list of Vero types", () => {
+    expect(parseSettings({ ...outbound, VERO_ANONYMOUS_IDS: "true" }).outbound).toMatchObject({
+      settings: { anonymousIds: true },
+    });
+    expect(parseSettings({ ...outbound, VERO_ANONYMOUS_IDS: "yes please" }).outbound).toMatchObject({
+      ready: false,
+      invalid: ['VERO_ANONYMOUS_IDS must be "true" or "false"'],
+    });
+    expect(parseSettings({ ...inbound, VERO_WEBHOOK_TYPES_DROPPED: " sent, delivered ," }).inbound).toMatchObject({
+      settings: { droppedTypes: ["sent", "delivered"] },
+    });
+    expect(parseSettings({ ...inbound, VERO_WEBHOOK_TYPES_DROPPED: "Email Sent" }).inbound).toMatchObject({
+      ready: false,
+      invalid: ["VERO_WEBHOOK_TYPES_DROPPED must list Vero webhook types such as sent,delivered"],
+    });
+  });
+
+  it("compiles DESTINATION_FILTERS, as text or as a wrangler.toml value, and names an invalid filter", () => {
+    const filters = [{ title: "No pages", if: 'type = "page"', actions: [{ type: "DROP" }], enabled: true }];
+    for (const value of [JSON.stringify(filters), filters])
+      expect(parseSettings({ ...outbound, DESTINATION_FILTERS: value as unknown as string }).outbound).toMatchObject({
+        ready: true,
+        settings: { filters: [{ title: "No pages", actions: [{ type: "DROP" }] }] },
+      });
+    const broken = [{ ...filters[0], if: 'type = "page" and' }];
+    expect(parseSettings({ ...outbound, DESTINATION_FILTERS: JSON.stringify(broken) }).outbound).toEqual({
+      ready: false,
+      missing: [],
+      invalid: ['DESTINATION_FILTERS filter 1 ("No pages"): if unexpected the end'],
     });
   });
 

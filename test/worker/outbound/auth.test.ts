@@ -1,23 +1,11 @@
+/** `/segment` and `/v1/*`: X-Signature over the raw body or over the first event, Basic, Bearer, and each one's challenge. */
 import { describe, expect, it, vi } from "vitest";
 import type { Env } from "../../../src/shared/env.ts";
 import { exceedsDepth } from "../../../src/shared/json.ts";
 import { hmacSha1Hex } from "../../../src/shared/secrets.ts";
-import { basic, callWorker, expectJsonError, isolatedEnv, segment, vero } from "../helpers/env.ts";
+import { challenge, expectNothingSent, TRACK_SIGNATURE, track } from "../helpers/auth.ts";
+import { basic, callWorker, expectJsonError, isolatedEnv, vero } from "../helpers/env.ts";
 import { nestedText } from "../helpers/fuzz.ts";
-
-const webhook = JSON.stringify({
-  type: "opened",
-  opened_at: 1435016238,
-  user: { id: 123, email: "steve@getvero.com" },
-});
-const track = JSON.stringify({ type: "track", messageId: "m-1", userId: "u-1", event: "Signed Up" });
-
-/**
- * A known answer computed outside the code, so that a wrong algorithm fails here:
- * printf '%s' '{"type":"track","messageId":"m-1","userId":"u-1","event":"Signed Up"}' |
- *   openssl dgst -sha1 -hmac dev-segment-shared-secret-for-local-use
- */
-const TRACK_SIGNATURE = "c2746e20772f13549199ba5f0838910b85accf5c";
 
 /** The one Vero call `track` stands for. */
 const trackCall = {
@@ -30,53 +18,6 @@ const trackCall = {
 async function expectDelivered(response: Response, status = 202) {
   expect(response.status, await response.text()).toBe(status);
 }
-
-/** Proves the request went nowhere: neither stand-in heard from this test's tenants. */
-async function expectNothingSent(writeKey: string, veroToken: string) {
-  expect(await segment.calls(writeKey)).toEqual([]);
-  expect(await vero.calls(veroToken)).toEqual([]);
-}
-
-describe("POST /vero/webhook", () => {
-  it("returns 401 when the token is missing, and sends nothing", async () => {
-    const { env, writeKey, veroToken } = await isolatedEnv();
-    const response = await callWorker(
-      new Request("http://bridge/vero/webhook", { method: "POST", body: webhook }),
-      env,
-    );
-    expect((await expectJsonError(response, 401)).error.message).toMatch(/missing token/);
-    await expectNothingSent(writeKey, veroToken);
-  });
-
-  it("returns 401 when the token is wrong, and sends nothing", async () => {
-    const { env, writeKey, veroToken } = await isolatedEnv();
-    const response = await callWorker(
-      new Request("http://bridge/vero/webhook?token=not-the-token", { method: "POST", body: webhook }),
-      env,
-    );
-    expect((await expectJsonError(response, 401)).error.message).toBe("wrong token");
-    await expectNothingSent(writeKey, veroToken);
-  });
-
-  it("accepts either value of a token under rotation, and no third", async () => {
-    const { env, writeKey } = await isolatedEnv({
-      VERO_WEBHOOK_TOKEN: "old-token-0123456789abcdef0123456, new-token-0123456789abcdef0123456",
-    });
-    for (const token of ["old-token-0123456789abcdef0123456", "new-token-0123456789abcdef0123456"]) {
-      const response = await callWorker(
-        new Request(`http://bridge/vero/webhook?token=${token}`, { method: "POST", body: webhook }),
-        env,
-      );
-      expect(response.status, await response.text()).toBe(200);
-    }
-    expect(await segment.accepted(writeKey)).toHaveLength(2);
-    const third = await callWorker(
-      new Request("http://bridge/vero/webhook?token=other", { method: "POST", body: webhook }),
-      env,
-    );
-    await expectJsonError(third, 401);
-  });
-});
 
 describe("POST /segment", () => {
   const secret = "dev-segment-shared-secret-for-local-use";
@@ -119,11 +60,6 @@ describe("POST /segment", () => {
       env,
     );
     await expectJsonError(response, 401);
-  });
-
-  it("hmacSha1Hex gives the known answers: RFC 2202's and the one computed with openssl", async () => {
-    expect(await hmacSha1Hex("Jefe", "what do ya want for nothing?")).toBe("effcdf6ae5eb2fa2d27416d5f184df9c259a7c79");
-    expect(await hmacSha1Hex(secret, track)).toBe(TRACK_SIGNATURE);
   });
 
   it("delivers a request whose X-Signature is the known HMAC-SHA1 of the raw body", async () => {
@@ -197,24 +133,22 @@ describe("POST /segment", () => {
       expect(await vero.accepted(veroToken)).toHaveLength(2);
     });
 
-    for (const [scheme, header] of [
+    it.each([
       ["Basic", basic(secret)],
       ["Bearer", `Bearer ${secret}`],
-    ] as const) {
-      it(`delivers an array authenticated by Authorization: ${scheme} with the shared secret`, async () => {
-        const { env, veroToken } = await isolatedEnv();
-        const response = await callWorker(
-          new Request("http://bridge/segment", {
-            method: "POST",
-            body: JSON.stringify(events),
-            headers: { Authorization: header },
-          }),
-          env,
-        );
-        await expectDelivered(response);
-        expect(await vero.accepted(veroToken)).toHaveLength(2);
-      });
-    }
+    ])("delivers an array authenticated by Authorization: %s with the shared secret", async (_scheme, header) => {
+      const { env, veroToken } = await isolatedEnv();
+      const response = await callWorker(
+        new Request("http://bridge/segment", {
+          method: "POST",
+          body: JSON.stringify(events),
+          headers: { Authorization: header },
+        }),
+        env,
+      );
+      await expectDelivered(response);
+      expect(await vero.accepted(veroToken)).toHaveLength(2);
+    });
 
     it("refuses a wrong Bearer token with 401 and a JSON error naming the scheme", async () => {
       const { env, veroToken } = await isolatedEnv();
@@ -271,14 +205,15 @@ describe("POST /segment", () => {
 });
 
 describe("POST /v1/*", () => {
-  for (const call of ["batch", "track", "identify", "group", "alias", "page", "screen"]) {
-    it(`returns 401 on /v1/${call} without credentials, and sends nothing`, async () => {
+  it.each(["batch", "track", "identify", "group", "alias", "page", "screen"])(
+    "returns 401 on /v1/%s without credentials, and sends nothing",
+    async (call) => {
       const { env, writeKey, veroToken } = await isolatedEnv();
       const response = await callWorker(new Request(`http://bridge/v1/${call}`, { method: "POST", body: track }), env);
       await expectJsonError(response, 401);
       await expectNothingSent(writeKey, veroToken);
-    });
-  }
+    },
+  );
 
   it("delivers with the shared secret as the Basic username", async () => {
     const { env, veroToken } = await isolatedEnv();
@@ -315,5 +250,29 @@ describe("POST /v1/*", () => {
       env,
     );
     await expectJsonError(response, 401);
+  });
+});
+
+describe("WWW-Authenticate on a 401", () => {
+  const post = (path: string, headers: Record<string, string> = {}) =>
+    new Request(`http://bridge${path}`, { method: "POST", body: track, headers });
+
+  it("offers Basic and Bearer on /segment, and names the scheme that was tried and failed", async () => {
+    const both = 'Basic realm="vero-segment-bridge", Bearer realm="vero-segment-bridge"';
+    expect(await challenge(post("/segment"))).toBe(both);
+    expect(await challenge(post("/segment", { "X-Signature": "0".repeat(40) }))).toBe(both);
+    expect(await challenge(post("/segment", { Authorization: basic("nope") }))).toBe(
+      'Basic realm="vero-segment-bridge"',
+    );
+    expect(await challenge(post("/segment", { Authorization: "Bearer nope" }))).toBe(
+      'Bearer realm="vero-segment-bridge"',
+    );
+  });
+
+  it("offers Basic on /v1/*, as Segment's API takes the write key", async () => {
+    expect(await challenge(post("/v1/track"))).toBe('Basic realm="vero-segment-bridge"');
+    expect(await challenge(post("/v1/track", { Authorization: basic("nope") }))).toBe(
+      'Basic realm="vero-segment-bridge"',
+    );
   });
 });
