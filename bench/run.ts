@@ -64,6 +64,10 @@ const DRAIN = {
     .map(Number),
   eventsPerUser: Number(process.env.BENCH_DRAIN_EVENTS ?? 8),
   veroDelayMs: 150,
+  // The hot-user point: BENCH_DRAIN_USERS=1 BENCH_DRAIN_EVENTS=200, strict or with this opt-in.
+  vars: process.env.BENCH_VERO_TRACK_CONCURRENCY
+    ? { VERO_TRACK_CONCURRENCY: process.env.BENCH_VERO_TRACK_CONCURRENCY }
+    : undefined,
   timeoutMs: Number(process.env.BENCH_DRAIN_TIMEOUT_SECONDS ?? 60) * 1000,
   log: (line: string) => log(line),
 };

@@ -87,6 +87,15 @@ export async function lookupCalls(db: D1Database, messageIds: Iterable<string>):
   return done;
 }
 
+// ---- Stalled mailboxes ----------------------------------------------------
+
+/** How many mailboxes' oldest job waits since before `before`, and the oldest time: the alerts and readiness read it. */
+export function stalledSummary(db: D1Database, before: Date): D1PreparedStatement {
+  return db
+    .prepare("SELECT count(*) AS count, min(oldest_at) AS oldest FROM stalled_mailboxes WHERE oldest_at < ?1")
+    .bind(before.toISOString());
+}
+
 // ---- Counters --------------------------------------------------------------
 
 /** The hour `date` falls in, as `readCounters` reports it. */

@@ -1,6 +1,12 @@
-import { failureRateCondition } from "../admin/alerts/conditions.ts";
+import { failureRateCondition, stalledCondition } from "../admin/alerts/conditions.ts";
 import { LEDGER_UNBOUND } from "../delivery/dead-letters.ts";
-import { isMissingTable, LEDGER_UNMIGRATED, RATE_WINDOW_MS, readRecentOutcomes } from "../delivery/ledger.ts";
+import {
+  isMissingTable,
+  LEDGER_UNMIGRATED,
+  RATE_WINDOW_MS,
+  readRecentOutcomes,
+  stalledSummary,
+} from "../delivery/ledger.ts";
 import type { Env } from "./env.ts";
 import { describeError } from "./log.ts";
 import { describeUnready, parseAlertSettings, settingsFor } from "./settings.ts";
@@ -56,8 +62,9 @@ export interface Readiness {
 
 /**
  * Whether the bridge can do its job now: every direction and consumer
- * configured, the ledger bound and readable, and neither direction failing
- * above the alert threshold over the last 15 minutes. Reasons name settings
+ * configured, the ledger bound and readable, neither direction failing
+ * above the alert threshold over the last 15 minutes, and no user's
+ * deliveries waiting longer than ALERT_STALLED_MINUTES. Reasons name settings
  * and counts, never their values.
  */
 export async function readinessOf(env: Env, now = new Date()): Promise<Readiness> {
@@ -77,12 +84,23 @@ export async function readinessOf(env: Env, now = new Date()): Promise<Readiness
     return { ready: false, reasons };
   }
   try {
-    const outcomes = await readRecentOutcomes(env.LEDGER, new Date(now.getTime() - RATE_WINDOW_MS));
     const thresholds = parseAlertSettings(env);
+    const outcomes = await readRecentOutcomes(env.LEDGER, new Date(now.getTime() - RATE_WINDOW_MS));
+    const stalled = await stalledSummary(env.LEDGER, new Date(now.getTime() - thresholds.stalledMinutes * 60_000))
+      .first<{ count: number; oldest: string | null }>()
+      .catch((error: unknown) => {
+        // Before migrations/0002 no user can be reported stalled.
+        if (isMissingTable(error)) return null;
+        throw error;
+      });
     for (const direction of ["inbound", "outbound"] as const) {
       const condition = failureRateCondition(direction, outcomes[direction], thresholds);
       if (condition) reasons.push(condition.summary);
     }
+    // A user stalled, capped or with a backlog older than ALERT_STALLED_MINUTES, as the alert counts them.
+    const waiting = { count: stalled?.count ?? 0, oldestAt: stalled?.oldest ?? undefined, reasons: [] };
+    const condition = stalledCondition(waiting, thresholds.stalledMinutes);
+    if (condition) reasons.push(condition.summary);
   } catch (error) {
     reasons.push(
       isMissingTable(error)
