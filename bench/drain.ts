@@ -64,6 +64,8 @@ export interface DrainOptions {
   eventsPerUser: number;
   /** How long the Vero stand-in holds every answer back: the round trip to Vero's API. */
   veroDelayMs: number;
+  /** Settings the bridge runs with beside the defaults (e.g. VERO_TRACK_CONCURRENCY for the hot-user point). */
+  vars?: Record<string, string>;
   /** A point not drained by then is cut, and its figures are over what arrived. */
   timeoutMs: number;
   log: (line: string) => void;
@@ -99,7 +101,11 @@ export interface DrainPoint {
   d1Lines: number;
   doLines: number;
   d1PerEvent: number;
+  /** Alarm invocations included. */
   doPerEvent: number;
+  /** Mailbox storage rows per delivered event (the runtime's cursor counters, from the log lines). */
+  rowsWrittenPerEvent: number;
+  rowsReadPerEvent: number;
 }
 
 export interface Drain {
@@ -122,11 +128,16 @@ export async function measureDrain(options: DrainOptions): Promise<Drain> {
       const run = `drain-${users}-${Date.now().toString(36)}`;
       const [writeKey, veroToken] = await Promise.all([segmentClient.tenant(), veroClient.tenant()]);
       await veroClient.fail(veroToken, { delayMs: options.veroDelayMs });
-      const work = { d1Statements: 0, doRequests: 0, d1Lines: 0, doLines: 0 };
+      const work = { d1Statements: 0, doRequests: 0, d1Lines: 0, doLines: 0, rowsWritten: 0, rowsRead: 0 };
       let bridge: RunningBridge | undefined;
       try {
         bridge = await startBridge({
-          vars: { ...devBindings(segment.url, vero.url), SEGMENT_WRITE_KEY: writeKey, VERO_AUTH_TOKEN: veroToken },
+          vars: {
+            ...devBindings(segment.url, vero.url),
+            SEGMENT_WRITE_KEY: writeKey,
+            VERO_AUTH_TOKEN: veroToken,
+            ...options.vars,
+          },
           stdio: "pipe",
           ...runtimeOptions(runtime),
           onLine: (line) => {
@@ -139,6 +150,8 @@ export async function measureDrain(options: DrainOptions): Promise<Drain> {
               work.doRequests += reported.doRequests;
               work.doLines++;
             }
+            work.rowsWritten += reported?.doRowsWritten ?? 0;
+            work.rowsRead += reported?.doRowsRead ?? 0;
           },
         });
         const ids = userIds(run, users);
@@ -190,6 +203,8 @@ export async function measureDrain(options: DrainOptions): Promise<Drain> {
           ...work,
           d1PerEvent: round(work.d1Statements / Math.max(1, check.delivered), 3),
           doPerEvent: round(work.doRequests / Math.max(1, check.delivered), 3),
+          rowsWrittenPerEvent: round(work.rowsWritten / Math.max(1, check.delivered), 2),
+          rowsReadPerEvent: round(work.rowsRead / Math.max(1, check.delivered), 2),
         };
         points.push(point);
         options.log(`  drain ${describeDrainPoint(point)}`);
@@ -205,5 +220,5 @@ export async function measureDrain(options: DrainOptions): Promise<Drain> {
 }
 
 export function describeDrainPoint(p: DrainPoint): string {
-  return `${p.users} users x ${p.eventsPerUser}, ${describeRuntime(p.runtime)}: ${p.eventsPerSecond} events/s (${p.ratioToLimit} of ${p.serialLimit}), ${p.maxInFlight} Vero calls in flight at most, ${p.check.delivered}/${p.check.expected} delivered${p.complete ? "" : " (CUT at the timeout)"}, ${p.check.duplicates} twice, ${p.check.outOfOrder} out of order for ${p.check.usersOutOfOrder} users, ${p.d1PerEvent} D1 statements and ${p.doPerEvent} DO requests per event`;
+  return `${p.users} users x ${p.eventsPerUser}, ${describeRuntime(p.runtime)}: ${p.eventsPerSecond} events/s (${p.ratioToLimit} of ${p.serialLimit}), ${p.maxInFlight} Vero calls in flight at most, ${p.check.delivered}/${p.check.expected} delivered${p.complete ? "" : " (CUT at the timeout)"}, ${p.check.duplicates} twice, ${p.check.outOfOrder} out of order for ${p.check.usersOutOfOrder} users, ${p.d1PerEvent} D1 statements, ${p.doPerEvent} DO requests (alarms included), ${p.rowsWrittenPerEvent} mailbox rows written and ${p.rowsReadPerEvent} read per event`;
 }

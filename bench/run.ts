@@ -48,7 +48,7 @@ const seconds = Number(process.env.BENCH_SECONDS ?? (QUICK ? 1 : 3));
 const GOAL_SENDERS = QUICK ? 8 : 32;
 const LATENCY = { concurrency: 8, segmentDelayMs: 80 };
 const BURST_EVENTS = QUICK ? 200 : 1000;
-const SIZE_GOAL_BYTES = 100 * 1024;
+const SIZE_GOAL_BYTES = 108 * 1024;
 const BURST_GOAL = 0.05;
 const THROUGHPUT_GOAL = 1.3;
 const LATENCY_GOAL = 0.5;
@@ -64,6 +64,10 @@ const DRAIN = {
     .map(Number),
   eventsPerUser: Number(process.env.BENCH_DRAIN_EVENTS ?? 8),
   veroDelayMs: 150,
+  // The hot-user point: BENCH_DRAIN_USERS=1 BENCH_DRAIN_EVENTS=200, strict or with this opt-in.
+  vars: process.env.BENCH_VERO_TRACK_CONCURRENCY
+    ? { VERO_TRACK_CONCURRENCY: process.env.BENCH_VERO_TRACK_CONCURRENCY }
+    : undefined,
   timeoutMs: Number(process.env.BENCH_DRAIN_TIMEOUT_SECONDS ?? 60) * 1000,
   log: (line: string) => log(line),
 };
@@ -390,12 +394,12 @@ if (failed(e2e)) {
 }
 
 if (failed(size)) {
-  goals.push(notMeasured("Worker bundle, gzip", "≤ 100 KiB", size.error));
+  goals.push(notMeasured("Worker bundle, gzip", "≤ 108 KiB", size.error));
 } else {
   const { gzipBytes, composition } = size.bridge;
   goals.push({
     goal: "Worker bundle, gzip",
-    target: "≤ 100 KiB",
+    target: "≤ 108 KiB",
     measured: `${fmt(gzipBytes / 1024, 1)} KiB`,
     met: gzipBytes <= SIZE_GOAL_BYTES,
     note:

@@ -1,5 +1,6 @@
-import { failureRateCondition } from "./admin/alerts/conditions.ts";
+import { failureRateCondition, stalledCondition } from "./admin/alerts/conditions.ts";
 import { RATE_WINDOW_MS, readRecentOutcomes } from "./delivery/counters.ts";
+import { stalledSummary } from "./delivery/stalled-mailboxes.ts";
 import { isMissingTable, LEDGER_UNBOUND, LEDGER_UNMIGRATED, MAILBOX_UNBOUND } from "./shared/bindings.ts";
 import type { Env } from "./shared/env.ts";
 import { describeError } from "./shared/log.ts";
@@ -54,8 +55,9 @@ export interface Readiness {
 
 /**
  * Whether the bridge can do its job now: every direction and consumer
- * configured, the ledger bound and readable, and neither direction failing
- * above the alert threshold over the last 15 minutes. Reasons name settings
+ * configured, the ledger bound and readable, neither direction failing
+ * above the alert threshold over the last 15 minutes, and no user's
+ * deliveries waiting longer than ALERT_STALLED_MINUTES. Reasons name settings
  * and counts, never their values.
  */
 export async function readinessOf(env: Env, now = new Date()): Promise<Readiness> {
@@ -75,12 +77,23 @@ export async function readinessOf(env: Env, now = new Date()): Promise<Readiness
     return { ready: false, reasons };
   }
   try {
-    const outcomes = await readRecentOutcomes(env.LEDGER, new Date(now.getTime() - RATE_WINDOW_MS));
     const thresholds = settings.alerts;
+    const outcomes = await readRecentOutcomes(env.LEDGER, new Date(now.getTime() - RATE_WINDOW_MS));
+    const stalled = await stalledSummary(env.LEDGER, new Date(now.getTime() - thresholds.stalledMinutes * 60_000))
+      .first<{ count: number; oldest: string | null }>()
+      .catch((error: unknown) => {
+        // Before migrations/0002 no user can be reported stalled.
+        if (isMissingTable(error)) return null;
+        throw error;
+      });
     for (const direction of ["inbound", "outbound"] as const) {
       const condition = failureRateCondition(direction, outcomes[direction], thresholds);
       if (condition) reasons.push(condition.summary);
     }
+    // A user stalled, capped or with a backlog older than ALERT_STALLED_MINUTES, as the alert counts them.
+    const waiting = { count: stalled?.count ?? 0, oldestAt: stalled?.oldest ?? undefined, reasons: [] };
+    const condition = stalledCondition(waiting, thresholds.stalledMinutes);
+    if (condition) reasons.push(condition.summary);
   } catch (error) {
     reasons.push(
       isMissingTable(error)

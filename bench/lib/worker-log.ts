@@ -27,10 +27,14 @@ export function logLine(line: string, msg: string): Record<string, unknown> | un
 /** What one unit of delivery work cost, as its log line reports it. */
 export interface DeliveryWork {
   d1Statements?: number;
+  /** Durable Object requests: the calls a line reports, plus the alarm invocation a `mailbox drain` line stands for. */
   doRequests?: number;
+  /** Mailbox storage rows, from the runtime's cursor counters (secondary index rows included). */
+  doRowsWritten?: number;
+  doRowsRead?: number;
 }
 
-const DELIVERY_FIELDS = ["d1Statements", "doRequests", "ledgerQueries"] as const;
+const DELIVERY_FIELDS = ["d1Statements", "doRequests", "ledgerQueries", "doRowsWritten"] as const;
 
 /**
  * The D1 statements and Durable Object requests a log line reports, from its
@@ -43,9 +47,14 @@ export function deliveryWork(line: string): DeliveryWork | undefined {
   const value = jsonOf(line);
   if (!value) return undefined;
   const number = (field: string) => (typeof value[field] === "number" ? (value[field] as number) : undefined);
+  const requests = number("doRequests");
+  // Each mailbox drain line is one alarm run: a billed request the line does not count itself.
+  const alarm = value.msg === "mailbox drain" ? 1 : 0;
   const work: DeliveryWork = {
     d1Statements: number("d1Statements") ?? number("ledgerQueries"),
-    doRequests: number("doRequests"),
+    doRequests: requests === undefined ? undefined : requests + alarm,
+    doRowsWritten: number("doRowsWritten"),
+    doRowsRead: number("doRowsRead"),
   };
   return work.d1Statements === undefined && work.doRequests === undefined ? undefined : work;
 }

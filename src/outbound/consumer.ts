@@ -24,6 +24,8 @@ interface Pending {
 interface Tally {
   accepted: number;
   skipped: number;
+  doRowsRead: number;
+  doRowsWritten: number;
   retried: number;
   d1Statements: number;
   doRequests: number;
@@ -73,6 +75,8 @@ async function handOn(
     if (group.ok) {
       tally.accepted += group.result.accepted;
       tally.skipped += group.result.skipped;
+      tally.doRowsRead += group.result.doRowsRead;
+      tally.doRowsWritten += group.result.doRowsWritten;
       for (const { queued } of group.items) settlement.settle(queued, { ok: true });
       continue;
     }
@@ -123,7 +127,15 @@ export async function consumeVeroBatch(batch: MessageBatch<unknown>, env: Env): 
   // Queues keeps no order; the route's receive time (and place in its request) puts each user's jobs back in it.
   pending.sort(jobOrder);
 
-  const tally: Tally = { accepted: 0, skipped: 0, retried: newer, d1Statements: 0, doRequests: 0 };
+  const tally: Tally = {
+    accepted: 0,
+    skipped: 0,
+    doRowsRead: 0,
+    doRowsWritten: 0,
+    retried: newer,
+    d1Statements: 0,
+    doRequests: 0,
+  };
   if (pending.length > 0) await handOn(env, batch.queue, pending, settlement, tally);
 
   const counters = new Counters();

@@ -198,6 +198,8 @@ async function handToUsersMailboxes(c: AppContext, jobs: RoutedEvent[]): Promise
     failedUsers: handed.filter((group) => !group.ok).length,
     d1Statements: 0,
     doRequests: handed.length,
+    doRowsRead: handed.reduce((sum, group) => sum + (group.ok ? group.result.doRowsRead : 0), 0),
+    doRowsWritten: handed.reduce((sum, group) => sum + (group.ok ? group.result.doRowsWritten : 0), 0),
   });
 }
 

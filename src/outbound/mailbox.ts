@@ -72,6 +72,9 @@ export interface Letter {
 export interface Accepted {
   accepted: number;
   skipped: number;
+  /** The mailbox storage rows the hand-over read and wrote (the runtime's cursor counters), for the logs. */
+  doRowsRead: number;
+  doRowsWritten: number;
 }
 
 const TRACK_CALL = "POST /events/track";
@@ -127,7 +130,7 @@ CREATE TABLE IF NOT EXISTS jobs (
   last_error TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_order ON jobs (at, rseq, seq);
-CREATE INDEX IF NOT EXISTS jobs_message_id ON jobs (message_id);
+DROP INDEX IF EXISTS jobs_message_id;
 CREATE TABLE IF NOT EXISTS calls (
   message_id TEXT NOT NULL,
   call TEXT NOT NULL,
@@ -135,7 +138,7 @@ CREATE TABLE IF NOT EXISTS calls (
   done_at INTEGER NOT NULL,
   PRIMARY KEY (message_id, call)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS calls_done_at ON calls (done_at);
+DROP INDEX IF EXISTS calls_done_at;
 CREATE TABLE IF NOT EXISTS counts (
   bucket TEXT NOT NULL,
   name TEXT NOT NULL,
@@ -228,6 +231,8 @@ export class Mailbox extends DurableObject<Env> {
    * the mailbox reads its own settings (the same Worker's) instead.
    */
   private handedCredential: VeroCredential | undefined;
+  /** The cursors of this run's statements: their row counters are what Durable Object storage bills. */
+  private cursors: SqlStorageCursor<Record<string, SqlStorageValue>>[] = [];
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -271,7 +276,7 @@ export class Mailbox extends DurableObject<Env> {
         }
         // A re-driven letter keeps the id it was given here the first time.
         const jobId = job.id ?? crypto.randomUUID();
-        this.sql.exec(
+        this.exec(
           "INSERT INTO jobs (job_id, message_id, body, at, rseq, received_at, next_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
           jobId,
           job.messageId,
@@ -291,7 +296,7 @@ export class Mailbox extends DurableObject<Env> {
       const alarm = await this.ctx.storage.getAlarm();
       if (alarm === null || alarm > due) await this.ctx.storage.setAlarm(due);
     }
-    return { accepted, skipped };
+    return { accepted, skipped, ...this.takeRows() };
   }
 
   /**
@@ -339,6 +344,7 @@ export class Mailbox extends DurableObject<Env> {
     log(clean ? "info" : "warn", "mailbox drain", {
       mailbox: this.ctx.id.toString(),
       ...stats,
+      ...this.takeRows(),
       held,
       ...(failure === undefined ? {} : { error: failure }),
     });
@@ -366,8 +372,8 @@ export class Mailbox extends DurableObject<Env> {
       retentionDays: legacy.retentionDays,
       logSampleRate: legacy.logSampleRate,
     };
-    this.sql.exec("UPDATE jobs SET job_id = lower(hex(randomblob(16))) WHERE job_id IS NULL");
-    const rows = this.sql.exec<JobRow>("SELECT * FROM jobs ORDER BY at, rseq, seq").toArray();
+    this.exec("UPDATE jobs SET job_id = lower(hex(randomblob(16))) WHERE job_id IS NULL");
+    const rows = this.exec<JobRow>("SELECT * FROM jobs ORDER BY at, rseq, seq").toArray();
     const first = rows[0];
     if (first) {
       const user = (JSON.parse(first.body) as VeroJob).user;
@@ -389,9 +395,9 @@ export class Mailbox extends DurableObject<Env> {
           chunk.map((row) => ({ job: { ...(JSON.parse(row.body) as VeroJob), id: row.job_id } })),
           config,
         );
-        this.sql.exec("DELETE FROM jobs WHERE seq <= ?", chunk[chunk.length - 1]?.seq ?? 0);
+        this.exec("DELETE FROM jobs WHERE seq <= ?", chunk[chunk.length - 1]?.seq ?? 0);
       }
-      this.sql.exec("DELETE FROM calls");
+      this.exec("DELETE FROM calls");
     }
     // Without jobs the user is unknown: the ledger stays here for its retention, the credential does not.
     this.setState("config", config);
@@ -465,7 +471,7 @@ export class Mailbox extends DurableObject<Env> {
         }
       }
       if (!failed) {
-        this.sql.exec("DELETE FROM jobs WHERE seq = ?", head.seq);
+        this.exec("DELETE FROM jobs WHERE seq = ?", head.seq);
         this.count(...latencyCount(Date.now() - (job.at ?? head.received_at)));
         stats.delivered++;
         continue;
@@ -508,7 +514,7 @@ export class Mailbox extends DurableObject<Env> {
           reason,
         });
         this.transaction(() => {
-          this.sql.exec(
+          this.exec(
             "UPDATE jobs SET attempts = attempts + 1, next_at = ?, failing_since = coalesce(failing_since, ?), last_error = ? WHERE seq = ?",
             until,
             now,
@@ -539,7 +545,7 @@ export class Mailbox extends DurableObject<Env> {
     if (most < 2) return 0;
     const now = Date.now();
     const run: { head: JobRow; job: VeroJob; request: VeroRequest; call: string }[] = [];
-    for (const head of this.sql.exec<JobRow>("SELECT * FROM jobs ORDER BY at, rseq, seq LIMIT ?", most)) {
+    for (const head of this.exec<JobRow>("SELECT * FROM jobs ORDER BY at, rseq, seq LIMIT ?", most)) {
       const job = JSON.parse(head.body) as VeroJob;
       const [request] = job.requests;
       if (this.dueAt(head) > now || job.requests.length !== 1 || !request || callName(request) !== TRACK_CALL) break;
@@ -563,7 +569,7 @@ export class Mailbox extends DurableObject<Env> {
           this.record(ledgerIdOf(head), call, status, Date.now());
           this.count(callName(request), "delivered");
           this.count(...latencyCount(Date.now() - (job.at ?? head.received_at)));
-          this.sql.exec("DELETE FROM jobs WHERE seq = ?", head.seq);
+          this.exec("DELETE FROM jobs WHERE seq = ?", head.seq);
         });
         stats.delivered++;
         continue;
@@ -605,12 +611,12 @@ export class Mailbox extends DurableObject<Env> {
       failedAt: new Date().toISOString(),
     };
     this.transaction(() => {
-      this.sql.exec(
+      this.exec(
         "INSERT INTO letters (id, letter) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET letter = excluded.letter",
         letter.id,
         JSON.stringify(letter),
       );
-      this.sql.exec("DELETE FROM jobs WHERE seq = ?", head.seq);
+      this.exec("DELETE FROM jobs WHERE seq = ?", head.seq);
       this.count(callName(request), "dead_lettered");
     });
     stats.deadLettered++;
@@ -627,7 +633,7 @@ export class Mailbox extends DurableObject<Env> {
 
   /** Moves the letters the mailbox keeps to D1; false while they wait (D1 down or not bound). */
   private async storeLetters(stats: DrainStats): Promise<boolean> {
-    const rows = this.sql.exec<{ id: string; letter: string }>("SELECT id, letter FROM letters LIMIT 50").toArray();
+    const rows = this.exec<{ id: string; letter: string }>("SELECT id, letter FROM letters LIMIT 50").toArray();
     if (rows.length === 0) return true;
     // Without the binding they wait; armAlarm looks for it again every LEDGER_WAIT_MS.
     const db = this.env.LEDGER;
@@ -656,7 +662,7 @@ export class Mailbox extends DurableObject<Env> {
       });
       return false;
     }
-    this.sql.exec(
+    this.exec(
       "DELETE FROM letters WHERE id IN (SELECT value FROM json_each(?))",
       JSON.stringify(rows.map((row) => row.id)),
     );
@@ -767,7 +773,7 @@ export class Mailbox extends DurableObject<Env> {
   }
 
   private hasCounts(): boolean {
-    return this.sql.exec("SELECT 1 FROM counts LIMIT 1").toArray().length > 0;
+    return this.exec("SELECT 1 FROM counts LIMIT 1").toArray().length > 0;
   }
 
   /**
@@ -791,7 +797,7 @@ export class Mailbox extends DurableObject<Env> {
       outbox = { from: this.ctx.id.toString(), seq, rows };
       const taken = outbox;
       this.transaction(() => {
-        this.sql.exec("DELETE FROM counts");
+        this.exec("DELETE FROM counts");
         this.setState("reportSeq", seq);
         this.setState("outbox", taken);
       });
@@ -817,7 +823,7 @@ export class Mailbox extends DurableObject<Env> {
     const last = this.getState<number>("prunedAt") ?? 0;
     if (now - last >= DAY_MS) {
       const days = this.getState<MailboxConfig>("config")?.retentionDays;
-      if (days !== undefined) this.sql.exec("DELETE FROM calls WHERE done_at < ?", now - days * DAY_MS);
+      if (days !== undefined) this.exec("DELETE FROM calls WHERE done_at < ?", now - days * DAY_MS);
       this.setState("prunedAt", now);
     }
   }
@@ -834,11 +840,11 @@ export class Mailbox extends DurableObject<Env> {
     let at: number | undefined;
     if (head) at = Math.max(now, this.dueAt(head));
     if (failed || this.getState("outbox")) at = Math.min(at ?? Infinity, now + RETRY_LATER_MS);
-    if (this.sql.exec("SELECT 1 FROM letters LIMIT 1").toArray().length > 0)
+    if (this.exec("SELECT 1 FROM letters LIMIT 1").toArray().length > 0)
       at = Math.min(at ?? Infinity, now + (this.env.LEDGER ? RETRY_LATER_MS : LEDGER_WAIT_MS));
     if (this.hasCounts()) at = Math.min(at ?? Infinity, Math.max(now, this.lastReportAt() + REPORT_EVERY_MS));
     if (at === undefined && config) {
-      const oldest = this.sql.exec<{ oldest: number | null }>("SELECT min(done_at) AS oldest FROM calls").one().oldest;
+      const oldest = this.exec<{ oldest: number | null }>("SELECT min(done_at) AS oldest FROM calls").one().oldest;
       if (oldest !== null)
         at = Math.max(oldest + config.retentionDays * DAY_MS, (this.getState<number>("prunedAt") ?? 0) + DAY_MS);
     }
@@ -854,8 +860,26 @@ export class Mailbox extends DurableObject<Env> {
 
   // ---- storage helpers ---------------------------------------------------
 
+  private exec<T extends Record<string, SqlStorageValue>>(query: string, ...bindings: unknown[]): SqlStorageCursor<T> {
+    const cursor = this.sql.exec<T>(query, ...bindings);
+    this.cursors.push(cursor);
+    return cursor;
+  }
+
+  /** The rows read and written since the last call (secondary index rows included, as billed). */
+  private takeRows(): { doRowsRead: number; doRowsWritten: number } {
+    let doRowsRead = 0;
+    let doRowsWritten = 0;
+    for (const cursor of this.cursors) {
+      doRowsRead += cursor.rowsRead;
+      doRowsWritten += cursor.rowsWritten;
+    }
+    this.cursors = [];
+    return { doRowsRead, doRowsWritten };
+  }
+
   private head(): JobRow | undefined {
-    return this.sql.exec<JobRow>("SELECT * FROM jobs ORDER BY at, rseq, seq LIMIT 1").toArray()[0];
+    return this.exec<JobRow>("SELECT * FROM jobs ORDER BY at, rseq, seq LIMIT 1").toArray()[0];
   }
 
   /** When the head may be tried: its stored retry time, or the backoff held in memory when storage refused it. */
@@ -864,15 +888,15 @@ export class Mailbox extends DurableObject<Env> {
   }
 
   private heldCount(): number {
-    return this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM jobs").one().n;
+    return this.exec<{ n: number }>("SELECT count(*) AS n FROM jobs").one().n;
   }
 
   private holds(messageId: string): boolean {
-    return this.sql.exec("SELECT 1 FROM jobs WHERE message_id = ? LIMIT 1", messageId).toArray().length > 0;
+    return this.exec("SELECT 1 FROM jobs WHERE message_id = ? LIMIT 1", messageId).toArray().length > 0;
   }
 
   private isRecorded(messageId: string, call: string): boolean {
-    return this.sql.exec("SELECT 1 FROM calls WHERE message_id = ? AND call = ?", messageId, call).toArray().length > 0;
+    return this.exec("SELECT 1 FROM calls WHERE message_id = ? AND call = ?", messageId, call).toArray().length > 0;
   }
 
   /** Every call of the job is in the ledger: the event was delivered. */
@@ -883,7 +907,7 @@ export class Mailbox extends DurableObject<Env> {
   }
 
   private record(messageId: string, call: string, status: number, at: number): void {
-    this.sql.exec(
+    this.exec(
       "INSERT INTO calls (message_id, call, status, done_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
       messageId,
       call,
@@ -893,7 +917,7 @@ export class Mailbox extends DurableObject<Env> {
   }
 
   private count(name: string, outcome: CountedOutcome): void {
-    this.sql.exec(
+    this.exec(
       `INSERT INTO counts (bucket, name, outcome, count) VALUES (?, ?, ?, 1)
        ON CONFLICT (bucket, name, outcome) DO UPDATE SET count = count + 1`,
       bucketOf(new Date()),
@@ -914,14 +938,14 @@ export class Mailbox extends DurableObject<Env> {
 
   private getState<T>(key: string): T | undefined {
     if (!this.cached.has(key)) {
-      const row = this.sql.exec<{ value: string }>("SELECT value FROM state WHERE key = ?", key).toArray()[0];
+      const row = this.exec<{ value: string }>("SELECT value FROM state WHERE key = ?", key).toArray()[0];
       this.cached.set(key, row ? JSON.parse(row.value) : undefined);
     }
     return this.cached.get(key) as T | undefined;
   }
 
   private setState(key: string, value: unknown): void {
-    this.sql.exec(
+    this.exec(
       "INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
       key,
       JSON.stringify(value),
@@ -930,7 +954,7 @@ export class Mailbox extends DurableObject<Env> {
   }
 
   private deleteState(key: string): void {
-    this.sql.exec("DELETE FROM state WHERE key = ?", key);
+    this.exec("DELETE FROM state WHERE key = ?", key);
     this.cached.set(key, undefined);
   }
 }

@@ -24,7 +24,7 @@ interface Undeclared {
   ADMIN_TOKEN: string;
   /** Var: a name for the Vero project, for operators who send to several; with VERO_API_URL it names the mailboxes. */
   VERO_ACCOUNT: string;
-  /** Var: track calls of one user in flight at once between two calls that change the user, 1 to 6 (default 1: strict order). */
+  /** Var: track calls of one user in flight at once between two calls that change the user, 1 to 6 (default "1", strict order). */
   VERO_TRACK_CONCURRENCY: string;
   /** Var: the queue consumers' first retry delay in seconds (default 5), doubling per attempt. */
   QUEUE_RETRY_BASE_SECONDS: string;

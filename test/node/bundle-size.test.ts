@@ -1,12 +1,10 @@
 /**
- * The size budget, checked on what `wrangler deploy` would upload. It was
- * 64 KiB until the operator console (server-rendered pages, sessions, CSRF
- * and security headers) and the D1 ledger joined the Worker; 96 KiB keeps
- * their ~20 KiB with room; 100 KiB since Segment's Destination Filters
- * (their FQL evaluator) and the event tester joined it (bench/README.md has
- * the measurements). It still catches the real hazard: one
- * careless import (the classic `zod` namespace, or `z.core` from `zod/mini`)
- * pulls every zod locale back in and doubles the bundle without a word.
+ * The size budget, checked on what `wrangler deploy` would upload: the
+ * bundle is what every cold start parses, so it grows only with a feature
+ * (bench/README.md has each step and its measurements). It catches the
+ * real hazard: one careless import (the classic `zod` namespace, or
+ * `z.core` from `zod/mini`) pulls every zod locale back in and doubles the
+ * bundle without a word.
  */
 import { execFile } from "node:child_process";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
@@ -19,10 +17,10 @@ import { describe, expect, it } from "vitest";
 import { WRANGLER_BIN } from "../../dev/bridge.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const BUDGET_BYTES = 100 * 1024;
+const BUDGET_BYTES = 108 * 1024;
 
 describe("the deploy bundle", () => {
-  it("stays within 100 KiB gzip, and carries none of zod's locales but English", async () => {
+  it("stays within 108 KiB gzip, and carries none of zod's locales but English", async () => {
     const outdir = await mkdtemp(join(tmpdir(), "bundle-size-"));
     try {
       await promisify(execFile)(process.execPath, [WRANGLER_BIN, "deploy", "--dry-run", "--outdir", outdir], {

@@ -102,6 +102,17 @@ describe("deliveryWork", () => {
     expect(deliveryWork(JSON.stringify({ msg: "x", ledgerQueries: 2, d1Statements: 5 }))?.d1Statements).toBe(5);
   });
 
+  it("counts a mailbox drain line's alarm invocation as a Durable Object request, and reads the mailbox rows", () => {
+    const line = JSON.stringify({
+      msg: "mailbox drain",
+      d1Statements: 0,
+      doRequests: 1,
+      doRowsWritten: 7,
+      doRowsRead: 12,
+    });
+    expect(deliveryWork(line)).toEqual({ d1Statements: 0, doRequests: 2, doRowsWritten: 7, doRowsRead: 12 });
+  });
+
   it("ignores lines that report neither, or do not parse", () => {
     expect(deliveryWork(JSON.stringify({ msg: "outbound request", events: 3 }))).toBeUndefined();
     expect(deliveryWork('{"msg":"vero batch","ledgerQueries":')).toBeUndefined();

@@ -6,7 +6,7 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { DEV_SECRETS } from "../../dev/dev-settings.ts";
 import { cachedReadinessOf, forgetReadiness, READINESS_CACHE_MS } from "../../src/health.ts";
 import type { Env } from "../../src/shared/env.ts";
-import { clearAlertTables, count, unreachableLedger } from "./helpers/alerts.ts";
+import { clearAlertTables, count, createStalledMailboxesTable, ledger, unreachableLedger } from "./helpers/alerts.ts";
 import { queryLimitedD1 } from "./helpers/d1-query-limit.ts";
 import { baseEnv, callWorker, expectJsonError } from "./helpers/env.ts";
 
@@ -66,6 +66,19 @@ describe("GET /health/ready", () => {
     expect(reasons).toEqual([expect.stringContaining("Inbound (Vero → Segment): 75% of deliveries failed")]);
   });
 
+  it("answers 503 when a user's deliveries wait longer than ALERT_STALLED_MINUTES: stalled, capped or a backlog with nothing failing", async () => {
+    await count("outbound", "delivered", 100, new Date());
+    await createStalledMailboxesTable();
+    const twoHoursAgo = new Date(Date.now() - 2 * 3_600_000).toISOString();
+    await ledger()
+      .prepare(
+        "INSERT INTO stalled_mailboxes (mailbox, oldest_at, since, reason, updated_at) VALUES ('a1', ?1, ?1, ?2, ?1)",
+      )
+      .bind(twoHoursAgo, "backlog: 900 jobs waiting, none failed")
+      .run();
+    expect(await reasonsOf(await ready(baseEnv))).toEqual(["1 user's deliveries stalled for over 60 minutes"]);
+  });
+
   it("never shows a secret, while GET /health stays 200", async () => {
     const text = await (await ready({})).text();
     for (const secret of Object.values(DEV_SECRETS)) expect(text).not.toContain(secret);
@@ -83,7 +96,8 @@ describe("GET /health/ready", () => {
     const counted = queryLimitedD1(baseEnv.LEDGER as D1Database, 1_000);
     const env = { ...baseEnv, LEDGER: counted.db };
     for (let i = 0; i < 5; i++) expect((await ready(env)).status).toBe(200);
-    expect(counted.count()).toBe(1);
+    // One check: the recent outcomes and the stalled users.
+    expect(counted.count()).toBe(2);
   });
 
   it("checks again once the cached answer is 30 s old, and sees what changed", async () => {
@@ -93,10 +107,10 @@ describe("GET /health/ready", () => {
     expect((await cachedReadinessOf(env, t0)).ready).toBe(true);
     await count("inbound", "retried", 5, new Date());
     expect((await cachedReadinessOf(env, t0 + READINESS_CACHE_MS - 1)).ready).toBe(true);
-    expect(counted.count()).toBe(1);
+    expect(counted.count()).toBe(2);
     expect((await cachedReadinessOf(env, t0 + READINESS_CACHE_MS)).reasons).toEqual([
       expect.stringContaining("Inbound (Vero → Segment): 100% of deliveries failed"),
     ]);
-    expect(counted.count()).toBe(2);
+    expect(counted.count()).toBe(4);
   });
 });

@@ -6,6 +6,7 @@
 
 import { RATE_WINDOW_MS, readLatency, readRecentOutcomes } from "../../delivery/counters.ts";
 import { summarise } from "../../delivery/latency.ts";
+import { stalledSummary } from "../../delivery/stalled-mailboxes.ts";
 import { isMissingTable } from "../../shared/bindings.ts";
 import type { AlertSettings } from "../../shared/settings.ts";
 import { type Condition, type ConditionKey, type Counted, conditionsOf, type Snapshot } from "./conditions.ts";
@@ -153,9 +154,7 @@ async function readDeadLetters(db: D1Database, mark: string | undefined): Promis
 async function readStalled(db: D1Database, before: Date): Promise<Snapshot["stalled"]> {
   try {
     const [summary, reasons] = await db.batch<Record<string, unknown>>([
-      db
-        .prepare("SELECT count(*) AS count, min(oldest_at) AS oldest FROM stalled_mailboxes WHERE oldest_at < ?1")
-        .bind(before.toISOString()),
+      stalledSummary(db, before),
       db
         .prepare(
           `SELECT substr(reason, 1, ?2) AS value, count(*) AS count FROM stalled_mailboxes WHERE oldest_at < ?1

@@ -487,6 +487,40 @@ describe("a user's mailbox", { timeout: 60_000 }, () => {
     expect(drain?.veroCalls).toBe(20);
   });
 
+  it("costs a user with nothing held at most 16 mailbox storage rows written per delivered event, reports included (the runtime's row counters; 8 when its events share reports)", async () => {
+    const { env, veroToken } = await isolatedEnv(fast);
+    const user = unique("u");
+    const lines: string[] = [];
+    const capture = (line: unknown) => void lines.push(String(line));
+    const spies = (["log", "warn"] as const).map((method) => vi.spyOn(console, method).mockImplementation(capture));
+    try {
+      for (let n = 1; n <= 5; n++) await postApi(env, "track", track(user, `e${n}`));
+      await vero.waitFor(veroToken, (all) => delivered(all).length === 5);
+      // The counts of the last runs wait for their report (at most REPORT_EVERY_MS): it is part of the cost.
+      await vi.waitFor(
+        async () =>
+          expect(
+            await runInDurableObject(
+              stub(env, user),
+              (_instance: Mailbox, state) =>
+                state.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM counts").one().n,
+            ),
+          ).toBe(0),
+        { timeout: 3 * REPORT_EVERY_MS },
+      );
+    } finally {
+      for (const spy of spies) spy.mockRestore();
+    }
+    const rows = lines
+      .map((line) => JSON.parse(line) as { doRowsWritten?: number; doRowsRead?: number; msg: string })
+      .filter((line) => line.doRowsWritten !== undefined);
+    const written = rows.reduce((sum, line) => sum + (line.doRowsWritten ?? 0), 0);
+    const read = rows.reduce((sum, line) => sum + (line.doRowsRead ?? 0), 0);
+    console.info(`mailbox rows per event: ${written / 5} written, ${read / 5} read over ${rows.length} lines`);
+    // Each report writes 4 rows: a machine slow enough to report every event on its own is the worst case.
+    expect(written / 5).toBeLessThanOrEqual(16);
+  });
+
   it("keeps its ledger for the retention and prunes what is older, at most once a day", async () => {
     const { env } = await isolatedEnv({ ...fast, LEDGER_RETENTION_DAYS: "7" });
     const user = unique("u");

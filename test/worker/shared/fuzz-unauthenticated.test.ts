@@ -113,7 +113,9 @@ describe("unauthenticated requests: no 5xx, no error-level log line", () => {
           }),
       ),
     );
-    expect(new Set(statuses)).toEqual(new Set([401]));
+    // Past 10 wrong tokens a minute from one client, the Bearer routes answer 429 instead (SIGN_IN_LIMITER).
+    expect(statuses).toContain(401);
+    for (const status of statuses) expect([401, 429]).toContain(status);
   });
 
   it("the console's sign-in form with the wrong token, any body, any origin", async () => {
