@@ -4,14 +4,8 @@ import { describeError, log } from "../shared/log.ts";
 import { settingsFor } from "../shared/settings.ts";
 import { Counters } from "./counters.ts";
 import { type DeadLetter, type DeadLetterSource, storeDeadLetterStatements } from "./dead-letters.ts";
-import {
-  backoffSeconds,
-  DEFAULT_RETRY_POLICY,
-  keepDelaySeconds,
-  type NextStep,
-  nextStep,
-  type RetryPolicy,
-} from "./retry-schedule.ts";
+import { decide, logDeadLettered } from "./retry-or-dead-letter.ts";
+import { backoffSeconds, DEFAULT_RETRY_POLICY, keepDelaySeconds, type RetryPolicy } from "./retry-schedule.ts";
 
 export { MAX_RETRIES } from "../shared/queue-limits.ts";
 /**
@@ -19,21 +13,6 @@ export { MAX_RETRIES } from "../shared/queue-limits.ts";
  * (ack, retry, dead letter) is decided, by the retry schedule.
  */
 export { QUEUE_NAMES } from "../shared/queue-names.ts";
-
-/**
- * What the schedule makes of a failed delivery of `message` now. The time
- * since the message was first enqueued is `message.timestamp`'s age: Queues
- * keeps it across retries (a re-driven dead letter is a new message, with a
- * new horizon).
- */
-export function retryStep(message: Message<unknown>, policy: RetryPolicy, retryAfter?: number): NextStep {
-  return nextStep(policy, {
-    attempts: message.attempts,
-    elapsedSeconds: Math.max(0, (Date.now() - message.timestamp.getTime()) / 1000),
-    retryAfter,
-    random: Math.random(),
-  });
-}
 
 /**
  * The retry schedule from the settings. A consumer has no response to
@@ -85,21 +64,19 @@ export class Settlement {
       message.ack();
       return "acked";
     }
-    let reason = outcome.reason;
-    if (outcome.retryable) {
-      const step = retryStep(message, this.policy, outcome.retryAfter);
-      if (step.retry) {
-        log("warn", "delivery failed, will retry", {
-          queue: this.source,
-          id: message.id,
-          attempts: message.attempts,
-          delaySeconds: step.delaySeconds,
-          reason: outcome.reason,
-        });
-        message.retry({ delaySeconds: step.delaySeconds });
-        return "retried";
-      }
-      reason = `${step.reason}: ${outcome.reason}`;
+    // Queues keeps a message's first enqueue time across retries (a re-driven dead letter is a new message, with a new horizon).
+    const decision = decide(
+      this.policy,
+      outcome,
+      {
+        attempts: message.attempts,
+        elapsedSeconds: Math.max(0, (Date.now() - message.timestamp.getTime()) / 1000),
+      },
+      { queue: this.source, id: message.id },
+    );
+    if (decision.retry) {
+      message.retry({ delaySeconds: decision.delaySeconds });
+      return "retried";
     }
     this.letters.push({
       message,
@@ -107,8 +84,8 @@ export class Settlement {
         id: message.id,
         source: this.source,
         body: message.body,
-        reason,
-        permanent: !outcome.retryable,
+        reason: decision.reason,
+        permanent: decision.permanent,
         attempts: message.attempts,
         failedAt: new Date().toISOString(),
       },
@@ -166,13 +143,7 @@ export class Settlement {
         message.retry({ delaySeconds });
         continue;
       }
-      log("error", "delivery failed for good, dead-lettered", {
-        queue: this.source,
-        id: message.id,
-        attempts: message.attempts,
-        permanent: letter.permanent,
-        reason: letter.reason,
-      });
+      logDeadLettered({ queue: this.source, id: message.id }, letter);
       message.ack();
     }
     this.letters.length = 0;

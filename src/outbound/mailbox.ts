@@ -33,7 +33,8 @@ import { counterShardFor } from "../delivery/counter-shard.ts";
 import { bucketOf, type CountedOutcome } from "../delivery/counters.ts";
 import { type DeadLetter, storeDeadLetters } from "../delivery/dead-letters.ts";
 import { latencyCount } from "../delivery/latency.ts";
-import { nextStep, type RetryPolicy } from "../delivery/retry-schedule.ts";
+import { decide, logDeadLettered } from "../delivery/retry-or-dead-letter.ts";
+import type { RetryPolicy } from "../delivery/retry-schedule.ts";
 import { LEDGER_UNBOUND } from "../shared/bindings.ts";
 import type { Env } from "../shared/env.ts";
 import { DeliveryError } from "../shared/errors.ts";
@@ -492,44 +493,33 @@ export class Mailbox extends DurableObject<Env> {
     now: number,
     stats: DrainStats,
   ): boolean {
-    let reason = redactEmails(error.message);
-    if (error.retryable) {
-      const step = nextStep(config.policy, {
-        attempts: head.attempts + 1,
-        // The horizon counts from the first failure: waiting behind a healthy backlog never ends a job.
-        elapsedSeconds: Math.max(0, (now - (head.failing_since ?? now)) / 1000),
-        retryAfter: error.retryAfter,
-        random: Math.random(),
-      });
-      if (step.retry) {
-        const until = now + step.delaySeconds * 1000;
-        this.pause = { jobId: head.job_id, until };
-        stats.retried++;
-        log("warn", "delivery failed, will retry", {
-          queue: "vero",
-          mailbox: this.ctx.id.toString(),
-          messageId: head.message_id,
-          attempts: head.attempts + 1,
-          delaySeconds: step.delaySeconds,
+    const reason = redactEmails(error.message);
+    const decision = decide(
+      config.policy,
+      { retryable: error.retryable, reason, retryAfter: error.retryAfter },
+      // The horizon counts from the first failure: waiting behind a healthy backlog never ends a job.
+      { attempts: head.attempts + 1, elapsedSeconds: Math.max(0, (now - (head.failing_since ?? now)) / 1000) },
+      { queue: "vero", mailbox: this.ctx.id.toString(), messageId: head.message_id },
+    );
+    if (decision.retry) {
+      const until = now + decision.delaySeconds * 1000;
+      this.pause = { jobId: head.job_id, until };
+      stats.retried++;
+      this.transaction(() => {
+        this.exec(
+          "UPDATE jobs SET attempts = attempts + 1, next_at = ?, failing_since = coalesce(failing_since, ?), last_error = ? WHERE seq = ?",
+          until,
+          now,
           reason,
-        });
-        this.transaction(() => {
-          this.exec(
-            "UPDATE jobs SET attempts = attempts + 1, next_at = ?, failing_since = coalesce(failing_since, ?), last_error = ? WHERE seq = ?",
-            until,
-            now,
-            reason,
-            head.seq,
-          );
-          this.count(callName(request), "retried");
-        });
-        // Stored: the row is the one record (a test or an operator may move it).
-        this.pause = undefined;
-        return false;
-      }
-      reason = `${step.reason}: ${reason}`;
+          head.seq,
+        );
+        this.count(callName(request), "retried");
+      });
+      // Stored: the row is the one record (a test or an operator may move it).
+      this.pause = undefined;
+      return false;
     }
-    this.deadLetter(head, job, reason, !error.retryable, request, stats);
+    this.deadLetter(head, job, decision.reason, decision.permanent, request, stats);
     return true;
   }
 
@@ -620,15 +610,10 @@ export class Mailbox extends DurableObject<Env> {
       this.count(callName(request), "dead_lettered");
     });
     stats.deadLettered++;
-    log("error", "delivery failed for good, dead-lettered", {
-      queue: "vero",
-      mailbox: this.ctx.id.toString(),
-      messageId: head.message_id,
-      letter: letter.id,
-      attempts,
-      permanent,
-      reason,
-    });
+    logDeadLettered(
+      { queue: "vero", mailbox: this.ctx.id.toString(), messageId: head.message_id, letter: letter.id },
+      letter,
+    );
   }
 
   /** Moves the letters the mailbox keeps to D1; false while they wait (D1 down or not bound). */
