@@ -1,5 +1,6 @@
 /** The outbound drain's pure pieces: what is sent, how a Vero record is checked, what a log line reports. */
 import { describe, expect, it } from "vitest";
+import { emptyTally, largestComponents, monthlyCost, tallyLine, unitsPerEvent } from "../../bench/lib/cost.ts";
 import { roundBodies, userEvent, userIds } from "../../bench/lib/user-events.ts";
 import { deliveryWork } from "../../bench/lib/worker-log.ts";
 import type { RecordedCall } from "../../dev/stand-ins/client.ts";
@@ -117,5 +118,62 @@ describe("deliveryWork", () => {
     expect(deliveryWork(JSON.stringify({ msg: "outbound request", events: 3 }))).toBeUndefined();
     expect(deliveryWork('{"msg":"vero batch","ledgerQueries":')).toBeUndefined();
     expect(deliveryWork('{"d1Statements":"2"}')).toBeUndefined();
+  });
+});
+
+describe("the bench's cost of a delivered event", () => {
+  const lines = [
+    "[wrangler:info] POST /v1/batch 202 Accepted (12ms)",
+    JSON.stringify({ msg: "vero batch", messages: 10, retried: 2, d1Statements: 0, doRequests: 3, doRowsWritten: 20 }),
+    JSON.stringify({
+      msg: "mailbox drain",
+      veroCalls: 8,
+      d1Statements: 0,
+      doRequests: 1,
+      doRowsWritten: 30,
+      doRowsRead: 40,
+    }),
+    JSON.stringify({ msg: "counters flushed", rows: 3, d1Statements: 1, doRequests: 0 }),
+    JSON.stringify({ level: "info", msg: "outbound request", events: 8 }),
+  ];
+  const tally = emptyTally();
+  for (const line of lines) tallyLine(tally, line);
+
+  it("counts every line the Worker wrote, each alarm as a request, and the consumer's reads and retries", () => {
+    expect(tally).toEqual({
+      logLines: 4,
+      d1Statements: 1,
+      // 3 hand-overs, the mailbox's alarm and its report, the shard's alarm
+      doRequests: 6,
+      rowsWritten: 50,
+      rowsRead: 40,
+      consumerBatches: 1,
+      messagesRead: 10,
+      messagesRetried: 2,
+      reports: 1,
+      flushedRows: 3,
+      veroCalls: 8,
+    });
+  });
+
+  it("prices queue operations as write, read and delete per message and a read per retry, and adds the shards' rows", () => {
+    const units = unitsPerEvent(tally, { routeRequests: 2, delivered: 8, veroRoundTripMs: 150 });
+    expect(units.queueOperations).toBe((2 * 8 + 10) / 8);
+    expect(units.workersRequests).toBe(3 / 8);
+    expect(units.doRowsWritten).toBe((50 + 2 * 1 + 2 * 3) / 8);
+    expect(units.d1RowsWritten).toBe(3 / 8);
+    expect(units.logEvents).toBe((4 + 3 + 6) / 8);
+    expect(units.doGbSeconds).toBeCloseTo(0.15 * 0.125);
+  });
+
+  it("charges only what is beyond each inclusion, so a small month costs less per event than a large one", () => {
+    const units = { ...unitsPerEvent(tally, { routeRequests: 8, delivered: 8, veroRoundTripMs: 150 }) };
+    const billion = monthlyCost(units, 1e9);
+    const tenMillion = monthlyCost(units, 1e7);
+    expect(billion.components.queueOperations).toBeCloseTo(((units.queueOperations * 1e9 - 1e6) / 1e6) * 0.4);
+    expect(billion.perMillionEvents).toBeCloseTo(billion.total / 1000);
+    expect(tenMillion.perMillionEvents).toBeLessThan(billion.perMillionEvents);
+    expect(monthlyCost(units, 1e5).components.doRowsWritten).toBe(0);
+    expect(largestComponents(billion, 1)[0]).toMatch(/^Durable Object rows written \$\d/);
   });
 });
