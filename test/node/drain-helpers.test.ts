@@ -1,5 +1,7 @@
 /** The outbound drain's pure pieces: what is sent, how a Vero record is checked, what a log line reports. */
 import { describe, expect, it } from "vitest";
+import type { Drain, DrainPoint } from "../../bench/drain.ts";
+import { drainGoals } from "../../bench/drain-report.ts";
 import { emptyTally, largestComponents, monthlyCost, tallyLine, unitsPerEvent } from "../../bench/lib/cost.ts";
 import { roundBodies, userEvent, userIds } from "../../bench/lib/user-events.ts";
 import { deliveryWork } from "../../bench/lib/worker-log.ts";
@@ -175,5 +177,61 @@ describe("the bench's cost of a delivered event", () => {
     expect(tenMillion.perMillionEvents).toBeLessThan(billion.perMillionEvents);
     expect(monthlyCost(units, 1e5).components.doRowsWritten).toBe(0);
     expect(largestComponents(billion, 1)[0]).toMatch(/^Durable Object rows written \$\d/);
+  });
+});
+
+describe("drain goals", () => {
+  const point = (runtime: DrainPoint["runtime"], eventsPerSecond: number): DrainPoint => ({
+    users: 100,
+    runtime,
+    eventsPerUser: 8,
+    veroDelayMs: 150,
+    requests: 8,
+    sendMs: 800,
+    drainMs: 2000,
+    eventsPerSecond,
+    serialLimit: 666.7,
+    ratioToLimit: eventsPerSecond / 666.7,
+    maxInFlight: 100,
+    veroCalls: 800,
+    check: {
+      expected: 800,
+      delivered: 800,
+      missing: 0,
+      duplicates: 0,
+      unexpected: 0,
+      outOfOrder: 0,
+      usersOutOfOrder: 0,
+    },
+    complete: true,
+    d1Statements: 4,
+    doRequests: 900,
+    d1Lines: 4,
+    doLines: 100,
+    d1PerEvent: 0.005,
+    doPerEvent: 1.125,
+    rowsWrittenPerEvent: 7,
+    rowsReadPerEvent: 14,
+  });
+  const drain = (points: DrainPoint[]): Drain => ({
+    options: { users: [100], defaultRuntime: [100], eventsPerUser: 8, veroDelayMs: 150, timeoutMs: 60_000 },
+    points,
+  });
+
+  it("judges the lean runtime at half of users per round trip, and shows the defaults against the queue consumer unjudged", () => {
+    const [lean, defaults] = drainGoals(drain([point("lean", 320), point("defaults", 160)]));
+    expect(lean?.met).toBe(false);
+    expect(lean?.target).toBe("≥ 0.5");
+    expect(drainGoals(drain([point("lean", 340)]))[0]?.met).toBe(true);
+    expect(defaults?.target).toBe("≥ 8x");
+    expect(defaults?.measured).toMatch(/^5\.7x \(160 vs 28 events\/s/);
+    expect(defaults?.met).toBeNull();
+    expect(defaults?.note).toMatch(/no longer in the code/);
+  });
+
+  it("says when no point ran on wrangler dev's defaults", () => {
+    const rows = drainGoals(drain([point("lean", 340)]));
+    expect(rows).toHaveLength(3);
+    expect(rows[1]?.measured).toBe("not measured");
   });
 });
