@@ -168,5 +168,9 @@ export async function measureCost(options: CostOptions): Promise<Cost> {
 export function describeCostPoint(p: CostPoint): string {
   const e = p.perEvent;
   const f = (value: number) => round(value, 2);
-  return `${p.check.delivered}/${p.check.expected} delivered${p.complete ? "" : " (CUT at the timeout)"}, ${p.check.duplicates} twice, ${p.check.outOfOrder} out of order, ${p.veroCalls} Vero calls, ${p.eventsPerSecond} events/s (${p.callsPerRoundTrip} per round trip per user); per event: ${f(e.doRowsWritten)} DO rows written (${f(p.tally.rowsWritten / Math.max(1, p.check.delivered))} by the mailboxes), ${f(e.doRowsRead)} read, ${f(e.doRequests)} DO requests, ${f(e.queueOperations)} queue operations, ${f(p.tally.d1Statements / Math.max(1, p.check.delivered))} D1 statements, ${f(p.tally.logLines / Math.max(1, p.check.delivered))} log lines`;
+  return `${p.check.delivered}/${p.check.expected} delivered${p.complete ? "" : " (CUT at the timeout)"}, ${p.check.duplicates} twice, ${p.check.outOfOrder} out of order, ${p.veroCalls} Vero calls, ${p.eventsPerSecond} events/s (${p.callsPerRoundTrip} per round trip per user); per event: ${f(e.doRowsWritten)} DO rows written (${f(p.tally.rowsWritten / Math.max(1, p.check.delivered))} by the mailboxes), ${f(e.doRowsRead)} read, ${f(e.doRequests)} DO requests, ${f(e.queueOperations)} queue operations, ${f(p.tally.d1Statements / Math.max(1, p.check.delivered))} D1 statements, ${f(p.tally.logLines / Math.max(1, p.check.delivered))} log lines; lines (rows written) by message: ${Object.entries(
+    p.tally.byMessage,
+  )
+    .map(([msg, { lines, rowsWritten }]) => `${msg} ${lines} (${rowsWritten})`)
+    .join(", ")}`;
 }

@@ -26,6 +26,8 @@ export interface WorkTally {
   flushedRows: number;
   /** Vero calls the mailboxes made, as their lines say. */
   veroCalls: number;
+  /** Lines and mailbox rows written, by the line's `msg`: where the log lines and the rows come from. */
+  byMessage: Record<string, { lines: number; rowsWritten: number }>;
 }
 
 export const emptyTally = (): WorkTally => ({
@@ -40,6 +42,7 @@ export const emptyTally = (): WorkTally => ({
   reports: 0,
   flushedRows: 0,
   veroCalls: 0,
+  byMessage: {},
 });
 
 const numberOf = (value: Record<string, unknown>, field: string): number =>
@@ -55,6 +58,9 @@ export function tallyLine(tally: WorkTally, line: string): void {
   tally.doRequests += work?.doRequests ?? 0;
   tally.rowsWritten += work?.doRowsWritten ?? 0;
   tally.rowsRead += work?.doRowsRead ?? 0;
+  const mine = (tally.byMessage[value.msg as string] ??= { lines: 0, rowsWritten: 0 });
+  mine.lines++;
+  mine.rowsWritten += work?.doRowsWritten ?? 0;
   if (value.msg === "vero batch") {
     tally.consumerBatches++;
     tally.messagesRead += numberOf(value, "messages");

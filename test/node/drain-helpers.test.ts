@@ -155,6 +155,12 @@ describe("the bench's cost of a delivered event", () => {
       reports: 1,
       flushedRows: 3,
       veroCalls: 8,
+      byMessage: {
+        "vero batch": { lines: 1, rowsWritten: 20 },
+        "mailbox drain": { lines: 1, rowsWritten: 30 },
+        "counters flushed": { lines: 1, rowsWritten: 0 },
+        "outbound request": { lines: 1, rowsWritten: 0 },
+      },
     });
   });
 
