@@ -58,7 +58,9 @@ export function tallyLine(tally: WorkTally, line: string): void {
   tally.doRequests += work?.doRequests ?? 0;
   tally.rowsWritten += work?.doRowsWritten ?? 0;
   tally.rowsRead += work?.doRowsRead ?? 0;
-  const mine = (tally.byMessage[value.msg as string] ??= { lines: 0, rowsWritten: 0 });
+  const msg = value.msg as string;
+  const mine = tally.byMessage[msg] ?? { lines: 0, rowsWritten: 0 };
+  tally.byMessage[msg] = mine;
   mine.lines++;
   mine.rowsWritten += work?.doRowsWritten ?? 0;
   if (value.msg === "vero batch") {
