@@ -1,8 +1,17 @@
 /** The outbound drain's pure pieces: what is sent, how a Vero record is checked, what a log line reports. */
 import { describe, expect, it } from "vitest";
+import type { CostPoint, CostPointName } from "../../bench/cost.ts";
+import { costGoals, costTable } from "../../bench/cost-report.ts";
 import type { Drain, DrainPoint } from "../../bench/drain.ts";
 import { drainGoals } from "../../bench/drain-report.ts";
-import { emptyTally, largestComponents, monthlyCost, tallyLine, unitsPerEvent } from "../../bench/lib/cost.ts";
+import {
+  emptyTally,
+  largestComponents,
+  monthlyCost,
+  tallyLine,
+  unitsPerEvent,
+  type WorkTally,
+} from "../../bench/lib/cost.ts";
 import { roundBodies, userEvent, userIds } from "../../bench/lib/user-events.ts";
 import { deliveryWork } from "../../bench/lib/worker-log.ts";
 import type { RecordedCall } from "../../dev/stand-ins/client.ts";
@@ -239,5 +248,67 @@ describe("drain goals", () => {
     const rows = drainGoals(drain([point("lean", 340)]));
     expect(rows).toHaveLength(3);
     expect(rows[1]?.measured).toBe("not measured");
+  });
+});
+
+describe("cost goals", () => {
+  const costPoint = (name: CostPointName, tallied: Partial<WorkTally>, delivered: number, eventsPerSecond = 1) => {
+    const tally = { ...emptyTally(), ...tallied };
+    const check = {
+      expected: delivered,
+      delivered,
+      missing: 0,
+      duplicates: 0,
+      unexpected: 0,
+      outOfOrder: name === "hotConcurrent" ? 7 : 0,
+      usersOutOfOrder: 0,
+    };
+    return {
+      name,
+      users: 1,
+      eventsPerUser: delivered,
+      veroDelayMs: 150,
+      routeRequests: 1,
+      drainMs: 1000,
+      eventsPerSecond,
+      callsPerRoundTrip: eventsPerSecond / (1000 / 150),
+      veroCalls: delivered,
+      maxInFlight: 1,
+      check,
+      complete: true,
+      tally,
+      perEvent: unitsPerEvent(tally, { routeRequests: 1, delivered, veroRoundTripMs: 150 }),
+    } satisfies CostPoint;
+  };
+  const cheap = { messagesRead: 100, consumerBatches: 1, doRequests: 10, rowsWritten: 50, logLines: 1 };
+  const dear = { ...cheap, rowsWritten: 1400 };
+
+  it("judges each of sparse, burst and retry at $3 per million at a billion a month, and names what weighs most", () => {
+    const rows = costGoals({
+      veroDelayMs: 150,
+      points: [costPoint("sparse", dear, 100), costPoint("burst", cheap, 100), costPoint("retry", dear, 100)],
+    });
+    expect(rows.map((row) => row.met)).toEqual([false, true, false, null]);
+    expect(rows[0]?.measured).toMatch(/^\$\d+\.\d\d \(14 DO rows written \(14 by the mailbox\)/);
+    expect(rows[0]?.note).toMatch(/^most: Durable Object rows written \$13\.95/);
+    expect(rows[3]?.measured).toBe("not measured");
+  });
+
+  it("judges the hot user in strict order at 0.8 of a call per round trip, with the opt-in's figure beside it unjudged", () => {
+    const [hot] = costGoals({
+      veroDelayMs: 150,
+      points: [costPoint("hot", cheap, 200, 6.2), costPoint("hotConcurrent", cheap, 200, 21.6)],
+    }).slice(3);
+    expect(hot?.met).toBe(true);
+    expect(hot?.measured).toBe("0.93 (6.2 of 6.7 events/s)");
+    expect(hot?.note).toMatch(/VERO_TRACK_CONCURRENCY=4 \(no goal\): 3\.24.*7 out of order, which the setting allows/);
+    expect(costGoals({ veroDelayMs: 150, points: [costPoint("hot", cheap, 200, 5)] })[3]?.met).toBe(false);
+  });
+
+  it("prints a row per point with its price at 10 million and 1 billion a month", () => {
+    const table = costTable({ veroDelayMs: 150, points: [costPoint("burst", cheap, 100)] });
+    expect(table.rows).toHaveLength(1);
+    expect(table.header.slice(-2)).toEqual(["$/M at 10 M a month", "$/M at 1 B a month"]);
+    expect(table.rows[0]?.at(-1)).toMatch(/^\$\d+\.\d\d$/);
   });
 });
