@@ -10,7 +10,18 @@ import { type Cell, renderMarkdownTable } from "./lib/table.ts";
 
 /** Where the goals are judged, and what they ask there. */
 export const DRAIN_GOAL_USERS = 100;
-export const DRAIN_RATIO_GOAL = 0.4;
+/** Issue 25: at least 0.5 of users per round trip on the lean runtime. */
+export const DRAIN_RATIO_GOAL = 0.5;
+/**
+ * Issue 25: at least 8x the queue consumer on `wrangler dev`'s defaults.
+ * That consumer (main 9212176) is no longer in the code, so the bench cannot
+ * run it beside the mailboxes; its figure at 100 users, from the last run
+ * that measured it (`npm run bench -- drain`, 2026-12-01, the same VM), is
+ * the reference.
+ */
+export const QUEUE_CONSUMER_GOAL = 8;
+export const QUEUE_CONSUMER_EVENTS_PER_SECOND = 28;
+export const QUEUE_CONSUMER_MEASURED = "2026-12-01";
 export const D1_PER_EVENT_GOAL = 0.1;
 
 const fmt = (value: number, digits = 2) => value.toLocaleString("en-US", { maximumFractionDigits: digits });
@@ -21,6 +32,8 @@ const integrity = (p: DrainPoint) =>
 
 export function drainGoals(drain: Drain | { error: string }): Goal[] {
   const ratioGoal = `outbound drain at ${DRAIN_GOAL_USERS} users, Vero answering after 150 ms, vs users / round trip`;
+  const defaultsGoal = `outbound drain at ${DRAIN_GOAL_USERS} users on wrangler dev's defaults, vs the queue consumer (main 9212176)`;
+  const defaultsTarget = `≥ ${QUEUE_CONSUMER_GOAL}x`;
   const d1Goal = `D1 statements per delivered event, drain at ${DRAIN_GOAL_USERS} users`;
   const ratioTarget = `≥ ${DRAIN_RATIO_GOAL}`;
   const d1Target = `≤ ${D1_PER_EVENT_GOAL}`;
@@ -32,9 +45,26 @@ export function drainGoals(drain: Drain | { error: string }): Goal[] {
     const note = "error" in drain ? drain.error : `no ${DRAIN_GOAL_USERS}-user point in this run`;
     return [
       { goal: ratioGoal, target: ratioTarget, measured: "not measured", met: null, note },
+      { goal: defaultsGoal, target: defaultsTarget, measured: "not measured", met: null, note },
       { goal: d1Goal, target: d1Target, measured: "not measured", met: null, note },
     ];
   }
+  const versusQueueConsumer: Goal = reference
+    ? {
+        goal: defaultsGoal,
+        target: defaultsTarget,
+        measured: `${fmt(reference.eventsPerSecond / QUEUE_CONSUMER_EVENTS_PER_SECOND, 1)}x (${fmt(reference.eventsPerSecond, 1)} vs ${QUEUE_CONSUMER_EVENTS_PER_SECOND} events/s; ${fmt(reference.ratioToLimit, 3)} of users / round trip)`,
+        // Not judged: the reference is a recorded figure, not a side-by-side run.
+        met: null,
+        note: `the queue consumer is no longer in the code, so the bench cannot run it beside the mailboxes: against its ${QUEUE_CONSUMER_EVENTS_PER_SECOND} events/s recorded on ${QUEUE_CONSUMER_MEASURED} (same VM), not side by side; ${integrity(reference)}`,
+      }
+    : {
+        goal: defaultsGoal,
+        target: defaultsTarget,
+        measured: "not measured",
+        met: null,
+        note: `no ${DRAIN_GOAL_USERS}-user point on wrangler dev's defaults in this run (BENCH_DRAIN_DEFAULT_RUNTIME_USERS)`,
+      };
   return [
     {
       goal: ratioGoal,
@@ -45,13 +75,9 @@ export function drainGoals(drain: Drain | { error: string }): Goal[] {
         describeRuntime(point.runtime),
         integrity(point),
         `${point.maxInFlight} Vero calls in flight at most${point.complete ? "" : "; cut at the timeout"}`,
-        ...(reference
-          ? [
-              `on ${describeRuntime(reference.runtime)}: ${fmt(reference.ratioToLimit, 3)} (${fmt(reference.eventsPerSecond, 1)} events/s)`,
-            ]
-          : []),
       ].join("; "),
     },
+    versusQueueConsumer,
     {
       goal: d1Goal,
       target: d1Target,

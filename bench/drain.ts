@@ -32,7 +32,7 @@ import { deliveryWork } from "./lib/worker-log.ts";
  * src/outbound/mailbox.ts), its shard writes them to D1 5 s after
  * (FLUSH_AFTER_MS in src/delivery/counter-shard.ts), plus a margin.
  */
-const COUNTS_SETTLE_MS = 13_000;
+export const COUNTS_SETTLE_MS = 13_000;
 
 /** Linux's shared-memory file system, where the machine has it. */
 const TMPFS = "/dev/shm";
@@ -48,7 +48,7 @@ function tmpfsPresent(): boolean {
 /** What a point's `wrangler dev` runs on: lean (see above), or `wrangler dev`'s defaults. */
 export type LocalRuntime = "lean" | "defaults";
 
-function runtimeOptions(runtime: LocalRuntime): { stateParent?: string; env?: Record<string, string> } {
+export function runtimeOptions(runtime: LocalRuntime): { stateParent?: string; env?: Record<string, string> } {
   if (runtime === "defaults") return {};
   return { stateParent: tmpfsPresent() ? TMPFS : undefined, env: { X_LOCAL_OBSERVABILITY: "false" } };
 }

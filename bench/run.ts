@@ -13,6 +13,11 @@
  * BENCH_DRAIN_TIMEOUT_SECONDS change its load and its cut;
  * BENCH_DRAIN_DEFAULT_RUNTIME_USERS (default "100", "" for none) the
  * points measured again on `wrangler dev`'s defaults (see bench/drain.ts).
+ *
+ * `npm run bench -- cost` runs the cost points (sparse, burst, retry) and the
+ * hot-user points alone, rewriting only their section of bench/README.md and
+ * their key of results.json; BENCH_COST_POINTS (e.g. "sparse,retry") picks
+ * some of them (see bench/cost.ts).
  */
 import { execFile } from "node:child_process";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
@@ -21,6 +26,8 @@ import { cpus, freemem, release, totalmem, type } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { promisify } from "node:util";
+import { COST_POINTS, type CostPointName, measureCost } from "./cost.ts";
+import { costGoals, costTable, writeCostSection } from "./cost-report.ts";
 import { measureDrain } from "./drain.ts";
 import { drainGoals, drainTable, writeDrainSection } from "./drain-report.ts";
 import {
@@ -55,6 +62,21 @@ const LATENCY_GOAL = 0.5;
 const MAPPING_SHARE_GOAL = 0.1;
 const LEDGER_QUERIES_GOAL = 2;
 const DRAIN_ONLY = process.argv.slice(2).includes("drain");
+const COST_ONLY = process.argv.slice(2).includes("cost");
+/** The cost points and the hot-user points, Vero answering after 150 ms as in the drain. */
+const COST = {
+  points: (process.env.BENCH_COST_POINTS ?? Object.keys(COST_POINTS).join(","))
+    .split(",")
+    .filter(Boolean)
+    .map((name) => {
+      const spec = COST_POINTS[name as CostPointName];
+      if (!spec) throw new Error(`BENCH_COST_POINTS: no point named ${name} (${Object.keys(COST_POINTS).join(", ")})`);
+      return spec;
+    }),
+  veroDelayMs: 150,
+  timeoutMs: Number(process.env.BENCH_DRAIN_TIMEOUT_SECONDS ?? 60) * 1000,
+  log: (line: string) => log(line),
+};
 /** The issue's load: each of these users sends 8 events, Vero answers after 150 ms. */
 const DRAIN = {
   users: (process.env.BENCH_DRAIN_USERS ?? (QUICK ? "10" : "10,100,1000")).split(",").map(Number),
@@ -161,6 +183,28 @@ if (DRAIN_ONLY) {
   process.exit(0);
 }
 
+if (COST_ONLY) {
+  const cost = await step("cost and hot-user points", () => measureCost(COST));
+  const tookSeconds = Math.round((performance.now() - started) / 100) / 10;
+  const generatedAt = new Date().toISOString();
+  if (!failed(cost)) {
+    const table = costTable(cost);
+    log(`\n${table.title}\n${renderTable(table.header, table.rows)}\n`);
+  }
+  log(`Goals\n${renderTable(GOAL_HEADER, costGoals(cost).map(goalCells))}\n`);
+  await mkdir(OUT, { recursive: true });
+  const resultsPath = join(OUT, "results.json");
+  const previous = JSON.parse(await readFile(resultsPath, "utf8").catch(() => "{}")) as Record<string, unknown>;
+  await writeFile(resultsPath, `${JSON.stringify({ ...previous, cost: { generatedAt, ...cost } }, null, 2)}\n`);
+  if (!failed(cost)) {
+    const target = QUICK ? join(OUT, "README.md") : readmePath;
+    await writeCostSection(readmePath, target, cost, runLine("npm run bench -- cost", generatedAt, tookSeconds));
+    await formatReadme(target);
+  }
+  log(`wrote the cost points to ${QUICK ? "bench/.out/" : "bench/"}results.json and README.md`);
+  process.exit(0);
+}
+
 // --- measure ------------------------------------------------------------------------------------
 
 interface SizeResult {
@@ -201,6 +245,8 @@ const e2e = await step("end to end under wrangler dev", () =>
 );
 
 const drain = await step("outbound drain", () => measureDrain(DRAIN));
+
+const cost = await step("cost and hot-user points", () => measureCost(COST));
 
 // --- judge --------------------------------------------------------------------------------------
 
@@ -413,6 +459,7 @@ if (failed(size)) {
 }
 
 goals.push(...drainGoals(drain));
+goals.push(...costGoals(cost));
 
 // --- report -------------------------------------------------------------------------------------
 
@@ -599,7 +646,11 @@ const goalRows = goals.map(goalCells);
 
 log("");
 // The drain table is written to its own section of the README (drain-report.ts), so it is not among `tables`.
-for (const table of [...tables, ...(failed(drain) ? [] : [drainTable(drain)])])
+for (const table of [
+  ...tables,
+  ...(failed(drain) ? [] : [drainTable(drain)]),
+  ...(failed(cost) ? [] : [costTable(cost)]),
+])
   log(`${table.title}\n${renderTable(table.header, table.rows)}\n`);
 log(`Goals\n${renderTable(GOAL_HEADER, goalRows)}\n`);
 log(
@@ -619,6 +670,7 @@ const results = {
   endToEnd: e2e,
   size,
   drain,
+  cost,
 };
 await writeFile(join(OUT, "results.json"), `${JSON.stringify(results, null, 2)}\n`);
 
@@ -693,6 +745,7 @@ if (readme.includes(START) && readme.includes(END)) {
   );
   if (!failed(drain))
     await writeDrainSection(target, target, drain, runLine("npm run bench", generatedAt, totalSeconds));
+  if (!failed(cost)) await writeCostSection(target, target, cost, runLine("npm run bench", generatedAt, totalSeconds));
   await formatReadme(target);
 }
 const written = QUICK ? "bench/.out/" : "bench/";

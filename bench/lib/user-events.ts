@@ -12,6 +12,8 @@ export interface UserEventsLoad {
   eventsPerUser: number;
   /** What every messageId starts with, so that runs never share one. */
   run: string;
+  /** The pause between one round's last answer and the next round (a user whose events come apart). */
+  gapMs?: number;
 }
 
 /** `count` users of one run. */
@@ -60,7 +62,8 @@ export function roundBodies(load: UserEventsLoad, seq: number): string[] {
 export async function sendUserEvents(origin: string, sharedSecret: string, load: UserEventsLoad): Promise<number> {
   const authorization = `Basic ${Buffer.from(`${sharedSecret}:`).toString("base64")}`;
   let requests = 0;
-  for (let seq = 0; seq < load.eventsPerUser; seq++)
+  for (let seq = 0; seq < load.eventsPerUser; seq++) {
+    if (seq > 0 && load.gapMs) await new Promise((resolve) => setTimeout(resolve, load.gapMs));
     for (const body of roundBodies(load, seq)) {
       const response = await fetch(`${origin}/v1/batch`, {
         method: "POST",
@@ -71,5 +74,6 @@ export async function sendUserEvents(origin: string, sharedSecret: string, load:
       if (!response.ok) throw new Error(`/v1/batch answered ${response.status}: ${text.slice(0, 300)}`);
       requests++;
     }
+  }
   return requests;
 }

@@ -16,6 +16,13 @@ function jsonOf(line: string): Record<string, unknown> | undefined {
   }
 }
 
+/** The Worker's own log object a line of wrangler's output carries (one with a `msg`), if any. */
+export function workerLogObject(line: string): Record<string, unknown> | undefined {
+  if (!line.includes('"msg"')) return undefined;
+  const value = jsonOf(line);
+  return typeof value?.msg === "string" ? value : undefined;
+}
+
 /** The JSON log object a line of wrangler's output carries, when its `msg` is `msg`. */
 export function logLine(line: string, msg: string): Record<string, unknown> | undefined {
   // Cheap test first: wrangler prints every request and queue batch too.

@@ -1,5 +1,17 @@
 /** The outbound drain's pure pieces: what is sent, how a Vero record is checked, what a log line reports. */
 import { describe, expect, it } from "vitest";
+import type { CostPoint, CostPointName } from "../../bench/cost.ts";
+import { costGoals, costTable } from "../../bench/cost-report.ts";
+import type { Drain, DrainPoint } from "../../bench/drain.ts";
+import { drainGoals } from "../../bench/drain-report.ts";
+import {
+  emptyTally,
+  largestComponents,
+  monthlyCost,
+  tallyLine,
+  unitsPerEvent,
+  type WorkTally,
+} from "../../bench/lib/cost.ts";
 import { roundBodies, userEvent, userIds } from "../../bench/lib/user-events.ts";
 import { deliveryWork } from "../../bench/lib/worker-log.ts";
 import type { RecordedCall } from "../../dev/stand-ins/client.ts";
@@ -117,5 +129,186 @@ describe("deliveryWork", () => {
     expect(deliveryWork(JSON.stringify({ msg: "outbound request", events: 3 }))).toBeUndefined();
     expect(deliveryWork('{"msg":"vero batch","ledgerQueries":')).toBeUndefined();
     expect(deliveryWork('{"d1Statements":"2"}')).toBeUndefined();
+  });
+});
+
+describe("the bench's cost of a delivered event", () => {
+  const lines = [
+    "[wrangler:info] POST /v1/batch 202 Accepted (12ms)",
+    JSON.stringify({ msg: "vero batch", messages: 10, retried: 2, d1Statements: 0, doRequests: 3, doRowsWritten: 20 }),
+    JSON.stringify({
+      msg: "mailbox drain",
+      veroCalls: 8,
+      d1Statements: 0,
+      doRequests: 1,
+      doRowsWritten: 30,
+      doRowsRead: 40,
+    }),
+    JSON.stringify({ msg: "counters flushed", rows: 3, d1Statements: 1, doRequests: 0 }),
+    JSON.stringify({ level: "info", msg: "outbound request", events: 8 }),
+  ];
+  const tally = emptyTally();
+  for (const line of lines) tallyLine(tally, line);
+
+  it("counts every line the Worker wrote, each alarm as a request, and the consumer's reads and retries", () => {
+    expect(tally).toEqual({
+      logLines: 4,
+      d1Statements: 1,
+      // 3 hand-overs, the mailbox's alarm and its report, the shard's alarm
+      doRequests: 6,
+      rowsWritten: 50,
+      rowsRead: 40,
+      consumerBatches: 1,
+      messagesRead: 10,
+      messagesRetried: 2,
+      reports: 1,
+      flushedRows: 3,
+      veroCalls: 8,
+      byMessage: {
+        "vero batch": { lines: 1, rowsWritten: 20 },
+        "mailbox drain": { lines: 1, rowsWritten: 30 },
+        "counters flushed": { lines: 1, rowsWritten: 0 },
+        "outbound request": { lines: 1, rowsWritten: 0 },
+      },
+    });
+  });
+
+  it("prices queue operations as write, read and delete per message and a read per retry, and adds the shards' rows", () => {
+    const units = unitsPerEvent(tally, { routeRequests: 2, delivered: 8, veroRoundTripMs: 150 });
+    expect(units.queueOperations).toBe((2 * 8 + 10) / 8);
+    expect(units.workersRequests).toBe(3 / 8);
+    expect(units.doRowsWritten).toBe((50 + 2 * 1 + 2 * 3) / 8);
+    expect(units.d1RowsWritten).toBe(3 / 8);
+    expect(units.logEvents).toBe((4 + 3 + 6) / 8);
+    expect(units.doGbSeconds).toBeCloseTo(0.15 * 0.125);
+  });
+
+  it("charges only what is beyond each inclusion, so a small month costs less per event than a large one", () => {
+    const units = { ...unitsPerEvent(tally, { routeRequests: 8, delivered: 8, veroRoundTripMs: 150 }) };
+    const billion = monthlyCost(units, 1e9);
+    const tenMillion = monthlyCost(units, 1e7);
+    expect(billion.components.queueOperations).toBeCloseTo(((units.queueOperations * 1e9 - 1e6) / 1e6) * 0.4);
+    expect(billion.perMillionEvents).toBeCloseTo(billion.total / 1000);
+    expect(tenMillion.perMillionEvents).toBeLessThan(billion.perMillionEvents);
+    expect(monthlyCost(units, 1e5).components.doRowsWritten).toBe(0);
+    expect(largestComponents(billion, 1)[0]).toMatch(/^Durable Object rows written \$\d/);
+  });
+});
+
+describe("drain goals", () => {
+  const point = (runtime: DrainPoint["runtime"], eventsPerSecond: number): DrainPoint => ({
+    users: 100,
+    runtime,
+    eventsPerUser: 8,
+    veroDelayMs: 150,
+    requests: 8,
+    sendMs: 800,
+    drainMs: 2000,
+    eventsPerSecond,
+    serialLimit: 666.7,
+    ratioToLimit: eventsPerSecond / 666.7,
+    maxInFlight: 100,
+    veroCalls: 800,
+    check: {
+      expected: 800,
+      delivered: 800,
+      missing: 0,
+      duplicates: 0,
+      unexpected: 0,
+      outOfOrder: 0,
+      usersOutOfOrder: 0,
+    },
+    complete: true,
+    d1Statements: 4,
+    doRequests: 900,
+    d1Lines: 4,
+    doLines: 100,
+    d1PerEvent: 0.005,
+    doPerEvent: 1.125,
+    rowsWrittenPerEvent: 7,
+    rowsReadPerEvent: 14,
+  });
+  const drain = (points: DrainPoint[]): Drain => ({
+    options: { users: [100], defaultRuntime: [100], eventsPerUser: 8, veroDelayMs: 150, timeoutMs: 60_000 },
+    points,
+  });
+
+  it("judges the lean runtime at half of users per round trip, and shows the defaults against the queue consumer unjudged", () => {
+    const [lean, defaults] = drainGoals(drain([point("lean", 320), point("defaults", 160)]));
+    expect(lean?.met).toBe(false);
+    expect(lean?.target).toBe("≥ 0.5");
+    expect(drainGoals(drain([point("lean", 340)]))[0]?.met).toBe(true);
+    expect(defaults?.target).toBe("≥ 8x");
+    expect(defaults?.measured).toMatch(/^5\.7x \(160 vs 28 events\/s/);
+    expect(defaults?.met).toBeNull();
+    expect(defaults?.note).toMatch(/no longer in the code/);
+  });
+
+  it("says when no point ran on wrangler dev's defaults", () => {
+    const rows = drainGoals(drain([point("lean", 340)]));
+    expect(rows).toHaveLength(3);
+    expect(rows[1]?.measured).toBe("not measured");
+  });
+});
+
+describe("cost goals", () => {
+  const costPoint = (name: CostPointName, tallied: Partial<WorkTally>, delivered: number, eventsPerSecond = 1) => {
+    const tally = { ...emptyTally(), ...tallied };
+    const check = {
+      expected: delivered,
+      delivered,
+      missing: 0,
+      duplicates: 0,
+      unexpected: 0,
+      outOfOrder: name === "hotConcurrent" ? 7 : 0,
+      usersOutOfOrder: 0,
+    };
+    return {
+      name,
+      users: 1,
+      eventsPerUser: delivered,
+      veroDelayMs: 150,
+      routeRequests: 1,
+      drainMs: 1000,
+      eventsPerSecond,
+      callsPerRoundTrip: eventsPerSecond / (1000 / 150),
+      veroCalls: delivered,
+      maxInFlight: 1,
+      check,
+      complete: true,
+      tally,
+      perEvent: unitsPerEvent(tally, { routeRequests: 1, delivered, veroRoundTripMs: 150 }),
+    } satisfies CostPoint;
+  };
+  const cheap = { messagesRead: 100, consumerBatches: 1, doRequests: 10, rowsWritten: 50, logLines: 1 };
+  const dear = { ...cheap, rowsWritten: 1400 };
+
+  it("judges each of sparse, burst and retry at $3 per million at a billion a month, and names what weighs most", () => {
+    const rows = costGoals({
+      veroDelayMs: 150,
+      points: [costPoint("sparse", dear, 100), costPoint("burst", cheap, 100), costPoint("retry", dear, 100)],
+    });
+    expect(rows.map((row) => row.met)).toEqual([false, true, false, null]);
+    expect(rows[0]?.measured).toMatch(/^\$\d+\.\d\d \(14 DO rows written \(14 by the mailbox\)/);
+    expect(rows[0]?.note).toMatch(/^most: Durable Object rows written \$13\.95/);
+    expect(rows[3]?.measured).toBe("not measured");
+  });
+
+  it("judges the hot user in strict order at 0.8 of a call per round trip, with the opt-in's figure beside it unjudged", () => {
+    const [hot] = costGoals({
+      veroDelayMs: 150,
+      points: [costPoint("hot", cheap, 200, 6.2), costPoint("hotConcurrent", cheap, 200, 21.6)],
+    }).slice(3);
+    expect(hot?.met).toBe(true);
+    expect(hot?.measured).toBe("0.93 (6.2 of 6.7 events/s)");
+    expect(hot?.note).toMatch(/VERO_TRACK_CONCURRENCY=4 \(no goal\): 3\.24.*7 out of order, which the setting allows/);
+    expect(costGoals({ veroDelayMs: 150, points: [costPoint("hot", cheap, 200, 5)] })[3]?.met).toBe(false);
+  });
+
+  it("prints a row per point with its price at 10 million and 1 billion a month", () => {
+    const table = costTable({ veroDelayMs: 150, points: [costPoint("burst", cheap, 100)] });
+    expect(table.rows).toHaveLength(1);
+    expect(table.header.slice(-2)).toEqual(["$/M at 10 M a month", "$/M at 1 B a month"]);
+    expect(table.rows[0]?.at(-1)).toMatch(/^\$\d+\.\d\d$/);
   });
 });

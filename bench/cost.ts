@@ -1,0 +1,176 @@
+/**
+ * The cost points and the hot-user point: each runs a bridge of its own under
+ * `wrangler dev` (`wrangler.toml` as it is, on the lean local runtime of
+ * bench/drain.ts) and a Vero tenant of its own answering after 150 ms, sends
+ * its load, waits until Vero holds every event, then keeps reading the
+ * Worker's log until the counts' reports and writes have come. What each
+ * delivered event cost is summed from the Worker's own log lines
+ * (bench/lib/cost.ts).
+ */
+import { type RunningBridge, startBridge } from "../dev/bridge.ts";
+import { DEV_SECRETS, devBindings } from "../dev/dev-settings.ts";
+import { StandInClient } from "../dev/stand-ins/client.ts";
+import { startSegmentStandIn } from "../dev/stand-ins/segment.ts";
+import type { FailurePlan } from "../dev/stand-ins/types.ts";
+import { startVeroStandIn } from "../dev/stand-ins/vero.ts";
+import { awaitEvents, type DeliveryCheck } from "../dev/stand-ins/vero-events.ts";
+import { COUNTS_SETTLE_MS, runtimeOptions } from "./drain.ts";
+import { emptyTally, tallyLine, type UnitsPerEvent, unitsPerEvent, type WorkTally } from "./lib/cost.ts";
+import { round } from "./lib/stats.ts";
+import { sendUserEvents, userIds } from "./lib/user-events.ts";
+
+export type CostPointName = "sparse" | "burst" | "retry" | "hot" | "hotConcurrent";
+
+export interface CostPointSpec {
+  name: CostPointName;
+  users: number;
+  eventsPerUser: number;
+  /** Pause between one round of events and the next. */
+  gapMs: number;
+  /** What the Vero stand-in does beside answering after the round trip. */
+  failure?: Omit<FailurePlan, "delayMs">;
+  vars?: Record<string, string>;
+}
+
+/** The issue's loads. */
+export const COST_POINTS: Record<CostPointName, CostPointSpec> = {
+  sparse: { name: "sparse", users: 1, eventsPerUser: 20, gapMs: 2_000 },
+  burst: { name: "burst", users: 100, eventsPerUser: 8, gapMs: 0 },
+  retry: { name: "retry", users: 1, eventsPerUser: 1, gapMs: 0, failure: { status: 500, times: 1 } },
+  hot: { name: "hot", users: 1, eventsPerUser: 200, gapMs: 0 },
+  hotConcurrent: {
+    name: "hotConcurrent",
+    users: 1,
+    eventsPerUser: 200,
+    gapMs: 0,
+    vars: { VERO_TRACK_CONCURRENCY: "4" },
+  },
+};
+
+export const COST_POINT_LABELS: Record<CostPointName, string> = {
+  sparse: "sparse: 1 user, 20 events 2 s apart",
+  burst: "burst: 100 users x 8 events",
+  retry: "retry: 1 event, its first call answered 500",
+  hot: "hot user: 1 user x 200 tracks, strict order",
+  hotConcurrent: "hot user: 1 user x 200 tracks, VERO_TRACK_CONCURRENCY=4",
+};
+
+export interface CostPoint {
+  name: CostPointName;
+  users: number;
+  eventsPerUser: number;
+  veroDelayMs: number;
+  routeRequests: number;
+  /** First send to the last Vero call that delivered an event. */
+  drainMs: number;
+  eventsPerSecond: number;
+  /** Vero calls one user's strict order allows a second: 1 / round trip. */
+  callsPerRoundTrip: number;
+  veroCalls: number;
+  maxInFlight: number;
+  check: DeliveryCheck;
+  complete: boolean;
+  tally: WorkTally;
+  perEvent: UnitsPerEvent;
+}
+
+export interface CostOptions {
+  points: CostPointSpec[];
+  veroDelayMs: number;
+  timeoutMs: number;
+  log: (line: string) => void;
+}
+
+export interface Cost {
+  veroDelayMs: number;
+  points: CostPoint[];
+}
+
+export async function measureCost(options: CostOptions): Promise<Cost> {
+  const segment = await startSegmentStandIn();
+  const vero = await startVeroStandIn();
+  const segmentClient = new StandInClient(segment.url);
+  const veroClient = new StandInClient(vero.url);
+  const points: CostPoint[] = [];
+  try {
+    for (const spec of options.points) {
+      const run = `cost-${spec.name}-${Date.now().toString(36)}`;
+      const [writeKey, veroToken] = await Promise.all([segmentClient.tenant(), veroClient.tenant()]);
+      await veroClient.fail(veroToken, { ...spec.failure, delayMs: options.veroDelayMs });
+      const tally = emptyTally();
+      let bridge: RunningBridge | undefined;
+      try {
+        bridge = await startBridge({
+          vars: {
+            ...devBindings(segment.url, vero.url),
+            SEGMENT_WRITE_KEY: writeKey,
+            VERO_AUTH_TOKEN: veroToken,
+            ...spec.vars,
+          },
+          stdio: "pipe",
+          ...runtimeOptions("lean"),
+          onLine: (line) => tallyLine(tally, line),
+        });
+        const ids = userIds(run, spec.users);
+        const firstSend = Date.now();
+        const routeRequests = await sendUserEvents(bridge.url, DEV_SECRETS.SEGMENT_SHARED_SECRET, {
+          users: ids,
+          eventsPerUser: spec.eventsPerUser,
+          run,
+          gapMs: spec.gapMs,
+        });
+        const { calls, check, complete } = await awaitEvents(
+          veroClient,
+          veroToken,
+          { users: ids, perUser: spec.eventsPerUser },
+          { timeoutMs: options.timeoutMs - (Date.now() - firstSend) },
+        );
+        const inFlight = await veroClient.inFlight(veroToken);
+        const delivering = calls.filter((call) => call.status === 200 && call.path.endsWith("/events/track"));
+        const lastCall = delivering.length > 0 ? Math.max(...delivering.map((call) => call.at)) : Date.now();
+        const drainMs = Math.max(1, lastCall - firstSend);
+        await new Promise((resolve) => setTimeout(resolve, Math.max(0, lastCall + COUNTS_SETTLE_MS - Date.now())));
+        await bridge.stop();
+        bridge = undefined;
+        const eventsPerSecond = check.delivered / (drainMs / 1000);
+        const point: CostPoint = {
+          name: spec.name,
+          users: spec.users,
+          eventsPerUser: spec.eventsPerUser,
+          veroDelayMs: options.veroDelayMs,
+          routeRequests,
+          drainMs,
+          eventsPerSecond: round(eventsPerSecond, 1),
+          callsPerRoundTrip: round(eventsPerSecond / spec.users / (1000 / options.veroDelayMs), 3),
+          veroCalls: calls.length,
+          maxInFlight: inFlight.max,
+          check,
+          complete,
+          tally,
+          perEvent: unitsPerEvent(tally, {
+            routeRequests,
+            delivered: check.delivered,
+            veroRoundTripMs: options.veroDelayMs,
+          }),
+        };
+        points.push(point);
+        options.log(`  ${COST_POINT_LABELS[spec.name]}: ${describeCostPoint(point)}`);
+      } finally {
+        await bridge?.stop();
+      }
+    }
+  } finally {
+    await Promise.all([segment.close(), vero.close()]);
+  }
+  return { veroDelayMs: options.veroDelayMs, points };
+}
+
+export function describeCostPoint(p: CostPoint): string {
+  const e = p.perEvent;
+  const f = (value: number) => round(value, 2);
+  return `${p.check.delivered}/${p.check.expected} delivered${p.complete ? "" : " (CUT at the timeout)"}, ${p.check.duplicates} twice, ${p.check.outOfOrder} out of order, ${p.veroCalls} Vero calls, ${p.eventsPerSecond} events/s (${p.callsPerRoundTrip} per round trip per user); per event: ${f(e.doRowsWritten)} DO rows written (${f(p.tally.rowsWritten / Math.max(1, p.check.delivered))} by the mailboxes), ${f(e.doRowsRead)} read, ${f(e.doRequests)} DO requests, ${f(e.queueOperations)} queue operations, ${f(p.tally.d1Statements / Math.max(1, p.check.delivered))} D1 statements, ${f(p.tally.logLines / Math.max(1, p.check.delivered))} log lines; lines (rows written) by message: ${Object.entries(
+    p.tally.byMessage,
+  )
+    .map(([msg, { lines, rowsWritten }]) => `${msg} ${lines} (${rowsWritten})`)
+    .join(", ")}`;
+}
