@@ -3,13 +3,12 @@
  * ALERT_WEBHOOK_URL at the receiver stand-in, a real dead letter, and the
  * alert cron run through wrangler's --test-scheduled route.
  */
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { RunningBridge } from "../../dev/bridge.ts";
 import { DEV_SECRETS } from "../../dev/dev-settings.ts";
 import { StandInClient } from "../../dev/stand-ins/client.ts";
-import { bridgeWithTenants, type TenantBridge } from "../node/tenant-bridge.ts";
-import { browserRequired, CHROMIUM_ARGS, findChromium, HOW_TO_ENABLE } from "./chromium.ts";
+import { bridgeAndBrowser, browserRequired, findChromium, HOW_TO_ENABLE } from "./chromium.ts";
 
 const executablePath = findChromium();
 const ADMIN = "browser-alerts-admin-token-for-tests";
@@ -32,20 +31,11 @@ describe.skipIf(!executablePath)("the console's alert panel in Chromium", () => 
 
   beforeAll(async () => {
     hook = await receiver.tenant();
-    let tenant: TenantBridge;
-    [tenant, browser] = await Promise.all([
-      bridgeWithTenants(ADMIN, undefined, {
-        vars: { ALERT_WEBHOOK_URL: `${receiver.origin}/hooks/${hook}` },
-        args: ["--test-scheduled"],
-      }),
-      chromium.launch({ executablePath, headless: true, args: CHROMIUM_ARGS }),
-    ]);
-    ({ bridge, veroToken } = tenant);
-    page = await browser.newPage();
-    await page.goto(`${bridge.url}/admin`);
-    await page.getByLabel(/Admin token/).fill(ADMIN);
-    await page.getByRole("button", { name: "Sign in" }).click();
-    await page.waitForLoadState();
+    ({ bridge, veroToken, browser, page } = await bridgeAndBrowser(executablePath as string, ADMIN, {
+      vars: { ALERT_WEBHOOK_URL: `${receiver.origin}/hooks/${hook}` },
+      args: ["--test-scheduled"],
+      signIn: true,
+    }));
   }, 120_000);
 
   afterAll(async () => {

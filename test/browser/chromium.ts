@@ -4,6 +4,8 @@
  */
 import { accessSync, constants } from "node:fs";
 import { delimiter, join } from "node:path";
+import { type Browser, chromium, type Page } from "playwright-core";
+import { bridgeWithTenants, type TenantBridge } from "../node/tenant-bridge.ts";
 
 const isExecutable = (path: string) => {
   try {
@@ -41,3 +43,26 @@ export const CHROMIUM_ARGS = [
   "--disable-component-update",
   "--disable-sync",
 ];
+
+/**
+ * The bridge under wrangler dev (with its own stand-in tenants) and Chromium, started side by side, and a
+ * page; with `signIn`, the page is signed in to the console with `adminToken`.
+ */
+export async function bridgeAndBrowser(
+  executablePath: string,
+  adminToken: string,
+  { signIn, ...extra }: Parameters<typeof bridgeWithTenants>[2] & { signIn: boolean },
+): Promise<TenantBridge & { browser: Browser; page: Page }> {
+  const [tenant, browser] = await Promise.all([
+    bridgeWithTenants(adminToken, undefined, extra),
+    chromium.launch({ executablePath, headless: true, args: CHROMIUM_ARGS }),
+  ]);
+  const page = await browser.newPage();
+  if (signIn) {
+    await page.goto(`${tenant.bridge.url}/admin`);
+    await page.getByLabel(/Admin token/).fill(adminToken);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.waitForLoadState();
+  }
+  return { ...tenant, browser, page };
+}

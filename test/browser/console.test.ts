@@ -4,13 +4,12 @@
  */
 import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { RunningBridge } from "../../dev/bridge.ts";
 import { DEV_SECRETS } from "../../dev/dev-settings.ts";
 import { StandInClient } from "../../dev/stand-ins/client.ts";
-import { bridgeWithTenants, type TenantBridge } from "../node/tenant-bridge.ts";
-import { browserRequired, CHROMIUM_ARGS, findChromium, HOW_TO_ENABLE } from "./chromium.ts";
+import { bridgeAndBrowser, browserRequired, findChromium, HOW_TO_ENABLE } from "./chromium.ts";
 
 const executablePath = findChromium();
 const ADMIN = "browser-admin-token-0123456789abcdef";
@@ -40,13 +39,9 @@ describe.skipIf(!executablePath)(
     let veroToken: string;
 
     beforeAll(async () => {
-      let tenant: TenantBridge;
-      [tenant, browser] = await Promise.all([
-        bridgeWithTenants(ADMIN),
-        chromium.launch({ executablePath, headless: true, args: CHROMIUM_ARGS }),
-      ]);
-      ({ bridge, writeKey, veroToken } = tenant);
-      page = await browser.newPage();
+      ({ bridge, writeKey, veroToken, browser, page } = await bridgeAndBrowser(executablePath as string, ADMIN, {
+        signIn: false,
+      }));
     }, 120_000);
 
     afterAll(async () => {

@@ -3,13 +3,12 @@
  * shows the filter decision and the exact calls and sends nothing; "Send for
  * real" delivers to the stand-ins. No secret is ever on the page.
  */
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { RunningBridge } from "../../dev/bridge.ts";
 import { DEV_SECRETS } from "../../dev/dev-settings.ts";
 import { StandInClient } from "../../dev/stand-ins/client.ts";
-import { bridgeWithTenants } from "../node/tenant-bridge.ts";
-import { CHROMIUM_ARGS, findChromium, HOW_TO_ENABLE } from "./chromium.ts";
+import { bridgeAndBrowser, findChromium, HOW_TO_ENABLE } from "./chromium.ts";
 
 const executablePath = findChromium();
 const ADMIN = "tester-browser-admin-0123456789abcdef";
@@ -31,17 +30,10 @@ describe.skipIf(!executablePath)(
     let veroToken: string;
 
     beforeAll(async () => {
-      let tenant: Awaited<ReturnType<typeof bridgeWithTenants>>;
-      [tenant, browser] = await Promise.all([
-        bridgeWithTenants(ADMIN, undefined, { vars: { DESTINATION_FILTERS: FILTERS } }),
-        chromium.launch({ executablePath, headless: true, args: CHROMIUM_ARGS }),
-      ]);
-      ({ bridge, writeKey, veroToken } = tenant);
-      page = await browser.newPage();
-      await page.goto(`${bridge.url}/admin`);
-      await page.getByLabel(/Admin token/).fill(ADMIN);
-      await page.getByRole("button", { name: "Sign in" }).click();
-      await page.waitForLoadState();
+      ({ bridge, writeKey, veroToken, browser, page } = await bridgeAndBrowser(executablePath as string, ADMIN, {
+        vars: { DESTINATION_FILTERS: FILTERS },
+        signIn: true,
+      }));
     }, 120_000);
 
     afterAll(async () => {
