@@ -3,11 +3,10 @@
  * they are written: their goals, their table, and their own section of
  * bench/README.md (between the cost markers).
  */
-import { readFile, writeFile } from "node:fs/promises";
 import { COST_POINT_LABELS, type Cost, type CostPoint, type CostPointName } from "./cost.ts";
 import { largestComponents, monthlyCost, PRICES_READ } from "./lib/cost.ts";
-import { GOAL_HEADER, type Goal, goalCells } from "./lib/goals.ts";
-import { type Cell, renderMarkdownTable } from "./lib/table.ts";
+import { type Goal, writeGoalSection } from "./lib/goals.ts";
+import type { Cell } from "./lib/table.ts";
 
 /** The issue's goal: dollars per million outbound events at a billion a month. */
 export const COST_GOAL_PER_MILLION = 3;
@@ -117,29 +116,6 @@ export function costTable(cost: Cost): { title: string; header: string[]; rows: 
   };
 }
 
-const START = "<!-- cost:start -->";
-const END = "<!-- cost:end -->";
-
 /** Rewrites the cost section of `readmePath` into `target` (the same file, or a smoke run's copy). */
-export async function writeCostSection(readmePath: string, target: string, cost: Cost, header: string): Promise<void> {
-  const table = costTable(cost);
-  const section = [
-    START,
-    "",
-    header,
-    "",
-    renderMarkdownTable(GOAL_HEADER, costGoals(cost).map(goalCells)),
-    "",
-    `#### ${table.title}`,
-    "",
-    renderMarkdownTable(table.header, table.rows),
-    "",
-    END,
-  ].join("\n");
-  const readme = await readFile(readmePath, "utf8");
-  if (!readme.includes(START) || !readme.includes(END)) return;
-  await writeFile(
-    target,
-    readme.slice(0, readme.indexOf(START)) + section + readme.slice(readme.indexOf(END) + END.length),
-  );
-}
+export const writeCostSection = (readmePath: string, target: string, cost: Cost, header: string): Promise<void> =>
+  writeGoalSection(readmePath, target, "cost", header, costGoals(cost), costTable(cost));

@@ -13,8 +13,8 @@ import { StandInClient } from "../dev/stand-ins/client.ts";
 import { startSegmentStandIn } from "../dev/stand-ins/segment.ts";
 import type { FailurePlan } from "../dev/stand-ins/types.ts";
 import { startVeroStandIn } from "../dev/stand-ins/vero.ts";
-import { awaitEvents, type DeliveryCheck } from "../dev/stand-ins/vero-events.ts";
-import { COUNTS_SETTLE_MS, runtimeOptions } from "./drain.ts";
+import type { DeliveryCheck } from "../dev/stand-ins/vero-events.ts";
+import { awaitDrained, runtimeOptions } from "./drain.ts";
 import { emptyTally, tallyLine, type UnitsPerEvent, unitsPerEvent, type WorkTally } from "./lib/cost.ts";
 import { round } from "./lib/stats.ts";
 import { sendUserEvents, userIds } from "./lib/user-events.ts";
@@ -119,17 +119,13 @@ export async function measureCost(options: CostOptions): Promise<Cost> {
           run,
           gapMs: spec.gapMs,
         });
-        const { calls, check, complete } = await awaitEvents(
+        const { calls, check, complete, inFlight, drainMs } = await awaitDrained(
           veroClient,
           veroToken,
           { users: ids, perUser: spec.eventsPerUser },
-          { timeoutMs: options.timeoutMs - (Date.now() - firstSend) },
+          firstSend,
+          options.timeoutMs,
         );
-        const inFlight = await veroClient.inFlight(veroToken);
-        const delivering = calls.filter((call) => call.status === 200 && call.path.endsWith("/events/track"));
-        const lastCall = delivering.length > 0 ? Math.max(...delivering.map((call) => call.at)) : Date.now();
-        const drainMs = Math.max(1, lastCall - firstSend);
-        await new Promise((resolve) => setTimeout(resolve, Math.max(0, lastCall + COUNTS_SETTLE_MS - Date.now())));
         await bridge.stop();
         bridge = undefined;
         const eventsPerSecond = check.delivered / (drainMs / 1000);

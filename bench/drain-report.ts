@@ -3,10 +3,9 @@
  * its table, and its own section of bench/README.md (between the drain
  * markers), rewritten by the full run and by `npm run bench -- drain` alike.
  */
-import { readFile, writeFile } from "node:fs/promises";
 import { type Drain, type DrainPoint, describeRuntime } from "./drain.ts";
-import { GOAL_HEADER, type Goal, goalCells } from "./lib/goals.ts";
-import { type Cell, renderMarkdownTable } from "./lib/table.ts";
+import { type Goal, writeGoalSection } from "./lib/goals.ts";
+import type { Cell } from "./lib/table.ts";
 
 /** Where the goals are judged, and what they ask there. */
 export const DRAIN_GOAL_USERS = 100;
@@ -129,34 +128,6 @@ export function drainTable(drain: Drain): { title: string; header: string[]; row
 
 const round1 = (value: number) => Math.round(value * 10) / 10;
 
-const START = "<!-- drain:start -->";
-const END = "<!-- drain:end -->";
-
 /** Rewrites the drain section of `readmePath` into `target` (the same file, or a smoke run's copy). */
-export async function writeDrainSection(
-  readmePath: string,
-  target: string,
-  drain: Drain,
-  header: string,
-): Promise<void> {
-  const table = drainTable(drain);
-  const section = [
-    START,
-    "",
-    header,
-    "",
-    renderMarkdownTable(GOAL_HEADER, drainGoals(drain).map(goalCells)),
-    "",
-    `#### ${table.title}`,
-    "",
-    renderMarkdownTable(table.header, table.rows),
-    "",
-    END,
-  ].join("\n");
-  const readme = await readFile(readmePath, "utf8");
-  if (!readme.includes(START) || !readme.includes(END)) return;
-  await writeFile(
-    target,
-    readme.slice(0, readme.indexOf(START)) + section + readme.slice(readme.indexOf(END) + END.length),
-  );
-}
+export const writeDrainSection = (readmePath: string, target: string, drain: Drain, header: string): Promise<void> =>
+  writeGoalSection(readmePath, target, "drain", header, drainGoals(drain), drainTable(drain));

@@ -34,6 +34,28 @@ import { deliveryWork } from "./lib/worker-log.ts";
  */
 export const COUNTS_SETTLE_MS = 13_000;
 
+/**
+ * Waits for every user's `perUser` events at the Vero stand-in (its own timestamps give the figures, not the
+ * polling), then for the counts' reports and D1 writes that follow the last delivery, so that the Worker's
+ * log holds them all.
+ */
+export async function awaitDrained(
+  veroClient: StandInClient,
+  veroToken: string,
+  expected: { users: string[]; perUser: number },
+  firstSend: number,
+  timeoutMs: number,
+) {
+  const { calls, check, complete } = await awaitEvents(veroClient, veroToken, expected, {
+    timeoutMs: timeoutMs - (Date.now() - firstSend),
+  });
+  const inFlight = await veroClient.inFlight(veroToken);
+  const delivering = calls.filter((call) => call.status === 200 && call.path.endsWith("/events/track"));
+  const lastCall = delivering.length > 0 ? Math.max(...delivering.map((call) => call.at)) : Date.now();
+  await new Promise((resolve) => setTimeout(resolve, Math.max(0, lastCall + COUNTS_SETTLE_MS - Date.now())));
+  return { calls, check, complete, inFlight, drainMs: Math.max(1, lastCall - firstSend) };
+}
+
 /** Linux's shared-memory file system, where the machine has it. */
 const TMPFS = "/dev/shm";
 
@@ -167,20 +189,14 @@ export async function measureDrain(options: DrainOptions): Promise<Drain> {
           `  drain ${users} users (${describeRuntime(runtime)}): ${expected} events sent in ${requests} requests, ${sendMs} ms`,
         );
 
-        // Polled once a second: the figures come from the stand-in's own timestamps, not from the polling.
-        // The quiet 3 s is longer than the queue consumer's batch timeout.
-        const { calls, check, complete } = await awaitEvents(
+        // The quiet 3 s of the polling is longer than the queue consumer's batch timeout.
+        const { calls, check, complete, inFlight, drainMs } = await awaitDrained(
           veroClient,
           veroToken,
           { users: ids, perUser: options.eventsPerUser },
-          { timeoutMs: options.timeoutMs - (Date.now() - firstSend) },
+          firstSend,
+          options.timeoutMs,
         );
-        const inFlight = await veroClient.inFlight(veroToken);
-        const delivering = calls.filter((call) => call.status === 200 && call.path.endsWith("/events/track"));
-        const lastCall = delivering.length > 0 ? Math.max(...delivering.map((call) => call.at)) : Date.now();
-        const drainMs = Math.max(1, lastCall - firstSend);
-        // The counts' own D1 statements and reports come after the deliveries: let them be logged.
-        await new Promise((resolve) => setTimeout(resolve, Math.max(0, lastCall + COUNTS_SETTLE_MS - Date.now())));
         await bridge.stop();
         bridge = undefined;
         const eventsPerSecond = check.delivered / (drainMs / 1000);
