@@ -17,7 +17,7 @@ import {
 } from "../delivery/dead-letters.ts";
 import { enqueueFailed } from "../delivery/enqueue.ts";
 import { veroJobSchema } from "../outbound/job.ts";
-import { handToMailboxes, mailboxConfigFor, recordedBefore } from "../outbound/mailboxes.ts";
+import { handJobsToMailboxes, mailboxConfigFor } from "../outbound/mailboxes.ts";
 import type { Env } from "../shared/env.ts";
 import { BridgeError } from "../shared/errors.ts";
 import { jsonBytes } from "../shared/json.ts";
@@ -154,14 +154,7 @@ export async function redriveToMailboxes(env: Env, letters: readonly DeadLetter[
       );
     return { id: letter.id, job: parsed.data };
   });
-  const { recorded } = await recordedBefore(
-    env,
-    items.map((item) => item.job),
-  );
-  const handed = await handToMailboxes(env, ready, items, ({ job }) => ({
-    job,
-    recorded: recorded.get(job.messageId),
-  }));
+  const { handed } = await handJobsToMailboxes(env, ready, items, ({ job }) => job);
   const failed = handed.filter((group) => !group.ok);
   if (failed.length > 0)
     log("warn", "dead letters not re-driven: their mailboxes did not take them", {

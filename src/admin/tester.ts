@@ -16,7 +16,7 @@ import { droppedType, parseWebhookBody } from "../inbound/webhook.ts";
 import { veroJobOf } from "../outbound/enqueue.ts";
 import { routeEvent } from "../outbound/handle.ts";
 import { type VeroJob, veroJobSchema } from "../outbound/job.ts";
-import { handToMailboxes, mailboxConfigFor, recordedBefore } from "../outbound/mailboxes.ts";
+import { handJobsToMailboxes, mailboxConfigFor } from "../outbound/mailboxes.ts";
 import { segmentEventsOf } from "../outbound/schema.ts";
 import { bodyWithCredential } from "../outbound/vero.ts";
 import type { Env } from "../shared/env.ts";
@@ -127,11 +127,7 @@ async function sendToMailboxes(env: Env, jobs: VeroJob[]): Promise<Sent[]> {
   if (jobs.length === 0) return [{ ok: true, detail: "nothing to send" }];
   const config = mailboxConfigFor(env);
   if (!config.ok) throw new BridgeError(503, "not_configured", config.reason);
-  const { recorded } = await recordedBefore(env, jobs);
-  const handed = await handToMailboxes(env, config, jobs, (job) => ({
-    job,
-    recorded: recorded.get(job.messageId),
-  }));
+  const { handed } = await handJobsToMailboxes(env, config, jobs, (job) => job);
   return handed.map((group): Sent => {
     if (!group.ok) return { ok: false, retryable: true, error: group.error };
     const { accepted, skipped } = group.result;

@@ -14,7 +14,7 @@ import { describeError, log } from "../shared/log.ts";
 import { describeIssues } from "../shared/zod.ts";
 import { jobOrder, type VeroJob, veroJobSchema } from "./job.ts";
 import { QUEUE_SETTLE_MS } from "./mailbox.ts";
-import { handToMailboxes, mailboxConfigFor, recordedBefore, usersOf } from "./mailboxes.ts";
+import { type Handed, handJobsToMailboxes, mailboxConfigFor, usersOf } from "./mailboxes.ts";
 
 interface Pending {
   queued: Message<unknown>;
@@ -48,28 +48,18 @@ async function handOn(
     log("error", "vero consumer cannot hand jobs to mailboxes", { queue, reason: ready.reason });
     return retryAll(ready.reason);
   }
-  let recorded: Map<string, string[]>;
+  let handed: Handed<Pending>[];
   try {
-    const before = await recordedBefore(
-      env,
-      pending.map(({ job }) => job),
-    );
-    recorded = before.recorded;
-    tally.d1Statements += before.d1Statements;
+    // Other invocations may be handing the same users' older jobs over right now: each job waits to let them sort in.
+    const result = await handJobsToMailboxes(env, ready, pending, ({ job }) => job, QUEUE_SETTLE_MS);
+    handed = result.handed;
+    tally.d1Statements += result.d1Statements;
   } catch (error) {
-    // Sending blind could repeat calls the previous ledger holds: the batch waits for it.
-    const reason = `the previous ledger could not be read: ${describeError(error)}`;
+    // The previous ledger could not be read (a 503 that says so): the batch waits for it.
+    const reason = error instanceof Error ? error.message : describeError(error);
     log("error", "vero consumer cannot check the previous ledger", { reason });
     return retryAll(reason);
   }
-  // Other invocations may be handing the same users' older jobs over right now: each job waits to let them sort in.
-  const handed = await handToMailboxes(
-    env,
-    ready,
-    pending,
-    ({ job }) => ({ job, recorded: recorded.get(job.messageId) }),
-    QUEUE_SETTLE_MS,
-  );
   tally.doRequests += handed.length;
   for (const group of handed) {
     if (group.ok) {

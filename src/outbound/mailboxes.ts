@@ -5,12 +5,13 @@
  */
 import { MAILBOX_UNBOUND } from "../shared/bindings.ts";
 import type { Env } from "../shared/env.ts";
+import { BridgeError } from "../shared/errors.ts";
 import { describeError } from "../shared/log.ts";
 import { describeUnready, settingsFor, type VeroCredential } from "../shared/settings.ts";
-import { isLedgerKey, type VeroJob } from "./job.ts";
+import type { VeroJob } from "./job.ts";
 import type { Accepted, Letter, Mailbox, MailboxConfig } from "./mailbox.ts";
 import { mailboxName } from "./mailbox.ts";
-import { lookupCalls } from "./vero-calls.ts";
+import { recordedBefore } from "./vero-calls.ts";
 
 /**
  * The most mailboxes one invocation calls: an invocation may make 1,000
@@ -30,7 +31,8 @@ export function mailboxConfigFor(
   env: Env,
 ): { ok: true; config: MailboxConfig; credential: VeroCredential } | { ok: false; reason: string } {
   if (!env.MAILBOX) return { ok: false, reason: MAILBOX_UNBOUND };
-  const vero = settingsFor(env).consumers.vero;
+  const settings = settingsFor(env);
+  const vero = settings.consumers.vero;
   if (!vero.ready) return { ok: false, reason: describeUnready("the Vero consumer", vero) };
   const { veroApiUrl, veroAccount, veroCredential } = vero.settings;
   return {
@@ -39,9 +41,9 @@ export function mailboxConfigFor(
     config: {
       account: veroAccount === undefined ? { veroApiUrl } : { veroApiUrl, veroAccount },
       trackConcurrency: vero.settings.trackConcurrency ?? 1,
-      policy: settingsFor(env).retry.policy,
-      retentionDays: settingsFor(env).retentionDays,
-      logSampleRate: settingsFor(env).logSampleRate,
+      policy: settings.retry.policy,
+      retentionDays: settings.retentionDays,
+      logSampleRate: settings.logSampleRate,
     },
   };
 }
@@ -89,21 +91,38 @@ export async function handToMailboxes<T>(
 export const usersOf = (jobs: readonly Pick<VeroJob, "user">[]): number => new Set(jobs.map((job) => job.user)).size;
 
 /**
- * The calls the previous ledger (D1 `vero_calls`) recorded for jobs queued
- * before the mailboxes (`v: 1`), so that they resume after them: one query
- * (`d1Statements`), and none at all once no such job is left.
+ * Hands `items` to their users' mailboxes with the calls the previous
+ * ledger (D1 `vero_calls`) recorded for jobs queued before the mailboxes, so
+ * that those resume after them: what the Vero consumer, a re-drive and the
+ * event tester share. When that ledger cannot be read nothing is handed
+ * over (sending blind could repeat its calls): a 503, retried by the caller.
  */
-export async function recordedBefore(
+export async function handJobsToMailboxes<T>(
   env: Env,
-  jobs: readonly VeroJob[],
-): Promise<{ recorded: Map<string, string[]>; d1Statements: number }> {
-  const ids = jobs.filter((job) => job.v === 1 && isLedgerKey(job.messageId)).map((job) => job.messageId);
-  const recorded = new Map<string, string[]>();
-  if (ids.length === 0 || !env.LEDGER) return { recorded, d1Statements: 0 };
-  for (const pair of await lookupCalls(env.LEDGER, ids)) {
-    const cut = pair.lastIndexOf("\n");
-    const [messageId, call] = [pair.slice(0, cut), pair.slice(cut + 1)];
-    recorded.set(messageId, [...(recorded.get(messageId) ?? []), call]);
+  ready: { config: MailboxConfig; credential: VeroCredential },
+  items: readonly T[],
+  jobOf: (item: T) => VeroJob,
+  settleMs = 0,
+): Promise<{ handed: Handed<T>[]; d1Statements: number }> {
+  let before: Awaited<ReturnType<typeof recordedBefore>>;
+  try {
+    before = await recordedBefore(env.LEDGER, items.map(jobOf));
+  } catch (error) {
+    throw new BridgeError(
+      503,
+      "ledger_unavailable",
+      `the previous ledger could not be read: ${describeError(error)}; retry later`,
+    );
   }
-  return { recorded, d1Statements: 1 };
+  const handed = await handToMailboxes(
+    env,
+    ready,
+    items,
+    (item) => {
+      const job = jobOf(item);
+      return { job, recorded: before.recorded.get(job.messageId) };
+    },
+    settleMs,
+  );
+  return { handed, d1Statements: before.d1Statements };
 }

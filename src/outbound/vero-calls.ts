@@ -11,21 +11,26 @@
  * store, where letters wait for an operator without limit (docs/operations.md#upgrading-to-the-mailboxes
  * gives the query that checks it). Until every deployment has met both, it stays.
  */
-import { isLedgerKey } from "./job.ts";
+import { isLedgerKey, type VeroJob } from "./job.ts";
 
-const pairKey = (messageId: string, call: string) => `${messageId}\n${call}`;
-
-/** The recorded calls of `messageIds`, as keys for `isDone`; one query whatever their number. */
-export async function lookupCalls(db: D1Database, messageIds: Iterable<string>): Promise<Set<string>> {
-  const ids = [...new Set(messageIds)].filter(isLedgerKey);
-  const done = new Set<string>();
-  if (ids.length === 0) return done;
+/**
+ * The calls `vero_calls` recorded for the jobs of `jobs` queued before the
+ * mailboxes (`v: 1`), by messageId: one query, and none at all once no
+ * such job is left (`d1Statements` says which).
+ */
+export async function recordedBefore(
+  db: D1Database | undefined,
+  jobs: readonly VeroJob[],
+): Promise<{ recorded: Map<string, string[]>; d1Statements: number }> {
+  const ids = [...new Set(jobs.filter((job) => job.v === 1 && isLedgerKey(job.messageId)).map((job) => job.messageId))];
+  const recorded = new Map<string, string[]>();
+  if (ids.length === 0 || !db) return { recorded, d1Statements: 0 };
   const { results } = await db
     .prepare("SELECT message_id, call FROM vero_calls WHERE message_id IN (SELECT value FROM json_each(?1))")
     .bind(JSON.stringify(ids))
     .all<{ message_id: string; call: string }>();
-  for (const row of results) done.add(pairKey(row.message_id, row.call));
-  return done;
+  for (const row of results) recorded.set(row.message_id, [...(recorded.get(row.message_id) ?? []), row.call]);
+  return { recorded, d1Statements: 1 };
 }
 
 /** How many recorded calls one cron run deletes at most: D1 queries are time-limited. */

@@ -195,6 +195,46 @@ describe("bulk re-drive without a queue", () => {
   });
 });
 
+describe("re-drive without a queue when the previous ledger cannot be read", () => {
+  it("answers 503 ledger_unavailable, not 500, sends nothing and keeps a letter from before the mailboxes", async () => {
+    const { env, veroToken } = await isolatedEnv({ ADMIN_TOKEN: ADMIN }, { ledger: true });
+    const id = `previous-ledger-down-${Date.now()}`;
+    await storeDeadLetters(ledger(), [
+      {
+        id,
+        source: "vero",
+        body: { ...trackJob(unique("u"), "old"), v: 1 as const },
+        reason: "before the mailboxes",
+        permanent: true,
+        attempts: 1,
+        failedAt: new Date().toISOString(),
+      },
+    ]);
+    // The dead-letter store answers; only D1's vero_calls (the previous ledger) fails.
+    const db = ledger();
+    const previousLedgerDown = {
+      prepare: (query: string) => {
+        if (query.includes("vero_calls")) throw new Error("D1_ERROR: the database is unavailable");
+        return db.prepare(query);
+      },
+      batch: (statements: D1PreparedStatement[]) => db.batch(statements),
+    } as unknown as D1Database;
+    const response = await callWorker(
+      new Request(`http://bridge/admin/dead-letters/${id}/redrive`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${ADMIN}` },
+      }),
+      { ...env, VERO_QUEUE: undefined, LEDGER: previousLedgerDown },
+    );
+    expect(response.status).toBe(503);
+    expect(await response.json()).toMatchObject({ error: { code: "ledger_unavailable" } });
+    expect(await vero.calls(veroToken)).toEqual([]);
+    expect(
+      (await listDeadLetters(ledger(), { reason: "before the mailboxes", limit: 1000 })).letters.map((l) => l.id),
+    ).toContain(id);
+  });
+});
+
 describe("bulk re-drive within the subrequest limits", () => {
   it("re-drives 1,000 letters of 1,000 users to their mailboxes within Workers Free's 1,000 subrequests (and so Paid's 10,000), against a double that enforces them: 900 a page, the cursor leads to the rest", async () => {
     const tag = `limits-${Date.now()}`;
