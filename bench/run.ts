@@ -161,49 +161,56 @@ async function formatReadme(target: string): Promise<void> {
   );
 }
 
-if (DRAIN_ONLY) {
-  const drain = await step("outbound drain", () => measureDrain(DRAIN));
+/**
+ * `npm run bench -- drain` or `-- cost`: one point alone, printed, merged into results.json under `key`, and its
+ * README section rewritten.
+ */
+async function runOnePoint<T extends object>(
+  key: "drain" | "cost",
+  what: string,
+  measure: () => Promise<T | { error: string }>,
+  report: {
+    table: (result: T) => { title: string; header: string[]; rows: Cell[][] };
+    goals: (result: T | { error: string }) => Goal[];
+    write: (readmePath: string, target: string, result: T, header: string) => Promise<void>;
+  },
+): Promise<never> {
+  const result = await step(what, measure);
   const tookSeconds = Math.round((performance.now() - started) / 100) / 10;
   const generatedAt = new Date().toISOString();
-  if (!failed(drain)) {
-    const table = drainTable(drain);
+  if (!failed(result)) {
+    const table = report.table(result as T);
     log(`\n${table.title}\n${renderTable(table.header, table.rows)}\n`);
   }
-  log(`Goals\n${renderTable(GOAL_HEADER, drainGoals(drain).map(goalCells))}\n`);
+  log(`Goals\n${renderTable(GOAL_HEADER, report.goals(result).map(goalCells))}\n`);
   await mkdir(OUT, { recursive: true });
   const resultsPath = join(OUT, "results.json");
   const previous = JSON.parse(await readFile(resultsPath, "utf8").catch(() => "{}")) as Record<string, unknown>;
-  await writeFile(resultsPath, `${JSON.stringify({ ...previous, drain: { generatedAt, ...drain } }, null, 2)}\n`);
-  if (!failed(drain)) {
+  await writeFile(resultsPath, `${JSON.stringify({ ...previous, [key]: { generatedAt, ...result } }, null, 2)}\n`);
+  if (!failed(result)) {
     const target = QUICK ? join(OUT, "README.md") : readmePath;
-    await writeDrainSection(readmePath, target, drain, runLine("npm run bench -- drain", generatedAt, tookSeconds));
+    await report.write(readmePath, target, result as T, runLine(`npm run bench -- ${key}`, generatedAt, tookSeconds));
     await formatReadme(target);
   }
-  log(`wrote the drain point to ${QUICK ? "bench/.out/" : "bench/"}results.json and README.md`);
+  log(
+    `wrote the ${key} point${key === "cost" ? "s" : ""} to ${QUICK ? "bench/.out/" : "bench/"}results.json and README.md`,
+  );
   process.exit(0);
 }
 
-if (COST_ONLY) {
-  const cost = await step("cost and hot-user points", () => measureCost(COST));
-  const tookSeconds = Math.round((performance.now() - started) / 100) / 10;
-  const generatedAt = new Date().toISOString();
-  if (!failed(cost)) {
-    const table = costTable(cost);
-    log(`\n${table.title}\n${renderTable(table.header, table.rows)}\n`);
-  }
-  log(`Goals\n${renderTable(GOAL_HEADER, costGoals(cost).map(goalCells))}\n`);
-  await mkdir(OUT, { recursive: true });
-  const resultsPath = join(OUT, "results.json");
-  const previous = JSON.parse(await readFile(resultsPath, "utf8").catch(() => "{}")) as Record<string, unknown>;
-  await writeFile(resultsPath, `${JSON.stringify({ ...previous, cost: { generatedAt, ...cost } }, null, 2)}\n`);
-  if (!failed(cost)) {
-    const target = QUICK ? join(OUT, "README.md") : readmePath;
-    await writeCostSection(readmePath, target, cost, runLine("npm run bench -- cost", generatedAt, tookSeconds));
-    await formatReadme(target);
-  }
-  log(`wrote the cost points to ${QUICK ? "bench/.out/" : "bench/"}results.json and README.md`);
-  process.exit(0);
-}
+if (DRAIN_ONLY)
+  await runOnePoint("drain", "outbound drain", () => measureDrain(DRAIN), {
+    table: drainTable,
+    goals: drainGoals,
+    write: writeDrainSection,
+  });
+
+if (COST_ONLY)
+  await runOnePoint("cost", "cost and hot-user points", () => measureCost(COST), {
+    table: costTable,
+    goals: costGoals,
+    write: writeCostSection,
+  });
 
 // --- measure ------------------------------------------------------------------------------------
 
