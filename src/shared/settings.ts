@@ -250,6 +250,27 @@ const hours = z.pipe(
 );
 
 /**
+ * A setting read where no response can carry a 503 (the consumers, the cron,
+ * the logs): unset gives `fallback`; an invalid value gives `fallback` too,
+ * and its problem is added to `invalid` for the caller to report.
+ */
+function readOrDefault<T>(
+  env: Env,
+  name: string,
+  schema: z.ZodMiniType<T>,
+  fallback: T,
+  invalid: string[],
+  problem?: string,
+): T {
+  const raw = (env as Record<string, unknown>)[name];
+  if (isUnset(raw)) return fallback;
+  const parsed = schema.safeParse(String(raw).trim());
+  if (parsed.success) return parsed.data;
+  invalid.push(`${name} ${problem ?? parsed.error.issues[0]?.message ?? "is invalid"}`);
+  return fallback;
+}
+
+/**
  * QUEUE_RETRY_BASE_SECONDS, QUEUE_RETRY_HORIZON_HOURS and QUEUE_RETENTION_HOURS.
  * A consumer has no response to put a 503 in, so a bad value is logged and
  * its default applies. A horizon past what the retention allows cannot hold
@@ -259,14 +280,8 @@ const hours = z.pipe(
  */
 function parseRetryPolicy(env: Env): Settings["retry"] {
   const invalid: string[] = [];
-  const read = <T>(name: keyof Env, schema: z.ZodMiniType<T>, fallback: T): T => {
-    const raw = (env as Record<string, unknown>)[name];
-    if (isUnset(raw)) return fallback;
-    const parsed = schema.safeParse(String(raw).trim());
-    if (parsed.success) return parsed.data;
-    invalid.push(`${name} ${parsed.error.issues[0]?.message ?? "is invalid"}`);
-    return fallback;
-  };
+  const read = <T>(name: keyof Env, schema: z.ZodMiniType<T>, fallback: T): T =>
+    readOrDefault(env, name, schema, fallback, invalid);
   const baseSeconds = read("QUEUE_RETRY_BASE_SECONDS", wholeSeconds, DEFAULT_RETRY_POLICY.baseSeconds);
   const retentionSeconds = read("QUEUE_RETENTION_HOURS", hours, RETRY_DEFAULTS.retentionHours) * 3_600;
   const wanted = read("QUEUE_RETRY_HORIZON_HOURS", hours, RETRY_DEFAULTS.horizonHours) * 3_600;
@@ -364,12 +379,12 @@ const sampleRateSchema = z.pipe(z.coerce.number(), z.number().check(z.minimum(0)
  * stop a route or a consumer. The value itself is not logged: it may be set
  * as a secret.
  */
-function parseLogSampleRate(env: Pick<Env, "LOG_SAMPLE_RATE">): number {
-  const raw = env.LOG_SAMPLE_RATE;
-  const parsed = isUnset(raw) ? undefined : sampleRateSchema.safeParse(String(raw).trim());
-  if (parsed && !parsed.success)
+function parseLogSampleRate(env: Env): number {
+  const invalid: string[] = [];
+  const rate = readOrDefault(env, "LOG_SAMPLE_RATE", sampleRateSchema, DEFAULT_LOG_SAMPLE_RATE, invalid);
+  if (invalid.length > 0)
     log("error", `LOG_SAMPLE_RATE is not a number from 0 to 1; using ${DEFAULT_LOG_SAMPLE_RATE}`, {});
-  return parsed?.success ? parsed.data : DEFAULT_LOG_SAMPLE_RATE;
+  return rate;
 }
 
 // ---- Alerts ----------------------------------------------------------------
@@ -421,14 +436,8 @@ const seconds = z.pipe(z.coerce.number(), z.number().check(z.gt(0), z.maximum(17
  */
 function parseAlertSettings(env: Env): AlertSettings {
   const invalid: string[] = [];
-  const raw = env as Record<string, unknown>;
-  const read = <T>(name: string, schema: z.ZodMiniType<T>, fallback: T, problem: string): T => {
-    if (isUnset(raw[name])) return fallback;
-    const parsed = schema.safeParse(String(raw[name]).trim());
-    if (parsed.success) return parsed.data;
-    invalid.push(`${name} ${problem}`);
-    return fallback;
-  };
+  const read = <T>(name: string, schema: z.ZodMiniType<T>, fallback: T, problem: string): T =>
+    readOrDefault(env, name, schema, fallback, invalid, problem);
   const url = read("ALERT_WEBHOOK_URL", httpUrl, undefined, "must be an http(s) URL; alerts are off");
   const publicUrl = read("PUBLIC_URL", httpUrl, undefined, "must be an http(s) URL");
   const format = read("ALERT_WEBHOOK_FORMAT", z.enum(alertFormats), "chat", `must be ${alertFormats.join(", ")}`);
@@ -480,11 +489,10 @@ const retentionSchema = z.pipe(
  * response to put a 503 in: an invalid value is logged and the default
  * applies, since a shorter window than 7 days would let re-sent events through.
  */
-function parseRetentionDays(env: Pick<Env, "LEDGER_RETENTION_DAYS">): number {
-  const raw = env.LEDGER_RETENTION_DAYS;
-  if (raw === undefined || String(raw).trim() === "") return DEFAULT_RETENTION_DAYS;
-  const parsed = retentionSchema.safeParse(String(raw).trim());
-  if (parsed.success) return parsed.data;
-  log("error", `LEDGER_RETENTION_DAYS is not a whole number of days from 7 to ${MAX_RETENTION_DAYS}; using 7`, {});
-  return DEFAULT_RETENTION_DAYS;
+function parseRetentionDays(env: Env): number {
+  const invalid: string[] = [];
+  const days = readOrDefault(env, "LEDGER_RETENTION_DAYS", retentionSchema, DEFAULT_RETENTION_DAYS, invalid);
+  if (invalid.length > 0)
+    log("error", `LEDGER_RETENTION_DAYS is not a whole number of days from 7 to ${MAX_RETENTION_DAYS}; using 7`, {});
+  return days;
 }
