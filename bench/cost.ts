@@ -7,8 +7,9 @@
  * delivered event cost is summed from the Worker's own log lines
  * (bench/lib/cost.ts).
  */
+
 import { type RunningBridge, startBridge } from "../dev/bridge.ts";
-import { DEV_SECRETS, devBindings } from "../dev/dev-settings.ts";
+import { DEV_SECRETS, deployedBindings } from "../dev/dev-settings.ts";
 import { StandInClient } from "../dev/stand-ins/client.ts";
 import { startSegmentStandIn } from "../dev/stand-ins/segment.ts";
 import type { FailurePlan } from "../dev/stand-ins/types.ts";
@@ -102,7 +103,7 @@ export async function measureCost(options: CostOptions): Promise<Cost> {
       try {
         bridge = await startBridge({
           vars: {
-            ...devBindings(segment.url, vero.url),
+            ...deployedBindings(segment.url, vero.url),
             SEGMENT_WRITE_KEY: writeKey,
             VERO_AUTH_TOKEN: veroToken,
             ...spec.vars,

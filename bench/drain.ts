@@ -15,9 +15,10 @@
  * `defaultRuntime` points measure the same load on `wrangler dev`'s
  * defaults beside them, as the reference.
  */
+
 import { statSync } from "node:fs";
 import { type RunningBridge, startBridge } from "../dev/bridge.ts";
-import { DEV_SECRETS, devBindings } from "../dev/dev-settings.ts";
+import { DEV_SECRETS, deployedBindings } from "../dev/dev-settings.ts";
 import { StandInClient } from "../dev/stand-ins/client.ts";
 import { startSegmentStandIn } from "../dev/stand-ins/segment.ts";
 import { startVeroStandIn } from "../dev/stand-ins/vero.ts";
@@ -155,7 +156,7 @@ export async function measureDrain(options: DrainOptions): Promise<Drain> {
       try {
         bridge = await startBridge({
           vars: {
-            ...devBindings(segment.url, vero.url),
+            ...deployedBindings(segment.url, vero.url),
             SEGMENT_WRITE_KEY: writeKey,
             VERO_AUTH_TOKEN: veroToken,
             ...options.vars,

@@ -5,7 +5,10 @@
  * different users' mailboxes run side by side.
  *
  * - `accept` commits jobs in one transaction, skipping a messageId it holds
- *   or whose calls its ledger has all recorded, and arms the alarm.
+ *   or whose calls its ledger has all recorded, and arms the alarm. When
+ *   the mailbox holds nothing and the jobs need no settling (they did not
+ *   come from the queue), it delivers them itself first (`deliverNow`):
+ *   a job Vero accepts then costs its ledger rows and no other write.
  * - Each job gets an id of its own when it is accepted (`job_id`, kept by
  *   its continuations), which names its dead letter: letters never
  *   overwrite each other, however often the mailbox empties.
@@ -21,10 +24,12 @@
  * - The alarm wakes when the head is due; side work that failed (the
  *   stalled row, letters or counts not yet in D1) adds a wake at most every
  *   RETRY_LATER_MS.
- * - Counts gathered in the mailbox are reported to a counter shard (see
- *   counter-shard.ts) at most every REPORT_EVERY_MS, so that a busy user
- *   costs one report per few seconds, not one per event; the shard writes
- *   them to D1 a few times a minute.
+ * - A delivery's ledger row is also its count (and its job's latency):
+ *   the deliveries since the last report, with the rarer retries and dead
+ *   letters counted on their own, are reported to a counter shard (see
+ *   counter-shard.ts) COUNTS_REPORT_SECONDS after the first of them, so a
+ *   busy user costs one report a minute, not one per event; the shard
+ *   writes them to D1 a few seconds later.
  */
 
 import { DurableObject } from "cloudflare:workers";
@@ -32,7 +37,7 @@ import type { CountReport, CountRow } from "../delivery/counter-shard.ts";
 import { counterShardFor } from "../delivery/counter-shard.ts";
 import { bucketOf, type CountedOutcome } from "../delivery/counters.ts";
 import { type DeadLetter, storeDeadLetters } from "../delivery/dead-letters.ts";
-import { latencyCount } from "../delivery/latency.ts";
+import { binOf, LATENCY } from "../delivery/latency.ts";
 import { decide, logDeadLettered } from "../delivery/retry-or-dead-letter.ts";
 import type { RetryPolicy } from "../delivery/retry-schedule.ts";
 import { LEDGER_UNBOUND } from "../shared/bindings.ts";
@@ -54,6 +59,8 @@ export interface MailboxConfig {
   trackConcurrency?: number;
   /** LOG_SAMPLE_RATE: the share of messageIds whose success lines are logged, as in the Worker. */
   logSampleRate: number;
+  /** COUNTS_REPORT_SECONDS in ms (REPORT_EVERY_MS when absent: handed over by an earlier version). */
+  reportEveryMs?: number;
 }
 
 /** Where the mailbox's user lives at Vero: VERO_API_URL and VERO_ACCOUNT. */
@@ -71,8 +78,14 @@ export interface Letter {
 }
 
 export interface Accepted {
+  /** Jobs taken: delivered at once, or stored. */
   accepted: number;
   skipped: number;
+  /** Of those accepted, the jobs delivered within the call (the mailbox held nothing before them). */
+  delivered: number;
+  veroCalls: number;
+  /** Alarms set: Durable Objects keep an alarm in the object's storage, so each is counted as a row written. */
+  alarmsSet: number;
   /** The mailbox storage rows the hand-over read and wrote (the runtime's cursor counters), for the logs. */
   doRowsRead: number;
   doRowsWritten: number;
@@ -112,8 +125,19 @@ export const QUEUE_SETTLE_MS = 1_000;
 export const MAILBOX_MAX_JOBS = 10_000;
 /** Without the LEDGER binding, letters wait in the mailbox; it looks for the binding this often. */
 export const LEDGER_WAIT_MS = 3_600_000;
-/** The least time between two reports of a mailbox's counts: each costs a shard call and four rows written. */
-export const REPORT_EVERY_MS = 5_000;
+/**
+ * How long a mailbox's counts wait for their report, unless
+ * COUNTS_REPORT_SECONDS says otherwise: a report costs an alarm, a shard
+ * call and some eight rows written, so it is made once per minute of
+ * deliveries, not once per event.
+ */
+export const REPORT_EVERY_MS = 60_000;
+/**
+ * How long `accept` goes on delivering jobs itself when the mailbox held
+ * nothing (a call under way is finished): the caller waits for it, so the
+ * rest is stored and delivered by the alarm.
+ */
+export const DELIVER_NOW_MS = 1_000;
 const DAY_MS = 86_400_000;
 
 const SCHEMA = `
@@ -137,6 +161,8 @@ CREATE TABLE IF NOT EXISTS calls (
   call TEXT NOT NULL,
   status INTEGER NOT NULL,
   done_at INTEGER NOT NULL,
+  name TEXT,
+  latency_ms INTEGER,
   PRIMARY KEY (message_id, call)
 ) WITHOUT ROWID;
 DROP INDEX IF EXISTS calls_done_at;
@@ -158,6 +184,20 @@ function addJobIds(sql: SqlStorage): void {
   } catch {
     sql.exec("ALTER TABLE jobs ADD COLUMN job_id TEXT");
     sql.exec("UPDATE jobs SET job_id = lower(hex(randomblob(16))) WHERE job_id IS NULL");
+  }
+}
+
+/**
+ * Mailboxes created before the ledger carried the counts get its columns:
+ * `name` on a call this mailbox made (counted as delivered; a call taken
+ * over from another ledger has none) and `latency_ms` on a job's last call.
+ */
+function addCountColumns(sql: SqlStorage): void {
+  try {
+    sql.exec("SELECT name, latency_ms FROM calls LIMIT 0");
+  } catch {
+    sql.exec("ALTER TABLE calls ADD COLUMN name TEXT");
+    sql.exec("ALTER TABLE calls ADD COLUMN latency_ms INTEGER");
   }
 }
 
@@ -200,6 +240,31 @@ export function mailboxName(account: VeroAccount, user: string): string {
   return JSON.stringify([account.veroApiUrl, account.veroAccount ?? null, user]);
 }
 
+/** What `deliverNow` left to store (the failed job first), and the jobs it found delivered already. */
+interface Delivered {
+  rest: Letter[];
+  skipped: number;
+  failure?: { error: DeliveryError; request: VeroRequest };
+}
+
+const emptyStats = (): DrainStats => ({
+  delivered: 0,
+  retried: 0,
+  deadLettered: 0,
+  skippedCalls: 0,
+  veroCalls: 0,
+  d1Statements: 0,
+  doRequests: 0,
+});
+
+/** Vero has the call, the ledger does not: an attempt like any other, retried on the schedule. */
+const notRecorded = (request: VeroRequest, error: unknown) =>
+  new DeliveryError(
+    "vero",
+    `Vero accepted ${callName(request)} but the mailbox could not record it (${describeError(error)}); a retry makes it again`,
+    { retryable: true, cause: error },
+  );
+
 /** The ledger's rows, as handed from one mailbox to another: messageId, call, status, time. */
 export type CallRow = [string, string, number, number];
 
@@ -226,12 +291,16 @@ export class Mailbox extends DurableObject<Env> {
    * schedule allows.
    */
   private pause: { jobId: string; until: number } | undefined;
+  /** `deliverNow` is making calls: other hand-overs store their jobs behind, and the alarm waits. */
+  private sending = false;
   /**
    * The Vero credential the last hand-over carried, from the settings of
    * the Worker that made it: in memory only, never stored. After a restart
    * the mailbox reads its own settings (the same Worker's) instead.
    */
   private handedCredential: VeroCredential | undefined;
+  /** The last delivery's time (see stamp). */
+  private lastStamp: number | undefined;
   /** The cursors of this run's statements: their row counters are what Durable Object storage bills. */
   private cursors: SqlStorageCursor<Record<string, SqlStorageValue>>[] = [];
 
@@ -240,6 +309,7 @@ export class Mailbox extends DurableObject<Env> {
     this.sql = ctx.storage.sql;
     this.sql.exec(SCHEMA);
     addJobIds(this.sql);
+    addCountColumns(this.sql);
   }
 
   /**
@@ -249,6 +319,7 @@ export class Mailbox extends DurableObject<Env> {
    */
   async accept(letters: Letter[], config: MailboxConfig, credential?: VeroCredential, settleMs = 0): Promise<Accepted> {
     if (credential) this.handedCredential = credential;
+    configureLogs({ sampleRate: config.logSampleRate });
     const now = Date.now();
     const held = this.heldCount();
     if (held + letters.length > MAILBOX_MAX_JOBS) {
@@ -264,12 +335,22 @@ export class Mailbox extends DurableObject<Env> {
       });
       throw new Error(`the user's mailbox holds ${held} jobs, at its cap of ${MAILBOX_MAX_JOBS}; retry later`);
     }
-    let accepted = 0;
-    let skipped = 0;
+    // Written only when it changed: a row written per accept would be most of the mailbox's storage writes.
+    if (JSON.stringify(this.getState("config")) !== JSON.stringify(config))
+      this.transaction(() => this.setState("config", config));
+    const stats = emptyStats();
+    // Jobs that may overtake nothing are delivered at once, without being stored (see deliverNow).
+    // Several tracks with VERO_TRACK_CONCURRENCY go side by side from the alarm instead.
+    const sideBySide = (config.trackConcurrency ?? 1) > 1 && letters.length > 1;
+    const direct: Delivered =
+      settleMs === 0 && held === 0 && !this.sending && !sideBySide
+        ? await this.deliverNow(letters, config, stats)
+        : { rest: letters, skipped: 0 };
+    let accepted = stats.delivered;
+    let skipped = direct.skipped;
+    let failedSeq: number | undefined;
     this.transaction(() => {
-      // Written only when it changed: a row written per accept would be most of the mailbox's storage writes.
-      if (JSON.stringify(this.getState("config")) !== JSON.stringify(config)) this.setState("config", config);
-      for (const { job, recorded = [] } of letters) {
+      for (const [index, { job, recorded = [] }] of direct.rest.entries()) {
         for (const call of recorded) this.record(job.messageId, call, 200, now);
         if (isLedgerKey(job.messageId) && (this.holds(job.messageId) || this.isDelivered(job))) {
           skipped++;
@@ -277,8 +358,9 @@ export class Mailbox extends DurableObject<Env> {
         }
         // A re-driven letter keeps the id it was given here the first time.
         const jobId = job.id ?? crypto.randomUUID();
-        this.exec(
-          "INSERT INTO jobs (job_id, message_id, body, at, rseq, received_at, next_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        const seq = this.exec<{ seq: number }>(
+          `INSERT INTO jobs (job_id, message_id, body, at, rseq, received_at, next_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+           RETURNING seq`,
           jobId,
           job.messageId,
           JSON.stringify({ ...job, id: jobId }),
@@ -286,18 +368,105 @@ export class Mailbox extends DurableObject<Env> {
           job.seq ?? 0,
           now,
           now + settleMs,
-        );
+        ).one().seq;
+        if (index === 0 && direct.failure) failedSeq = seq;
         accepted++;
       }
     });
-    // Brought forward to the head's due time, never earlier: a head waiting for its retry keeps its wake.
-    if (accepted > 0) {
-      const head = this.head();
-      const due = head ? Math.max(now, this.dueAt(head)) : now;
-      const alarm = await this.ctx.storage.getAlarm();
-      if (alarm === null || alarm > due) await this.ctx.storage.setAlarm(due);
+    // The job whose call just failed is stored with that attempt counted, as if the alarm had made it.
+    const failedHead =
+      failedSeq === undefined ? undefined : this.exec<JobRow>("SELECT * FROM jobs WHERE seq = ?", failedSeq).one();
+    if (direct.failure && failedHead)
+      this.failed(failedHead, JSON.parse(failedHead.body) as VeroJob, direct.failure, config, Date.now(), stats);
+    // A failed attempt wakes the alarm at once, as when the alarm made it: its letter, stalled row and count go to D1.
+    const alarmsSet = await this.wakeFor(now, direct.failure !== undefined);
+    return {
+      accepted,
+      skipped,
+      delivered: stats.delivered,
+      veroCalls: stats.veroCalls,
+      alarmsSet,
+      ...this.takeRows(),
+    };
+  }
+
+  /**
+   * The mailbox held nothing, so `letters` are next in the user's order:
+   * their calls are made now, within the hand-over, and a job Vero accepted
+   * is never stored (its ledger rows are its one write). Stops at the first
+   * failure, after DELIVER_NOW_MS, or when the call budget is spent; what is
+   * left (`rest`, the failed job first) is stored by `accept`. While it
+   * runs, other hand-overs store their jobs and the alarm waits (`sending`),
+   * so nothing overtakes these jobs. Jobs from the queue have a settle
+   * window and never come here; nor does a job without a messageId, whose
+   * ledger name needs its stored row.
+   */
+  private async deliverNow(letters: Letter[], config: MailboxConfig, stats: DrainStats): Promise<Delivered> {
+    this.sending = true;
+    const started = Date.now();
+    let calls = 0;
+    let skipped = 0;
+    try {
+      for (const [index, { job, recorded = [] }] of letters.entries()) {
+        const rest = letters.slice(index);
+        if (!isLedgerKey(job.messageId) || Date.now() - started >= DELIVER_NOW_MS) return { rest, skipped };
+        if (recorded.length > 0)
+          this.transaction(() => {
+            for (const call of recorded) this.record(job.messageId, call, 200, started);
+          });
+        if (this.isDelivered(job)) {
+          skipped++;
+          continue;
+        }
+        for (const [step, request] of job.requests.entries()) {
+          const call = callKey((job.step ?? 0) + step, request.method, request.path);
+          if (this.isRecorded(job.messageId, call)) continue;
+          const cost = request.path === "/users/delete" ? 2 : 1;
+          if (calls + cost > CALLS_PER_DRAIN) return { rest, skipped };
+          calls += cost;
+          stats.veroCalls++;
+          let status: number;
+          try {
+            const target = { veroApiUrl: config.account.veroApiUrl, veroCredential: this.credential() };
+            [status = 200] = await sendToVero(target, [request], job.messageId);
+          } catch (error) {
+            if (!(error instanceof DeliveryError)) throw error;
+            return { rest, skipped, failure: { error, request } };
+          }
+          const finished = step === job.requests.length - 1 ? job : undefined;
+          try {
+            this.transaction(() =>
+              this.recordDelivered(job.messageId, call, status, request, finished, { received_at: started }),
+            );
+          } catch (error) {
+            return { rest, skipped, failure: { error: notRecorded(request, error), request } };
+          }
+        }
+        stats.delivered++;
+      }
+      return { rest: [], skipped };
+    } finally {
+      this.sending = false;
     }
-    return { accepted, skipped, ...this.takeRows() };
+  }
+
+  /**
+   * Sets the alarm for what the mailbox holds (its head's due time, letters
+   * to move, counts to report), or `atOnce`, never later than one already
+   * set; returns how many alarms it set.
+   */
+  private async wakeFor(now: number, atOnce = false): Promise<number> {
+    const head = this.head();
+    let due: number | undefined = head ? Math.max(now, this.dueAt(head)) : undefined;
+    if (atOnce) due = now;
+    if (this.exec("SELECT 1 FROM letters LIMIT 1").toArray().length > 0) due = now;
+    const report = this.reportDueAt();
+    if (report !== undefined) due = Math.min(due ?? Infinity, Math.max(now, report));
+    if (due === undefined) return 0;
+    const alarm = await this.ctx.storage.getAlarm();
+    if (alarm !== null && alarm <= due) return 0;
+    await this.ctx.storage.setAlarm(due);
+    return 1;
   }
 
   /**
@@ -314,15 +483,12 @@ export class Mailbox extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     const sampleRate = this.getState<MailboxConfig>("config")?.logSampleRate;
     if (sampleRate !== undefined) configureLogs({ sampleRate });
-    const stats: DrainStats = {
-      delivered: 0,
-      retried: 0,
-      deadLettered: 0,
-      skippedCalls: 0,
-      veroCalls: 0,
-      d1Statements: 0,
-      doRequests: 0,
-    };
+    const stats = emptyStats();
+    // A hand-over is delivering at once: the jobs stored meanwhile wait for it (see deliverNow).
+    if (this.sending) {
+      await this.ctx.storage.setAlarm(Date.now() + DELIVER_NOW_MS);
+      return;
+    }
     let failure: string | undefined;
     try {
       await this.handOverIfLegacy(stats);
@@ -439,6 +605,7 @@ export class Mailbox extends DurableObject<Env> {
           stats.skippedCalls++;
           continue;
         }
+        const last = index === job.requests.length - 1;
         const cost = request.path === "/users/delete" ? 2 : 1;
         if (calls + cost > CALLS_PER_DRAIN) return;
         calls += cost;
@@ -454,26 +621,14 @@ export class Mailbox extends DurableObject<Env> {
           break;
         }
         try {
-          this.transaction(() => {
-            this.record(ledgerId, call, status, Date.now());
-            this.count(callName(request), "delivered");
-          });
+          this.transaction(() => this.recordDelivered(ledgerId, call, status, request, last ? job : undefined, head));
         } catch (error) {
-          // Vero has the call, the ledger does not: an attempt like any other, retried on the schedule.
-          failed = {
-            error: new DeliveryError(
-              "vero",
-              `Vero accepted ${callName(request)} but the mailbox could not record it (${describeError(error)}); a retry makes it again`,
-              { retryable: true, cause: error },
-            ),
-            request,
-          };
+          failed = { error: notRecorded(request, error), request };
           break;
         }
       }
       if (!failed) {
         this.exec("DELETE FROM jobs WHERE seq = ?", head.seq);
-        this.count(...latencyCount(Date.now() - (job.at ?? head.received_at)));
         stats.delivered++;
         continue;
       }
@@ -556,9 +711,7 @@ export class Mailbox extends DurableObject<Env> {
       if (result?.status === "fulfilled") {
         const [status = 200] = result.value;
         this.transaction(() => {
-          this.record(ledgerIdOf(head), call, status, Date.now());
-          this.count(callName(request), "delivered");
-          this.count(...latencyCount(Date.now() - (job.at ?? head.received_at)));
+          this.recordDelivered(ledgerIdOf(head), call, status, request, job, head);
           this.exec("DELETE FROM jobs WHERE seq = ?", head.seq);
         });
         stats.delivered++;
@@ -746,44 +899,84 @@ export class Mailbox extends DurableObject<Env> {
     return true;
   }
 
-  /** A report waits to be sent again, or counts are waiting and the last report is REPORT_EVERY_MS old. */
+  /** A report waits to be sent again, or counts have waited their time (COUNTS_REPORT_SECONDS). */
   private reportDue(): boolean {
     if (this.getState("outbox")) return true;
-    return this.hasCounts() && Date.now() >= this.lastReportAt() + REPORT_EVERY_MS;
+    const due = this.reportDueAt();
+    return due !== undefined && Date.now() >= due;
   }
 
-  /** A report's seq is its time, or one above the previous seq when the clock is behind it. */
-  private lastReportAt(): number {
-    return this.getState<number>("reportSeq") ?? 0;
+  /**
+   * When the counts waiting for a report are due: COUNTS_REPORT_SECONDS
+   * after the first of them (a delivery in the ledger), and never sooner
+   * than that after the last report; undefined when none wait.
+   */
+  private reportDueAt(): number | undefined {
+    const first = this.exec<{ first: number | null }>(
+      "SELECT min(done_at) AS first FROM calls WHERE name IS NOT NULL AND done_at > ?",
+      this.reported().upTo,
+    ).one().first;
+    const waiting = first ?? (this.exec("SELECT 1 FROM counts LIMIT 1").toArray().length > 0 ? 0 : undefined);
+    if (waiting === undefined) return undefined;
+    const every = this.getState<MailboxConfig>("config")?.reportEveryMs ?? REPORT_EVERY_MS;
+    return Math.max(this.reported().seq, waiting) + every;
   }
 
-  private hasCounts(): boolean {
-    return this.exec("SELECT 1 FROM counts LIMIT 1").toArray().length > 0;
+  /**
+   * The last report: its seq (its time, or one above the previous seq when
+   * the clock is behind it) and `upTo`, the last delivery it counted.
+   */
+  private reported(): { seq: number; upTo: number } {
+    return (
+      this.getState<{ seq: number; upTo: number }>("reported") ?? {
+        seq: this.getState<number>("reportSeq") ?? 0,
+        upTo: 0,
+      }
+    );
   }
 
   /**
    * Sends the counts gathered since the last report to the mailbox's
-   * counter shard. A report is kept (the outbox) until the shard took it,
-   * and sent again with the same sequence number, which the shard
-   * recognises: counts are neither lost nor doubled.
+   * counter shard: the deliveries the ledger recorded since the last
+   * report's `upTo`, and the retries and dead letters counted on their own
+   * (rare). A report is kept (the outbox) until the shard took it, and sent
+   * again with the same sequence number, which the shard recognises: counts
+   * are neither lost nor doubled.
    */
   private async report(stats: DrainStats): Promise<boolean> {
     let outbox = this.getState<CountReport>("outbox");
     if (!outbox) {
-      const rows = this.sql
-        .exec<{ bucket: string; name: string; outcome: CountedOutcome; count: number }>(
-          "SELECT bucket, name, outcome, count FROM counts",
-        )
-        .toArray()
-        .map((row): CountRow => [row.bucket, "outbound", row.name, row.outcome, row.count]);
-      if (rows.length === 0) return true;
+      const rows = new Map<string, CountRow>();
+      const add = (bucket: string, name: string, outcome: CountedOutcome, count: number) => {
+        const key = JSON.stringify([bucket, name, outcome]);
+        const row = rows.get(key);
+        if (row) row[4] += count;
+        else rows.set(key, [bucket, "outbound", name, outcome, count]);
+      };
+      const counted = this.exec<{ bucket: string; name: string; outcome: CountedOutcome; count: number }>(
+        "SELECT bucket, name, outcome, count FROM counts",
+      ).toArray();
+      for (const row of counted) add(row.bucket, row.name, row.outcome, row.count);
+      const previous = this.reported();
+      let upTo = previous.upTo;
+      const delivered = this.exec<{ done_at: number; name: string; latency_ms: number | null }>(
+        "SELECT done_at, name, latency_ms FROM calls WHERE name IS NOT NULL AND done_at > ?",
+        previous.upTo,
+      );
+      for (const row of delivered) {
+        const bucket = bucketOf(new Date(row.done_at));
+        add(bucket, row.name, "delivered", 1);
+        if (row.latency_ms !== null) add(bucket, String(binOf(row.latency_ms)), LATENCY, 1);
+        upTo = Math.max(upTo, row.done_at);
+      }
+      if (rows.size === 0) return true;
       // Above every earlier report's, even after the mailbox emptied and forgot its own count.
-      const seq = Math.max(this.lastReportAt() + 1, Date.now());
-      outbox = { from: this.ctx.id.toString(), seq, rows };
+      const seq = Math.max(previous.seq + 1, Date.now());
+      outbox = { from: this.ctx.id.toString(), seq, rows: [...rows.values()] };
       const taken = outbox;
       this.transaction(() => {
-        this.exec("DELETE FROM counts");
-        this.setState("reportSeq", seq);
+        if (counted.length > 0) this.exec("DELETE FROM counts");
+        this.setState("reported", { seq, upTo });
         this.setState("outbox", taken);
       });
     }
@@ -808,7 +1001,13 @@ export class Mailbox extends DurableObject<Env> {
     const last = this.getState<number>("prunedAt") ?? 0;
     if (now - last >= DAY_MS) {
       const days = this.getState<MailboxConfig>("config")?.retentionDays;
-      if (days !== undefined) this.exec("DELETE FROM calls WHERE done_at < ?", now - days * DAY_MS);
+      // A delivery not yet reported is kept: it is its own count.
+      if (days !== undefined)
+        this.exec(
+          "DELETE FROM calls WHERE done_at < ? AND (name IS NULL OR done_at <= ?)",
+          now - days * DAY_MS,
+          this.reported().upTo,
+        );
       this.setState("prunedAt", now);
     }
   }
@@ -827,7 +1026,8 @@ export class Mailbox extends DurableObject<Env> {
     if (failed || this.getState("outbox")) at = Math.min(at ?? Infinity, now + RETRY_LATER_MS);
     if (this.exec("SELECT 1 FROM letters LIMIT 1").toArray().length > 0)
       at = Math.min(at ?? Infinity, now + (this.env.LEDGER ? RETRY_LATER_MS : LEDGER_WAIT_MS));
-    if (this.hasCounts()) at = Math.min(at ?? Infinity, Math.max(now, this.lastReportAt() + REPORT_EVERY_MS));
+    const reportAt = this.reportDueAt();
+    if (reportAt !== undefined) at = Math.min(at ?? Infinity, Math.max(now, reportAt));
     if (at === undefined && config) {
       const oldest = this.exec<{ oldest: number | null }>("SELECT min(done_at) AS oldest FROM calls").one().oldest;
       if (oldest !== null)
@@ -891,6 +1091,7 @@ export class Mailbox extends DurableObject<Env> {
     );
   }
 
+  /** A call taken over from another ledger: it skips the call, and is not counted here. */
   private record(messageId: string, call: string, status: number, at: number): void {
     this.exec(
       "INSERT INTO calls (message_id, call, status, done_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
@@ -899,6 +1100,48 @@ export class Mailbox extends DurableObject<Env> {
       status,
       at,
     );
+  }
+
+  /**
+   * A call Vero accepted from this mailbox: its ledger row is also its
+   * count (`name`), and on a job's last call (`finished`) the job's latency
+   * from receipt, so a delivery writes one row, which the next report sums.
+   */
+  private recordDelivered(
+    ledgerId: string,
+    call: string,
+    status: number,
+    request: VeroRequest,
+    finished: VeroJob | undefined,
+    head: Pick<JobRow, "received_at"> | undefined,
+  ): void {
+    const doneAt = this.stamp();
+    const receivedAt = finished?.at ?? head?.received_at;
+    this.exec(
+      `INSERT INTO calls (message_id, call, status, done_at, name, latency_ms) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT DO NOTHING`,
+      ledgerId,
+      call,
+      status,
+      doneAt,
+      callName(request),
+      finished && receivedAt !== undefined ? Math.max(0, doneAt - receivedAt) : null,
+    );
+  }
+
+  /**
+   * A delivery's time, above every earlier delivery's of this mailbox, so
+   * that a report's watermark (`reportedTo`) splits the ledger exactly
+   * into what was reported and what was not.
+   */
+  private stamp(): number {
+    const floor =
+      this.lastStamp ??
+      this.sql.exec<{ last: number | null }>("SELECT max(done_at) AS last FROM calls WHERE name IS NOT NULL").one()
+        .last ??
+      0;
+    this.lastStamp = Math.max(Date.now(), floor + 1);
+    return this.lastStamp;
   }
 
   private count(name: string, outcome: CountedOutcome): void {

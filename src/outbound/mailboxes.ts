@@ -44,6 +44,7 @@ export function mailboxConfigFor(
       policy: settings.retry.policy,
       retentionDays: settings.retentionDays,
       logSampleRate: settings.logSampleRate,
+      reportEveryMs: settings.countsReportMs,
     },
   };
 }

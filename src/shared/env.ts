@@ -44,6 +44,8 @@ interface Undeclared {
   VERO_ANONYMOUS_IDS: string;
   /** Var or secret: the share of messageIds whose success lines are logged, 0 to 1 (default 0.01). */
   LOG_SAMPLE_RATE: string;
+  /** Var: how long a mailbox's outbound counts wait for their report, in seconds (default 60). */
+  COUNTS_REPORT_SECONDS: string;
   /** Secret: where the alert cron posts (Slack, Discord, PagerDuty, any JSON receiver); unset, alerts are off. */
   ALERT_WEBHOOK_URL: string;
   /** Var: the alerts' body, `chat` (default, Slack and Discord), `json` or `pagerduty`. */

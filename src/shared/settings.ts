@@ -77,6 +77,8 @@ export interface Settings {
   retentionDays: number;
   /** LOG_SAMPLE_RATE: the share of messageIds whose success lines are logged. */
   logSampleRate: number;
+  /** COUNTS_REPORT_SECONDS, in ms: how long a mailbox's counts wait for their report. */
+  countsReportMs: number;
   /** BRIDGE_INSTANCE (development only): the token `GET /health` repeats as `instance`. */
   instance?: string;
 }
@@ -342,6 +344,7 @@ export function parseSettings(env: Env): Settings {
     alerts: parseAlertSettings(env),
     retentionDays: parseRetentionDays(env),
     logSampleRate: parseLogSampleRate(env),
+    countsReportMs: parseCountsReportSeconds(env) * 1000,
     ...(isUnset(env.BRIDGE_INSTANCE) ? {} : { instance: String(env.BRIDGE_INSTANCE) }),
   };
 }
@@ -385,6 +388,32 @@ function parseLogSampleRate(env: Env): number {
   if (invalid.length > 0)
     log("error", `LOG_SAMPLE_RATE is not a number from 0 to 1; using ${DEFAULT_LOG_SAMPLE_RATE}`, {});
   return rate;
+}
+
+export const DEFAULT_COUNTS_REPORT_SECONDS = 60;
+const countsReportSchema = z.pipe(z.coerce.number(), z.int().check(z.minimum(1), z.maximum(3600)));
+
+/**
+ * COUNTS_REPORT_SECONDS: how fresh the console's outbound counts are
+ * against what each report costs (an alarm, a counter shard call and some
+ * eight rows written per mailbox). Invalid: logged, and the default applies.
+ */
+function parseCountsReportSeconds(env: Env): number {
+  const invalid: string[] = [];
+  const seconds = readOrDefault(
+    env,
+    "COUNTS_REPORT_SECONDS",
+    countsReportSchema,
+    DEFAULT_COUNTS_REPORT_SECONDS,
+    invalid,
+  );
+  if (invalid.length > 0)
+    log(
+      "error",
+      `COUNTS_REPORT_SECONDS is not a whole number of seconds from 1 to 3600; using ${DEFAULT_COUNTS_REPORT_SECONDS}`,
+      {},
+    );
+  return seconds;
 }
 
 // ---- Alerts ----------------------------------------------------------------

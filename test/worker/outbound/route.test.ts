@@ -1,5 +1,5 @@
 /** Segment events through the routes to the Vero stand-in over real HTTP: what Vero receives, what Segment is told. */
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { mailboxName } from "../../../src/outbound/mailbox.ts";
 import { MAILBOXES_PER_INVOCATION, mailboxConfigFor } from "../../../src/outbound/mailboxes.ts";
 import type { Env } from "../../../src/shared/env.ts";
@@ -502,10 +502,13 @@ describe("Vero failures are the user's mailbox's, not the request's", () => {
     const event = { ...track, messageId: `refused-${veroToken}` };
     expect((await webhook(env, event)).status).toBe(202);
     expect(await vero.accepted(veroToken)).toEqual([]);
-    expect(await deadLetterFor(env.LEDGER as D1Database, event.messageId)).toMatchObject({
-      permanent: true,
-      reason: expect.stringMatching(/^Vero answered 422 to POST \/events\/track: /),
-    });
+    // The mailbox moves its letter to D1 on its next wake.
+    await vi.waitFor(async () =>
+      expect(await deadLetterFor(env.LEDGER as D1Database, event.messageId)).toMatchObject({
+        permanent: true,
+        reason: expect.stringMatching(/^Vero answered 422 to POST \/events\/track: /),
+      }),
+    );
   });
 
   it("what Vero would refuse for its length is refused before the call, naming the event's field", async () => {
