@@ -8,6 +8,8 @@
  * (bench/lib/cost.ts).
  */
 
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
 import { type RunningBridge, startBridge } from "../dev/bridge.ts";
 import { DEV_SECRETS, deployedBindings } from "../dev/dev-settings.ts";
 import { StandInClient } from "../dev/stand-ins/client.ts";
@@ -15,12 +17,21 @@ import { startSegmentStandIn } from "../dev/stand-ins/segment.ts";
 import type { FailurePlan } from "../dev/stand-ins/types.ts";
 import { startVeroStandIn } from "../dev/stand-ins/vero.ts";
 import type { DeliveryCheck } from "../dev/stand-ins/vero-events.ts";
+import { DEFAULT_LOG_SAMPLE_RATE } from "../src/shared/log.ts";
 import { awaitDrained, runtimeOptions } from "./drain.ts";
-import { emptyTally, tallyLine, type UnitsPerEvent, unitsPerEvent, type WorkTally } from "./lib/cost.ts";
+import { emptyTally, type Logging, tallyLine, type UnitsPerEvent, unitsPerEvent, type WorkTally } from "./lib/cost.ts";
 import { round } from "./lib/stats.ts";
 import { sendUserEvents, userIds } from "./lib/user-events.ts";
 
-export type CostPointName = "sparse" | "burst" | "retry" | "hot" | "hotConcurrent";
+export type CostPointName =
+  | "sparse"
+  | "burst"
+  | "retry"
+  | "sparseDirect"
+  | "burstDirect"
+  | "retryDirect"
+  | "hot"
+  | "hotConcurrent";
 
 export interface CostPointSpec {
   name: CostPointName;
@@ -31,6 +42,8 @@ export interface CostPointSpec {
   /** What the Vero stand-in does beside answering after the round trip. */
   failure?: Omit<FailurePlan, "delayMs">;
   vars?: Record<string, string>;
+  /** Without the Vero queue: the routes hand events to the mailboxes themselves (wrangler.toml less VERO_QUEUE). */
+  direct?: true;
 }
 
 /** The issue's loads. */
@@ -38,6 +51,16 @@ export const COST_POINTS: Record<CostPointName, CostPointSpec> = {
   sparse: { name: "sparse", users: 1, eventsPerUser: 20, gapMs: 2_000 },
   burst: { name: "burst", users: 100, eventsPerUser: 8, gapMs: 0 },
   retry: { name: "retry", users: 1, eventsPerUser: 1, gapMs: 0, failure: { status: 500, times: 1 } },
+  sparseDirect: { name: "sparseDirect", users: 1, eventsPerUser: 20, gapMs: 2_000, direct: true },
+  burstDirect: { name: "burstDirect", users: 100, eventsPerUser: 8, gapMs: 0, direct: true },
+  retryDirect: {
+    name: "retryDirect",
+    users: 1,
+    eventsPerUser: 1,
+    gapMs: 0,
+    failure: { status: 500, times: 1 },
+    direct: true,
+  },
   hot: { name: "hot", users: 1, eventsPerUser: 200, gapMs: 0 },
   hotConcurrent: {
     name: "hotConcurrent",
@@ -52,6 +75,9 @@ export const COST_POINT_LABELS: Record<CostPointName, string> = {
   sparse: "sparse: 1 user, 20 events 2 s apart",
   burst: "burst: 100 users x 8 events",
   retry: "retry: 1 event, its first call answered 500",
+  sparseDirect: "sparse, without the Vero queue",
+  burstDirect: "burst, without the Vero queue",
+  retryDirect: "retry, without the Vero queue",
   hot: "hot user: 1 user x 200 tracks, strict order",
   hotConcurrent: "hot user: 1 user x 200 tracks, VERO_TRACK_CONCURRENCY=4",
 };
@@ -104,11 +130,14 @@ export async function measureCost(options: CostOptions): Promise<Cost> {
         bridge = await startBridge({
           vars: {
             ...deployedBindings(segment.url, vero.url),
+            // Every line written, so that every unit of work is counted; their price counts production's sample.
+            LOG_SAMPLE_RATE: "1",
             SEGMENT_WRITE_KEY: writeKey,
             VERO_AUTH_TOKEN: veroToken,
             ...spec.vars,
           },
           stdio: "pipe",
+          ...(spec.direct ? { config: await directConfig(), migrate: true } : {}),
           ...runtimeOptions("lean"),
           onLine: (line) => tallyLine(tally, line),
         });
@@ -148,6 +177,7 @@ export async function measureCost(options: CostOptions): Promise<Cost> {
             routeRequests,
             delivered: check.delivered,
             veroRoundTripMs: options.veroDelayMs,
+            logging: await productionLogging(),
           }),
         };
         points.push(point);
@@ -160,6 +190,37 @@ export async function measureCost(options: CostOptions): Promise<Cost> {
     await Promise.all([segment.close(), vero.close()]);
   }
   return { veroDelayMs: options.veroDelayMs, points };
+}
+
+/** How the deployed Worker logs: LOG_SAMPLE_RATE's default, and wrangler.toml's `invocation_logs`. */
+async function productionLogging(): Promise<Logging> {
+  const config = await readFile(new URL("../wrangler.toml", import.meta.url), "utf8");
+  return {
+    logSampleRate: DEFAULT_LOG_SAMPLE_RATE,
+    invocationLogs: /^invocation_logs\s*=\s*true/m.test(config),
+  };
+}
+
+/**
+ * The project's wrangler.toml without the Vero queue's producer, written
+ * beside the bench's output (its paths made relative to it): the outbound
+ * routes hand their events to the mailboxes themselves.
+ */
+async function directConfig(): Promise<string> {
+  const text = await readFile(new URL("../wrangler.toml", import.meta.url), "utf8");
+  const producer = '[[queues.producers]]\nbinding = "VERO_QUEUE"\nqueue = "vero-segment-bridge-vero"\n';
+  if (!text.includes(producer)) throw new Error("wrangler.toml's VERO_QUEUE producer is not as bench/cost.ts expects");
+  const out = new URL(".out/", import.meta.url);
+  await mkdir(out, { recursive: true });
+  const config = new URL("wrangler.direct.toml", out);
+  await writeFile(
+    config,
+    text
+      .replace(producer, "")
+      .replace('main = "src/index.ts"', 'main = "../../src/index.ts"')
+      .replaceAll('migrations_dir = "migrations"', 'migrations_dir = "../../migrations"'),
+  );
+  return fileURLToPath(config);
 }
 
 export function describeCostPoint(p: CostPoint): string {

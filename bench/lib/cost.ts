@@ -7,8 +7,10 @@ import { deliveryWork, workerLogObject } from "./worker-log.ts";
 
 /** Billed units summed over the Worker's log lines of one bench point. */
 export interface WorkTally {
-  /** Every JSON log line the Worker wrote. */
+  /** Every JSON log line the Worker wrote (the bench runs it with LOG_SAMPLE_RATE=1, so none is left out). */
   logLines: number;
+  /** Of those, the `info` ones: success lines, which production writes for LOG_SAMPLE_RATE of its events only. */
+  infoLines: number;
   d1Statements: number;
   /** Durable Object requests, alarm invocations included (a `mailbox drain` or `counters flushed` line is one). */
   doRequests: number;
@@ -22,16 +24,22 @@ export interface WorkTally {
   messagesRetried: number;
   /** Counts a mailbox sent to its counter shard (a `mailbox drain` line's own doRequests). */
   reports: number;
-  /** Count rows the counter shards wrote to D1 (`counters flushed` lines' rows). */
+  /** Count rows the mailboxes' reports carried (`mailbox drain` lines' reportedRows): each is a row the shard upserts. */
+  reportedRows: number;
+  /** Count rows the counter shards wrote to D1 (`counters flushed` lines' rows), and their writes (the lines). */
   flushedRows: number;
-  /** Vero calls the mailboxes made, as their lines say. */
+  flushes: number;
+  /** Vero calls the mailboxes made, as their lines say (in their runs, and within hand-overs). */
   veroCalls: number;
+  /** Alarms the mailboxes set: each is kept in the object's storage, so it is counted in rowsWritten too. */
+  alarmsSet: number;
   /** Lines and mailbox rows written, by the line's `msg`: where the log lines and the rows come from. */
   byMessage: Record<string, { lines: number; rowsWritten: number }>;
 }
 
 export const emptyTally = (): WorkTally => ({
   logLines: 0,
+  infoLines: 0,
   d1Statements: 0,
   doRequests: 0,
   rowsWritten: 0,
@@ -40,8 +48,11 @@ export const emptyTally = (): WorkTally => ({
   messagesRead: 0,
   messagesRetried: 0,
   reports: 0,
+  reportedRows: 0,
   flushedRows: 0,
+  flushes: 0,
   veroCalls: 0,
+  alarmsSet: 0,
   byMessage: {},
 });
 
@@ -53,27 +64,35 @@ export function tallyLine(tally: WorkTally, line: string): void {
   const value = workerLogObject(line);
   if (!value) return;
   tally.logLines++;
+  if (value.level === "info") tally.infoLines++;
   const work = deliveryWork(line);
   tally.d1Statements += work?.d1Statements ?? 0;
   tally.doRequests += work?.doRequests ?? 0;
   tally.rowsWritten += work?.doRowsWritten ?? 0;
   tally.rowsRead += work?.doRowsRead ?? 0;
+  const alarms = numberOf(value, "alarmsSet");
+  tally.alarmsSet += alarms;
+  tally.rowsWritten += alarms;
   const msg = value.msg as string;
   const mine = tally.byMessage[msg] ?? { lines: 0, rowsWritten: 0 };
   tally.byMessage[msg] = mine;
   mine.lines++;
-  mine.rowsWritten += work?.doRowsWritten ?? 0;
+  mine.rowsWritten += (work?.doRowsWritten ?? 0) + alarms;
   if (value.msg === "vero batch") {
     tally.consumerBatches++;
     tally.messagesRead += numberOf(value, "messages");
     tally.messagesRetried += numberOf(value, "retried");
   } else if (value.msg === "mailbox drain") {
     tally.reports += numberOf(value, "doRequests");
+    tally.reportedRows += numberOf(value, "reportedRows");
+    tally.veroCalls += numberOf(value, "veroCalls");
+  } else if (value.msg === "outbound handed to mailboxes") {
     tally.veroCalls += numberOf(value, "veroCalls");
   } else if (value.msg === "counters flushed") {
     // The shard's alarm, which its line does not count as a request.
     tally.doRequests++;
     tally.flushedRows += numberOf(value, "rows");
+    tally.flushes++;
   }
 }
 
@@ -92,15 +111,28 @@ export interface UnitsPerEvent {
 /** A Durable Object is billed at 128 MB, whatever it uses. */
 const DO_GB = 0.125;
 
+/** How a point's Worker logs in production: its success lines' sample, and whether Cloudflare adds invocation logs. */
+export interface Logging {
+  /** LOG_SAMPLE_RATE as deployed: the share of `info` lines production writes. */
+  logSampleRate: number;
+  /** wrangler.toml's `invocation_logs`: one more log event per Worker and Durable Object invocation. */
+  invocationLogs: boolean;
+}
+
 /**
  * Per delivered event, from a point's tally: `routeRequests` the bridge's
  * routes answered, `delivered` the events Vero accepted, `veroRoundTripMs`
  * what the Vero stand-in held each call back (a mailbox is active, so billed,
- * while it waits for Vero).
+ * while it waits for Vero), and how production logs.
  */
 export function unitsPerEvent(
   tally: WorkTally,
-  { routeRequests, delivered, veroRoundTripMs }: { routeRequests: number; delivered: number; veroRoundTripMs: number },
+  {
+    routeRequests,
+    delivered,
+    veroRoundTripMs,
+    logging,
+  }: { routeRequests: number; delivered: number; veroRoundTripMs: number; logging: Logging },
 ): UnitsPerEvent {
   const per = (value: number) => value / Math.max(1, delivered);
   const enqueued = tally.messagesRead - tally.messagesRetried;
@@ -111,14 +143,22 @@ export function unitsPerEvent(
     queueOperations: per(2 * enqueued + tally.messagesRead),
     doRequests: per(tally.doRequests),
     doGbSeconds: per(tally.veroCalls * (veroRoundTripMs / 1000) * DO_GB),
-    // The shards' rows are not in their lines: each report upserts a count and its source, each flushed row is updated and deleted.
-    doRowsWritten: per(tally.rowsWritten + 2 * tally.reports + 2 * tally.flushedRows),
+    // The shards' rows are not in their lines: each report upserts its rows and its source, each flushed row is
+    // updated and deleted, and each flush was an alarm set (kept in storage).
+    doRowsWritten: per(tally.rowsWritten + tally.reportedRows + tally.reports + 2 * tally.flushedRows + tally.flushes),
     doRowsRead: per(tally.rowsRead),
     d1RowsWritten: per(tally.flushedRows),
-    // Workers Logs stores an invocation log per invocation beside the lines the code writes.
-    logEvents: per(tally.logLines + workersRequests + tally.doRequests),
+    logEvents: per(
+      tally.logLines -
+        tally.infoLines * (1 - logging.logSampleRate) +
+        (logging.invocationLogs ? invocations(tally, routeRequests) : 0),
+    ),
   };
 }
+
+/** Worker and Durable Object invocations: with `invocation_logs`, Workers Logs stores one log event for each. */
+export const invocations = (tally: WorkTally, routeRequests: number): number =>
+  routeRequests + tally.consumerBatches + tally.doRequests;
 
 export interface Rate {
   label: string;

@@ -10,7 +10,7 @@
 import { Counters } from "../delivery/counters.ts";
 import { retryPolicyFor, Settlement } from "../delivery/settlement.ts";
 import type { Env } from "../shared/env.ts";
-import { describeError, log } from "../shared/log.ts";
+import { describeError, log, logSampled } from "../shared/log.ts";
 import { describeIssues } from "../shared/zod.ts";
 import { jobOrder, type VeroJob, veroJobSchema } from "./job.ts";
 import { QUEUE_SETTLE_MS } from "./mailbox.ts";
@@ -26,6 +26,7 @@ interface Tally {
   skipped: number;
   doRowsRead: number;
   doRowsWritten: number;
+  alarmsSet: number;
   retried: number;
   d1Statements: number;
   doRequests: number;
@@ -67,6 +68,7 @@ async function handOn(
       tally.skipped += group.result.skipped;
       tally.doRowsRead += group.result.doRowsRead;
       tally.doRowsWritten += group.result.doRowsWritten;
+      tally.alarmsSet += group.result.alarmsSet;
       for (const { queued } of group.items) settlement.settle(queued, { ok: true });
       continue;
     }
@@ -122,6 +124,7 @@ export async function consumeVeroBatch(batch: MessageBatch<unknown>, env: Env): 
     skipped: 0,
     doRowsRead: 0,
     doRowsWritten: 0,
+    alarmsSet: 0,
     retried: newer,
     d1Statements: 0,
     doRequests: 0,
@@ -133,11 +136,19 @@ export async function consumeVeroBatch(batch: MessageBatch<unknown>, env: Env): 
   const statement = env.LEDGER && counters.statement(env.LEDGER);
   const rounds = await settlement.flush(env.LEDGER, [statement]);
   if (rounds > 0) tally.d1Statements += (statement ? 1 : 0) + malformed;
-  log(tally.retried + malformed === 0 ? "info" : "warn", "vero batch", {
+  const line = {
     queue: batch.queue,
     messages: batch.messages.length,
     users: usersOf(pending.map(({ job }) => job)),
     ...tally,
     malformed,
-  });
+  };
+  // A clean batch is a success line, sampled by its messageIds.
+  if (tally.retried + malformed === 0)
+    logSampled(
+      pending.map(({ job }) => job.messageId),
+      "vero batch",
+      line,
+    );
+  else log("warn", "vero batch", line);
 }

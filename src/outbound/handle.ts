@@ -191,16 +191,29 @@ async function handToUsersMailboxes(c: AppContext, jobs: RoutedEvent[]): Promise
       job.result.error = `the user's mailbox did not take the event: ${group.error}`;
     }
   }
-  log("info", "outbound handed to mailboxes", {
+  const failedUsers = handed.filter((group) => !group.ok).length;
+  const line = {
     route: c.req.path,
     events: deliverable.length,
     users,
-    failedUsers: handed.filter((group) => !group.ok).length,
+    failedUsers,
     d1Statements: 0,
     doRequests: handed.length,
     doRowsRead: handed.reduce((sum, group) => sum + (group.ok ? group.result.doRowsRead : 0), 0),
     doRowsWritten: handed.reduce((sum, group) => sum + (group.ok ? group.result.doRowsWritten : 0), 0),
-  });
+    alarmsSet: handed.reduce((sum, group) => sum + (group.ok ? group.result.alarmsSet : 0), 0),
+    // Delivered within the hand-over: the users' mailboxes held nothing before these events.
+    delivered: handed.reduce((sum, group) => sum + (group.ok ? group.result.delivered : 0), 0),
+    veroCalls: handed.reduce((sum, group) => sum + (group.ok ? group.result.veroCalls : 0), 0),
+  };
+  // A clean hand-over is a success line, sampled by the events' messageIds.
+  if (failedUsers === 0)
+    logSampled(
+      deliverable.map((job) => job.result.messageId),
+      "outbound handed to mailboxes",
+      line,
+    );
+  else log("warn", "outbound handed to mailboxes", line);
 }
 
 /**

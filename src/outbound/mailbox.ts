@@ -43,8 +43,13 @@ import type { RetryPolicy } from "../delivery/retry-schedule.ts";
 import { LEDGER_UNBOUND } from "../shared/bindings.ts";
 import type { Env } from "../shared/env.ts";
 import { DeliveryError } from "../shared/errors.ts";
-import { configureLogs, describeError, log, redactEmails } from "../shared/log.ts";
-import { describeUnready, settingsFor, type VeroCredential } from "../shared/settings.ts";
+import { configureLogs, describeError, log, logSampled, redactEmails } from "../shared/log.ts";
+import {
+  DEFAULT_COUNTS_REPORT_SECONDS,
+  describeUnready,
+  settingsFor,
+  type VeroCredential,
+} from "../shared/settings.ts";
 import { callKey, isLedgerKey, type VeroJob } from "./job.ts";
 import type { VeroRequest } from "./map.ts";
 import { sendToVero, type VeroTarget } from "./vero.ts";
@@ -131,7 +136,7 @@ export const LEDGER_WAIT_MS = 3_600_000;
  * call and some eight rows written, so it is made once per minute of
  * deliveries, not once per event.
  */
-export const REPORT_EVERY_MS = 60_000;
+export const REPORT_EVERY_MS = DEFAULT_COUNTS_REPORT_SECONDS * 1000;
 /**
  * How long `accept` goes on delivering jobs itself when the mailbox held
  * nothing (a call under way is finished): the caller waits for it, so the
@@ -228,6 +233,10 @@ interface DrainStats {
   veroCalls: number;
   d1Statements: number;
   doRequests: number;
+  /** Each kept in the object's storage: the bench counts it as a row written. */
+  alarmsSet: number;
+  /** Count rows in the report sent to the counter shard: each is a row the shard writes. */
+  reportedRows: number;
 }
 
 /**
@@ -255,6 +264,8 @@ const emptyStats = (): DrainStats => ({
   veroCalls: 0,
   d1Statements: 0,
   doRequests: 0,
+  alarmsSet: 0,
+  reportedRows: 0,
 });
 
 /** Vero has the call, the ledger does not: an attempt like any other, retried on the schedule. */
@@ -299,6 +310,8 @@ export class Mailbox extends DurableObject<Env> {
    * the mailbox reads its own settings (the same Worker's) instead.
    */
   private handedCredential: VeroCredential | undefined;
+  /** The messageIds the alarm's run delivered: its line is sampled by them. */
+  private drained: string[] = [];
   /** The last delivery's time (see stamp). */
   private lastStamp: number | undefined;
   /** The cursors of this run's statements: their row counters are what Durable Object storage bills. */
@@ -484,6 +497,7 @@ export class Mailbox extends DurableObject<Env> {
     const sampleRate = this.getState<MailboxConfig>("config")?.logSampleRate;
     if (sampleRate !== undefined) configureLogs({ sampleRate });
     const stats = emptyStats();
+    this.drained = [];
     // A hand-over is delivering at once: the jobs stored meanwhile wait for it (see deliverNow).
     if (this.sending) {
       await this.ctx.storage.setAlarm(Date.now() + DELIVER_NOW_MS);
@@ -501,20 +515,23 @@ export class Mailbox extends DurableObject<Env> {
       if (!(await this.syncStalled(stats))) failure ??= "stalled row not yet written to D1";
       if (this.reportDue() && !(await this.report(stats))) failure ??= "counts not reported";
       this.prune();
-      await this.armAlarm(failure !== undefined);
+      await this.armAlarm(failure !== undefined, stats);
     } catch (error) {
       failure ??= describeError(error);
       await this.ctx.storage.setAlarm(Date.now() + RETRY_LATER_MS).catch(() => undefined);
     }
     const held = this.heldCount();
     const clean = failure === undefined && stats.retried + stats.deadLettered === 0;
-    log(clean ? "info" : "warn", "mailbox drain", {
+    const line = {
       mailbox: this.ctx.id.toString(),
       ...stats,
       ...this.takeRows(),
       held,
       ...(failure === undefined ? {} : { error: failure }),
-    });
+    };
+    // A clean run is a success line, sampled by the messageIds it delivered (a run that delivered none: at rate 1 only).
+    if (clean) logSampled(this.drained.length > 0 ? this.drained : [null], "mailbox drain", line);
+    else log("warn", "mailbox drain", line);
   }
 
   /**
@@ -630,6 +647,7 @@ export class Mailbox extends DurableObject<Env> {
       if (!failed) {
         this.exec("DELETE FROM jobs WHERE seq = ?", head.seq);
         stats.delivered++;
+        this.drained.push(head.message_id);
         continue;
       }
       if (!this.failed(head, job, failed, config, now, stats)) return;
@@ -715,6 +733,7 @@ export class Mailbox extends DurableObject<Env> {
           this.exec("DELETE FROM jobs WHERE seq = ?", head.seq);
         });
         stats.delivered++;
+        this.drained.push(head.message_id);
         continue;
       }
       const error = result?.reason;
@@ -984,6 +1003,7 @@ export class Mailbox extends DurableObject<Env> {
       const shard = counterShardFor(this.env, outbox.from);
       stats.doRequests++;
       await shard.add(outbox);
+      stats.reportedRows += outbox.rows.length;
       this.deleteState("outbox");
       return true;
     } catch (error) {
@@ -1017,7 +1037,7 @@ export class Mailbox extends DurableObject<Env> {
    * every RETRY_LATER_MS), letters waiting for the LEDGER binding, the next
    * report, the next prune, or none when empty.
    */
-  private async armAlarm(failed: boolean): Promise<void> {
+  private async armAlarm(failed: boolean, stats: DrainStats): Promise<void> {
     const now = Date.now();
     const head = this.head();
     const config = this.getState<MailboxConfig>("config");
@@ -1034,6 +1054,7 @@ export class Mailbox extends DurableObject<Env> {
         at = Math.max(oldest + config.retentionDays * DAY_MS, (this.getState<number>("prunedAt") ?? 0) + DAY_MS);
     }
     if (at !== undefined) {
+      stats.alarmsSet++;
       await this.ctx.storage.setAlarm(at);
       return;
     }

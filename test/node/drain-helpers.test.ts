@@ -137,36 +137,43 @@ describe("the bench's cost of a delivered event", () => {
     "[wrangler:info] POST /v1/batch 202 Accepted (12ms)",
     JSON.stringify({ msg: "vero batch", messages: 10, retried: 2, d1Statements: 0, doRequests: 3, doRowsWritten: 20 }),
     JSON.stringify({
+      level: "info",
       msg: "mailbox drain",
       veroCalls: 8,
       d1Statements: 0,
       doRequests: 1,
       doRowsWritten: 30,
       doRowsRead: 40,
+      alarmsSet: 1,
+      reportedRows: 2,
     }),
-    JSON.stringify({ msg: "counters flushed", rows: 3, d1Statements: 1, doRequests: 0 }),
+    JSON.stringify({ level: "warn", msg: "counters flushed", rows: 3, d1Statements: 1, doRequests: 0 }),
     JSON.stringify({ level: "info", msg: "outbound request", events: 8 }),
   ];
   const tally = emptyTally();
   for (const line of lines) tallyLine(tally, line);
 
-  it("counts every line the Worker wrote, each alarm as a request, and the consumer's reads and retries", () => {
+  it("counts every line the Worker wrote, each alarm as a request and a row written, and the consumer's reads and retries", () => {
     expect(tally).toEqual({
       logLines: 4,
+      infoLines: 2,
       d1Statements: 1,
       // 3 hand-overs, the mailbox's alarm and its report, the shard's alarm
       doRequests: 6,
-      rowsWritten: 50,
+      rowsWritten: 51,
       rowsRead: 40,
       consumerBatches: 1,
       messagesRead: 10,
       messagesRetried: 2,
       reports: 1,
+      reportedRows: 2,
       flushedRows: 3,
+      flushes: 1,
       veroCalls: 8,
+      alarmsSet: 1,
       byMessage: {
         "vero batch": { lines: 1, rowsWritten: 20 },
-        "mailbox drain": { lines: 1, rowsWritten: 30 },
+        "mailbox drain": { lines: 1, rowsWritten: 31 },
         "counters flushed": { lines: 1, rowsWritten: 0 },
         "outbound request": { lines: 1, rowsWritten: 0 },
       },
@@ -174,17 +181,28 @@ describe("the bench's cost of a delivered event", () => {
   });
 
   it("prices queue operations as write, read and delete per message and a read per retry, and adds the shards' rows", () => {
-    const units = unitsPerEvent(tally, { routeRequests: 2, delivered: 8, veroRoundTripMs: 150 });
+    const logging = { logSampleRate: 0.01, invocationLogs: false };
+    const units = unitsPerEvent(tally, { routeRequests: 2, delivered: 8, veroRoundTripMs: 150, logging });
     expect(units.queueOperations).toBe((2 * 8 + 10) / 8);
     expect(units.workersRequests).toBe(3 / 8);
-    expect(units.doRowsWritten).toBe((50 + 2 * 1 + 2 * 3) / 8);
+    // The mailboxes' 51; the shard's: 2 report rows, its source, 3 rows updated and deleted, its alarm.
+    expect(units.doRowsWritten).toBe((51 + 2 + 1 + 2 * 3 + 1) / 8);
     expect(units.d1RowsWritten).toBe(3 / 8);
-    expect(units.logEvents).toBe((4 + 3 + 6) / 8);
     expect(units.doGbSeconds).toBeCloseTo(0.15 * 0.125);
   });
 
+  it("prices the lines production writes: every warning, the sampled share of info lines, and an invocation log per invocation when on", () => {
+    const at = (logging: { logSampleRate: number; invocationLogs: boolean }) =>
+      unitsPerEvent(tally, { routeRequests: 2, delivered: 8, veroRoundTripMs: 150, logging }).logEvents;
+    expect(at({ logSampleRate: 0.01, invocationLogs: false })).toBeCloseTo((2 + 2 * 0.01) / 8);
+    expect(at({ logSampleRate: 1, invocationLogs: false })).toBe(4 / 8);
+    // 2 route requests, 1 consumer batch, 6 Durable Object requests.
+    expect(at({ logSampleRate: 1, invocationLogs: true })).toBe((4 + 2 + 1 + 6) / 8);
+  });
+
   it("charges only what is beyond each inclusion, so a small month costs less per event than a large one", () => {
-    const units = { ...unitsPerEvent(tally, { routeRequests: 8, delivered: 8, veroRoundTripMs: 150 }) };
+    const logging = { logSampleRate: 0.01, invocationLogs: true };
+    const units = { ...unitsPerEvent(tally, { routeRequests: 8, delivered: 8, veroRoundTripMs: 150, logging }) };
     const billion = monthlyCost(units, 1e9);
     const tenMillion = monthlyCost(units, 1e7);
     expect(billion.components.queueOperations).toBeCloseTo(((units.queueOperations * 1e9 - 1e6) / 1e6) * 0.4);
@@ -277,18 +295,23 @@ describe("cost goals", () => {
       check,
       complete: true,
       tally,
-      perEvent: unitsPerEvent(tally, { routeRequests: 1, delivered, veroRoundTripMs: 150 }),
+      perEvent: unitsPerEvent(tally, {
+        routeRequests: 1,
+        delivered,
+        veroRoundTripMs: 150,
+        logging: { logSampleRate: 0.01, invocationLogs: true },
+      }),
     } satisfies CostPoint;
   };
   const cheap = { messagesRead: 100, consumerBatches: 1, doRequests: 10, rowsWritten: 50, logLines: 1 };
   const dear = { ...cheap, rowsWritten: 1400 };
 
-  it("judges each of sparse, burst and retry at $3 per million at a billion a month, and names what weighs most", () => {
+  it("judges each of sparse, burst and retry, with the Vero queue and without, at $3 per million at a billion a month, and names what weighs most", () => {
     const rows = costGoals({
       veroDelayMs: 150,
       points: [costPoint("sparse", dear, 100), costPoint("burst", cheap, 100), costPoint("retry", dear, 100)],
     });
-    expect(rows.map((row) => row.met)).toEqual([false, true, false, null]);
+    expect(rows.map((row) => row.met)).toEqual([false, true, false, null, null, null, null]);
     expect(rows[0]?.measured).toMatch(/^\$\d+\.\d\d \(14 DO rows written \(14 by the mailbox\)/);
     expect(rows[0]?.note).toMatch(/^most: Durable Object rows written \$13\.95/);
     expect(rows[3]?.measured).toBe("not measured");
@@ -298,11 +321,11 @@ describe("cost goals", () => {
     const [hot] = costGoals({
       veroDelayMs: 150,
       points: [costPoint("hot", cheap, 200, 6.2), costPoint("hotConcurrent", cheap, 200, 21.6)],
-    }).slice(3);
+    }).slice(6);
     expect(hot?.met).toBe(true);
     expect(hot?.measured).toBe("0.93 (6.2 of 6.7 events/s)");
     expect(hot?.note).toMatch(/VERO_TRACK_CONCURRENCY=4 \(no goal\): 3\.24.*7 out of order, which the setting allows/);
-    expect(costGoals({ veroDelayMs: 150, points: [costPoint("hot", cheap, 200, 5)] })[3]?.met).toBe(false);
+    expect(costGoals({ veroDelayMs: 150, points: [costPoint("hot", cheap, 200, 5)] })[6]?.met).toBe(false);
   });
 
   it("prints a row per point with its price at 10 million and 1 billion a month", () => {

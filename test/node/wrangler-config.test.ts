@@ -68,7 +68,7 @@ describe.each(environments)("wrangler.toml, $name", ({ env }) => {
     }
   });
 
-  it("uploads source maps with the minified code, logs every invocation (the bridge samples its own lines) and says whether it traces", () => {
+  it("uploads source maps with the minified code, keeps every invocation's lines (the bridge samples its own) without Cloudflare's invocation logs, and says whether it traces", () => {
     expect(config.minify).toBe(true);
     expect(config.upload_source_maps).toBe(true);
     expect(config.observability).toMatchObject({
@@ -76,7 +76,7 @@ describe.each(environments)("wrangler.toml, $name", ({ env }) => {
       head_sampling_rate: 1,
       // The webhook's ?token= stays out of Cloudflare's invocation logs.
       redact_query_string: true,
-      logs: { enabled: true, head_sampling_rate: 1 },
+      logs: { enabled: true, head_sampling_rate: 1, invocation_logs: false },
       traces: { enabled: expect.any(Boolean) },
     });
   });

@@ -247,7 +247,8 @@ function countingLedger(db: D1Database) {
 
 describe("D1's cost per consumer batch", () => {
   it.each([1, 25])("is no statement for a batch of %i new jobs, and the batch log line says so", async (size) => {
-    const { env, veroToken } = await isolatedEnv({}, { ledger: true });
+    // Every success line written: a clean batch's line is sampled like the others.
+    const { env, veroToken } = await isolatedEnv({ LOG_SAMPLE_RATE: "1" }, { ledger: true });
     const counting = countingLedger(env.LEDGER as D1Database);
     if (size > 1) await vero.fail(veroToken, { statuses: [400, 503], times: 2 });
     const jobs = Array.from({ length: size }, (_, index) => ({
@@ -263,7 +264,7 @@ describe("D1's cost per consumer batch", () => {
   });
 
   it("is one query for a batch holding jobs queued before the mailboxes, and the line counts it", async () => {
-    const { env } = await isolatedEnv({}, { ledger: true });
+    const { env } = await isolatedEnv({ LOG_SAMPLE_RATE: "1" }, { ledger: true });
     const counting = countingLedger(env.LEDGER as D1Database);
     const jobs = [1, 2, 3].map((n) => ({ id: `old${n}`, body: { ...trackJob(unique("u"), "x"), v: 1 as const } }));
     const { lines } = await capturingLogs(() => runBatch(QUEUE_NAMES.vero, jobs, { ...env, LEDGER: counting.ledger }));
