@@ -8,8 +8,7 @@
  * (bench/lib/cost.ts).
  */
 
-import { mkdir, readFile, writeFile } from "node:fs/promises";
-import { fileURLToPath } from "node:url";
+import { readFile } from "node:fs/promises";
 import { type RunningBridge, startBridge } from "../dev/bridge.ts";
 import { DEV_SECRETS, deployedBindings } from "../dev/dev-settings.ts";
 import { StandInClient } from "../dev/stand-ins/client.ts";
@@ -18,7 +17,7 @@ import type { FailurePlan } from "../dev/stand-ins/types.ts";
 import { startVeroStandIn } from "../dev/stand-ins/vero.ts";
 import type { DeliveryCheck } from "../dev/stand-ins/vero-events.ts";
 import { DEFAULT_LOG_SAMPLE_RATE } from "../src/shared/log.ts";
-import { awaitDrained, runtimeOptions } from "./drain.ts";
+import { awaitDrained, directConfig, runtimeOptions } from "./drain.ts";
 import { emptyTally, type Logging, tallyLine, type UnitsPerEvent, unitsPerEvent, type WorkTally } from "./lib/cost.ts";
 import { round } from "./lib/stats.ts";
 import { sendUserEvents, userIds } from "./lib/user-events.ts";
@@ -199,28 +198,6 @@ async function productionLogging(): Promise<Logging> {
     logSampleRate: DEFAULT_LOG_SAMPLE_RATE,
     invocationLogs: /^invocation_logs\s*=\s*true/m.test(config),
   };
-}
-
-/**
- * The project's wrangler.toml without the Vero queue's producer, written
- * beside the bench's output (its paths made relative to it): the outbound
- * routes hand their events to the mailboxes themselves.
- */
-async function directConfig(): Promise<string> {
-  const text = await readFile(new URL("../wrangler.toml", import.meta.url), "utf8");
-  const producer = '[[queues.producers]]\nbinding = "VERO_QUEUE"\nqueue = "vero-segment-bridge-vero"\n';
-  if (!text.includes(producer)) throw new Error("wrangler.toml's VERO_QUEUE producer is not as bench/cost.ts expects");
-  const out = new URL(".out/", import.meta.url);
-  await mkdir(out, { recursive: true });
-  const config = new URL("wrangler.direct.toml", out);
-  await writeFile(
-    config,
-    text
-      .replace(producer, "")
-      .replace('main = "src/index.ts"', 'main = "../../src/index.ts"')
-      .replaceAll('migrations_dir = "migrations"', 'migrations_dir = "../../migrations"'),
-  );
-  return fileURLToPath(config);
 }
 
 export function describeCostPoint(p: CostPoint): string {

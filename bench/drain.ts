@@ -16,7 +16,11 @@
  * defaults beside them, as the reference.
  */
 
-import { statSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, statSync } from "node:fs";
+import { mkdir, readFile, symlink, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { type RunningBridge, startBridge } from "../dev/bridge.ts";
 import { DEV_SECRETS, deployedBindings } from "../dev/dev-settings.ts";
 import { StandInClient } from "../dev/stand-ins/client.ts";
@@ -85,6 +89,10 @@ export interface DrainOptions {
   users: number[];
   /** User counts measured once more on `wrangler dev`'s defaults, the reference for the lean figures. */
   defaultRuntime: number[];
+  /** User counts measured once more without the Vero queue, on both runtimes. */
+  direct: number[];
+  /** User counts at which the reference (REFERENCE_COMMIT's queue consumer) runs, on `wrangler dev`'s defaults. */
+  reference: number[];
   eventsPerUser: number;
   /** How long the Vero stand-in holds every answer back: the round trip to Vero's API. */
   veroDelayMs: number;
@@ -95,9 +103,20 @@ export interface DrainOptions {
   log: (line: string) => void;
 }
 
+/**
+ * Outbound with the Vero queue (wrangler.toml as it is), without it (the
+ * routes hand events to the mailboxes), or the reference: the Vero queue
+ * consumer before the mailboxes (main REFERENCE_COMMIT), run side by side.
+ */
+export type OutboundMode = "queue" | "direct" | "reference";
+
+/** The queue consumer the mailboxes replaced, which issue 25's drain goal is measured against. */
+export const REFERENCE_COMMIT = "9212176";
+
 export interface DrainPoint {
   users: number;
   runtime: LocalRuntime;
+  mode: OutboundMode;
   eventsPerUser: number;
   veroDelayMs: number;
   /** `/v1/batch` requests sent, one round after another. */
@@ -143,12 +162,16 @@ export async function measureDrain(options: DrainOptions): Promise<Drain> {
   const segmentClient = new StandInClient(segment.url);
   const veroClient = new StandInClient(vero.url);
   const points: DrainPoint[] = [];
-  const plan = [
-    ...options.users.map((users) => ({ users, runtime: "lean" as const })),
-    ...options.defaultRuntime.map((users) => ({ users, runtime: "defaults" as const })),
+  const plan: { users: number; runtime: LocalRuntime; mode: OutboundMode }[] = [
+    ...options.users.map((users) => ({ users, runtime: "lean" as const, mode: "queue" as const })),
+    ...options.defaultRuntime.map((users) => ({ users, runtime: "defaults" as const, mode: "queue" as const })),
+    ...options.direct.flatMap((users) =>
+      (["lean", "defaults"] as const).map((runtime) => ({ users, runtime, mode: "direct" as const })),
+    ),
+    ...options.reference.map((users) => ({ users, runtime: "defaults" as const, mode: "reference" as const })),
   ];
   try {
-    for (const { users, runtime } of plan) {
+    for (const { users, runtime, mode } of plan) {
       const run = `drain-${users}-${Date.now().toString(36)}`;
       const [writeKey, veroToken] = await Promise.all([segmentClient.tenant(), veroClient.tenant()]);
       await veroClient.fail(veroToken, { delayMs: options.veroDelayMs });
@@ -158,11 +181,16 @@ export async function measureDrain(options: DrainOptions): Promise<Drain> {
         bridge = await startBridge({
           vars: {
             ...deployedBindings(segment.url, vero.url),
+            // Every line written, so that every unit of work is counted.
+            LOG_SAMPLE_RATE: "1",
             SEGMENT_WRITE_KEY: writeKey,
             VERO_AUTH_TOKEN: veroToken,
             ...options.vars,
           },
           stdio: "pipe",
+          ...(mode === "queue"
+            ? {}
+            : { config: await (mode === "direct" ? directConfig() : referenceConfig()), migrate: true }),
           ...runtimeOptions(runtime),
           onLine: (line) => {
             const reported = deliveryWork(line);
@@ -188,7 +216,7 @@ export async function measureDrain(options: DrainOptions): Promise<Drain> {
         });
         const sendMs = Date.now() - firstSend;
         options.log(
-          `  drain ${users} users (${describeRuntime(runtime)}): ${expected} events sent in ${requests} requests, ${sendMs} ms`,
+          `  drain ${users} users (${describeRuntime(runtime)}, ${describeMode(mode)}): ${expected} events sent in ${requests} requests, ${sendMs} ms`,
         );
 
         // The quiet 3 s of the polling is longer than the queue consumer's batch timeout.
@@ -206,6 +234,7 @@ export async function measureDrain(options: DrainOptions): Promise<Drain> {
         const point: DrainPoint = {
           users,
           runtime,
+          mode,
           eventsPerUser: options.eventsPerUser,
           veroDelayMs: options.veroDelayMs,
           requests,
@@ -237,6 +266,53 @@ export async function measureDrain(options: DrainOptions): Promise<Drain> {
   return { options: rest, points };
 }
 
+/** The outbound mode in words, for the tables. */
+export const describeMode = (mode: OutboundMode): string =>
+  mode === "queue" ? "Vero queue" : mode === "direct" ? "no Vero queue" : `queue consumer of ${REFERENCE_COMMIT}`;
+
+/**
+ * The reference's wrangler.toml: REFERENCE_COMMIT's tree, exported once
+ * beside the bench's output (`git archive`, so no worktree is registered),
+ * its packages this project's (the same dependencies, less what came later).
+ */
+export async function referenceConfig(): Promise<string> {
+  const root = fileURLToPath(new URL("..", import.meta.url));
+  const dir = join(root, "bench", ".out", `reference-${REFERENCE_COMMIT}`);
+  if (!existsSync(join(dir, "wrangler.toml"))) {
+    await mkdir(dir, { recursive: true });
+    const archive = spawnSync("git", ["-C", root, "archive", "--format=tar", REFERENCE_COMMIT], {
+      maxBuffer: 256 * 1024 * 1024,
+    });
+    if (archive.status !== 0) throw new Error(`git archive ${REFERENCE_COMMIT}: ${archive.stderr}`);
+    const untar = spawnSync("tar", ["-x", "-C", dir], { input: archive.stdout });
+    if (untar.status !== 0) throw new Error(`tar: ${untar.stderr}`);
+  }
+  if (!existsSync(join(dir, "node_modules"))) await symlink(join(root, "node_modules"), join(dir, "node_modules"));
+  return join(dir, "wrangler.toml");
+}
+
+/**
+ * The project's wrangler.toml without the Vero queue's producer, written
+ * beside the bench's output (its paths made relative to it): the outbound
+ * routes hand their events to the mailboxes themselves.
+ */
+export async function directConfig(): Promise<string> {
+  const text = await readFile(new URL("../wrangler.toml", import.meta.url), "utf8");
+  const producer = '[[queues.producers]]\nbinding = "VERO_QUEUE"\nqueue = "vero-segment-bridge-vero"\n';
+  if (!text.includes(producer)) throw new Error("wrangler.toml's VERO_QUEUE producer is not as bench/drain.ts expects");
+  const out = new URL(".out/", import.meta.url);
+  await mkdir(out, { recursive: true });
+  const config = new URL("wrangler.direct.toml", out);
+  await writeFile(
+    config,
+    text
+      .replace(producer, "")
+      .replace('main = "src/index.ts"', 'main = "../../src/index.ts"')
+      .replaceAll('migrations_dir = "migrations"', 'migrations_dir = "../../migrations"'),
+  );
+  return fileURLToPath(config);
+}
+
 export function describeDrainPoint(p: DrainPoint): string {
-  return `${p.users} users x ${p.eventsPerUser}, ${describeRuntime(p.runtime)}: ${p.eventsPerSecond} events/s (${p.ratioToLimit} of ${p.serialLimit}), ${p.maxInFlight} Vero calls in flight at most, ${p.check.delivered}/${p.check.expected} delivered${p.complete ? "" : " (CUT at the timeout)"}, ${p.check.duplicates} twice, ${p.check.outOfOrder} out of order for ${p.check.usersOutOfOrder} users, ${p.d1PerEvent} D1 statements, ${p.doPerEvent} DO requests (alarms included), ${p.rowsWrittenPerEvent} mailbox rows written and ${p.rowsReadPerEvent} read per event`;
+  return `${p.users} users x ${p.eventsPerUser}, ${describeRuntime(p.runtime)}, ${describeMode(p.mode)}: ${p.eventsPerSecond} events/s (${p.ratioToLimit} of ${p.serialLimit}), ${p.maxInFlight} Vero calls in flight at most, ${p.check.delivered}/${p.check.expected} delivered${p.complete ? "" : " (CUT at the timeout)"}, ${p.check.duplicates} twice, ${p.check.outOfOrder} out of order for ${p.check.usersOutOfOrder} users, ${p.d1PerEvent} D1 statements, ${p.doPerEvent} DO requests (alarms included), ${p.rowsWrittenPerEvent} mailbox rows written and ${p.rowsReadPerEvent} read per event`;
 }

@@ -84,6 +84,8 @@ const DRAIN = {
     .split(",")
     .filter(Boolean)
     .map(Number),
+  direct: (process.env.BENCH_DRAIN_DIRECT_USERS ?? (QUICK ? "" : "100")).split(",").filter(Boolean).map(Number),
+  reference: (process.env.BENCH_DRAIN_REFERENCE_USERS ?? (QUICK ? "" : "100")).split(",").filter(Boolean).map(Number),
   eventsPerUser: Number(process.env.BENCH_DRAIN_EVENTS ?? 8),
   veroDelayMs: 150,
   // The hot-user point: BENCH_DRAIN_USERS=1 BENCH_DRAIN_EVENTS=200, strict or with this opt-in.

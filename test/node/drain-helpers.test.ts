@@ -214,9 +214,14 @@ describe("the bench's cost of a delivered event", () => {
 });
 
 describe("drain goals", () => {
-  const point = (runtime: DrainPoint["runtime"], eventsPerSecond: number): DrainPoint => ({
+  const point = (
+    runtime: DrainPoint["runtime"],
+    eventsPerSecond: number,
+    mode: DrainPoint["mode"] = "queue",
+  ): DrainPoint => ({
     users: 100,
     runtime,
+    mode,
     eventsPerUser: 8,
     veroDelayMs: 150,
     requests: 8,
@@ -247,7 +252,15 @@ describe("drain goals", () => {
     rowsReadPerEvent: 14,
   });
   const drain = (points: DrainPoint[]): Drain => ({
-    options: { users: [100], defaultRuntime: [100], eventsPerUser: 8, veroDelayMs: 150, timeoutMs: 60_000 },
+    options: {
+      users: [100],
+      defaultRuntime: [100],
+      direct: [100],
+      reference: [100],
+      eventsPerUser: 8,
+      veroDelayMs: 150,
+      timeoutMs: 60_000,
+    },
     points,
   });
 
@@ -259,7 +272,31 @@ describe("drain goals", () => {
     expect(defaults?.target).toBe("≥ 8x");
     expect(defaults?.measured).toMatch(/^5\.7x \(160 vs 28 events\/s/);
     expect(defaults?.met).toBeNull();
-    expect(defaults?.note).toMatch(/no longer in the code/);
+    expect(defaults?.note).toMatch(/not side by side/);
+  });
+
+  it("judges the defaults against the queue consumer run side by side when the run has it", () => {
+    const [, defaults] = drainGoals(
+      drain([point("lean", 340), point("defaults", 240), point("defaults", 25, "reference")]),
+    );
+    expect(defaults?.measured).toMatch(/^9\.6x \(240 vs 25 events\/s/);
+    expect(defaults?.met).toBe(true);
+    expect(defaults?.note).toMatch(/side by side in this run/);
+    const [, slower] = drainGoals(
+      drain([point("lean", 340), point("defaults", 150), point("defaults", 25, "reference")]),
+    );
+    expect(slower?.met).toBe(false);
+  });
+
+  it("judges the drain without the Vero queue apart, on the lean runtime only, after the queue's goals", () => {
+    const rows = drainGoals(
+      drain([point("lean", 300), point("lean", 500, "direct"), point("defaults", 400, "direct")]),
+    );
+    expect(rows.map((row) => row.goal.endsWith("without the Vero queue"))).toEqual([false, false, false, true, true]);
+    expect(rows[3]?.met).toBe(true);
+    expect(rows[4]?.met).toBeNull();
+    expect(rows[4]?.measured).toMatch(/^14\.3x/);
+    expect(rows[4]?.met).toBeNull();
   });
 
   it("says when no point ran on wrangler dev's defaults", () => {
