@@ -182,27 +182,34 @@ CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL) WIT
 CREATE TABLE IF NOT EXISTS letters (id TEXT PRIMARY KEY, letter TEXT NOT NULL) WITHOUT ROWID;
 `;
 
-/** Mailboxes created before jobs had ids of their own get the column, and ids for the jobs they hold. */
-function addJobIds(sql: SqlStorage): void {
-  try {
-    sql.exec("SELECT job_id FROM jobs LIMIT 0");
-  } catch {
-    sql.exec("ALTER TABLE jobs ADD COLUMN job_id TEXT");
-    sql.exec("UPDATE jobs SET job_id = lower(hex(randomblob(16))) WHERE job_id IS NULL");
-  }
-}
-
 /**
- * Mailboxes created before the ledger carried the counts get its columns:
- * `name` on a call this mailbox made (counted as delivered; a call taken
- * over from another ledger has none) and `latency_ms` on a job's last call.
+ * What mailboxes created by earlier versions lack, each probed by a query
+ * that fails without it: jobs' own ids (and ids for the jobs held), and
+ * the ledger's count columns, `name` on a call this mailbox made (counted
+ * as delivered; a call taken over from another ledger has none) and
+ * `latency_ms` on a job's last call.
  */
-function addCountColumns(sql: SqlStorage): void {
-  try {
-    sql.exec("SELECT name, latency_ms FROM calls LIMIT 0");
-  } catch {
-    sql.exec("ALTER TABLE calls ADD COLUMN name TEXT");
-    sql.exec("ALTER TABLE calls ADD COLUMN latency_ms INTEGER");
+const UPGRADES: { probe: string; fix: string[] }[] = [
+  {
+    probe: "SELECT job_id FROM jobs LIMIT 0",
+    fix: [
+      "ALTER TABLE jobs ADD COLUMN job_id TEXT",
+      "UPDATE jobs SET job_id = lower(hex(randomblob(16))) WHERE job_id IS NULL",
+    ],
+  },
+  {
+    probe: "SELECT name, latency_ms FROM calls LIMIT 0",
+    fix: ["ALTER TABLE calls ADD COLUMN name TEXT", "ALTER TABLE calls ADD COLUMN latency_ms INTEGER"],
+  },
+];
+
+function upgrade(sql: SqlStorage): void {
+  for (const { probe, fix } of UPGRADES) {
+    try {
+      sql.exec(probe);
+    } catch {
+      for (const statement of fix) sql.exec(statement);
+    }
   }
 }
 
@@ -321,8 +328,7 @@ export class Mailbox extends DurableObject<Env> {
     super(ctx, env);
     this.sql = ctx.storage.sql;
     this.sql.exec(SCHEMA);
-    addJobIds(this.sql);
-    addCountColumns(this.sql);
+    upgrade(this.sql);
   }
 
   /**

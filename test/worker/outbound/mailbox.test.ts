@@ -292,6 +292,34 @@ describe("a user's mailbox", { timeout: 60_000 }, () => {
     await vi.waitFor(async () => expect(await stored()).toBe(0), { timeout: 10_000 });
   });
 
+  it("gives a mailbox of the previous version the ledger's count columns: its recorded calls stay skipped, and none is counted as a delivery of this mailbox's", async () => {
+    const { env, veroToken } = await isolatedEnv(fast);
+    const user = unique("u");
+    const mailbox = stub(env, user);
+    const old = unique("m");
+    const columns = await runInDurableObject(mailbox, (instance: Mailbox, state) => {
+      const { sql } = state.storage;
+      sql.exec("DROP TABLE calls");
+      sql.exec(
+        `CREATE TABLE calls (message_id TEXT NOT NULL, call TEXT NOT NULL, status INTEGER NOT NULL, done_at INTEGER NOT NULL,
+           PRIMARY KEY (message_id, call)) WITHOUT ROWID`,
+      );
+      sql.exec("INSERT INTO calls VALUES (?, '0 POST /events/track', 200, ?)", old, Date.now());
+      // The object starting again on that storage, as after a deploy.
+      new (instance.constructor as new (ctx: DurableObjectState, env: Env) => Mailbox)(state, env);
+      return sql.exec("SELECT * FROM calls LIMIT 0").columnNames;
+    });
+    expect(columns).toEqual(["message_id", "call", "status", "done_at", "name", "latency_ms"]);
+    await postApi(env, "batch", { batch: [track(user, "again", old), track(user, "new")] });
+    const calls = await vero.waitFor(veroToken, (all) => delivered(all).length === 1);
+    expect(delivered(calls)).toEqual([`${user} new`]);
+    const counted = await runInDurableObject(mailbox, (_instance: Mailbox, state) =>
+      state.storage.sql.exec<{ message_id: string }>("SELECT message_id FROM calls WHERE name IS NOT NULL").toArray(),
+    );
+    expect(counted.map((row) => row.message_id)).not.toContain(old);
+    expect(counted).toHaveLength(1);
+  });
+
   it("keeps one dead letter per failed event: three permanent failures of one user, the mailbox emptied between them, are three letters", async () => {
     const { env, veroToken } = await isolatedEnv(fast, { ledger: true });
     const user = unique("u");
