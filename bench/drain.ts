@@ -315,5 +315,5 @@ export async function directConfig(): Promise<string> {
 }
 
 export function describeDrainPoint(p: DrainPoint): string {
-  return `${p.users} users x ${p.eventsPerUser}, ${describeRuntime(p.runtime)}, ${describeMode(p.mode)}: ${p.eventsPerSecond} events/s (${p.ratioToLimit} of ${p.serialLimit}), ${p.maxInFlight} Vero calls in flight at most, ${p.check.delivered}/${p.check.expected} delivered${p.complete ? "" : " (CUT at the timeout)"}, ${p.check.duplicates} twice, ${p.check.outOfOrder} out of order for ${p.check.usersOutOfOrder} users, ${p.d1PerEvent} D1 statements, ${p.doPerEvent} DO requests (alarms included), ${p.rowsWrittenPerEvent} mailbox rows written and ${p.rowsReadPerEvent} read per event`;
+  return `${p.users} users x ${p.eventsPerUser}, ${describeRuntime(p.runtime)}, ${describeMode(p.mode)}: ${p.eventsPerSecond} events/s (${p.ratioToLimit} of ${p.serialLimit}), ${p.maxInFlight} Vero calls in flight at most, ${p.check.delivered}/${p.check.expected} delivered${p.complete ? "" : " (CUT at the timeout)"}, ${p.check.duplicates} twice, ${p.check.outOfOrder} out of order for ${p.check.usersOutOfOrder} users, ${p.d1PerEvent} D1 statements, and in the lines written at production's sample (the cost points count them all) ${p.doPerEvent} DO requests, ${p.rowsWrittenPerEvent} mailbox rows written and ${p.rowsReadPerEvent} read per event`;
 }
