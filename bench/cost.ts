@@ -9,15 +9,15 @@
  */
 
 import { readFile } from "node:fs/promises";
-import { type RunningBridge, startBridge } from "../dev/bridge.ts";
-import { DEV_SECRETS, deployedBindings } from "../dev/dev-settings.ts";
+import type { RunningBridge } from "../dev/bridge.ts";
+import { DEV_SECRETS } from "../dev/dev-settings.ts";
 import { StandInClient } from "../dev/stand-ins/client.ts";
 import { startSegmentStandIn } from "../dev/stand-ins/segment.ts";
 import type { FailurePlan } from "../dev/stand-ins/types.ts";
 import { startVeroStandIn } from "../dev/stand-ins/vero.ts";
 import type { DeliveryCheck } from "../dev/stand-ins/vero-events.ts";
 import { DEFAULT_LOG_SAMPLE_RATE } from "../src/shared/log.ts";
-import { awaitDrained, directConfig, runtimeOptions } from "./drain.ts";
+import { awaitDrained, startPointBridge } from "./drain.ts";
 import { emptyTally, type Logging, tallyLine, type UnitsPerEvent, unitsPerEvent, type WorkTally } from "./lib/cost.ts";
 import { round } from "./lib/stats.ts";
 import { sendUserEvents, userIds } from "./lib/user-events.ts";
@@ -126,18 +126,13 @@ export async function measureCost(options: CostOptions): Promise<Cost> {
       const tally = emptyTally();
       let bridge: RunningBridge | undefined;
       try {
-        bridge = await startBridge({
-          vars: {
-            ...deployedBindings(segment.url, vero.url),
-            // Every line written, so that every unit of work is counted; their price counts production's sample.
-            LOG_SAMPLE_RATE: "1",
-            SEGMENT_WRITE_KEY: writeKey,
-            VERO_AUTH_TOKEN: veroToken,
-            ...spec.vars,
-          },
-          stdio: "pipe",
-          ...(spec.direct ? { config: await directConfig(), migrate: true } : {}),
-          ...runtimeOptions("lean"),
+        bridge = await startPointBridge({
+          origins: { segment: segment.url, vero: vero.url },
+          tenants: { writeKey, veroToken },
+          // Every line written, so that every unit of work is counted; their price counts production's sample.
+          vars: { LOG_SAMPLE_RATE: "1", ...spec.vars },
+          mode: spec.direct ? "direct" : "queue",
+          runtime: "lean",
           onLine: (line) => tallyLine(tally, line),
         });
         const ids = userIds(run, spec.users);

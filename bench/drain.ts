@@ -178,21 +178,15 @@ export async function measureDrain(options: DrainOptions): Promise<Drain> {
       const work = { d1Statements: 0, doRequests: 0, d1Lines: 0, doLines: 0, rowsWritten: 0, rowsRead: 0 };
       let bridge: RunningBridge | undefined;
       try {
-        bridge = await startBridge({
-          vars: {
-            // Production's LOG_SAMPLE_RATE, as the reference runs with its own: the lines a speed point writes cost it
-            // time on workerd's one thread. What the D1 goal counts is always written (the shards' flushes, failures);
-            // the cost points count every line.
-            ...deployedBindings(segment.url, vero.url),
-            SEGMENT_WRITE_KEY: writeKey,
-            VERO_AUTH_TOKEN: veroToken,
-            ...options.vars,
-          },
-          stdio: "pipe",
-          ...(mode === "queue"
-            ? {}
-            : { config: await (mode === "direct" ? directConfig() : referenceConfig()), migrate: true }),
-          ...runtimeOptions(runtime),
+        // Production's LOG_SAMPLE_RATE, as the reference runs with its own: the lines a speed point writes cost it
+        // time on workerd's one thread. What the D1 goal counts is always written (the shards' flushes, failures);
+        // the cost points count every line.
+        bridge = await startPointBridge({
+          origins: { segment: segment.url, vero: vero.url },
+          tenants: { writeKey, veroToken },
+          vars: options.vars,
+          mode,
+          runtime,
           onLine: (line) => {
             const reported = deliveryWork(line);
             if (reported?.d1Statements !== undefined) {
@@ -265,6 +259,36 @@ export async function measureDrain(options: DrainOptions): Promise<Drain> {
   }
   const { log: _log, ...rest } = options;
   return { options: rest, points };
+}
+
+/**
+ * A point's bridge under `wrangler dev`: production's settings pointed at
+ * the stand-ins and the point's tenants, `vars` beside them, the mode's
+ * configuration and the runtime; its output to `onLine`.
+ */
+export async function startPointBridge(point: {
+  origins: { segment: string; vero: string };
+  tenants: { writeKey: string; veroToken: string };
+  vars?: Record<string, string>;
+  mode: OutboundMode;
+  runtime: LocalRuntime;
+  onLine: (line: string) => void;
+}): Promise<RunningBridge> {
+  const { mode } = point;
+  return startBridge({
+    vars: {
+      ...deployedBindings(point.origins.segment, point.origins.vero),
+      SEGMENT_WRITE_KEY: point.tenants.writeKey,
+      VERO_AUTH_TOKEN: point.tenants.veroToken,
+      ...point.vars,
+    },
+    stdio: "pipe",
+    ...(mode === "queue"
+      ? {}
+      : { config: await (mode === "direct" ? directConfig() : referenceConfig()), migrate: true }),
+    ...runtimeOptions(point.runtime),
+    onLine: point.onLine,
+  });
 }
 
 /** The outbound mode in words, for the tables. */
