@@ -182,6 +182,15 @@ describe("settings", () => {
     expect(invalid).toEqual(["QUEUE_RETRY_BASE_SECONDS must be at least 1"]);
   });
 
+  it("reads COUNTS_REPORT_SECONDS as whole seconds from 1 to 3600, and falls back to the minute when invalid", () => {
+    const ms = (value?: string) =>
+      parseSettings((value === undefined ? {} : { COUNTS_REPORT_SECONDS: value }) as never).countsReportMs;
+    expect(ms()).toBe(60_000);
+    expect(ms("5")).toBe(5_000);
+    expect(ms("3600")).toBe(3_600_000);
+    for (const invalid of ["0", "3601", "1.5", "soon"]) expect(ms(invalid), invalid).toBe(60_000);
+  });
+
   it("parses once per env object", () => {
     const env = { ...inbound };
     expect(settingsFor(env)).toBe(settingsFor(env));
