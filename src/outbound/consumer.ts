@@ -14,7 +14,7 @@ import { describeError, log, logSampled } from "../shared/log.ts";
 import { describeIssues } from "../shared/zod.ts";
 import { jobOrder, type VeroJob, veroJobSchema } from "./job.ts";
 import { QUEUE_SETTLE_MS } from "./mailbox.ts";
-import { type Handed, handJobsToMailboxes, mailboxConfigFor, usersOf } from "./mailboxes.ts";
+import { acceptedTotals, type Handed, handJobsToMailboxes, mailboxConfigFor, usersOf } from "./mailboxes.ts";
 
 interface Pending {
   queued: Message<unknown>;
@@ -62,13 +62,14 @@ async function handOn(
     return retryAll(reason);
   }
   tally.doRequests += handed.length;
+  const totals = acceptedTotals(handed);
+  tally.accepted += totals.accepted;
+  tally.skipped += totals.skipped;
+  tally.doRowsRead += totals.doRowsRead;
+  tally.doRowsWritten += totals.doRowsWritten;
+  tally.alarmsSet += totals.alarmsSet;
   for (const group of handed) {
     if (group.ok) {
-      tally.accepted += group.result.accepted;
-      tally.skipped += group.result.skipped;
-      tally.doRowsRead += group.result.doRowsRead;
-      tally.doRowsWritten += group.result.doRowsWritten;
-      tally.alarmsSet += group.result.alarmsSet;
       for (const { queued } of group.items) settlement.settle(queued, { ok: true });
       continue;
     }

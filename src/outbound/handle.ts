@@ -14,7 +14,7 @@ import { log, logSampled } from "../shared/log.ts";
 import { type Contract, oversizedEvent, pastBatchLimit } from "./contract.ts";
 import { enqueueJobs, veroJobOf } from "./enqueue.ts";
 import { orderingKey } from "./job.ts";
-import { handToMailboxes, MAILBOXES_PER_INVOCATION, mailboxConfigFor, usersOf } from "./mailboxes.ts";
+import { acceptedTotals, handToMailboxes, MAILBOXES_PER_INVOCATION, mailboxConfigFor, usersOf } from "./mailboxes.ts";
 import { mapSegmentEvent } from "./map.ts";
 import { type EventOutcome, type EventResult, eventName, type RoutedEvent } from "./result.ts";
 import {
@@ -192,6 +192,7 @@ async function handToUsersMailboxes(c: AppContext, jobs: RoutedEvent[]): Promise
     }
   }
   const failedUsers = handed.filter((group) => !group.ok).length;
+  const { doRowsRead, doRowsWritten, alarmsSet, delivered, veroCalls } = acceptedTotals(handed);
   const line = {
     route: c.req.path,
     events: deliverable.length,
@@ -199,12 +200,12 @@ async function handToUsersMailboxes(c: AppContext, jobs: RoutedEvent[]): Promise
     failedUsers,
     d1Statements: 0,
     doRequests: handed.length,
-    doRowsRead: handed.reduce((sum, group) => sum + (group.ok ? group.result.doRowsRead : 0), 0),
-    doRowsWritten: handed.reduce((sum, group) => sum + (group.ok ? group.result.doRowsWritten : 0), 0),
-    alarmsSet: handed.reduce((sum, group) => sum + (group.ok ? group.result.alarmsSet : 0), 0),
+    doRowsRead,
+    doRowsWritten,
+    alarmsSet,
     // Delivered within the hand-over: the users' mailboxes held nothing before these events.
-    delivered: handed.reduce((sum, group) => sum + (group.ok ? group.result.delivered : 0), 0),
-    veroCalls: handed.reduce((sum, group) => sum + (group.ok ? group.result.veroCalls : 0), 0),
+    delivered,
+    veroCalls,
   };
   // A clean hand-over is a success line, sampled by the events' messageIds.
   if (failedUsers === 0)

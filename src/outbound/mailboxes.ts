@@ -88,6 +88,22 @@ export async function handToMailboxes<T>(
   );
 }
 
+/** The mailboxes' answers summed over the groups they took: what a hand-over's log line reports. */
+export function acceptedTotals(handed: readonly Handed<unknown>[]): Accepted {
+  const total: Accepted = {
+    accepted: 0,
+    skipped: 0,
+    delivered: 0,
+    veroCalls: 0,
+    alarmsSet: 0,
+    doRowsRead: 0,
+    doRowsWritten: 0,
+  };
+  for (const group of handed)
+    if (group.ok) for (const key of Object.keys(total) as (keyof Accepted)[]) total[key] += group.result[key];
+  return total;
+}
+
 /** How many mailboxes `jobs` go to. */
 export const usersOf = (jobs: readonly Pick<VeroJob, "user">[]): number => new Set(jobs.map((job) => job.user)).size;
 
