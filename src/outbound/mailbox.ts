@@ -115,6 +115,13 @@ export const CALLS_PER_DRAIN = 40;
  */
 export const RETRY_LATER_MS = 5 * 60_000;
 /**
+ * A failing head is listed in D1's stalled_mailboxes once its next try
+ * comes more than this after its first failure: a failure that the next
+ * try or two resolve (a blip) writes nothing to D1, and a wake made at
+ * once to write the row would be most of a lone retry's cost.
+ */
+export const STALLED_AFTER_MS = 30_000;
+/**
  * How long a job handed over by the Vero queue's consumer waits in the
  * mailbox before it may be sent, so that an older job of the same user
  * that another consumer invocation (run at the same time) is handing over
@@ -176,6 +183,7 @@ CREATE TABLE IF NOT EXISTS counts (
   name TEXT NOT NULL,
   outcome TEXT NOT NULL,
   count INTEGER NOT NULL,
+  first_at INTEGER,
   PRIMARY KEY (bucket, name, outcome)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -201,6 +209,7 @@ const UPGRADES: { probe: string; fix: string[] }[] = [
     probe: "SELECT name, latency_ms FROM calls LIMIT 0",
     fix: ["ALTER TABLE calls ADD COLUMN name TEXT", "ALTER TABLE calls ADD COLUMN latency_ms INTEGER"],
   },
+  { probe: "SELECT first_at FROM counts LIMIT 0", fix: ["ALTER TABLE counts ADD COLUMN first_at INTEGER"] },
 ];
 
 function upgrade(sql: SqlStorage): void {
@@ -397,8 +406,8 @@ export class Mailbox extends DurableObject<Env> {
       failedSeq === undefined ? undefined : this.exec<JobRow>("SELECT * FROM jobs WHERE seq = ?", failedSeq).one();
     if (direct.failure && failedHead)
       this.failed(failedHead, JSON.parse(failedHead.body) as VeroJob, direct.failure, config, Date.now(), stats);
-    // A failed attempt wakes the alarm at once, as when the alarm made it: its letter, stalled row and count go to D1.
-    const alarmsSet = await this.wakeFor(now, direct.failure !== undefined);
+    // A letter or a stalled row for D1 wakes the alarm at once; a blip's retry is its next wake, which also reports its count.
+    const alarmsSet = await this.wakeFor(now, direct.failure !== undefined && this.stalledRowStale());
     return {
       accepted,
       skipped,
@@ -856,7 +865,7 @@ export class Mailbox extends DurableObject<Env> {
         oldestAt: Math.min(oldest, cappedAt - waitMs - 60_000),
         reason: `capped at ${MAILBOX_MAX_JOBS} jobs: new jobs are refused (the queue or the sender retries them)`,
       };
-    if (head.failing_since !== null)
+    if (head.failing_since !== null && this.dueAt(head) - head.failing_since > STALLED_AFTER_MS)
       return {
         key: `failing ${head.failing_since}`,
         since: head.failing_since,
@@ -879,10 +888,7 @@ export class Mailbox extends DurableObject<Env> {
     const cappedAt = this.getState<number>("cappedAt");
     if (cappedAt !== undefined && this.heldCount() < MAILBOX_MAX_JOBS * 0.9) this.deleteState("cappedAt");
     const want = this.stalled();
-    // Mailboxes from before kept only a flag; their row is rewritten or cleared under the new record.
-    const written =
-      this.getState<StalledRow>("stalledRow") ?? (this.getState<boolean>("stalled") ? { key: "legacy" } : undefined);
-    if (want?.key === written?.key) return true;
+    if (!this.stalledRowStale(want)) return true;
     const db = this.env.LEDGER;
     if (!db) return true;
     const mailbox = this.ctx.id.toString();
@@ -924,25 +930,44 @@ export class Mailbox extends DurableObject<Env> {
     return true;
   }
 
-  /** A report waits to be sent again, or counts have waited their time (COUNTS_REPORT_SECONDS). */
+  /** D1's stalled row does not say what `want` (by default the mailbox's state) says. */
+  private stalledRowStale(want = this.stalled()): boolean {
+    // Mailboxes from before kept only a flag; their row is rewritten or cleared under the new record.
+    const written =
+      this.getState<StalledRow>("stalledRow") ?? (this.getState<boolean>("stalled") ? { key: "legacy" } : undefined);
+    return want?.key !== written?.key;
+  }
+
+  /**
+   * A report waits to be sent again, retries or dead letters are counted
+   * (they go with any wake: a failing mailbox wakes on its schedule anyway,
+   * and a wake of their own would cost more than the report), or
+   * deliveries have waited their time (COUNTS_REPORT_SECONDS).
+   */
   private reportDue(): boolean {
     if (this.getState("outbox")) return true;
+    if (this.exec("SELECT 1 FROM counts LIMIT 1").toArray().length > 0) return true;
     const due = this.reportDueAt();
     return due !== undefined && Date.now() >= due;
   }
 
   /**
-   * When the counts waiting for a report are due: COUNTS_REPORT_SECONDS
-   * after the first of them (a delivery in the ledger), and never sooner
-   * than that after the last report; undefined when none wait.
+   * When the mailbox wakes for the counts waiting: COUNTS_REPORT_SECONDS
+   * after the first of them (a delivery in the ledger, a retry or a dead
+   * letter), and never sooner than that after the last report; undefined
+   * when none wait.
    */
   private reportDueAt(): number | undefined {
-    const first = this.exec<{ first: number | null }>(
+    const delivered = this.exec<{ first: number | null }>(
       "SELECT min(done_at) AS first FROM calls WHERE name IS NOT NULL AND done_at > ?",
       this.reported().upTo,
     ).one().first;
-    const waiting = first ?? (this.exec("SELECT 1 FROM counts LIMIT 1").toArray().length > 0 ? 0 : undefined);
-    if (waiting === undefined) return undefined;
+    // A count from before first_at has none: it is due at once.
+    const counted = this.exec<{ first: number | null; rows: number }>(
+      "SELECT min(coalesce(first_at, 0)) AS first, count(*) AS rows FROM counts",
+    ).one();
+    const waiting = Math.min(delivered ?? Infinity, counted.rows > 0 ? (counted.first ?? 0) : Infinity);
+    if (waiting === Infinity) return undefined;
     const every = this.getState<MailboxConfig>("config")?.reportEveryMs ?? REPORT_EVERY_MS;
     return Math.max(this.reported().seq, waiting) + every;
   }
@@ -1173,11 +1198,12 @@ export class Mailbox extends DurableObject<Env> {
 
   private count(name: string, outcome: CountedOutcome): void {
     this.exec(
-      `INSERT INTO counts (bucket, name, outcome, count) VALUES (?, ?, ?, 1)
+      `INSERT INTO counts (bucket, name, outcome, count, first_at) VALUES (?, ?, ?, 1, ?)
        ON CONFLICT (bucket, name, outcome) DO UPDATE SET count = count + 1`,
       bucketOf(new Date()),
       name,
       outcome,
+      Date.now(),
     );
   }
 

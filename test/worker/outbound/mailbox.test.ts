@@ -515,6 +515,74 @@ describe("a user's mailbox", { timeout: 60_000 }, () => {
     expect(await row()).toBeNull();
   });
 
+  it("a failure the next try resolves (a blip) wakes the mailbox only for that try and writes nothing to D1's stalled_mailboxes", async () => {
+    const { env, veroToken } = await isolatedEnv({ QUEUE_RETRY_BASE_SECONDS: "5" }, { ledger: true });
+    const user = unique("u");
+    const mailbox = stub(env, user);
+    const real = env.LEDGER as D1Database;
+    const stalledStatements: string[] = [];
+    const watched = {
+      prepare: (query: string) => {
+        if (query.includes("stalled_mailboxes")) stalledStatements.push(query);
+        return real.prepare(query);
+      },
+      batch: (statements: D1PreparedStatement[]) => real.batch(statements),
+    };
+    await withMailboxEnv(mailbox, { ...env, LEDGER: watched as unknown as D1Database });
+    await vero.fail(veroToken, { status: 503, times: 1 });
+    await postApi(env, "track", track(user, "blip"));
+    await vero.waitFor(veroToken, (all) => all.some((call) => call.status === 503));
+    const wake = () =>
+      runInDurableObject(mailbox, async (_instance: Mailbox, state) => ({
+        alarm: await state.storage.getAlarm(),
+        due: state.storage.sql.exec<{ next_at: number }>("SELECT next_at FROM jobs").toArray()[0]?.next_at,
+      }));
+    // The retry is the next wake: no wake at once to write a row for a failure a few seconds old.
+    const { alarm, due } = await wake();
+    expect(due).toBeGreaterThan(Date.now());
+    expect(alarm).toBe(due);
+    await runInDurableObject(mailbox, (_instance: Mailbox, state) =>
+      state.storage.sql.exec("UPDATE jobs SET next_at = 0"),
+    );
+    await runDurableObjectAlarm(mailbox);
+    expect(delivered(await vero.calls(veroToken))).toEqual([`${user} blip`]);
+    expect(stalledStatements).toEqual([]);
+    expect(await stalledRow(env, mailbox)).toBeNull();
+  });
+
+  it("a head still failing once its tries span more than STALLED_AFTER_MS is listed in stalled_mailboxes", async () => {
+    const { env, veroToken } = await isolatedEnv({ QUEUE_RETRY_BASE_SECONDS: "5" }, { ledger: true });
+    const user = unique("u");
+    const mailbox = stub(env, user);
+    await vero.fail(veroToken, { status: 503, times: 3 });
+    await postApi(env, "track", track(user, "outage"));
+    await vero.waitFor(veroToken, (all) => all.some((call) => call.status === 503));
+    const due = () =>
+      runInDurableObject(mailbox, (_instance: Mailbox, state) =>
+        state.storage.sql.exec<{ attempts: number }>("SELECT attempts FROM jobs").one(),
+      );
+    // The second try, made now, fails at once: its next try (5-10 s later, 10-20 s after the first failure) is still within the blip.
+    await runInDurableObject(mailbox, (_instance: Mailbox, state) =>
+      state.storage.sql.exec("UPDATE jobs SET next_at = 0"),
+    );
+    await runDurableObjectAlarm(mailbox);
+    expect(await due()).toMatchObject({ attempts: 2 });
+    expect(await stalledRow(env, mailbox)).toBeNull();
+    // The first failure was a minute ago: the third try's failure lists the user.
+    await runInDurableObject(mailbox, (_instance: Mailbox, state) =>
+      state.storage.sql.exec("UPDATE jobs SET next_at = 0, failing_since = ?", Date.now() - 60_000),
+    );
+    await runDurableObjectAlarm(mailbox);
+    expect(await due()).toMatchObject({ attempts: 3 });
+    expect(await stalledRow(env, mailbox)).toMatchObject({ reason: expect.stringMatching(/503/) });
+    await runInDurableObject(mailbox, (_instance: Mailbox, state) =>
+      state.storage.sql.exec("UPDATE jobs SET next_at = 0"),
+    );
+    await runDurableObjectAlarm(mailbox);
+    expect(delivered(await vero.calls(veroToken))).toEqual([`${user} outage`]);
+    expect(await stalledRow(env, mailbox)).toBeNull();
+  });
+
   it("counts a deletion as two subrequests in a run's budget (a lost answer is asked again): 25 deletions take two runs, the first making 20 calls", async () => {
     const { env } = await isolatedEnv({ LOG_SAMPLE_RATE: "1" }, { ledger: true });
     const user = unique("u");
