@@ -152,22 +152,29 @@ export const REPORT_EVERY_MS = DEFAULT_COUNTS_REPORT_SECONDS * 1000;
 export const DELIVER_NOW_MS = 1_000;
 const DAY_MS = 86_400_000;
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS jobs (
-  seq INTEGER PRIMARY KEY AUTOINCREMENT,
-  job_id TEXT,
-  message_id TEXT NOT NULL,
-  body TEXT NOT NULL,
+/**
+ * A job's row, keyed by its place in the user's order: the route's receipt
+ * (`at`), the event's place in its request (`rseq`), then arrival (`seq`).
+ * Without a rowid, a job stored and deleted writes two rows, where a rowid
+ * table with an index on the order and AUTOINCREMENT wrote five.
+ */
+const JOBS_COLUMNS = `
   at INTEGER NOT NULL,
   rseq INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  job_id TEXT NOT NULL,
+  message_id TEXT NOT NULL,
+  body TEXT NOT NULL,
   received_at INTEGER NOT NULL,
   attempts INTEGER NOT NULL DEFAULT 0,
   next_at INTEGER NOT NULL DEFAULT 0,
   failing_since INTEGER,
-  last_error TEXT
-);
-CREATE INDEX IF NOT EXISTS jobs_order ON jobs (at, rseq, seq);
-DROP INDEX IF EXISTS jobs_message_id;
+  last_error TEXT,
+  PRIMARY KEY (at, rseq, seq)
+`;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS jobs (${JOBS_COLUMNS}) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS calls (
   message_id TEXT NOT NULL,
   call TEXT NOT NULL,
@@ -191,35 +198,68 @@ CREATE TABLE IF NOT EXISTS letters (id TEXT PRIMARY KEY, letter TEXT NOT NULL) W
 `;
 
 /**
- * What mailboxes created by earlier versions lack, each probed by a query
- * that fails without it: jobs' own ids (and ids for the jobs held), and
- * the ledger's count columns, `name` on a call this mailbox made (counted
- * as delivered; a call taken over from another ledger has none) and
- * `latency_ms` on a job's last call.
+ * What mailboxes created by earlier versions lack, each found by a query
+ * that fails on them (`fails`) or succeeds only on them (`holds`): jobs
+ * keyed by their order (a rowid table before, perhaps without job ids; the
+ * jobs are copied, and the ledger rows of a job without a messageId move
+ * from its old name, by its rowid, to its job id), and the ledger's count
+ * columns, `name` on a call this mailbox made (counted as delivered; a call
+ * taken over from another ledger has none) and `latency_ms` on a job's
+ * last call, and the counts' `first_at`.
  */
-const UPGRADES: { probe: string; fix: string[] }[] = [
+type Upgrade = ({ fails: string } | { holds: string }) & { fix: string[] };
+const UPGRADES: Upgrade[] = [
   {
-    probe: "SELECT job_id FROM jobs LIMIT 0",
+    fails: "SELECT job_id FROM jobs LIMIT 0",
     fix: [
       "ALTER TABLE jobs ADD COLUMN job_id TEXT",
       "UPDATE jobs SET job_id = lower(hex(randomblob(16))) WHERE job_id IS NULL",
     ],
   },
   {
-    probe: "SELECT name, latency_ms FROM calls LIMIT 0",
+    holds: "SELECT rowid FROM jobs LIMIT 0",
+    fix: [
+      "ALTER TABLE jobs RENAME TO jobs_before",
+      `CREATE TABLE jobs (${JOBS_COLUMNS}) WITHOUT ROWID`,
+      `UPDATE calls SET message_id = (SELECT j.message_id || '@' || j.job_id FROM jobs_before j
+         WHERE calls.message_id = j.message_id || '@' || j.rowid)
+       WHERE message_id IN (SELECT message_id || '@' || rowid FROM jobs_before)`,
+      `INSERT INTO jobs SELECT at, rseq, rowid, job_id, message_id, body,
+         received_at, attempts, next_at, failing_since, last_error FROM jobs_before`,
+      "DROP TABLE jobs_before",
+    ],
+  },
+  {
+    fails: "SELECT name, latency_ms FROM calls LIMIT 0",
     fix: ["ALTER TABLE calls ADD COLUMN name TEXT", "ALTER TABLE calls ADD COLUMN latency_ms INTEGER"],
   },
-  { probe: "SELECT first_at FROM counts LIMIT 0", fix: ["ALTER TABLE counts ADD COLUMN first_at INTEGER"] },
+  { fails: "SELECT first_at FROM counts LIMIT 0", fix: ["ALTER TABLE counts ADD COLUMN first_at INTEGER"] },
 ];
 
-function upgrade(sql: SqlStorage): void {
-  for (const { probe, fix } of UPGRADES) {
-    try {
-      sql.exec(probe);
-    } catch {
-      for (const statement of fix) sql.exec(statement);
-    }
+const succeeds = (sql: SqlStorage, query: string) => {
+  try {
+    sql.exec(query);
+    return true;
+  } catch {
+    return false;
   }
+};
+
+/** Brings a mailbox's tables from an earlier version's layout to this one's, in one transaction. */
+export function upgrade(storage: DurableObjectStorage): void {
+  const sql = storage.sql;
+  const due = UPGRADES.filter((step) => ("holds" in step ? succeeds(sql, step.holds) : !succeeds(sql, step.fails)));
+  if (due.length === 0) return;
+  storage.transactionSync(() => {
+    for (const { fix } of due) for (const statement of fix) sql.exec(statement);
+  });
+}
+
+/** A job's place in the user's order: its row's key. */
+interface JobKey {
+  at: number;
+  rseq: number;
+  seq: number;
 }
 
 /** What the mailbox last wrote to D1's stalled_mailboxes: which episode (capped, failing since, backlog). */
@@ -227,8 +267,7 @@ interface StalledRow {
   key: string;
 }
 
-interface JobRow {
-  seq: number;
+interface JobRow extends JobKey {
   job_id: string;
   message_id: string;
   body: string;
@@ -301,8 +340,8 @@ const HANDOVER_CALLS = 2_000;
 const HANDOVER_JOBS = 100;
 
 /** The name a job's calls are recorded under: its messageId, or for an event without one, its job. */
-const ledgerIdOf = (head: Pick<JobRow, "message_id" | "seq">) =>
-  isLedgerKey(head.message_id) ? head.message_id : `${head.message_id}@${head.seq}`;
+const ledgerIdOf = (head: Pick<JobRow, "message_id" | "job_id">) =>
+  isLedgerKey(head.message_id) ? head.message_id : `${head.message_id}@${head.job_id}`;
 
 export class Mailbox extends DurableObject<Env> {
   private readonly sql: SqlStorage;
@@ -328,6 +367,8 @@ export class Mailbox extends DurableObject<Env> {
   private handedCredential: VeroCredential | undefined;
   /** The messageIds the alarm's run delivered: its line is sampled by them. */
   private drained: string[] = [];
+  /** The last job key's seq handed out (see nextSeq). */
+  private lastSeq: number | undefined;
   /** The last delivery's time (see stamp). */
   private lastStamp: number | undefined;
   /** The cursors of this run's statements: their row counters are what Durable Object storage bills. */
@@ -337,7 +378,7 @@ export class Mailbox extends DurableObject<Env> {
     super(ctx, env);
     this.sql = ctx.storage.sql;
     this.sql.exec(SCHEMA);
-    upgrade(this.sql);
+    upgrade(ctx.storage);
   }
 
   /**
@@ -376,7 +417,7 @@ export class Mailbox extends DurableObject<Env> {
         : { rest: letters, skipped: 0 };
     let accepted = stats.delivered;
     let skipped = direct.skipped;
-    let failedSeq: number | undefined;
+    let failedKey: JobKey | undefined;
     this.transaction(() => {
       for (const [index, { job, recorded = [] }] of direct.rest.entries()) {
         for (const call of recorded) this.record(job.messageId, call, 200, now);
@@ -386,24 +427,32 @@ export class Mailbox extends DurableObject<Env> {
         }
         // A re-driven letter keeps the id it was given here the first time.
         const jobId = job.id ?? crypto.randomUUID();
-        const seq = this.exec<{ seq: number }>(
-          `INSERT INTO jobs (job_id, message_id, body, at, rseq, received_at, next_at) VALUES (?, ?, ?, ?, ?, ?, ?)
-           RETURNING seq`,
+        const key: JobKey = { at: job.at ?? now, rseq: job.seq ?? 0, seq: this.nextSeq() };
+        this.exec(
+          `INSERT INTO jobs (at, rseq, seq, job_id, message_id, body, received_at, next_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+          key.at,
+          key.rseq,
+          key.seq,
           jobId,
           job.messageId,
           JSON.stringify({ ...job, id: jobId }),
-          job.at ?? now,
-          job.seq ?? 0,
           now,
           now + settleMs,
-        ).one().seq;
-        if (index === 0 && direct.failure) failedSeq = seq;
+        );
+        if (index === 0 && direct.failure) failedKey = key;
         accepted++;
       }
     });
     // The job whose call just failed is stored with that attempt counted, as if the alarm had made it.
     const failedHead =
-      failedSeq === undefined ? undefined : this.exec<JobRow>("SELECT * FROM jobs WHERE seq = ?", failedSeq).one();
+      failedKey === undefined
+        ? undefined
+        : this.exec<JobRow>(
+            "SELECT * FROM jobs WHERE at = ? AND rseq = ? AND seq = ?",
+            failedKey.at,
+            failedKey.rseq,
+            failedKey.seq,
+          ).one();
     if (direct.failure && failedHead)
       this.failed(failedHead, JSON.parse(failedHead.body) as VeroJob, direct.failure, config, Date.now(), stats);
     // A letter or a stalled row for D1 wakes the alarm at once; a blip's retry is its next wake, which also reports its count.
@@ -571,7 +620,6 @@ export class Mailbox extends DurableObject<Env> {
       retentionDays: legacy.retentionDays,
       logSampleRate: legacy.logSampleRate,
     };
-    this.exec("UPDATE jobs SET job_id = lower(hex(randomblob(16))) WHERE job_id IS NULL");
     const rows = this.exec<JobRow>("SELECT * FROM jobs ORDER BY at, rseq, seq").toArray();
     const first = rows[0];
     if (first) {
@@ -594,7 +642,9 @@ export class Mailbox extends DurableObject<Env> {
           chunk.map((row) => ({ job: { ...(JSON.parse(row.body) as VeroJob), id: row.job_id } })),
           config,
         );
-        this.exec("DELETE FROM jobs WHERE seq <= ?", chunk[chunk.length - 1]?.seq ?? 0);
+        this.transaction(() => {
+          for (const row of chunk) this.deleteJob(row);
+        });
       }
       this.exec("DELETE FROM calls");
     }
@@ -660,7 +710,7 @@ export class Mailbox extends DurableObject<Env> {
         }
       }
       if (!failed) {
-        this.exec("DELETE FROM jobs WHERE seq = ?", head.seq);
+        this.deleteJob(head);
         stats.delivered++;
         this.drained.push(head.message_id);
         continue;
@@ -695,10 +745,13 @@ export class Mailbox extends DurableObject<Env> {
       stats.retried++;
       this.transaction(() => {
         this.exec(
-          "UPDATE jobs SET attempts = attempts + 1, next_at = ?, failing_since = coalesce(failing_since, ?), last_error = ? WHERE seq = ?",
+          `UPDATE jobs SET attempts = attempts + 1, next_at = ?, failing_since = coalesce(failing_since, ?), last_error = ?
+           WHERE at = ? AND rseq = ? AND seq = ?`,
           until,
           now,
           reason,
+          head.at,
+          head.rseq,
           head.seq,
         );
         this.count(callName(request), "retried");
@@ -745,7 +798,7 @@ export class Mailbox extends DurableObject<Env> {
         const [status = 200] = result.value;
         this.transaction(() => {
           this.recordDelivered(ledgerIdOf(head), call, status, request, job, head);
-          this.exec("DELETE FROM jobs WHERE seq = ?", head.seq);
+          this.deleteJob(head);
         });
         stats.delivered++;
         this.drained.push(head.message_id);
@@ -793,7 +846,7 @@ export class Mailbox extends DurableObject<Env> {
         letter.id,
         JSON.stringify(letter),
       );
-      this.exec("DELETE FROM jobs WHERE seq = ?", head.seq);
+      this.deleteJob(head);
       this.count(callName(request), "dead_lettered");
     });
     stats.deadLettered++;
@@ -1113,6 +1166,17 @@ export class Mailbox extends DurableObject<Env> {
     }
     this.cursors = [];
     return { doRowsRead, doRowsWritten };
+  }
+
+  private deleteJob({ at, rseq, seq }: JobKey): void {
+    this.exec("DELETE FROM jobs WHERE at = ? AND rseq = ? AND seq = ?", at, rseq, seq);
+  }
+
+  /** Above every stored job's: the last part of a job's key, its arrival among jobs of the same place. */
+  private nextSeq(): number {
+    this.lastSeq ??= this.sql.exec<{ last: number | null }>("SELECT max(seq) AS last FROM jobs").one().last ?? 0;
+    this.lastSeq++;
+    return this.lastSeq;
   }
 
   private head(): JobRow | undefined {

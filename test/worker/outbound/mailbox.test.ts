@@ -15,7 +15,8 @@ import { redriveDeadLetter } from "../../../src/admin/redrive.ts";
 import type { CountReport } from "../../../src/delivery/counter-shard.ts";
 import { getDeadLetter, listDeadLetters, storeDeadLetters } from "../../../src/delivery/dead-letters.ts";
 import { QUEUE_NAMES } from "../../../src/delivery/settlement.ts";
-import { MAILBOX_MAX_JOBS, type Mailbox, RETRY_LATER_MS } from "../../../src/outbound/mailbox.ts";
+import type { VeroJob } from "../../../src/outbound/job.ts";
+import { MAILBOX_MAX_JOBS, type Mailbox, RETRY_LATER_MS, upgrade } from "../../../src/outbound/mailbox.ts";
 import { mailboxConfigFor, mailboxFor } from "../../../src/outbound/mailboxes.ts";
 import type { Env } from "../../../src/shared/env.ts";
 import { isolatedEnv, postApi, vero } from "../helpers/env.ts";
@@ -329,13 +330,13 @@ describe("a user's mailbox", { timeout: 60_000 }, () => {
       await vero.fail(veroToken, { status: 400, times: 1 });
       await postApi(env, "track", track(user, `refused-${index}`, messageId));
       await vero.waitFor(veroToken, (all) => all.filter((call) => call.status === 400).length === index + 1);
-      // Emptied: nothing held, nothing recorded, so the object wiped its storage (its job numbers start again).
+      // Emptied: nothing held, nothing recorded, so the object wiped its storage (its settings row included).
       await vi.waitFor(async () =>
         expect(
           await runInDurableObject(
             mailbox,
             (_instance: Mailbox, state) =>
-              state.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM sqlite_sequence").one().n,
+              state.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM state").one().n,
           ),
         ).toBe(0),
       );
@@ -658,6 +659,46 @@ describe("a user's mailbox", { timeout: 60_000 }, () => {
     expect(written / 5, JSON.stringify(rows)).toBeLessThanOrEqual(3);
   });
 
+  it("writes 3 storage rows for a job that waits in the mailbox (the queue's settle window): the job stored, deleted once delivered, and its ledger row (the runtime's row counters)", async () => {
+    // No report within the test (COUNTS_REPORT_SECONDS): its rows are the counts', not the job's.
+    const { env, veroToken } = await isolatedEnv({ ...fast, LOG_SAMPLE_RATE: "1", COUNTS_REPORT_SECONDS: "3600" });
+    const user = unique("u");
+    const mailbox = stub(env, user);
+    const ready = mailboxConfigFor(env);
+    if (!ready.ok) throw new Error(ready.reason);
+    const lines: string[] = [];
+    const capture = (line: unknown) => void lines.push(String(line));
+    // Once before counting: the first hand-over stores the mailbox's settings.
+    // A settle window the alarm never reaches by itself: the test makes the job due and runs the alarm.
+    await mailbox.accept([{ job: trackJob(user, "e0") }], ready.config, ready.credential, 60_000);
+    await runInDurableObject(mailbox, (_instance: Mailbox, state) =>
+      state.storage.sql.exec("UPDATE jobs SET next_at = 0"),
+    );
+    await runDurableObjectAlarm(mailbox);
+    let accepted = 0;
+    const spies = (["log", "warn"] as const).map((method) => vi.spyOn(console, method).mockImplementation(capture));
+    try {
+      for (let n = 1; n <= 5; n++) {
+        const answer = await mailbox.accept([{ job: trackJob(user, `e${n}`) }], ready.config, ready.credential, 60_000);
+        accepted += answer.doRowsWritten;
+        await runInDurableObject(mailbox, (_instance: Mailbox, state) =>
+          state.storage.sql.exec("UPDATE jobs SET next_at = 0"),
+        );
+        await runDurableObjectAlarm(mailbox);
+      }
+    } finally {
+      for (const spy of spies) spy.mockRestore();
+    }
+    expect(delivered(await vero.calls(veroToken))).toEqual([0, 1, 2, 3, 4, 5].map((n) => `${user} e${n}`));
+    const mine = mailbox.id.toString();
+    const drains = lines
+      .map((line) => JSON.parse(line) as { doRowsWritten?: number; msg: string; mailbox?: string })
+      .filter((line) => line.msg === "mailbox drain" && line.mailbox === mine);
+    expect(drains).toHaveLength(5);
+    const drained = drains.reduce((sum, line) => sum + (line.doRowsWritten ?? 0), 0);
+    expect((accepted + drained) / 5, JSON.stringify({ accepted, drains })).toBeLessThanOrEqual(3);
+  });
+
   it("keeps its ledger for the retention and prunes what is older, at most once a day", async () => {
     const { env } = await isolatedEnv({ ...fast, LEDGER_RETENTION_DAYS: "7" });
     const user = unique("u");
@@ -833,8 +874,8 @@ describe("a hot user: visible and bounded", { timeout: 60_000 }, () => {
     await runInDurableObject(mailbox, (_instance: Mailbox, state) =>
       state.storage.sql.exec(
         `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
-         INSERT INTO jobs (job_id, message_id, body, at, rseq, received_at, next_at)
-         SELECT lower(hex(randomblob(16))), 'filler-' || i, (SELECT body FROM jobs LIMIT 1), 1, i, ?, ? FROM n`,
+         INSERT INTO jobs (job_id, message_id, body, at, rseq, seq, received_at, next_at)
+         SELECT lower(hex(randomblob(16))), 'filler-' || i, (SELECT body FROM jobs LIMIT 1), 1, i, i, ?, ? FROM n`,
         MAILBOX_MAX_JOBS - 1,
         Date.now(),
         Date.now() + 3_600_000,
@@ -921,6 +962,63 @@ describe("the mailbox's identity: the Vero account and the user, never the crede
     expect(delivered(await vero.calls(veroToken))).toEqual([]);
   });
 
+  it("upgrade: jobs stored in the earlier layout (a rowid table with an order index, AUTOINCREMENT, no job ids) are delivered in order from the new one, and a job without a messageId does not repeat the call its ledger recorded under its old name", async () => {
+    const { env, veroToken } = await isolatedEnv(fast);
+    const user = unique("u");
+    const mailbox = stub(env, user);
+    const ready = mailboxConfigFor(env);
+    if (!ready.ok) throw new Error(ready.reason);
+    await mailbox.accept([], ready.config, ready.credential);
+    const [named] = trackJob(user, "a").requests;
+    const first = trackJob(user, "b1").requests[0];
+    const second = trackJob(user, "b2").requests[0];
+    if (!named || !first || !second) throw new Error("no request");
+    const nameless = veroJob(user, [first, second], "#0");
+    const layout = await runInDurableObject(mailbox, async (_instance: Mailbox, state) => {
+      const sql = state.storage.sql;
+      sql.exec("DROP TABLE jobs");
+      sql.exec(`CREATE TABLE jobs (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT NOT NULL, body TEXT NOT NULL, at INTEGER NOT NULL,
+        rseq INTEGER NOT NULL, received_at INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+        next_at INTEGER NOT NULL DEFAULT 0, failing_since INTEGER, last_error TEXT)`);
+      sql.exec("CREATE INDEX jobs_order ON jobs (at, rseq, seq)");
+      const insert = (job: VeroJob, at: number) =>
+        sql
+          .exec<{ seq: number }>(
+            "INSERT INTO jobs (message_id, body, at, rseq, received_at) VALUES (?, ?, ?, 0, ?) RETURNING seq",
+            job.messageId,
+            JSON.stringify(job),
+            at,
+            Date.now(),
+          )
+          .one().seq;
+      insert(veroJob(user, [named]), 2_000);
+      // Older, arrived later; its first call was made and recorded under the name of its row.
+      const seq = insert(nameless, 1_000);
+      sql.exec(
+        "INSERT INTO calls (message_id, call, status, done_at) VALUES (?, '0 POST /events/track', 200, ?)",
+        `#0@${seq}`,
+        Date.now(),
+      );
+      upgrade(state.storage);
+      let rowid = true;
+      try {
+        sql.exec("SELECT rowid FROM jobs LIMIT 0");
+      } catch {
+        rowid = false;
+      }
+      const ids = sql.exec<{ job_id: string }>("SELECT job_id FROM jobs ORDER BY at, rseq, seq").toArray();
+      // Not before the test runs it.
+      await state.storage.setAlarm(Date.now() + 60_000);
+      return { rowid, ids: ids.map((row) => row.job_id) };
+    });
+    expect(layout.rowid).toBe(false);
+    expect(layout.ids).toHaveLength(2);
+    expect(layout.ids.every((id) => /^[0-9a-f]{32}$/.test(id))).toBe(true);
+    await runDurableObjectAlarm(mailbox);
+    expect(delivered(await vero.calls(veroToken))).toEqual([`${user} b2`, `${user} a`]);
+  });
+
   it("upgrade: a mailbox named by the credential hands its held jobs (in order) and its ledger to the account's mailbox, and forgets the credential; a letter stored under an old id is re-driven", async () => {
     const { env, veroToken } = await isolatedEnv(fast, { ledger: true });
     const user = unique("u");
@@ -950,7 +1048,8 @@ describe("the mailbox's identity: the Vero account and the user, never the crede
       );
       for (const [index, messageId] of [first, second].entries())
         sql.exec(
-          "INSERT INTO jobs (message_id, body, at, rseq, received_at) VALUES (?, ?, ?, 0, ?)",
+          "INSERT INTO jobs (job_id, message_id, body, at, rseq, seq, received_at) VALUES (?, ?, ?, ?, 0, 1, ?)",
+          unique("job"),
           messageId,
           JSON.stringify(trackJob(user, `held-${index}`, messageId)),
           1_000 + index,
