@@ -369,6 +369,8 @@ export class Mailbox extends DurableObject<Env> {
   private drained: string[] = [];
   /** The last job key's seq handed out (see nextSeq). */
   private lastSeq: number | undefined;
+  /** The first unreported delivery's time, null for none, undefined until read (see firstUnreported). */
+  private unreportedSince: number | null | undefined;
   /** The last delivery's time (see stamp). */
   private lastStamp: number | undefined;
   /** The cursors of this run's statements: their row counters are what Durable Object storage bills. */
@@ -1011,10 +1013,7 @@ export class Mailbox extends DurableObject<Env> {
    * when none wait.
    */
   private reportDueAt(): number | undefined {
-    const delivered = this.exec<{ first: number | null }>(
-      "SELECT min(done_at) AS first FROM calls WHERE name IS NOT NULL AND done_at > ?",
-      this.reported().upTo,
-    ).one().first;
+    const delivered = this.firstUnreported();
     // A count from before first_at has none: it is due at once.
     const counted = this.exec<{ first: number | null; rows: number }>(
       "SELECT min(coalesce(first_at, 0)) AS first, count(*) AS rows FROM counts",
@@ -1023,6 +1022,18 @@ export class Mailbox extends DurableObject<Env> {
     if (waiting === Infinity) return undefined;
     const every = this.getState<MailboxConfig>("config")?.reportEveryMs ?? REPORT_EVERY_MS;
     return Math.max(this.reported().seq, waiting) + every;
+  }
+
+  /**
+   * The first delivery not yet reported, or null: read from the ledger once
+   * per instance (a scan of it), then kept as deliveries and reports go.
+   */
+  private firstUnreported(): number | null {
+    this.unreportedSince ??= this.exec<{ first: number | null }>(
+      "SELECT min(done_at) AS first FROM calls WHERE name IS NOT NULL AND done_at > ?",
+      this.reported().upTo,
+    ).one().first;
+    return this.unreportedSince;
   }
 
   /**
@@ -1082,6 +1093,7 @@ export class Mailbox extends DurableObject<Env> {
         this.setState("reported", { seq, upTo });
         this.setState("outbox", taken);
       });
+      this.unreportedSince = null;
     }
     try {
       const shard = counterShardFor(this.env, outbox.from);
@@ -1144,7 +1156,7 @@ export class Mailbox extends DurableObject<Env> {
     }
     // Nothing held, nothing recorded: the object keeps no storage at all.
     await this.ctx.storage.deleteAll();
-    this.cached.clear();
+    this.forget();
     this.sql.exec(SCHEMA);
   }
 
@@ -1232,6 +1244,7 @@ export class Mailbox extends DurableObject<Env> {
     head: Pick<JobRow, "received_at"> | undefined,
   ): void {
     const doneAt = this.stamp();
+    if (this.unreportedSince === null) this.unreportedSince = doneAt;
     const receivedAt = finished?.at ?? head?.received_at;
     this.exec(
       `INSERT INTO calls (message_id, call, status, done_at, name, latency_ms) VALUES (?, ?, ?, ?, ?, ?)
@@ -1276,9 +1289,15 @@ export class Mailbox extends DurableObject<Env> {
     try {
       this.ctx.storage.transactionSync(writes);
     } catch (error) {
-      this.cached.clear();
+      this.forget();
       throw error;
     }
+  }
+
+  /** What this object keeps in memory of its storage, after storage changed under it (a rollback, a wipe). */
+  private forget(): void {
+    this.cached.clear();
+    this.unreportedSince = undefined;
   }
 
   private getState<T>(key: string): T | undefined {

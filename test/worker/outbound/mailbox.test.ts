@@ -699,6 +699,36 @@ describe("a user's mailbox", { timeout: 60_000 }, () => {
     expect((accepted + drained) / 5, JSON.stringify({ accepted, drains })).toBeLessThanOrEqual(3);
   });
 
+  it("reads its ledger once per instance, not at each hand-over, to know when its counts are due: with 5,000 calls recorded, a hand-over reads under 100 rows (the runtime's row counters)", async () => {
+    const { env, veroToken } = await isolatedEnv({ ...fast, LOG_SAMPLE_RATE: "1" });
+    const user = unique("u");
+    const mailbox = stub(env, user);
+    await postApi(env, "track", track(user, "e0"));
+    // A week of another mailbox's calls, taken over (and so never counted here).
+    await runInDurableObject(mailbox, (_instance: Mailbox, state) =>
+      state.storage.sql.exec(
+        `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)
+         INSERT INTO calls (message_id, call, status, done_at) SELECT 'old-' || i, '0 POST /events/track', 200, ? FROM n`,
+        Date.now() - 86_400_000,
+      ),
+    );
+    const lines: string[] = [];
+    const capture = (line: unknown) => void lines.push(String(line));
+    const spies = (["log", "warn"] as const).map((method) => vi.spyOn(console, method).mockImplementation(capture));
+    try {
+      for (let n = 1; n <= 3; n++) await postApi(env, "track", track(user, `e${n}`));
+    } finally {
+      for (const spy of spies) spy.mockRestore();
+    }
+    expect(delivered(await vero.calls(veroToken))).toEqual([0, 1, 2, 3].map((n) => `${user} e${n}`));
+    const reads = lines
+      .map((line) => JSON.parse(line) as { msg: string; doRowsRead?: number })
+      .filter((line) => line.msg === "outbound handed to mailboxes")
+      .map((line) => line.doRowsRead ?? 0);
+    expect(reads).toHaveLength(3);
+    expect(Math.max(...reads), JSON.stringify(reads)).toBeLessThan(100);
+  });
+
   it("keeps its ledger for the retention and prunes what is older, at most once a day", async () => {
     const { env } = await isolatedEnv({ ...fast, LEDGER_RETENTION_DAYS: "7" });
     const user = unique("u");
