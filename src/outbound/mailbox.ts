@@ -563,6 +563,7 @@ export class Mailbox extends DurableObject<Env> {
     const sampleRate = this.getState<MailboxConfig>("config")?.logSampleRate;
     if (sampleRate !== undefined) configureLogs({ sampleRate });
     const stats = emptyStats();
+    const woke = Date.now();
     this.drained = [];
     // A hand-over is delivering at once: the jobs stored meanwhile wait for it (see deliverNow).
     if (this.sending) {
@@ -579,7 +580,7 @@ export class Mailbox extends DurableObject<Env> {
     try {
       if (!(await this.storeLetters(stats))) failure ??= "dead letters not yet stored in D1";
       if (!(await this.syncStalled(stats))) failure ??= "stalled row not yet written to D1";
-      if (this.reportDue() && !(await this.report(stats))) failure ??= "counts not reported";
+      if (this.reportDue(woke) && !(await this.report(stats))) failure ??= "counts not reported";
       this.prune();
       await this.armAlarm(failure !== undefined, stats);
     } catch (error) {
@@ -994,14 +995,16 @@ export class Mailbox extends DurableObject<Env> {
   }
 
   /**
-   * A report waits to be sent again, retries or dead letters are counted
-   * (they go with any wake: a failing mailbox wakes on its schedule anyway,
-   * and a wake of their own would cost more than the report), or
-   * deliveries have waited their time (COUNTS_REPORT_SECONDS).
+   * A report waits to be sent again, retries or dead letters were counted
+   * before this wake (`woke`: they go with the wake after the one that
+   * counted them, since a failing mailbox wakes on its schedule anyway and
+   * a wake of their own would cost more than the report), or deliveries
+   * have waited their time (COUNTS_REPORT_SECONDS).
    */
-  private reportDue(): boolean {
+  private reportDue(woke: number): boolean {
     if (this.getState("outbox")) return true;
-    if (this.exec("SELECT 1 FROM counts LIMIT 1").toArray().length > 0) return true;
+    if (this.exec("SELECT 1 FROM counts WHERE coalesce(first_at, 0) < ? LIMIT 1", woke).toArray().length > 0)
+      return true;
     const due = this.reportDueAt();
     return due !== undefined && Date.now() >= due;
   }
