@@ -3,9 +3,16 @@
  * consumers' batch summaries carry what the bench cannot see from outside
  * (the ledger's queries per batch).
  */
+import { stripVTControlCharacters } from "node:util";
 
-/** The JSON object a line of wrangler's output carries (the Worker logs one per line), if any. */
-function jsonOf(line: string): Record<string, unknown> | undefined {
+/**
+ * The JSON object a line of wrangler's output carries (the Worker logs one
+ * per line), if any. wrangler prints a `console.warn` or `console.error` as
+ * `▲ [WARNING]` or `✘ [ERROR]` with the line in bold: its terminal codes go
+ * first, or every warning would be lost to the tally.
+ */
+function jsonOf(output: string): Record<string, unknown> | undefined {
+  const line = stripVTControlCharacters(output);
   const start = line.indexOf("{");
   if (start === -1) return undefined;
   try {

@@ -233,6 +233,9 @@ describe("worker log lines", () => {
     expect(logLine(line, "vero call")).toBeUndefined();
     expect(logLine('{"msg":"vero batch"', "vero batch")).toBeUndefined();
     expect(logLine('QUEUE "vero batch" 25/25', "vero batch")).toBeUndefined();
+    // A console.warn, as wrangler dev prints it: a yellow tag, then the line in bold.
+    const warning = `\u001b[33m▲ \u001b[43;33m[\u001b[43;30mWARNING\u001b[43;33m]\u001b[0m \u001b[1m${line}\u001b[0m`;
+    expect(logLine(warning, "vero batch")?.messages).toBe(25);
   });
 
   it("summarises a numeric field over the lines that carry it", () => {
