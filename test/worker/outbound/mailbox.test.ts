@@ -79,6 +79,17 @@ const keptLetters = (mailbox: DurableObjectStub<Mailbox>) =>
       .map((row) => row.id),
   );
 
+/** The held jobs are due now: the test moves their clock instead of waiting for their retry. */
+const makeDue = (mailbox: DurableObjectStub<Mailbox>) =>
+  runInDurableObject(mailbox, (_instance: Mailbox, state) => state.storage.sql.exec("UPDATE jobs SET next_at = 0"));
+
+/** The mailbox's alarm, and when its (one) held job is due. */
+const alarmAndDue = (mailbox: DurableObjectStub<Mailbox>) =>
+  runInDurableObject(mailbox, async (_instance: Mailbox, state) => ({
+    alarm: await state.storage.getAlarm(),
+    due: state.storage.sql.exec<{ next_at: number }>("SELECT next_at FROM jobs").toArray()[0]?.next_at,
+  }));
+
 /** The mailbox's row in D1's stalled_mailboxes, or null. */
 const stalledRow = (env: Env, mailbox: DurableObjectStub<Mailbox>) =>
   (env.LEDGER as D1Database)
@@ -431,11 +442,7 @@ describe("a user's mailbox", { timeout: 60_000 }, () => {
     await postApi(env, "track", track(user, "later"));
     await vero.waitFor(veroToken, (all) => all.some((call) => call.status === 503));
     await vi.waitFor(async () => expect(await stalledRow(env, mailbox)).not.toBeNull());
-    const wake = () =>
-      runInDurableObject(mailbox, async (_instance: Mailbox, state) => ({
-        alarm: await state.storage.getAlarm(),
-        due: state.storage.sql.exec<{ next_at: number }>("SELECT next_at FROM jobs").one().next_at,
-      }));
+    const wake = () => alarmAndDue(mailbox);
     await vi.waitFor(async () => expect((await wake()).alarm).toBe((await wake()).due));
     expect((await wake()).due).toBeGreaterThan(Date.now() + 40 * 60_000);
   });
@@ -481,9 +488,7 @@ describe("a user's mailbox", { timeout: 60_000 }, () => {
     await vero.fail(veroToken, { status: 503, times: 1 });
     await postApi(env, "track", track(user, "late"));
     await vero.waitFor(veroToken, (all) => all.some((call) => call.status === 503));
-    await runInDurableObject(mailbox, (_instance: Mailbox, state) =>
-      state.storage.sql.exec("UPDATE jobs SET next_at = 0"),
-    );
+    await makeDue(mailbox);
     await runDurableObjectAlarm(mailbox);
     expect(delivered(await vero.calls(veroToken))).toEqual([`${user} late`]);
     // Once its counts are reported (within COUNTS_REPORT_SECONDS), nothing is left to retry: the next wake is the ledger's prune.
@@ -508,9 +513,7 @@ describe("a user's mailbox", { timeout: 60_000 }, () => {
     await vero.waitFor(veroToken, (all) => all.some((call) => call.status === 503));
     await vi.waitFor(async () => expect(await row()).toMatchObject({ reason: expect.stringMatching(/503/) }));
     expect((await row())?.reason).not.toContain(user);
-    await runInDurableObject(mailbox, (_instance: Mailbox, state) =>
-      state.storage.sql.exec("UPDATE jobs SET next_at = 0"),
-    );
+    await makeDue(mailbox);
     await runDurableObjectAlarm(mailbox);
     expect(delivered(await vero.calls(veroToken))).toEqual([`${user} late`]);
     expect(await row()).toBeNull();
@@ -533,18 +536,12 @@ describe("a user's mailbox", { timeout: 60_000 }, () => {
     await vero.fail(veroToken, { status: 503, times: 1 });
     await postApi(env, "track", track(user, "blip"));
     await vero.waitFor(veroToken, (all) => all.some((call) => call.status === 503));
-    const wake = () =>
-      runInDurableObject(mailbox, async (_instance: Mailbox, state) => ({
-        alarm: await state.storage.getAlarm(),
-        due: state.storage.sql.exec<{ next_at: number }>("SELECT next_at FROM jobs").toArray()[0]?.next_at,
-      }));
+    const wake = () => alarmAndDue(mailbox);
     // The retry is the next wake: no wake at once to write a row for a failure a few seconds old.
     const { alarm, due } = await wake();
     expect(due).toBeGreaterThan(Date.now());
     expect(alarm).toBe(due);
-    await runInDurableObject(mailbox, (_instance: Mailbox, state) =>
-      state.storage.sql.exec("UPDATE jobs SET next_at = 0"),
-    );
+    await makeDue(mailbox);
     await runDurableObjectAlarm(mailbox);
     expect(delivered(await vero.calls(veroToken))).toEqual([`${user} blip`]);
     expect(stalledStatements).toEqual([]);
@@ -563,9 +560,7 @@ describe("a user's mailbox", { timeout: 60_000 }, () => {
         state.storage.sql.exec<{ attempts: number }>("SELECT attempts FROM jobs").one(),
       );
     // The second try, made now, fails at once: its next try (5-10 s later, 10-20 s after the first failure) is still within the blip.
-    await runInDurableObject(mailbox, (_instance: Mailbox, state) =>
-      state.storage.sql.exec("UPDATE jobs SET next_at = 0"),
-    );
+    await makeDue(mailbox);
     await runDurableObjectAlarm(mailbox);
     expect(await due()).toMatchObject({ attempts: 2 });
     expect(await stalledRow(env, mailbox)).toBeNull();
@@ -576,9 +571,7 @@ describe("a user's mailbox", { timeout: 60_000 }, () => {
     await runDurableObjectAlarm(mailbox);
     expect(await due()).toMatchObject({ attempts: 3 });
     expect(await stalledRow(env, mailbox)).toMatchObject({ reason: expect.stringMatching(/503/) });
-    await runInDurableObject(mailbox, (_instance: Mailbox, state) =>
-      state.storage.sql.exec("UPDATE jobs SET next_at = 0"),
-    );
+    await makeDue(mailbox);
     await runDurableObjectAlarm(mailbox);
     expect(delivered(await vero.calls(veroToken))).toEqual([`${user} outage`]);
     expect(await stalledRow(env, mailbox)).toBeNull();
@@ -597,9 +590,7 @@ describe("a user's mailbox", { timeout: 60_000 }, () => {
       ready.credential,
       3_600_000,
     );
-    await runInDurableObject(mailbox, (_instance: Mailbox, state) =>
-      state.storage.sql.exec("UPDATE jobs SET next_at = 0"),
-    );
+    await makeDue(mailbox);
     const lines: string[] = [];
     const capture = (line: unknown) => void lines.push(String(line));
     const spies = (["log", "warn", "error"] as const).map((method) =>
@@ -671,9 +662,7 @@ describe("a user's mailbox", { timeout: 60_000 }, () => {
     // Once before counting: the first hand-over stores the mailbox's settings.
     // A settle window the alarm never reaches by itself: the test makes the job due and runs the alarm.
     await mailbox.accept([{ job: trackJob(user, "e0") }], ready.config, ready.credential, 60_000);
-    await runInDurableObject(mailbox, (_instance: Mailbox, state) =>
-      state.storage.sql.exec("UPDATE jobs SET next_at = 0"),
-    );
+    await makeDue(mailbox);
     await runDurableObjectAlarm(mailbox);
     let accepted = 0;
     const spies = (["log", "warn"] as const).map((method) => vi.spyOn(console, method).mockImplementation(capture));
@@ -681,9 +670,7 @@ describe("a user's mailbox", { timeout: 60_000 }, () => {
       for (let n = 1; n <= 5; n++) {
         const answer = await mailbox.accept([{ job: trackJob(user, `e${n}`) }], ready.config, ready.credential, 60_000);
         accepted += answer.doRowsWritten;
-        await runInDurableObject(mailbox, (_instance: Mailbox, state) =>
-          state.storage.sql.exec("UPDATE jobs SET next_at = 0"),
-        );
+        await makeDue(mailbox);
         await runDurableObjectAlarm(mailbox);
       }
     } finally {
@@ -841,9 +828,7 @@ describe("a hot user: visible and bounded", { timeout: 60_000 }, () => {
     );
     await runDurableObjectAlarm(mailbox);
     expect(await stalledRow(env, mailbox)).toMatchObject({ reason: "backlog: 2 jobs waiting, none failed" });
-    await runInDurableObject(mailbox, (_instance: Mailbox, state) =>
-      state.storage.sql.exec("UPDATE jobs SET next_at = 0"),
-    );
+    await makeDue(mailbox);
     await runDurableObjectAlarm(mailbox);
     expect(delivered(await vero.calls(veroToken))).toEqual([`${user} old`, `${user} young`]);
     expect(await stalledRow(env, mailbox)).toBeNull();
@@ -952,9 +937,7 @@ describe("the mailbox's identity: the Vero account and the user, never the crede
     const whileHeld = await storedText(mailbox);
     expect(whileHeld).toContain(held1);
     expect(whileHeld).not.toContain(veroToken);
-    await runInDurableObject(mailbox, (_instance: Mailbox, state) =>
-      state.storage.sql.exec("UPDATE jobs SET next_at = 0"),
-    );
+    await makeDue(mailbox);
     await runDurableObjectAlarm(mailbox);
     await vero.fail(veroToken, { status: 400, times: 1 });
     await postApi(env, "batch", { batch: [track(user, "refused", refused), track(user, "after")] });
@@ -983,9 +966,7 @@ describe("the mailbox's identity: the Vero account and the user, never the crede
     const rotated = { ...env, VERO_AUTH_TOKEN: rotatedToken };
     await postApi(rotated, "batch", { batch: [resent, track(user, "e3")] });
     await vero.heal(veroToken);
-    await runInDurableObject(mailbox, (_instance: Mailbox, state) =>
-      state.storage.sql.exec("UPDATE jobs SET next_at = 0"),
-    );
+    await makeDue(mailbox);
     await runDurableObjectAlarm(mailbox);
     const calls = await vero.waitFor(rotatedToken, (all) => delivered(all).length >= 3);
     expect(delivered(calls)).toEqual([`${user} e1`, `${user} e2`, `${user} e3`]);
