@@ -18,6 +18,8 @@ export default defineConfig({
             // workerd logs every failed outgoing fetch as an "uncaught exception" even when the code handles it.
             verbose: false,
             miniflare: {
+              // wrangler.toml ships outbound without a queue; the tests of queue mode bind it as an operator would.
+              queueProducers: { VERO_QUEUE: { queueName: "vero-segment-bridge-vero" } },
               bindings: {
                 ...devBindings(inject("segmentOrigin"), inject("veroOrigin")),
                 // The ledger's schema, applied by test/worker/helpers/apply-migrations.ts before any test runs.

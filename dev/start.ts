@@ -110,7 +110,7 @@ print(`  Readiness:             ${bridge.url}/health/ready   (503 with the reaso
 print(`  Hourly counters:       ${bridge.url}/admin/counters?since=<ISO time>   (same token)`);
 print("The ledger (local D1, migrations applied at start) skips Vero calls already made for a messageId.");
 print(
-  "Both directions are queued (wrangler.toml binds the queues): /segment and /vero/webhook answer 202 (/v1/* 200, as Segment's API), delivery follows within seconds.",
+  "Inbound is queued (wrangler.toml binds SEGMENT_QUEUE): /vero/webhook answers 202, delivery to Segment follows within seconds. Outbound goes to each user's mailbox: /segment answers 202 (/v1/* 200, as Segment's API) once its events are delivered or stored for retry.",
 );
 print(`The alert cron runs every ${ALERT_CHECK_MS / 1000} s here; what the alert receiver gets is printed as "alert".`);
 print("Every call the stand-ins receive is printed below. Ctrl-C stops everything.\n");

@@ -10,6 +10,8 @@
  * what is usable.
  */
 interface Undeclared {
+  /** Binding, not in wrangler.toml as shipped: bound, the outbound routes enqueue rather than hand events to the mailboxes. */
+  VERO_QUEUE: Queue;
   /** Secret: the write key of the Segment source that receives Vero's events. */
   SEGMENT_WRITE_KEY: string;
   /** Secret: the `token` query parameter Vero's webhook URL carries. */

@@ -1,6 +1,7 @@
 /**
- * Durable delivery end to end: the bridge under wrangler dev, which runs
- * its queues locally, against the stand-ins over real HTTP. Each bridge has
+ * Durable delivery end to end: the bridge under wrangler dev (wrangler.toml
+ * as shipped: inbound through the Segment queue, outbound through the users'
+ * mailboxes), against the stand-ins over real HTTP. Each bridge has
  * tenants of its own, so what the stand-ins record belongs to one test.
  * QUEUE_RETRY_BASE_SECONDS=1 (the least allowed) retries within seconds.
  */
@@ -98,7 +99,7 @@ const veroEvents = (calls: RecordedCall[]) =>
     .filter((call) => call.status === 200 && call.path === "/api/v2/events/track")
     .map((call) => call.body as { identity: { id: string }; data: { n: number } });
 
-describe("durable delivery through the queues (wrangler dev)", () => {
+describe("durable delivery through the Segment queue and the Vero mailboxes (wrangler dev)", () => {
   let flaky: Bridge;
   let burst: Bridge;
   let refusing: Bridge;

@@ -1,7 +1,7 @@
 /**
  * Outbound delivery at scale, black box: many users' track events in through
- * `/v1/batch` to the bridge under wrangler dev (queue mode, as wrangler.toml
- * sets it), out at the Vero stand-in, where every event must arrive once and
+ * `/v1/batch` to the bridge under wrangler dev (wrangler.toml as shipped:
+ * the routes hand events to the mailboxes), out at the Vero stand-in, where every event must arrive once and
  * each user's in the order sent. No timing is asserted: each test waits,
  * within a generous bound, for the stand-in to hold every event.
  */

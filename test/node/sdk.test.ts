@@ -31,8 +31,8 @@ afterAll(async () => {
 
 /**
  * The calls Vero received for one user, once `count` of them have arrived.
- * wrangler dev binds the queues (wrangler.toml), so the bridge queues the
- * events (answering 200, as Segment's API does) and its consumer delivers.
+ * wrangler dev runs wrangler.toml, whose outbound routes hand the events to
+ * their users' mailboxes (answering 200, as Segment's API does), which deliver.
  */
 async function callsFor(userId: string, count: number) {
   const mine = (all: Awaited<ReturnType<typeof vero.calls>>) =>
