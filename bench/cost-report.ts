@@ -34,7 +34,7 @@ export function costGoals(cost: Cost | { error: string }): Goal[] {
     "error" in cost ? cost.error : `no ${COST_POINT_LABELS[name].split(":")[0]} point in this run`;
   const goals: Goal[] = [];
   const target = `≤ $${COST_GOAL_PER_MILLION}`;
-  for (const name of ["sparse", "burst", "retry", "sparseDirect", "burstDirect", "retryDirect"] as const) {
+  for (const name of ["sparse", "burst", "retry", "sparseQueued", "burstQueued", "retryQueued"] as const) {
     const goal = `$ per million outbound events at 1 billion a month, ${COST_POINT_LABELS[name]}`;
     const point = find(name);
     if (!point || point.check.delivered === 0) {

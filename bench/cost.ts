@@ -26,9 +26,9 @@ export type CostPointName =
   | "sparse"
   | "burst"
   | "retry"
-  | "sparseDirect"
-  | "burstDirect"
-  | "retryDirect"
+  | "sparseQueued"
+  | "burstQueued"
+  | "retryQueued"
   | "hot"
   | "hotConcurrent";
 
@@ -41,8 +41,8 @@ export interface CostPointSpec {
   /** What the Vero stand-in does beside answering after the round trip. */
   failure?: Omit<FailurePlan, "delayMs">;
   vars?: Record<string, string>;
-  /** Without the Vero queue: the routes hand events to the mailboxes themselves (wrangler.toml less VERO_QUEUE). */
-  direct?: true;
+  /** With the Vero queue the operator may bind (wrangler.toml plus VERO_QUEUE): the routes enqueue. */
+  queued?: true;
 }
 
 /** The loads. */
@@ -50,15 +50,15 @@ export const COST_POINTS: Record<CostPointName, CostPointSpec> = {
   sparse: { name: "sparse", users: 1, eventsPerUser: 20, gapMs: 2_000 },
   burst: { name: "burst", users: 100, eventsPerUser: 8, gapMs: 0 },
   retry: { name: "retry", users: 1, eventsPerUser: 1, gapMs: 0, failure: { status: 500, times: 1 } },
-  sparseDirect: { name: "sparseDirect", users: 1, eventsPerUser: 20, gapMs: 2_000, direct: true },
-  burstDirect: { name: "burstDirect", users: 100, eventsPerUser: 8, gapMs: 0, direct: true },
-  retryDirect: {
-    name: "retryDirect",
+  sparseQueued: { name: "sparseQueued", users: 1, eventsPerUser: 20, gapMs: 2_000, queued: true },
+  burstQueued: { name: "burstQueued", users: 100, eventsPerUser: 8, gapMs: 0, queued: true },
+  retryQueued: {
+    name: "retryQueued",
     users: 1,
     eventsPerUser: 1,
     gapMs: 0,
     failure: { status: 500, times: 1 },
-    direct: true,
+    queued: true,
   },
   hot: { name: "hot", users: 1, eventsPerUser: 200, gapMs: 0 },
   hotConcurrent: {
@@ -74,9 +74,9 @@ export const COST_POINT_LABELS: Record<CostPointName, string> = {
   sparse: "sparse: 1 user, 20 events 2 s apart",
   burst: "burst: 100 users x 8 events",
   retry: "retry: 1 event, its first call answered 500",
-  sparseDirect: "sparse, without the Vero queue",
-  burstDirect: "burst, without the Vero queue",
-  retryDirect: "retry, without the Vero queue",
+  sparseQueued: "sparse, with the Vero queue",
+  burstQueued: "burst, with the Vero queue",
+  retryQueued: "retry, with the Vero queue",
   hot: "hot user: 1 user x 200 tracks, strict order",
   hotConcurrent: "hot user: 1 user x 200 tracks, VERO_TRACK_CONCURRENCY=4",
 };
@@ -131,7 +131,7 @@ export async function measureCost(options: CostOptions): Promise<Cost> {
           tenants: { writeKey, veroToken },
           // Every line written, so that every unit of work is counted; their price counts production's sample.
           vars: { LOG_SAMPLE_RATE: "1", ...spec.vars },
-          mode: spec.direct ? "direct" : "queue",
+          mode: spec.queued ? "queue" : "direct",
           runtime: "lean",
           onLine: (line) => tallyLine(tally, line),
         });

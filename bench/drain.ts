@@ -89,8 +89,8 @@ export interface DrainOptions {
   users: number[];
   /** User counts measured once more on `wrangler dev`'s defaults, the reference for the lean figures. */
   defaultRuntime: number[];
-  /** User counts measured once more without the Vero queue, on both runtimes. */
-  direct: number[];
+  /** User counts measured once more with the Vero queue bound (the operator's opt-in), on both runtimes. */
+  queued: number[];
   /** User counts at which the reference (REFERENCE_COMMIT's queue consumer) runs, on `wrangler dev`'s defaults. */
   reference: number[];
   eventsPerUser: number;
@@ -104,9 +104,10 @@ export interface DrainOptions {
 }
 
 /**
- * Outbound with the Vero queue (wrangler.toml as it is), without it (the
- * routes hand events to the mailboxes), or the reference: the Vero queue
- * consumer before the mailboxes (main REFERENCE_COMMIT), run side by side.
+ * Outbound without the Vero queue (wrangler.toml as shipped: the routes hand
+ * events to the mailboxes), with it (VERO_QUEUE bound, the operator's
+ * opt-in), or the reference: the Vero queue consumer before the mailboxes
+ * (main REFERENCE_COMMIT), run side by side.
  */
 export type OutboundMode = "queue" | "direct" | "reference";
 
@@ -163,10 +164,10 @@ export async function measureDrain(options: DrainOptions): Promise<Drain> {
   const veroClient = new StandInClient(vero.url);
   const points: DrainPoint[] = [];
   const plan: { users: number; runtime: LocalRuntime; mode: OutboundMode }[] = [
-    ...options.users.map((users) => ({ users, runtime: "lean" as const, mode: "queue" as const })),
-    ...options.defaultRuntime.map((users) => ({ users, runtime: "defaults" as const, mode: "queue" as const })),
-    ...options.direct.flatMap((users) =>
-      (["lean", "defaults"] as const).map((runtime) => ({ users, runtime, mode: "direct" as const })),
+    ...options.users.map((users) => ({ users, runtime: "lean" as const, mode: "direct" as const })),
+    ...options.defaultRuntime.map((users) => ({ users, runtime: "defaults" as const, mode: "direct" as const })),
+    ...options.queued.flatMap((users) =>
+      (["lean", "defaults"] as const).map((runtime) => ({ users, runtime, mode: "queue" as const })),
     ),
     ...options.reference.map((users) => ({ users, runtime: "defaults" as const, mode: "reference" as const })),
   ];
@@ -283,9 +284,9 @@ export async function startPointBridge(point: {
       ...point.vars,
     },
     stdio: "pipe",
-    ...(mode === "queue"
+    ...(mode === "direct"
       ? {}
-      : { config: await (mode === "direct" ? directConfig() : referenceConfig()), migrate: true }),
+      : { config: await (mode === "queue" ? queuedConfig() : referenceConfig()), migrate: true }),
     ...runtimeOptions(point.runtime),
     onLine: point.onLine,
   });
@@ -293,7 +294,11 @@ export async function startPointBridge(point: {
 
 /** The outbound mode in words, for the tables. */
 export const describeMode = (mode: OutboundMode): string =>
-  mode === "queue" ? "Vero queue" : mode === "direct" ? "no Vero queue" : `queue consumer of ${REFERENCE_COMMIT}`;
+  mode === "queue"
+    ? "Vero queue (opt-in)"
+    : mode === "direct"
+      ? "no Vero queue (as shipped)"
+      : `queue consumer of ${REFERENCE_COMMIT}`;
 
 /**
  * The reference's wrangler.toml: REFERENCE_COMMIT's tree, exported once
@@ -317,21 +322,25 @@ export async function referenceConfig(): Promise<string> {
 }
 
 /**
- * The project's wrangler.toml without the Vero queue's producer, written
- * beside the bench's output (its paths made relative to it): the outbound
- * routes hand their events to the mailboxes themselves.
+ * The project's wrangler.toml with the Vero queue's producer added, as
+ * wrangler.toml's comment tells an operator to, written beside the bench's
+ * output (its paths made relative to it): the outbound routes enqueue.
  */
-export async function directConfig(): Promise<string> {
+export async function queuedConfig(): Promise<string> {
   const text = await readFile(new URL("../wrangler.toml", import.meta.url), "utf8");
-  const producer = '[[queues.producers]]\nbinding = "VERO_QUEUE"\nqueue = "vero-segment-bridge-vero"\n';
-  if (!text.includes(producer)) throw new Error("wrangler.toml's VERO_QUEUE producer is not as bench/drain.ts expects");
+  const segmentProducer = '[[queues.producers]]\nbinding = "SEGMENT_QUEUE"\nqueue = "vero-segment-bridge-segment"\n';
+  const veroProducer = '[[queues.producers]]\nbinding = "VERO_QUEUE"\nqueue = "vero-segment-bridge-vero"\n';
+  if (!text.includes(segmentProducer))
+    throw new Error("wrangler.toml's SEGMENT_QUEUE producer is not as bench/drain.ts expects");
+  if (text.includes(veroProducer))
+    throw new Error("wrangler.toml binds VERO_QUEUE already; bench/drain.ts expects not");
   const out = new URL(".out/", import.meta.url);
   await mkdir(out, { recursive: true });
-  const config = new URL("wrangler.direct.toml", out);
+  const config = new URL("wrangler.queued.toml", out);
   await writeFile(
     config,
     text
-      .replace(producer, "")
+      .replace(segmentProducer, `${segmentProducer}\n${veroProducer}`)
       .replace('main = "src/index.ts"', 'main = "../../src/index.ts"')
       .replaceAll('migrations_dir = "migrations"', 'migrations_dir = "../../migrations"'),
   );

@@ -128,6 +128,8 @@ export interface BurstResult {
 export interface LedgerResult {
   /** Whether wrangler.toml declares a D1 database. */
   bound: boolean;
+  /** Whether wrangler.toml binds VERO_QUEUE: without it (as shipped) outbound makes no consumer batches. */
+  veroQueued: boolean;
   /** `vero batch` lines the bridge (default config) wrote over the whole run. */
   batches: number;
   /** D1 reads and writes per consumer batch, from the lines that carry `d1Statements` (or `ledgerQueries`). */
@@ -532,6 +534,7 @@ export async function measureEndToEnd(options: EndToEndOptions): Promise<EndToEn
       queueBound: withQueue,
       ledger: {
         bound: inline !== undefined,
+        veroQueued: /^binding\s*=\s*"VERO_QUEUE"/m.test(toml),
         batches: batchLines.length,
         // The mailboxes' consumer reports d1Statements; the consumer before them, ledgerQueries.
         queriesPerBatch: fieldStats(batchLines, "d1Statements") ?? fieldStats(batchLines, "ledgerQueries"),
