@@ -12,7 +12,10 @@ import { describeError } from "../shared/log.ts";
  * message would have nowhere to go but retries, so the route refuses to
  * accept events it could lose, and says which binding is missing.
  */
-export function queueFor(env: Env, binding: "SEGMENT_QUEUE" | "VERO_QUEUE"): Queue<unknown> | undefined {
+export function queueFor(
+  env: Env,
+  binding: "SEGMENT_QUEUE" | "VERO_QUEUE" | "VERO_OVERFLOW_QUEUE",
+): Queue<unknown> | undefined {
   const queue = env[binding];
   if (!queue) return undefined;
   if (!env.LEDGER) {

@@ -1,8 +1,9 @@
 /**
  * The outbound routes: body to events, each event validated and mapped,
  * the deliverable ones queued (VERO_QUEUE) or handed to their users'
- * mailboxes, and one answer that tells Segment whether to retry (503),
- * drop (400) or move on (2xx).
+ * mailboxes (queued only when they go to more users than one invocation
+ * may call, and VERO_OVERFLOW_QUEUE is bound), and one answer that tells
+ * Segment whether to retry (503), drop (400) or move on (2xx).
  */
 
 import { Counters, writeCountsAfterAnswer } from "../delivery/counters.ts";
@@ -58,8 +59,9 @@ export async function handleSegmentRequest(
   const options = { receivedAt, filters, anonymousIds, impliedType, trackingApi };
   const jobs = body.events.map((input, index) => routeEvent(input, index, options));
 
+  let enqueuedTo = queue;
   if (queue) await enqueueJobs(queue, jobs);
-  else await handToUsersMailboxes(c, jobs);
+  else enqueuedTo = await handToUsersMailboxes(c, jobs);
   // Counted after the hand-over, which refuses an event too large for a queue message.
   const counters = new Counters();
   for (const [index, job] of jobs.entries()) {
@@ -105,7 +107,7 @@ export async function handleSegmentRequest(
   if (ok && trackingApi) return c.json({ success: true as const, ok: true as const, results }, 200);
   if (ok) return c.json({ ok: true as const, results }, status);
   const details = { results };
-  if (status === 503 && queue) throw enqueueFailed(firstError(failed, true), details);
+  if (status === 503 && enqueuedTo) throw enqueueFailed(firstError(failed, true), details);
   if (status === 503)
     throw new BridgeError(503, "mailbox_unavailable", `${firstError(failed, true)}; retry later`, { details });
   throw new BridgeError(400, "invalid_event", describeInvalid(results), { details });
@@ -156,24 +158,37 @@ export function routeEvent(input: unknown, index: number, options: RouteOptions)
 }
 
 /**
- * Without a queue: each user's events go to the user's mailbox (one call
+ * Without VERO_QUEUE: each user's events go to the user's mailbox (one call
  * per user, in parallel), and the route answers once the mailboxes have
  * committed them, which makes them durable. A mailbox that could not take
  * its user's events leaves them failed and retryable (503): Segment sends
  * the request again, and the mailboxes skip what they already hold.
+ * Returns the queue when the request went to more users than one
+ * invocation may call and was enqueued whole instead.
  */
-async function handToUsersMailboxes(c: AppContext, jobs: RoutedEvent[]): Promise<void> {
+async function handToUsersMailboxes(c: AppContext, jobs: RoutedEvent[]): Promise<Queue<unknown> | undefined> {
   const deliverable = jobs.filter((job) => job.requests.length > 0);
-  if (deliverable.length === 0) return;
+  if (deliverable.length === 0) return undefined;
   const ready = mailboxConfigFor(c.env);
   if (!ready.ok) throw new BridgeError(503, "not_configured", ready.reason);
   const users = usersOf(deliverable);
   if (users > MAILBOXES_PER_INVOCATION) {
-    // Each user is a Durable Object call, and an invocation's calls are limited: a re-send would fail the same way.
+    // Each user is a Durable Object call, and an invocation's calls are limited: the queue's consumer hands them on.
+    const overflow = queueFor(c.env, "VERO_OVERFLOW_QUEUE");
+    if (overflow) {
+      await enqueueJobs(overflow, jobs);
+      logSampled(
+        deliverable.map((job) => job.result.messageId),
+        "outbound request enqueued: too many users for one hand-over",
+        { route: c.req.path, users, limit: MAILBOXES_PER_INVOCATION, events: deliverable.length },
+      );
+      return overflow;
+    }
+    // A re-send would fail the same way.
     throw new BridgeError(
       413,
       "too_many_users",
-      `the request's events go to ${users} users, over the ${MAILBOXES_PER_INVOCATION} one request can hand on without a queue; send smaller batches, or bind VERO_QUEUE`,
+      `the request's events go to ${users} users, over the ${MAILBOXES_PER_INVOCATION} one request can hand on without a queue; send smaller batches, or bind VERO_OVERFLOW_QUEUE or VERO_QUEUE`,
       { details: { users, limit: MAILBOXES_PER_INVOCATION } },
     );
   }
@@ -215,6 +230,7 @@ async function handToUsersMailboxes(c: AppContext, jobs: RoutedEvent[]): Promise
       line,
     );
   else log("warn", "outbound handed to mailboxes", line);
+  return undefined;
 }
 
 /**

@@ -32,9 +32,10 @@ describe.each(environments)("wrangler.toml, $name", ({ env }) => {
   const consumers: Consumer[] = config.queues.consumers ?? [];
   const consumer = (queue: string) => consumers.find((entry) => entry.queue === queue);
 
-  it("queues inbound (SEGMENT_QUEUE) and hands outbound straight to the mailboxes (no VERO_QUEUE), the cheaper mode that also drains faster", () => {
+  it("queues inbound (SEGMENT_QUEUE) and hands outbound straight to the mailboxes (no VERO_QUEUE), the Vero queue bound only for requests too large for one hand-over", () => {
     expect(config.queues.producers).toEqual([
       expect.objectContaining({ binding: "SEGMENT_QUEUE", queue: names.segment }),
+      expect.objectContaining({ binding: "VERO_OVERFLOW_QUEUE", queue: names.vero }),
     ]);
   });
 

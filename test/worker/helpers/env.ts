@@ -27,7 +27,7 @@ export async function isolatedEnv(
   { queued = false, ledger = queued }: { queued?: boolean; ledger?: boolean } = {},
 ): Promise<{ env: Env; writeKey: string; veroToken: string }> {
   const [writeKey, veroToken] = await Promise.all([segment.tenant(), vero.tenant()]);
-  const { SEGMENT_QUEUE, VERO_QUEUE, LEDGER, ...inline } = baseEnv;
+  const { SEGMENT_QUEUE, VERO_QUEUE, VERO_OVERFLOW_QUEUE: _overflow, LEDGER, ...inline } = baseEnv;
   const bindings: Env = {
     ...inline,
     ...(queued ? { SEGMENT_QUEUE, VERO_QUEUE } : {}),

@@ -579,4 +579,77 @@ describe("when the mailboxes cannot take the events (no queue bound)", () => {
     expect(calls).toBe(0);
     expect(await vero.calls(veroToken)).toEqual([]);
   });
+
+  it(`more users in one request than an invocation may call, VERO_OVERFLOW_QUEUE bound as wrangler.toml ships: the whole request is enqueued (a recording Queue double) and answered as accepted, before any mailbox is called`, async () => {
+    const { env, veroToken } = await isolatedEnv({}, { ledger: true });
+    const sent: { body: { messageId: string; user: string } }[][] = [];
+    const overflow = {
+      sendBatch: async (messages: { body: { messageId: string; user: string } }[]) => {
+        sent.push(messages);
+      },
+    } as unknown as Queue;
+    let calls = 0;
+    const real = env.MAILBOX as NonNullable<Env["MAILBOX"]>;
+    const counted = {
+      idFromName: (name: string) => real.idFromName(name),
+      get: (id: DurableObjectId) => {
+        calls++;
+        return real.get(id);
+      },
+    } as unknown as NonNullable<Env["MAILBOX"]>;
+    const users = MAILBOXES_PER_INVOCATION + 1;
+    const batch = Array.from({ length: users }, (_, n) => ({
+      type: "track",
+      messageId: `over-${n}`,
+      userId: `u${n}`,
+      event: "e",
+    }));
+    const response = await postApi({ ...env, MAILBOX: counted, VERO_OVERFLOW_QUEUE: overflow }, "batch", { batch });
+    expect(response.status).toBe(200);
+    const body = (await response.json()) as { results: { messageId: string; outcome: string }[] };
+    expect(new Set(body.results.map((result) => result.outcome))).toEqual(new Set(["queued"]));
+    const queued = sent.flat().map((message) => message.body.messageId);
+    expect(queued).toEqual(batch.map((event) => event.messageId));
+    expect(calls).toBe(0);
+    expect(await vero.calls(veroToken)).toEqual([]);
+  });
+
+  it("more users than one hand-over, and the overflow queue refuses the events: 503 queue_unavailable, retryable, none called", async () => {
+    const { env, veroToken } = await isolatedEnv({}, { ledger: true });
+    const refusing = {
+      sendBatch: async () => {
+        throw new Error("Queue send failed: internal error");
+      },
+    } as unknown as Queue;
+    const batch = Array.from({ length: MAILBOXES_PER_INVOCATION + 1 }, (_, n) => ({
+      type: "track",
+      messageId: `refused-${n}`,
+      userId: `u${n}`,
+      event: "e",
+    }));
+    const response = await postApi({ ...env, VERO_OVERFLOW_QUEUE: refusing }, "batch", { batch });
+    const error = await expectJsonError(response, 503);
+    expect(error.error.code).toBe("queue_unavailable");
+    expect(await vero.calls(veroToken)).toEqual([]);
+  });
+
+  it("a request that fits one hand-over goes to the mailboxes even with VERO_OVERFLOW_QUEUE bound", async () => {
+    const { env, veroToken } = await isolatedEnv({}, { ledger: true });
+    let sent = 0;
+    const overflow = {
+      sendBatch: async () => {
+        sent++;
+      },
+      send: async () => {
+        sent++;
+      },
+    } as unknown as Queue;
+    const response = await postApi({ ...env, VERO_OVERFLOW_QUEUE: overflow }, "batch", {
+      batch: [{ type: "track", messageId: "fits-1", userId: "u-fits", event: "e" }],
+    });
+    expect(response.status).toBe(200);
+    expect(sent).toBe(0);
+    const [call] = await vero.waitFor(veroToken, (all) => all.length === 1);
+    expect(call?.path).toBe("/api/v2/events/track");
+  });
 });
