@@ -52,7 +52,8 @@ export function costGoals(cost: Cost | { error: string }): Goal[] {
   }
   const hot = find("hot");
   const concurrent = find("hotConcurrent");
-  const goal = "hot user: 1 user x 200 tracks, Vero answering after 150 ms, strict order, vs one call per round trip";
+  const goal =
+    "hot user: 1 user x 200 tracks in requests of 15, Vero answering after 150 ms, strict order, vs one call per round trip";
   const beside = concurrent
     ? `with VERO_TRACK_CONCURRENCY=4 (no goal): ${fmt(concurrent.callsPerRoundTrip, 3)} (${fmt(concurrent.eventsPerSecond, 1)} events/s, ${concurrent.maxInFlight} calls in flight; ${integrity(concurrent)}, which the setting allows)`
     : "VERO_TRACK_CONCURRENCY=4 not measured in this run";

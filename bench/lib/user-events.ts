@@ -1,8 +1,9 @@
 /**
  * Segment track events for many users, sent to the bridge's `/v1/batch` the
  * way a Segment source sends them: one request per round carrying one event
- * of every user (split when over Segment's 500 KB per request), round after
- * round, so that each user's events have one order, the order sent.
+ * of every user, or a few consecutive ones (`eventsPerRequest`), split when
+ * over Segment's 500 KB per request, round after round, so that each user's
+ * events have one order, the order sent.
  */
 import { SEGMENT_MAX_BATCH_BYTES } from "../../dev/stand-ins/segment.ts";
 
@@ -14,7 +15,14 @@ export interface UserEventsLoad {
   run: string;
   /** The pause between one round's last answer and the next round (a user whose events come apart). */
   gapMs?: number;
+  /** Consecutive events of each user in one round (default 1), as a server library batches them. */
+  eventsPerRequest?: number;
 }
+
+const perRound = (load: UserEventsLoad) => Math.max(1, load.eventsPerRequest ?? 1);
+
+/** How many rounds the load takes. */
+export const roundsOf = (load: UserEventsLoad): number => Math.ceil(load.eventsPerUser / perRound(load));
 
 /** `count` users of one run. */
 export const userIds = (run: string, count: number): string[] =>
@@ -32,8 +40,10 @@ export function userEvent(run: string, user: string, seq: number): Record<string
   };
 }
 
-/** A round's events as request bodies, each within Segment's limit per request. */
-export function roundBodies(load: UserEventsLoad, seq: number): string[] {
+/** Round `round`'s events as request bodies, each within Segment's limit per request. */
+export function roundBodies(load: UserEventsLoad, round: number): string[] {
+  const first = round * perRound(load);
+  const seqs = Array.from({ length: Math.min(perRound(load), load.eventsPerUser - first) }, (_, i) => first + i);
   const wrapper = Buffer.byteLength('{"batch":[]}');
   const bodies: string[] = [];
   let batch: string[] = [];
@@ -44,11 +54,13 @@ export function roundBodies(load: UserEventsLoad, seq: number): string[] {
     bytes = wrapper;
   };
   for (const user of load.users) {
-    const event = JSON.stringify(userEvent(load.run, user, seq));
-    const added = Buffer.byteLength(event) + (batch.length > 0 ? 1 : 0);
-    if (batch.length > 0 && bytes + added > SEGMENT_MAX_BATCH_BYTES) flush();
-    bytes += Buffer.byteLength(event) + (batch.length > 0 ? 1 : 0);
-    batch.push(event);
+    for (const seq of seqs) {
+      const event = JSON.stringify(userEvent(load.run, user, seq));
+      const added = Buffer.byteLength(event) + (batch.length > 0 ? 1 : 0);
+      if (batch.length > 0 && bytes + added > SEGMENT_MAX_BATCH_BYTES) flush();
+      bytes += Buffer.byteLength(event) + (batch.length > 0 ? 1 : 0);
+      batch.push(event);
+    }
   }
   flush();
   return bodies;
@@ -62,9 +74,9 @@ export function roundBodies(load: UserEventsLoad, seq: number): string[] {
 export async function sendUserEvents(origin: string, sharedSecret: string, load: UserEventsLoad): Promise<number> {
   const authorization = `Basic ${Buffer.from(`${sharedSecret}:`).toString("base64")}`;
   let requests = 0;
-  for (let seq = 0; seq < load.eventsPerUser; seq++) {
-    if (seq > 0 && load.gapMs) await new Promise((resolve) => setTimeout(resolve, load.gapMs));
-    for (const body of roundBodies(load, seq)) {
+  for (let round = 0; round < roundsOf(load); round++) {
+    if (round > 0 && load.gapMs) await new Promise((resolve) => setTimeout(resolve, load.gapMs));
+    for (const body of roundBodies(load, round)) {
       const response = await fetch(`${origin}/v1/batch`, {
         method: "POST",
         headers: { authorization, "content-type": "application/json" },

@@ -12,7 +12,7 @@ import {
   unitsPerEvent,
   type WorkTally,
 } from "../../bench/lib/cost.ts";
-import { roundBodies, userEvent, userIds } from "../../bench/lib/user-events.ts";
+import { roundBodies, roundsOf, userEvent, userIds } from "../../bench/lib/user-events.ts";
 import { deliveryWork } from "../../bench/lib/worker-log.ts";
 import type { RecordedCall } from "../../dev/stand-ins/client.ts";
 import { SEGMENT_MAX_BATCH_BYTES } from "../../dev/stand-ins/segment.ts";
@@ -87,6 +87,20 @@ describe("user events", () => {
     const batch = (JSON.parse(bodies[0] as string) as { batch: Record<string, unknown>[] }).batch;
     expect(batch).toEqual(users.map((user) => userEvent("r", user, 1)));
     expect(batch.map((e) => e.properties)).toEqual([{ seq: 1 }, { seq: 1 }, { seq: 1 }]);
+  });
+
+  it("puts a user's consecutive events in one round with eventsPerRequest, the last round holding what is left", () => {
+    const load = { users: ["hot"], eventsPerUser: 5, run: "r", eventsPerRequest: 3 };
+    expect(roundsOf(load)).toBe(2);
+    const seqs = [0, 1].map((round) =>
+      roundBodies(load, round).flatMap((body) =>
+        (JSON.parse(body) as { batch: { properties: { seq: number } }[] }).batch.map((e) => e.properties.seq),
+      ),
+    );
+    expect(seqs).toEqual([
+      [0, 1, 2],
+      [3, 4],
+    ]);
   });
 
   it("splits a round over requests that each stay within Segment's 500 KB, losing no user", () => {
