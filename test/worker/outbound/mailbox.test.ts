@@ -372,11 +372,7 @@ describe("a user's mailbox", { timeout: 60_000 }, () => {
       integrations: { Vero: { tags: { id: user, action: "add", values: ["vip"] } } },
     });
     await vero.waitFor(veroToken, (all) => all.some((call) => call.status === 400));
-    const letter = await vi.waitFor(async () => {
-      const found = await deadLetterFor(env.LEDGER as D1Database, messageId);
-      if (!found) throw new Error("no letter yet");
-      return found;
-    });
+    const letter = await letterOf(env, messageId);
     expect(letter.body).toMatchObject({ step: 1, requests: [{ path: "/users/tags/edit" }] });
     // The mailbox forgets the call Vero accepted, as after the ledger's retention.
     await runInDurableObject(mailbox, (_instance: Mailbox, state) => state.storage.sql.exec("DELETE FROM calls"));
@@ -424,11 +420,7 @@ describe("a user's mailbox", { timeout: 60_000 }, () => {
     );
     await runDurableObjectAlarm(mailbox);
     expect(delivered(await vero.calls(veroToken))).toHaveLength(2);
-    const letter = await vi.waitFor(async () => {
-      const found = await deadLetterFor(env.LEDGER as D1Database, messageId);
-      if (!found) throw new Error("no letter yet");
-      return found;
-    });
+    const letter = await letterOf(env, messageId);
     expect(letter).toMatchObject({ permanent: false, attempts: 2 });
     expect(letter.reason).toMatch(/retries exhausted.*could not record/);
     expect(await held(env, user)).toEqual([]);
@@ -913,6 +905,20 @@ describe("a hot user: visible and bounded", { timeout: 60_000 }, () => {
   });
 });
 
+/**
+ * The dead letter of `messageId`, once the mailbox's own alarm has stored it in D1: the runtime fires that
+ * alarm, which on a loaded machine may take longer than vi.waitFor's default second.
+ */
+const letterOf = (env: Env, messageId: string) =>
+  vi.waitFor(
+    async () => {
+      const found = await deadLetterFor(env.LEDGER as D1Database, messageId);
+      if (!found) throw new Error(`no dead letter for ${messageId} yet`);
+      return found;
+    },
+    { timeout: 10_000, interval: 100 },
+  );
+
 /** Every row the mailbox stores, as text (the runtime's own tables aside). */
 const storedText = (mailbox: DurableObjectStub<Mailbox>) =>
   runInDurableObject(mailbox, (_instance: Mailbox, state) =>
@@ -942,11 +948,7 @@ describe("the mailbox's identity: the Vero account and the user, never the crede
     await vero.fail(veroToken, { status: 400, times: 1 });
     await postApi(env, "batch", { batch: [track(user, "refused", refused), track(user, "after")] });
     await vero.waitFor(veroToken, (all) => delivered(all).length === 2);
-    const letter = await vi.waitFor(async () => {
-      const found = await deadLetterFor(env.LEDGER as D1Database, refused);
-      if (!found) throw new Error("no letter yet");
-      return found;
-    });
+    const letter = await letterOf(env, refused);
     expect(JSON.stringify(letter)).not.toContain(veroToken);
     const afterwards = await storedText(mailbox);
     expect(afterwards).toContain(held1);
