@@ -262,6 +262,10 @@ interface JobKey {
   seq: number;
 }
 
+/** The WHERE clause for one job's row, and its arguments. */
+const BY_KEY = "at = ? AND rseq = ? AND seq = ?";
+const keyArgs = ({ at, rseq, seq }: JobKey) => [at, rseq, seq] as const;
+
 /** What the mailbox last wrote to D1's stalled_mailboxes: which episode (capped, failing since, backlog). */
 interface StalledRow {
   key: string;
@@ -449,12 +453,7 @@ export class Mailbox extends DurableObject<Env> {
     const failedHead =
       failedKey === undefined
         ? undefined
-        : this.exec<JobRow>(
-            "SELECT * FROM jobs WHERE at = ? AND rseq = ? AND seq = ?",
-            failedKey.at,
-            failedKey.rseq,
-            failedKey.seq,
-          ).one();
+        : this.exec<JobRow>(`SELECT * FROM jobs WHERE ${BY_KEY}`, ...keyArgs(failedKey)).one();
     if (direct.failure && failedHead)
       this.failed(failedHead, JSON.parse(failedHead.body) as VeroJob, direct.failure, config, Date.now(), stats);
     // A letter or a stalled row for D1 wakes the alarm at once; a blip's retry is its next wake, which also reports its count.
@@ -749,13 +748,11 @@ export class Mailbox extends DurableObject<Env> {
       this.transaction(() => {
         this.exec(
           `UPDATE jobs SET attempts = attempts + 1, next_at = ?, failing_since = coalesce(failing_since, ?), last_error = ?
-           WHERE at = ? AND rseq = ? AND seq = ?`,
+           WHERE ${BY_KEY}`,
           until,
           now,
           reason,
-          head.at,
-          head.rseq,
-          head.seq,
+          ...keyArgs(head),
         );
         this.count(callName(request), "retried");
       });
@@ -1003,9 +1000,9 @@ export class Mailbox extends DurableObject<Env> {
    */
   private reportDue(woke: number): boolean {
     if (this.getState("outbox")) return true;
-    if (this.exec("SELECT 1 FROM counts WHERE coalesce(first_at, 0) < ? LIMIT 1", woke).toArray().length > 0)
-      return true;
-    const due = this.reportDueAt();
+    const counted = this.firstCounted();
+    if (counted !== undefined && counted < woke) return true;
+    const due = this.reportDueAt(counted);
     return due !== undefined && Date.now() >= due;
   }
 
@@ -1015,16 +1012,20 @@ export class Mailbox extends DurableObject<Env> {
    * letter), and never sooner than that after the last report; undefined
    * when none wait.
    */
-  private reportDueAt(): number | undefined {
-    const delivered = this.firstUnreported();
-    // A count from before first_at has none: it is due at once.
-    const counted = this.exec<{ first: number | null; rows: number }>(
-      "SELECT min(coalesce(first_at, 0)) AS first, count(*) AS rows FROM counts",
-    ).one();
-    const waiting = Math.min(delivered ?? Infinity, counted.rows > 0 ? (counted.first ?? 0) : Infinity);
+  private reportDueAt(counted = this.firstCounted()): number | undefined {
+    const waiting = Math.min(this.firstUnreported() ?? Infinity, counted ?? Infinity);
     if (waiting === Infinity) return undefined;
     const every = this.getState<MailboxConfig>("config")?.reportEveryMs ?? REPORT_EVERY_MS;
     return Math.max(this.reported().seq, waiting) + every;
+  }
+
+  /** When the first retry or dead letter not yet reported was counted, or undefined for none. */
+  private firstCounted(): number | undefined {
+    // A count from before first_at has none: it is due at once.
+    return (
+      this.exec<{ first: number | null }>("SELECT min(coalesce(first_at, 0)) AS first FROM counts").one().first ??
+      undefined
+    );
   }
 
   /**
@@ -1183,8 +1184,8 @@ export class Mailbox extends DurableObject<Env> {
     return { doRowsRead, doRowsWritten };
   }
 
-  private deleteJob({ at, rseq, seq }: JobKey): void {
-    this.exec("DELETE FROM jobs WHERE at = ? AND rseq = ? AND seq = ?", at, rseq, seq);
+  private deleteJob(key: JobKey): void {
+    this.exec(`DELETE FROM jobs WHERE ${BY_KEY}`, ...keyArgs(key));
   }
 
   /** Above every stored job's: the last part of a job's key, its arrival among jobs of the same place. */
