@@ -31,6 +31,27 @@ async function webhook(env: Env, body: unknown, raw = JSON.stringify(body)): Pro
   );
 }
 
+/** One track for each of `count` users, its messageId `prefix` and the user's number. */
+const tracksToUsers = (count: number, prefix: string) =>
+  Array.from({ length: count }, (_, n) => ({ type: "track", messageId: `${prefix}${n}`, userId: `u${n}`, event: "e" }));
+
+/**
+ * `env`'s MAILBOX, counting the objects the route takes; past `limit` it
+ * throws as production does past an invocation's subrequests.
+ */
+function countingMailbox(env: Env, limit = Number.POSITIVE_INFINITY) {
+  const real = env.MAILBOX as NonNullable<Env["MAILBOX"]>;
+  let calls = 0;
+  const binding = {
+    idFromName: (name: string) => real.idFromName(name),
+    get: (id: DurableObjectId) => {
+      if (++calls > limit) throw new Error("Too many subrequests.");
+      return real.get(id);
+    },
+  } as unknown as NonNullable<Env["MAILBOX"]>;
+  return { binding, calls: () => calls };
+}
+
 /** What the stand-in received, as method, path (under /api/v2) and body. */
 async function received(key: string) {
   return (await vero.calls(key)).map((call) => ({
@@ -558,25 +579,12 @@ describe("when the mailboxes cannot take the events (no queue bound)", () => {
 
   it(`more users in one request than an invocation may call (${MAILBOXES_PER_INVOCATION}): 413 before any mailbox is called, against a double enforcing the 1,000 subrequests to Cloudflare services`, async () => {
     const { env, veroToken } = await isolatedEnv();
-    const real = env.MAILBOX as NonNullable<Env["MAILBOX"]>;
-    let calls = 0;
-    const limited = {
-      idFromName: (name: string) => real.idFromName(name),
-      get: (id: DurableObjectId) => {
-        if (++calls > 1_000) throw new Error("Too many subrequests.");
-        return real.get(id);
-      },
-    } as unknown as NonNullable<Env["MAILBOX"]>;
+    const mailboxes = countingMailbox(env, 1_000);
     const users = MAILBOXES_PER_INVOCATION + 1;
-    const batch = Array.from({ length: users }, (_, n) => ({
-      type: "track",
-      messageId: `m${n}`,
-      userId: `u${n}`,
-      event: "e",
-    }));
-    const error = await expectJsonError(await postApi({ ...env, MAILBOX: limited }, "batch", { batch }), 413);
+    const batch = tracksToUsers(users, "m");
+    const error = await expectJsonError(await postApi({ ...env, MAILBOX: mailboxes.binding }, "batch", { batch }), 413);
     expect(error.error).toMatchObject({ code: "too_many_users", details: { users, limit: MAILBOXES_PER_INVOCATION } });
-    expect(calls).toBe(0);
+    expect(mailboxes.calls()).toBe(0);
     expect(await vero.calls(veroToken)).toEqual([]);
   });
 
@@ -588,29 +596,17 @@ describe("when the mailboxes cannot take the events (no queue bound)", () => {
         sent.push(messages);
       },
     } as unknown as Queue;
-    let calls = 0;
-    const real = env.MAILBOX as NonNullable<Env["MAILBOX"]>;
-    const counted = {
-      idFromName: (name: string) => real.idFromName(name),
-      get: (id: DurableObjectId) => {
-        calls++;
-        return real.get(id);
-      },
-    } as unknown as NonNullable<Env["MAILBOX"]>;
-    const users = MAILBOXES_PER_INVOCATION + 1;
-    const batch = Array.from({ length: users }, (_, n) => ({
-      type: "track",
-      messageId: `over-${n}`,
-      userId: `u${n}`,
-      event: "e",
-    }));
-    const response = await postApi({ ...env, MAILBOX: counted, VERO_OVERFLOW_QUEUE: overflow }, "batch", { batch });
+    const mailboxes = countingMailbox(env);
+    const batch = tracksToUsers(MAILBOXES_PER_INVOCATION + 1, "over-");
+    const response = await postApi({ ...env, MAILBOX: mailboxes.binding, VERO_OVERFLOW_QUEUE: overflow }, "batch", {
+      batch,
+    });
     expect(response.status).toBe(200);
     const body = (await response.json()) as { results: { messageId: string; outcome: string }[] };
     expect(new Set(body.results.map((result) => result.outcome))).toEqual(new Set(["queued"]));
     const queued = sent.flat().map((message) => message.body.messageId);
     expect(queued).toEqual(batch.map((event) => event.messageId));
-    expect(calls).toBe(0);
+    expect(mailboxes.calls()).toBe(0);
     expect(await vero.calls(veroToken)).toEqual([]);
   });
 
@@ -621,12 +617,7 @@ describe("when the mailboxes cannot take the events (no queue bound)", () => {
         throw new Error("Queue send failed: internal error");
       },
     } as unknown as Queue;
-    const batch = Array.from({ length: MAILBOXES_PER_INVOCATION + 1 }, (_, n) => ({
-      type: "track",
-      messageId: `refused-${n}`,
-      userId: `u${n}`,
-      event: "e",
-    }));
+    const batch = tracksToUsers(MAILBOXES_PER_INVOCATION + 1, "refused-");
     const response = await postApi({ ...env, VERO_OVERFLOW_QUEUE: refusing }, "batch", { batch });
     const error = await expectJsonError(response, 503);
     expect(error.error.code).toBe("queue_unavailable");
