@@ -313,6 +313,8 @@ interface Delivered {
   rest: Letter[];
   skipped: number;
   failure?: { error: DeliveryError; request: VeroRequest };
+  /** A delivery the mailbox had no unreported one before: its report is not yet armed. */
+  opensReport?: boolean;
 }
 
 const emptyStats = (): DrainStats => ({
@@ -364,6 +366,12 @@ export class Mailbox extends DurableObject<Env> {
   /** `deliverNow` is making calls: other hand-overs store their jobs behind, and the alarm waits. */
   private sending = false;
   /**
+   * The alarm this instance set, until it fires: undefined when not known
+   * (a new instance, an alarm running, a failed write), and then read from
+   * storage.
+   */
+  private alarmAt: number | undefined;
+  /**
    * The Vero credential the last hand-over carried, from the settings of
    * the Worker that made it: in memory only, never stored. After a restart
    * the mailbox reads its own settings (the same Worker's) instead.
@@ -400,8 +408,8 @@ export class Mailbox extends DurableObject<Env> {
     if (held + letters.length > MAILBOX_MAX_JOBS) {
       if (this.getState("cappedAt") === undefined) this.setState("cappedAt", now);
       // The alarm writes the stalled row that raises the alert.
-      const alarm = await this.ctx.storage.getAlarm();
-      if (alarm === null || alarm > now) await this.ctx.storage.setAlarm(now);
+      const alarm = await this.alarmTime();
+      if (alarm === null || alarm > now) await this.setAlarm(now);
       log("error", "mailbox full: jobs refused", {
         mailbox: this.ctx.id.toString(),
         held,
@@ -456,8 +464,10 @@ export class Mailbox extends DurableObject<Env> {
         : this.exec<JobRow>(`SELECT * FROM jobs WHERE ${BY_KEY}`, ...keyArgs(failedKey)).one();
     if (direct.failure && failedHead)
       this.failed(failedHead, JSON.parse(failedHead.body) as VeroJob, direct.failure, config, Date.now(), stats);
+    // Jobs delivered at once, none stored, and their report already armed: the alarm set stays right.
+    const unchanged = direct.rest.length === 0 && !direct.opensReport && this.alarmAt !== undefined;
     // A letter or a stalled row for D1 wakes the alarm at once; a blip's retry is its next wake, which also reports its count.
-    const alarmsSet = await this.wakeFor(now, direct.failure !== undefined && this.stalledRowStale());
+    const alarmsSet = unchanged ? 0 : await this.wakeFor(now, direct.failure !== undefined && this.stalledRowStale());
     return {
       accepted,
       skipped,
@@ -484,23 +494,26 @@ export class Mailbox extends DurableObject<Env> {
     const started = Date.now();
     let calls = 0;
     let skipped = 0;
+    let opensReport = false;
     try {
       for (const [index, { job, recorded = [] }] of letters.entries()) {
         const rest = letters.slice(index);
-        if (!isLedgerKey(job.messageId) || Date.now() - started >= DELIVER_NOW_MS) return { rest, skipped };
+        if (!isLedgerKey(job.messageId) || Date.now() - started >= DELIVER_NOW_MS)
+          return { rest, skipped, opensReport };
         if (recorded.length > 0)
           this.transaction(() => {
             for (const call of recorded) this.record(job.messageId, call, 200, started);
           });
-        if (this.isDelivered(job)) {
+        const done = this.recordedCalls(job.messageId);
+        if (this.isDelivered(job, done)) {
           skipped++;
           continue;
         }
         for (const [step, request] of job.requests.entries()) {
           const call = callKey((job.step ?? 0) + step, request.method, request.path);
-          if (this.isRecorded(job.messageId, call)) continue;
+          if (done.has(call)) continue;
           const cost = request.path === "/users/delete" ? 2 : 1;
-          if (calls + cost > CALLS_PER_DRAIN) return { rest, skipped };
+          if (calls + cost > CALLS_PER_DRAIN) return { rest, skipped, opensReport };
           calls += cost;
           stats.veroCalls++;
           let status: number;
@@ -509,20 +522,21 @@ export class Mailbox extends DurableObject<Env> {
             [status = 200] = await sendToVero(target, [request], job.messageId);
           } catch (error) {
             if (!(error instanceof DeliveryError)) throw error;
-            return { rest, skipped, failure: { error, request } };
+            return { rest, skipped, opensReport, failure: { error, request } };
           }
           const finished = step === job.requests.length - 1 ? job : undefined;
           try {
-            this.transaction(() =>
-              this.recordDelivered(job.messageId, call, status, request, finished, { received_at: started }),
-            );
+            this.transaction(() => {
+              const head = { received_at: started };
+              if (this.recordDelivered(job.messageId, call, status, request, finished, head)) opensReport = true;
+            });
           } catch (error) {
-            return { rest, skipped, failure: { error: notRecorded(request, error), request } };
+            return { rest, skipped, opensReport, failure: { error: notRecorded(request, error), request } };
           }
         }
         stats.delivered++;
       }
-      return { rest: [], skipped };
+      return { rest: [], skipped, opensReport };
     } finally {
       this.sending = false;
     }
@@ -541,9 +555,9 @@ export class Mailbox extends DurableObject<Env> {
     const report = this.reportDueAt();
     if (report !== undefined) due = Math.min(due ?? Infinity, Math.max(now, report));
     if (due === undefined) return 0;
-    const alarm = await this.ctx.storage.getAlarm();
+    const alarm = await this.alarmTime();
     if (alarm !== null && alarm <= due) return 0;
-    await this.ctx.storage.setAlarm(due);
+    await this.setAlarm(due);
     return 1;
   }
 
@@ -564,9 +578,11 @@ export class Mailbox extends DurableObject<Env> {
     const stats = emptyStats();
     const woke = Date.now();
     this.drained = [];
+    // This run's own alarm is spent: what is set next is armAlarm's (or a hand-over's) to say.
+    this.alarmAt = undefined;
     // A hand-over is delivering at once: the jobs stored meanwhile wait for it (see deliverNow).
     if (this.sending) {
-      await this.ctx.storage.setAlarm(Date.now() + DELIVER_NOW_MS);
+      await this.setAlarm(Date.now() + DELIVER_NOW_MS);
       return;
     }
     let failure: string | undefined;
@@ -584,7 +600,7 @@ export class Mailbox extends DurableObject<Env> {
       await this.armAlarm(failure !== undefined, stats);
     } catch (error) {
       failure ??= describeError(error);
-      await this.ctx.storage.setAlarm(Date.now() + RETRY_LATER_MS).catch(() => undefined);
+      await this.setAlarm(Date.now() + RETRY_LATER_MS).catch(() => undefined);
     }
     const held = this.heldCount();
     const clean = failure === undefined && stats.retried + stats.deadLettered === 0;
@@ -1155,7 +1171,7 @@ export class Mailbox extends DurableObject<Env> {
     }
     if (at !== undefined) {
       stats.alarmsSet++;
-      await this.ctx.storage.setAlarm(at);
+      await this.setAlarm(at);
       return;
     }
     // Nothing held, nothing recorded: the object keeps no storage at all.
@@ -1182,6 +1198,17 @@ export class Mailbox extends DurableObject<Env> {
     }
     this.cursors = [];
     return { doRowsRead, doRowsWritten };
+  }
+
+  /** The alarm set, from memory when this instance set it. */
+  private async alarmTime(): Promise<number | null> {
+    return this.alarmAt ?? (await this.ctx.storage.getAlarm());
+  }
+
+  private async setAlarm(at: number): Promise<void> {
+    this.alarmAt = undefined;
+    await this.ctx.storage.setAlarm(at);
+    this.alarmAt = at;
   }
 
   private deleteJob(key: JobKey): void {
@@ -1216,10 +1243,16 @@ export class Mailbox extends DurableObject<Env> {
     return this.exec("SELECT 1 FROM calls WHERE message_id = ? AND call = ?", messageId, call).toArray().length > 0;
   }
 
-  /** Every call of the job is in the ledger: the event was delivered. */
-  private isDelivered(job: VeroJob): boolean {
+  /** The calls of `messageId` the ledger holds. */
+  private recordedCalls(messageId: string): Set<string> {
+    const rows = this.exec<{ call: string }>("SELECT call FROM calls WHERE message_id = ?", messageId).toArray();
+    return new Set(rows.map((row) => row.call));
+  }
+
+  /** Every call of the job is in the ledger (`done`): the event was delivered. */
+  private isDelivered(job: VeroJob, done = this.recordedCalls(job.messageId)): boolean {
     return job.requests.every((request, index) =>
-      this.isRecorded(job.messageId, callKey((job.step ?? 0) + index, request.method, request.path)),
+      done.has(callKey((job.step ?? 0) + index, request.method, request.path)),
     );
   }
 
@@ -1238,6 +1271,8 @@ export class Mailbox extends DurableObject<Env> {
    * A call Vero accepted from this mailbox: its ledger row is also its
    * count (`name`), and on a job's last call (`finished`) the job's latency
    * from receipt, so a delivery writes one row, which the next report sums.
+   * True when no delivery before it was known to wait for a report: the
+   * report is then to be armed.
    */
   private recordDelivered(
     ledgerId: string,
@@ -1246,8 +1281,9 @@ export class Mailbox extends DurableObject<Env> {
     request: VeroRequest,
     finished: VeroJob | undefined,
     head: Pick<JobRow, "received_at"> | undefined,
-  ): void {
+  ): boolean {
     const doneAt = this.stamp();
+    const opens = typeof this.unreportedSince !== "number";
     if (this.unreportedSince === null) this.unreportedSince = doneAt;
     const receivedAt = finished?.at ?? head?.received_at;
     this.exec(
@@ -1260,6 +1296,7 @@ export class Mailbox extends DurableObject<Env> {
       callName(request),
       finished && receivedAt !== undefined ? Math.max(0, doneAt - receivedAt) : null,
     );
+    return opens;
   }
 
   /**
@@ -1302,6 +1339,7 @@ export class Mailbox extends DurableObject<Env> {
   private forget(): void {
     this.cached.clear();
     this.unreportedSince = undefined;
+    this.alarmAt = undefined;
   }
 
   private getState<T>(key: string): T | undefined {

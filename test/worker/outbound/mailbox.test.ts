@@ -750,7 +750,7 @@ describe("a user's mailbox", { timeout: 60_000 }, () => {
     expect(await ids()).toEqual(["fresh", "old-too", "young"]);
   });
 
-  it("counts a delivery by its ledger row alone: the counts wait COUNTS_REPORT_SECONDS after the first delivery, then one report carries each delivery and its latency once", async () => {
+  it("counts a delivery by its ledger row alone: the counts wait COUNTS_REPORT_SECONDS after the first delivery, then one report carries each delivery and its latency once, and the first delivery after it arms the next report", async () => {
     const { env, veroToken } = await isolatedEnv(fast);
     const user = unique("u");
     const mailbox = stub(env, user);
@@ -764,6 +764,7 @@ describe("a user's mailbox", { timeout: 60_000 }, () => {
         return {
           countRows: sql.exec<{ n: number }>("SELECT count(*) AS n FROM counts").one().n,
           firstDone: sql.exec<{ t: number }>("SELECT min(done_at) AS t FROM calls").one().t,
+          lastDone: sql.exec<{ t: number }>("SELECT max(done_at) AS t FROM calls").one().t,
           outbox: outbox ? (JSON.parse(outbox.value) as CountReport) : undefined,
           alarm: await state.storage.getAlarm(),
         };
@@ -790,6 +791,12 @@ describe("a user's mailbox", { timeout: 60_000 }, () => {
     expect(after.outbox).toBeUndefined();
     // Nothing waits to be reported again: the next wake is the ledger's prune.
     expect(after.alarm).toBeGreaterThan(Date.now() + 3_600_000);
+
+    // A hand-over that finds the report armed leaves the alarm alone; this one finds none waiting, so it arms it.
+    await postApi(env, "track", track(user, "third"));
+    await vero.waitFor(veroToken, (all) => delivered(all).length === 3);
+    const next = await storage();
+    expect(next.alarm).toBe(next.lastDone + REPORT_MS);
   });
 });
 
