@@ -366,11 +366,14 @@ export class Mailbox extends DurableObject<Env> {
   /** `deliverNow` is making calls: other hand-overs store their jobs behind, and the alarm waits. */
   private sending = false;
   /**
-   * The alarm this instance set, until it fires: undefined when not known
-   * (a new instance, an alarm running, a failed write), and then read from
-   * storage.
+   * The alarm set, null for none, as far as this instance set it (or
+   * created the database, which then has none): undefined when not known
+   * (an instance of an existing mailbox, an alarm running, a failed write),
+   * and then read from storage.
    */
-  private alarmAt: number | undefined;
+  private alarmAt: number | null | undefined;
+  /** Settings a hand-over brought that differ from those stored: written by the next transaction, not a commit of their own. */
+  private unsavedConfig: MailboxConfig | undefined;
   /**
    * The Vero credential the last hand-over carried, from the settings of
    * the Worker that made it: in memory only, never stored. After a restart
@@ -391,8 +394,10 @@ export class Mailbox extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
+    const created = this.sql.exec("SELECT 1 FROM sqlite_master WHERE name = 'jobs'").toArray().length === 0;
     this.sql.exec(SCHEMA);
-    upgrade(ctx.storage);
+    if (created) this.alarmAt = null;
+    else upgrade(ctx.storage);
   }
 
   /**
@@ -419,8 +424,7 @@ export class Mailbox extends DurableObject<Env> {
       throw new Error(`the user's mailbox holds ${held} jobs, at its cap of ${MAILBOX_MAX_JOBS}; retry later`);
     }
     // Written only when it changed: a row written per accept would be most of the mailbox's storage writes.
-    if (JSON.stringify(this.getState("config")) !== JSON.stringify(config))
-      this.transaction(() => this.setState("config", config));
+    if (JSON.stringify(this.getState("config")) !== JSON.stringify(config)) this.unsavedConfig = config;
     const stats = emptyStats();
     // Jobs that may overtake nothing are delivered at once, without being stored (see deliverNow).
     // Several tracks with VERO_TRACK_CONCURRENCY go side by side from the alarm instead.
@@ -467,7 +471,8 @@ export class Mailbox extends DurableObject<Env> {
     // Jobs delivered at once, none stored, and their report already armed: the alarm set stays right.
     const unchanged = direct.rest.length === 0 && !direct.opensReport && this.alarmAt !== undefined;
     // A letter or a stalled row for D1 wakes the alarm at once; a blip's retry is its next wake, which also reports its count.
-    const alarmsSet = unchanged ? 0 : await this.wakeFor(now, direct.failure !== undefined && this.stalledRowStale());
+    const woken = unchanged ? 0 : await this.wakeFor(now, direct.failure !== undefined && this.stalledRowStale());
+    const alarmsSet = stats.alarmsSet + woken;
     return {
       accepted,
       skipped,
@@ -526,10 +531,15 @@ export class Mailbox extends DurableObject<Env> {
           }
           const finished = step === job.requests.length - 1 ? job : undefined;
           try {
+            let arming: Promise<void> | undefined;
             this.transaction(() => {
               const head = { received_at: started };
-              if (this.recordDelivered(job.messageId, call, status, request, finished, head)) opensReport = true;
+              if (this.recordDelivered(job.messageId, call, status, request, finished, head)) {
+                arming = this.armReportWithin(stats);
+                if (!arming) opensReport = true;
+              }
             });
+            await arming;
           } catch (error) {
             return { rest, skipped, opensReport, failure: { error: notRecorded(request, error), request } };
           }
@@ -1200,9 +1210,24 @@ export class Mailbox extends DurableObject<Env> {
     return { doRowsRead, doRowsWritten };
   }
 
-  /** The alarm set, from memory when this instance set it. */
+  /** The alarm set, from memory when this instance knows it. */
   private async alarmTime(): Promise<number | null> {
-    return this.alarmAt ?? (await this.ctx.storage.getAlarm());
+    return this.alarmAt !== undefined ? this.alarmAt : await this.ctx.storage.getAlarm();
+  }
+
+  /**
+   * Within the transaction that records a delivery no earlier one waits to
+   * be reported with: sets the alarm for its report in that same commit,
+   * when the alarm set is known. Returns the write to await, or undefined
+   * when the caller must arm it (wakeFor).
+   */
+  private armReportWithin(stats: DrainStats): Promise<void> | undefined {
+    if (this.alarmAt === undefined) return undefined;
+    const due = this.reportDueAt();
+    if (due === undefined || (this.alarmAt !== null && this.alarmAt <= due)) return Promise.resolve();
+    this.alarmAt = due;
+    stats.alarmsSet++;
+    return this.ctx.storage.setAlarm(due);
   }
 
   private async setAlarm(at: number): Promise<void> {
@@ -1325,10 +1350,14 @@ export class Mailbox extends DurableObject<Env> {
     );
   }
 
-  /** transactionSync, and a cache that forgets what a rolled-back transaction wrote. */
+  /** transactionSync, with the settings not yet stored, and a cache that forgets what a rolled-back transaction wrote. */
   private transaction(writes: () => void): void {
     try {
-      this.ctx.storage.transactionSync(writes);
+      this.ctx.storage.transactionSync(() => {
+        if (this.unsavedConfig) this.setState("config", this.unsavedConfig);
+        writes();
+      });
+      this.unsavedConfig = undefined;
     } catch (error) {
       this.forget();
       throw error;

@@ -304,6 +304,34 @@ describe("a user's mailbox", { timeout: 60_000 }, () => {
     await vi.waitFor(async () => expect(await stored()).toBe(0), { timeout: 10_000 });
   });
 
+  it("a new mailbox's first delivered event leaves its settings, its ledger row and its report's alarm stored, one alarm set; the next event sets none", async () => {
+    const { env } = await isolatedEnv(fast);
+    const user = unique("u");
+    const mailbox = stub(env, user);
+    const ready = mailboxConfigFor(env);
+    if (!ready.ok) throw new Error(ready.reason);
+    const hand = (event: string) => mailbox.accept([{ job: trackJob(user, event) }], ready.config, ready.credential);
+    const stored = () =>
+      runInDurableObject(mailbox, async (_instance: Mailbox, state) => {
+        const { sql } = state.storage;
+        return {
+          settings: sql.exec<{ n: number }>("SELECT count(*) AS n FROM state WHERE key = 'config'").one().n,
+          jobs: sql.exec<{ n: number }>("SELECT count(*) AS n FROM jobs").one().n,
+          done: sql.exec<{ done_at: number }>("SELECT done_at FROM calls ORDER BY done_at").toArray(),
+          alarm: await state.storage.getAlarm(),
+        };
+      });
+    expect(await hand("first")).toMatchObject({ accepted: 1, delivered: 1, alarmsSet: 1 });
+    const first = await stored();
+    expect(first).toMatchObject({ settings: 1, jobs: 0 });
+    expect(first.done).toHaveLength(1);
+    expect(first.alarm).toBe((first.done[0]?.done_at ?? 0) + REPORT_MS);
+    expect(await hand("second")).toMatchObject({ accepted: 1, delivered: 1, alarmsSet: 0 });
+    const second = await stored();
+    expect(second.done).toHaveLength(2);
+    expect(second.alarm).toBe(first.alarm);
+  });
+
   it("gives a mailbox of the previous version the ledger's count columns: its recorded calls stay skipped, and none is counted as a delivery of this mailbox's", async () => {
     const { env, veroToken } = await isolatedEnv(fast);
     const user = unique("u");
