@@ -42,19 +42,22 @@ describe("counters", () => {
       return {
         trackDelivered: count("POST /events/track", "delivered"),
         tagsRetried: count("PUT /users/tags/edit", "retried"),
+        tagsDelivered: count("PUT /users/tags/edit", "delivered"),
       };
     };
     const before = await read();
     await vero.fail(veroToken, { status: 503, times: 1, after: 1 });
     await runBatch(QUEUE_NAMES.vero, [{ id: "c1", body: trackWithTags(unique("hal")) }], env);
-    // The counter shards write a few seconds after the mailbox reports: wait for the counts to arrive.
+    // The counter shards write a few seconds after the mailbox reports: wait for every count of this job, so that
+    // none arrives during the next test.
     let after = await read();
-    for (let tries = 0; tries < 200 && after.tagsRetried === before.tagsRetried; tries++) {
+    for (let tries = 0; tries < 200 && after.tagsDelivered === before.tagsDelivered; tries++) {
       await new Promise((resolve) => setTimeout(resolve, 100));
       after = await read();
     }
     expect(after.trackDelivered - before.trackDelivered).toBe(1);
     expect(after.tagsRetried - before.tagsRetried).toBe(1);
+    expect(after.tagsDelivered - before.tagsDelivered).toBe(1);
   });
 
   it("files a mailbox's counts under the 5-minute bucket of the call, which the alerts' 15-minute failure rate reads", {
