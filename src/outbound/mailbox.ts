@@ -372,6 +372,8 @@ export class Mailbox extends DurableObject<Env> {
    * and then read from storage.
    */
   private alarmAt: number | null | undefined;
+  /** How many jobs are stored: counted once, kept as jobs are stored, counted again after one is deleted. */
+  private heldJobs: number | undefined;
   /** Settings a hand-over brought that differ from those stored: written by the next transaction, not a commit of their own. */
   private unsavedConfig: MailboxConfig | undefined;
   /**
@@ -457,6 +459,7 @@ export class Mailbox extends DurableObject<Env> {
           now,
           now + settleMs,
         );
+        if (this.heldJobs !== undefined) this.heldJobs++;
         if (index === 0 && direct.failure) failedKey = key;
         accepted++;
       }
@@ -1238,6 +1241,7 @@ export class Mailbox extends DurableObject<Env> {
 
   private deleteJob(key: JobKey): void {
     this.exec(`DELETE FROM jobs WHERE ${BY_KEY}`, ...keyArgs(key));
+    this.heldJobs = undefined;
   }
 
   /** Above every stored job's: the last part of a job's key, its arrival among jobs of the same place. */
@@ -1257,7 +1261,8 @@ export class Mailbox extends DurableObject<Env> {
   }
 
   private heldCount(): number {
-    return this.exec<{ n: number }>("SELECT count(*) AS n FROM jobs").one().n;
+    this.heldJobs ??= this.exec<{ n: number }>("SELECT count(*) AS n FROM jobs").one().n;
+    return this.heldJobs;
   }
 
   private holds(messageId: string): boolean {
@@ -1369,6 +1374,7 @@ export class Mailbox extends DurableObject<Env> {
     this.cached.clear();
     this.unreportedSince = undefined;
     this.alarmAt = undefined;
+    this.heldJobs = undefined;
   }
 
   private getState<T>(key: string): T | undefined {

@@ -278,7 +278,7 @@ describe("a user's mailbox", { timeout: 60_000 }, () => {
     expect((await vero.calls(veroToken)).filter((call) => call.status === 400)).toHaveLength(1);
   });
 
-  it("delivers a job handed to an empty mailbox within the hand-over, storing no job; a hand-over that arrives meanwhile is stored behind it and sent after its answer", async () => {
+  it("delivers a job handed to an empty mailbox within the hand-over, storing no job; a hand-over that arrives meanwhile is stored behind it and sent after its answer; once emptied, the next is delivered at once again", async () => {
     const { env, veroToken } = await isolatedEnv(fast);
     const user = unique("u");
     const mailbox = stub(env, user);
@@ -302,6 +302,9 @@ describe("a user's mailbox", { timeout: 60_000 }, () => {
     expect(delivered(calls)).toEqual([`${user} first`, `${user} second`]);
     expect((await vero.inFlight(veroToken)).max).toBe(1);
     await vi.waitFor(async () => expect(await stored()).toBe(0), { timeout: 10_000 });
+    // Emptied by its alarm, the mailbox delivers the next hand-over at once again.
+    expect(await hand("third")).toMatchObject({ accepted: 1, delivered: 1 });
+    expect(await stored()).toBe(0);
   });
 
   it("a new mailbox's first delivered event leaves its settings, its ledger row and its report's alarm stored, one alarm set; the next event sets none", async () => {
@@ -911,18 +914,9 @@ describe("a hot user: visible and bounded", { timeout: 60_000 }, () => {
     const user = unique("u");
     const mailbox = stub(env, user);
     const { config, credential } = ready(env);
-    await mailbox.accept([{ job: trackJob(user, "first") }], config, credential, 3_600_000);
-    // The mailbox fills up to its cap behind a head that is not due.
-    await runInDurableObject(mailbox, (_instance: Mailbox, state) =>
-      state.storage.sql.exec(
-        `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
-         INSERT INTO jobs (job_id, message_id, body, at, rseq, seq, received_at, next_at)
-         SELECT lower(hex(randomblob(16))), 'filler-' || i, (SELECT body FROM jobs LIMIT 1), 1, i, i, ?, ? FROM n`,
-        MAILBOX_MAX_JOBS - 1,
-        Date.now(),
-        Date.now() + 3_600_000,
-      ),
-    );
+    // The mailbox fills up to its cap behind a head that is not due (the settle window of an hour).
+    const fillers = Array.from({ length: MAILBOX_MAX_JOBS }, (_, i) => ({ job: trackJob(user, `filler-${i}`) }));
+    await mailbox.accept(fillers, config, credential, 3_600_000);
     const fate = await runBatch(QUEUE_NAMES.vero, [{ id: "over", body: trackJob(user, "over") }], env, {
       deliver: false,
     });
