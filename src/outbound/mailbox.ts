@@ -544,6 +544,8 @@ export class Mailbox extends DurableObject<Env> {
             });
             await arming;
           } catch (error) {
+            // Whether the report's alarm was set is no longer known.
+            this.alarmAt = undefined;
             return { rest, skipped, opensReport, failure: { error: notRecorded(request, error), request } };
           }
         }
