@@ -313,9 +313,10 @@ interface Delivered {
   rest: Letter[];
   skipped: number;
   failure?: { error: DeliveryError; request: VeroRequest };
-  /** A delivery the mailbox had no unreported one before: its report is not yet armed. */
-  opensReport?: boolean;
 }
+
+/** An alarm set at `alarm` (null for none) fires by `at`: no need to set one for `at`. */
+const firesBy = (alarm: number | null, at: number): boolean => alarm !== null && alarm <= at;
 
 const emptyStats = (): DrainStats => ({
   delivered: 0,
@@ -416,7 +417,7 @@ export class Mailbox extends DurableObject<Env> {
       if (this.getState("cappedAt") === undefined) this.setState("cappedAt", now);
       // The alarm writes the stalled row that raises the alert.
       const alarm = await this.alarmTime();
-      if (alarm === null || alarm > now) await this.setAlarm(now);
+      if (!firesBy(alarm, now)) await this.setAlarm(now);
       log("error", "mailbox full: jobs refused", {
         mailbox: this.ctx.id.toString(),
         held,
@@ -471,8 +472,9 @@ export class Mailbox extends DurableObject<Env> {
         : this.exec<JobRow>(`SELECT * FROM jobs WHERE ${BY_KEY}`, ...keyArgs(failedKey)).one();
     if (direct.failure && failedHead)
       this.failed(failedHead, JSON.parse(failedHead.body) as VeroJob, direct.failure, config, Date.now(), stats);
-    // Jobs delivered at once, none stored, and their report already armed: the alarm set stays right.
-    const unchanged = direct.rest.length === 0 && !direct.opensReport && this.alarmAt !== undefined;
+    // Jobs delivered at once and none stored: an alarm known to this instance was set after (or for) their
+    // report, so it stays right; when none is known, wakeFor reads it.
+    const unchanged = direct.rest.length === 0 && this.alarmAt !== undefined;
     // A letter or a stalled row for D1 wakes the alarm at once; a blip's retry is its next wake, which also reports its count.
     const woken = unchanged ? 0 : await this.wakeFor(now, direct.failure !== undefined && this.stalledRowStale());
     const alarmsSet = stats.alarmsSet + woken;
@@ -502,12 +504,10 @@ export class Mailbox extends DurableObject<Env> {
     const started = Date.now();
     let calls = 0;
     let skipped = 0;
-    let opensReport = false;
     try {
       for (const [index, { job, recorded = [] }] of letters.entries()) {
         const rest = letters.slice(index);
-        if (!isLedgerKey(job.messageId) || Date.now() - started >= DELIVER_NOW_MS)
-          return { rest, skipped, opensReport };
+        if (!isLedgerKey(job.messageId) || Date.now() - started >= DELIVER_NOW_MS) return { rest, skipped };
         if (recorded.length > 0)
           this.transaction(() => {
             for (const call of recorded) this.record(job.messageId, call, 200, started);
@@ -521,7 +521,7 @@ export class Mailbox extends DurableObject<Env> {
           const call = callKey((job.step ?? 0) + step, request.method, request.path);
           if (done.has(call)) continue;
           const cost = request.path === "/users/delete" ? 2 : 1;
-          if (calls + cost > CALLS_PER_DRAIN) return { rest, skipped, opensReport };
+          if (calls + cost > CALLS_PER_DRAIN) return { rest, skipped };
           calls += cost;
           stats.veroCalls++;
           let status: number;
@@ -530,28 +530,26 @@ export class Mailbox extends DurableObject<Env> {
             [status = 200] = await sendToVero(target, [request], job.messageId);
           } catch (error) {
             if (!(error instanceof DeliveryError)) throw error;
-            return { rest, skipped, opensReport, failure: { error, request } };
+            return { rest, skipped, failure: { error, request } };
           }
           const finished = step === job.requests.length - 1 ? job : undefined;
           try {
             let arming: Promise<void> | undefined;
             this.transaction(() => {
               const head = { received_at: started };
-              if (this.recordDelivered(job.messageId, call, status, request, finished, head)) {
+              if (this.recordDelivered(job.messageId, call, status, request, finished, head))
                 arming = this.armReportWithin(stats);
-                if (!arming) opensReport = true;
-              }
             });
             await arming;
           } catch (error) {
             // Whether the report's alarm was set is no longer known.
             this.alarmAt = undefined;
-            return { rest, skipped, opensReport, failure: { error: notRecorded(request, error), request } };
+            return { rest, skipped, failure: { error: notRecorded(request, error), request } };
           }
         }
         stats.delivered++;
       }
-      return { rest: [], skipped, opensReport };
+      return { rest: [], skipped };
     } finally {
       this.sending = false;
     }
@@ -571,7 +569,7 @@ export class Mailbox extends DurableObject<Env> {
     if (report !== undefined) due = Math.min(due ?? Infinity, Math.max(now, report));
     if (due === undefined) return 0;
     const alarm = await this.alarmTime();
-    if (alarm !== null && alarm <= due) return 0;
+    if (firesBy(alarm, due)) return 0;
     await this.setAlarm(due);
     return 1;
   }
@@ -713,10 +711,11 @@ export class Mailbox extends DurableObject<Env> {
       }
       const job = JSON.parse(head.body) as VeroJob;
       const ledgerId = ledgerIdOf(head);
+      const done = this.recordedCalls(ledgerId);
       let failed: { error: DeliveryError; request: VeroRequest } | undefined;
       for (const [index, request] of job.requests.entries()) {
         const call = callKey((job.step ?? 0) + index, request.method, request.path);
-        if (this.isRecorded(ledgerId, call)) {
+        if (done.has(call)) {
           stats.skippedCalls++;
           continue;
         }
@@ -812,7 +811,7 @@ export class Mailbox extends DurableObject<Env> {
       const [request] = job.requests;
       if (this.dueAt(head) > now || job.requests.length !== 1 || !request || callName(request) !== TRACK_CALL) break;
       const call = callKey(job.step ?? 0, request.method, request.path);
-      if (this.isRecorded(ledgerIdOf(head), call)) break;
+      if (this.recordedCalls(ledgerIdOf(head)).has(call)) break;
       run.push({ head, job, request, call });
     }
     if (run.length < 2) return 0;
@@ -856,9 +855,9 @@ export class Mailbox extends DurableObject<Env> {
     request: VeroRequest,
     stats: DrainStats,
   ): void {
-    const ledgerId = ledgerIdOf(head);
+    const done = this.recordedCalls(ledgerIdOf(head));
     const first = job.requests.findIndex(
-      (call, index) => !this.isRecorded(ledgerId, callKey((job.step ?? 0) + index, call.method, call.path)),
+      (call, index) => !done.has(callKey((job.step ?? 0) + index, call.method, call.path)),
     );
     const from = first < 0 ? job.requests.length : first;
     const attempts = head.attempts + 1;
@@ -1223,13 +1222,13 @@ export class Mailbox extends DurableObject<Env> {
   /**
    * Within the transaction that records a delivery no earlier one waits to
    * be reported with: sets the alarm for its report in that same commit,
-   * when the alarm set is known. Returns the write to await, or undefined
-   * when the caller must arm it (wakeFor).
+   * when the alarm set is known (otherwise `accept`'s wakeFor reads it and
+   * arms it). Returns the write to await, if one was made.
    */
   private armReportWithin(stats: DrainStats): Promise<void> | undefined {
     if (this.alarmAt === undefined) return undefined;
     const due = this.reportDueAt();
-    if (due === undefined || (this.alarmAt !== null && this.alarmAt <= due)) return Promise.resolve();
+    if (due === undefined || firesBy(this.alarmAt, due)) return undefined;
     this.alarmAt = due;
     stats.alarmsSet++;
     return this.ctx.storage.setAlarm(due);
@@ -1269,10 +1268,6 @@ export class Mailbox extends DurableObject<Env> {
 
   private holds(messageId: string): boolean {
     return this.exec("SELECT 1 FROM jobs WHERE message_id = ? LIMIT 1", messageId).toArray().length > 0;
-  }
-
-  private isRecorded(messageId: string, call: string): boolean {
-    return this.exec("SELECT 1 FROM calls WHERE message_id = ? AND call = ?", messageId, call).toArray().length > 0;
   }
 
   /** The calls of `messageId` the ledger holds. */
